@@ -1,0 +1,85 @@
+"""successful_payment_callback: apply one recorded operation exactly once, whatever the redeliveries or crashes.
+
+The unique (provider, operation_id) row comes first; every later step is a conditional update
+keyed by the operation, so running the job again after a crash at any step finishes the work
+without doing any of it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from billing.clock import Clock, utc_now
+from billing.errors import InvoiceNotFound
+from billing.invoices import get_invoice, mark_paid
+from billing.ledger import find_operation
+from billing.ports import NoticeQueue
+from billing.providers.base import Outcome
+from billing.subscriptions import extend
+from db import Operation, OperationStatus
+
+log = logging.getLogger(__name__)
+
+Checkpoint = Callable[[str], None]
+STEPS = ("after_ledger_insert", "after_invoice_update", "after_subscription_update", "before_notification")
+
+
+def no_checkpoint(step: str) -> None:
+    """Production checkpoint: nothing. Tests pass one that fails at a chosen step."""
+
+
+class OperationNotRecorded(InvoiceNotFound):
+    """The job names an operation the ledger does not hold; the route always records first."""
+
+
+async def successful_payment_callback(
+    provider: str,
+    operation_id: str,
+    label: str,
+    *,
+    notices: NoticeQueue,
+    clock: Clock = utc_now,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> Outcome:
+    operation = await find_operation(provider, operation_id)
+    if operation is None or operation.label != label:
+        raise OperationNotRecorded(f"{provider}:{operation_id} for {label}")
+    checkpoint("after_ledger_insert")
+    if operation.status in (OperationStatus.APPLIED, OperationStatus.EXTRA):
+        _ensure_notice(operation, notices, checkpoint)
+        return Outcome.DUPLICATE
+    if operation.status is not OperationStatus.RECORDED:
+        log.info("%s not fulfilled: status %s", operation.key, operation.status.value)
+        return Outcome.DUPLICATE
+    now = clock()
+    paid_here = await mark_paid(
+        label, by=operation.key, provider=provider, amount=operation.amount, currency=operation.currency, now=now
+    )
+    checkpoint("after_invoice_update")
+    if not paid_here:
+        await _settle(operation, OperationStatus.EXTRA, now)
+        log.warning("%s paid invoice %s a second time: refund it by hand", operation.key, label)
+        return Outcome.DUPLICATE
+    invoice = await get_invoice(label)
+    await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now)
+    checkpoint("after_subscription_update")
+    await _settle(operation, OperationStatus.APPLIED, now)
+    _ensure_notice(operation, notices, checkpoint)
+    log.info("%s applied to invoice %s", operation.key, label)
+    return Outcome.ACCEPTED
+
+
+async def _settle(operation: Operation, status: OperationStatus, now: datetime) -> None:
+    await Operation.get_motor_collection().update_one(
+        {"_id": operation.id, "status": OperationStatus.RECORDED.value},
+        {"$set": {"status": status.value, "applied_at": now}},
+    )
+    operation.status = status
+
+
+def _ensure_notice(operation: Operation, notices: NoticeQueue, checkpoint: Checkpoint) -> None:
+    if operation.status is OperationStatus.APPLIED and operation.notified_at is None:
+        checkpoint("before_notification")
+        notices.enqueue_payment_notice(operation.provider, operation.operation_id)

@@ -1,0 +1,29 @@
+"""RQ jobs: small module-level functions taking ids and strings; the worker imports them by path."""
+
+from __future__ import annotations
+
+from billing.fulfilment import successful_payment_callback
+from billing.notices import send_payment_notice
+from billing.runtime import current
+
+
+def fulfil_payment(provider: str, operation_id: str, label: str) -> str:
+    runtime = current()
+    outcome = runtime.run(
+        successful_payment_callback(
+            provider, operation_id, label,
+            notices=runtime.notices, clock=runtime.clock, checkpoint=runtime.checkpoint,
+        )
+    )
+    return str(outcome)
+
+
+def notify_payment(provider: str, operation_id: str) -> bool:
+    runtime = current()
+    return bool(
+        runtime.run(
+            send_payment_notice(
+                provider, operation_id, notifier=runtime.notifier, plans=runtime.plans, clock=runtime.clock
+            )
+        )
+    )

@@ -1,0 +1,44 @@
+"""Telling people about applied payments, once the state change is committed."""
+
+from __future__ import annotations
+
+import logging
+
+from billing.clock import Clock
+from billing.invoices import get_invoice
+from billing.ledger import find_operation
+from billing.money import Money
+from billing.plans import Catalogue
+from billing.ports import Notifier, PaymentNotice
+from billing.subscriptions import get_subscription
+from db import Operation, OperationStatus
+
+log = logging.getLogger(__name__)
+
+
+async def send_payment_notice(
+    provider: str, operation_id: str, *, notifier: Notifier, plans: Catalogue, clock: Clock
+) -> bool:
+    """Send the notice of an applied operation unless it was sent; True when sent now."""
+    operation = await find_operation(provider, operation_id)
+    if operation is None or operation.status is not OperationStatus.APPLIED or operation.notified_at is not None:
+        return False
+    invoice = await get_invoice(operation.label)
+    subscription = await get_subscription(invoice.user_id)
+    if subscription is None:
+        raise RuntimeError(f"{operation.key}: applied but user {invoice.user_id} has no subscription")
+    await notifier.payment_accepted(
+        PaymentNotice(
+            user_id=invoice.user_id,
+            label=invoice.label,
+            plan=invoice.plan,
+            plan_title=plans.title(invoice.plan),
+            provider=provider,
+            amount=str(Money(operation.amount, operation.currency)),
+            period_end=subscription.current_period_end,
+        )
+    )
+    await Operation.get_motor_collection().update_one(
+        {"_id": operation.id, "notified_at": None}, {"$set": {"notified_at": clock()}}
+    )
+    return True

@@ -1,0 +1,80 @@
+"""Subscription plans read from the plans TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from billing.errors import PlansFileError, UnknownPlan
+from billing.money import MINOR_DIGITS, Money
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    title: str
+    period_days: int
+    prices: dict[str, int]
+
+    def price(self, currency: str) -> Money | None:
+        minor = self.prices.get(currency)
+        return None if minor is None else Money(minor, currency)
+
+
+class Catalogue:
+    def __init__(self, plans: dict[str, Plan]) -> None:
+        self._plans = plans
+
+    def get(self, name: str) -> Plan:
+        try:
+            return self._plans[name]
+        except KeyError:
+            raise UnknownPlan(name) from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._plans.values())
+
+    def title(self, name: str) -> str:
+        """The plan's title, or its name when the plan was removed after invoices were made for it."""
+        plan = self._plans.get(name)
+        return plan.title if plan else name
+
+    def names(self) -> list[str]:
+        return list(self._plans)
+
+
+def load_plans(path: Path) -> Catalogue:
+    """Read and validate PLANS_FILE; PlansFileError names the file and the bad entry."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise PlansFileError(f"PLANS_FILE: cannot read {str(path)!r}: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise PlansFileError(f"PLANS_FILE: {str(path)!r} is not valid TOML: {err}") from err
+    tables = data.get("plans")
+    if not isinstance(tables, dict) or not tables:
+        raise PlansFileError(f"PLANS_FILE: {str(path)!r} defines no [plans.<name>] table")
+    return Catalogue({name: _parse_plan(path, name, table) for name, table in tables.items()})
+
+
+def _parse_plan(path: Path, name: str, table: Any) -> Plan:
+    where = f"PLANS_FILE: {str(path)!r}, plan {name!r}"
+    if not isinstance(table, dict):
+        raise PlansFileError(f"{where}: not a table")
+    period = table.get("period_days")
+    if not isinstance(period, int) or isinstance(period, bool) or period <= 0:
+        raise PlansFileError(f"{where}: period_days must be a positive integer")
+    prices = table.get("prices")
+    if not isinstance(prices, dict) or not prices:
+        raise PlansFileError(f"{where}: prices must map currency codes to integer minor units")
+    for currency, minor in prices.items():
+        if currency not in MINOR_DIGITS:
+            raise PlansFileError(f"{where}: unsupported currency {currency!r}")
+        if not isinstance(minor, int) or isinstance(minor, bool) or minor <= 0:
+            raise PlansFileError(f"{where}: price in {currency} must be a positive integer of minor units")
+    title = table.get("title", name)
+    if not isinstance(title, str):
+        raise PlansFileError(f"{where}: title must be a string")
+    return Plan(name=name, title=title, period_days=period, prices=dict(prices))

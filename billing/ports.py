@@ -1,0 +1,50 @@
+"""Outbound ports of the domain: the queue it enqueues on and the notifier it tells people through."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class FulfilmentQueue(Protocol):
+    async def enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
+        """Enqueue successful_payment_callback; a duplicate enqueue is harmless. Raises LedgerUnavailable."""
+        ...
+
+
+class NoticeQueue(Protocol):
+    def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
+        """Enqueue the notice of an applied payment (called from inside a worker job)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentNotice:
+    user_id: int
+    label: str
+    plan: str
+    plan_title: str
+    provider: str
+    amount: str
+    period_end: datetime
+
+
+class Notifier(Protocol):
+    async def payment_accepted(self, notice: PaymentNotice) -> None:
+        """Tell the user and the admin chat; raises on a failure worth retrying."""
+        ...
+
+
+class LogNotifier:
+    """Writes notices to the log; the service uses it until the Telegram notifier is configured."""
+
+    async def payment_accepted(self, notice: PaymentNotice) -> None:
+        log.info(
+            "payment accepted: user=%s invoice=%s plan=%s provider=%s amount=%s active_until=%s",
+            notice.user_id, notice.label, notice.plan, notice.provider, notice.amount,
+            notice.period_end.isoformat(),
+        )

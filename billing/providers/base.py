@@ -1,0 +1,99 @@
+"""What every provider module shares: the plain data that crosses the provider boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from billing.money import Money
+
+
+@dataclass(frozen=True, slots=True)
+class RawNotification:
+    """A provider's request as webhook_server received it; no framework types."""
+
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    remote: str
+
+
+class EventKind(StrEnum):
+    PAYMENT = "payment"  # money received and available: fulfil
+    HELD = "held"  # money received but not yet available to us: record, do not fulfil
+    TEST = "test"  # the provider's settings-page test: log only
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEvent:
+    """All that leaves a provider module once a notification is proven authentic."""
+
+    provider: str
+    operation_id: str
+    label: str
+    amount: Money  # what the payer paid; matched against the invoice
+    kind: EventKind
+    occurred_at: datetime | None = None
+    net_amount: Money | None = None  # what we were credited, where the provider says
+    payment_method: str | None = None
+
+
+class Outcome(StrEnum):
+    """What the domain decided about an event; each provider turns it into its own answer."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    TEST = "test"
+    HELD = "held"
+    UNKNOWN_LABEL = "unknown_label"
+    WRONG_AMOUNT = "wrong_amount"
+    WRONG_CURRENCY = "wrong_currency"
+
+
+class RejectReason(StrEnum):
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad_signature"
+    MISSING_SIGNATURE = "missing_signature"
+    NOT_CONFIRMED = "not_confirmed"
+
+
+class NotificationRejected(Exception):
+    """The request is not an authentic, well-formed notification; nothing may change."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAnswer:
+    status: int
+    body: str = ""
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True, slots=True)
+class PageForm:
+    """A form the payment page renders and the payer's browser submits to the provider."""
+
+    provider: str
+    action: str
+    method: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class ProviderHTTPError(Exception):
+    """A provider API answered with an error status or could not be reached."""
+
+
+class HttpTransport(Protocol):
+    """Implemented once outside billing/ over the shared HTTP client session."""
+
+    async def post_form(self, url: str, data: Mapping[str, str], headers: Mapping[str, str]) -> tuple[int, Any]:
+        """POST a form; return (status, decoded JSON body). Raises ProviderHTTPError on network failure."""
+        ...
+

@@ -1,0 +1,47 @@
+"""What an RQ job needs from its process, installed once by the process that runs the worker.
+
+RQ jobs take only ids and strings, so the database connection, the event loop it lives on and the
+outbound ports are set up once per worker process (`ymds worker`, the demo, the tests) and
+reached through `current()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from billing.clock import Clock, utc_now
+from billing.fulfilment import Checkpoint, no_checkpoint
+from billing.plans import Catalogue
+from billing.ports import NoticeQueue, Notifier
+
+T = TypeVar("T")
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+@dataclass(slots=True)
+class JobRuntime:
+    run: Runner  # runs a coroutine on the loop that owns the database client
+    notices: NoticeQueue
+    notifier: Notifier
+    plans: Catalogue
+    clock: Clock = utc_now
+    checkpoint: Checkpoint = no_checkpoint
+
+
+_installed: list[JobRuntime] = []
+
+
+def install(runtime: JobRuntime) -> None:
+    _installed[:] = [runtime]
+
+
+def uninstall() -> None:
+    _installed.clear()
+
+
+def current() -> JobRuntime:
+    if not _installed:
+        raise RuntimeError("no job runtime installed: run jobs through `ymds worker`")
+    return _installed[0]

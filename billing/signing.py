@@ -1,0 +1,8 @@
+"""The one constant-time comparison every signature check goes through."""
+
+import hmac
+
+
+def secrets_equal(expected: str, given: str) -> bool:
+    """Constant-time comparison of two strings of any characters (hmac.compare_digest wants ASCII str)."""
+    return hmac.compare_digest(expected.encode(), given.encode())

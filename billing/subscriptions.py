@@ -1,0 +1,61 @@
+"""Subscriptions: extended once per operation, from max(now, current period end)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pymongo.errors import DuplicateKeyError
+
+from db import Subscription, SubscriptionStatus
+
+MAX_ATTEMPTS = 20
+
+
+class SubscriptionContention(RuntimeError):
+    """Too many concurrent writers on one subscription; the job retries."""
+
+
+async def get_subscription(user_id: int) -> Subscription | None:
+    return await Subscription.find_one(Subscription.user_id == user_id)
+
+
+async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: datetime) -> Subscription:
+    """Add the plan's period once for operation `by`; repeating it with the same `by` changes nothing.
+
+    Optimistic concurrency: the update's filter names the version it read and that `by` is not yet
+    applied, so two writers never both extend from the same end.
+    """
+    period = timedelta(days=period_days)
+    collection = Subscription.get_motor_collection()
+    for _ in range(MAX_ATTEMPTS):
+        current = await get_subscription(user_id)
+        if current is None:
+            try:
+                created = Subscription(
+                    user_id=user_id, plan=plan, current_period_end=now + period,
+                    applied_operations=[by], updated_at=now,
+                )
+                await created.insert()
+                return created
+            except DuplicateKeyError:
+                continue
+        if by in current.applied_operations:
+            return current
+        new_end = max(now, current.current_period_end) + period
+        result = await collection.update_one(
+            {"_id": current.id, "version": current.version, "applied_operations": {"$ne": by}},
+            {
+                "$set": {"current_period_end": new_end, "plan": plan,
+                         "status": SubscriptionStatus.ACTIVE.value, "updated_at": now},
+                "$inc": {"version": 1},
+                "$push": {"applied_operations": by},
+            },
+        )
+        if result.modified_count == 1:
+            current.current_period_end = new_end
+            return current
+    raise SubscriptionContention(f"user {user_id}: subscription kept changing under us")
+
+
+def is_active(subscription: Subscription, now: datetime) -> bool:
+    return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end > now

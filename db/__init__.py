@@ -1,0 +1,16 @@
+"""Database access: Beanie documents and init_db()."""
+
+from db.init import init_db, ping
+from db.models import (
+    Invoice,
+    InvoiceStatus,
+    Operation,
+    OperationStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+
+__all__ = [
+    "Invoice", "InvoiceStatus", "Operation", "OperationStatus", "Subscription", "SubscriptionStatus",
+    "init_db", "ping",
+]

@@ -1,0 +1,97 @@
+"""Beanie documents. State moves by conditional updates whose filter names the state it leaves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from beanie import Document
+from pydantic import Field
+from pymongo import ASCENDING, IndexModel
+
+
+class InvoiceStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+
+
+class OperationStatus(StrEnum):
+    RECORDED = "recorded"  # verified and stored; fulfilment enqueued or to be enqueued
+    APPLIED = "applied"  # fulfilment done: invoice paid, subscription extended
+    EXTRA = "extra"  # a second payment of an already paid invoice: refund by hand
+    HELD = "held"  # money not yet available (protected or unaccepted transfer): not fulfilled
+    REJECTED = "rejected"  # authentic but unusable (unknown label, wrong amount or currency): for review
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+
+
+class Invoice(Document):
+    label: str
+    user_id: int
+    plan: str
+    amounts: dict[str, int]  # currency → minor units, fixed at creation
+    period_days: int
+    status: InvoiceStatus = InvoiceStatus.PENDING
+    created_at: datetime
+    expires_at: datetime
+    provider: str | None = None
+    paid_at: datetime | None = None
+    paid_by: str | None = None  # operation key "provider:operation_id"
+    paid_amount: int | None = None
+    paid_currency: str | None = None
+
+    class Settings:
+        name = "invoices"
+        indexes = [
+            IndexModel([("label", ASCENDING)], unique=True, name="label_unique"),
+            IndexModel([("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
+        ]
+
+
+class Operation(Document):
+    """The ledger: one row per verified provider operation, unique on (provider, operation_id)."""
+
+    provider: str
+    operation_id: str
+    label: str
+    amount: int
+    currency: str
+    net_amount: int | None = None
+    status: OperationStatus = OperationStatus.RECORDED
+    reason: str | None = None
+    payment_method: str | None = None
+    recorded_at: datetime
+    applied_at: datetime | None = None
+    notified_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.operation_id}"
+
+    class Settings:
+        name = "operations"
+        indexes = [
+            IndexModel([("provider", ASCENDING), ("operation_id", ASCENDING)], unique=True, name="operation_unique"),
+            IndexModel([("status", ASCENDING), ("recorded_at", ASCENDING)], name="status_recorded"),
+        ]
+
+
+class Subscription(Document):
+    user_id: int
+    plan: str
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+    current_period_end: datetime
+    applied_operations: list[str] = Field(default_factory=list)  # keys that already extended it
+    payment_method: str | None = None
+    version: int = 0  # optimistic concurrency for period arithmetic
+    updated_at: datetime
+
+    class Settings:
+        name = "subscriptions"
+        indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription]

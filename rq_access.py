@@ -1,0 +1,116 @@
+"""Redis and RQ: the connection, the queue names, the enqueue helpers and the worker classes.
+
+`REDIS_URL=memory://` selects an in-process fakeredis server (the demo); anything else is a real
+Redis. Job ids derive from (provider, operation_id), so a duplicate enqueue is refused by RQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from functools import lru_cache
+from typing import Any
+
+import redis
+from redis import Redis
+from rq import Queue, Retry, SimpleWorker
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+from rq.timeouts import TimerDeathPenalty
+
+from billing import jobs
+from billing.errors import LedgerUnavailable
+
+log = logging.getLogger(__name__)
+
+FULFILMENT_QUEUE = "ymds-fulfilment"
+NOTICES_QUEUE = "ymds-notices"
+QUEUE_NAMES = (FULFILMENT_QUEUE, NOTICES_QUEUE)
+MEMORY_URL = "memory://"
+JOB_TIMEOUT_SECONDS = 120
+RESULT_TTL_SECONDS = 7 * 24 * 3600
+
+
+@lru_cache(maxsize=1)
+def _memory_server() -> Any:
+    import fakeredis
+
+    return fakeredis.FakeServer()
+
+
+def connect(url: str, *, blocking_reads: bool = False) -> Redis:
+    """A Redis client for REDIS_URL. Short timeouts make an outage fail a request fast instead of
+    hanging it; a worker (`blocking_reads`) waits on BLPOP for minutes, so its reads have no timeout."""
+    if url == MEMORY_URL:
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=_memory_server())
+    return Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=None if blocking_reads else 5, health_check_interval=30
+    )
+
+
+def job_id(kind: str, provider: str, operation_id: str) -> str:
+    """RQ allows only [A-Za-z0-9_-] in ids; operation ids may hold anything, so hash them."""
+    digest = hashlib.sha256(f"{provider}\x00{operation_id}".encode()).hexdigest()[:40]
+    return f"{kind}-{provider}-{digest}"
+
+
+class RqQueues:
+    """The domain's FulfilmentQueue and NoticeQueue over RQ, with the retry policy from settings."""
+
+    def __init__(self, connection: Redis, *, max_retries: int, retry_intervals: list[int]) -> None:
+        self.connection = connection
+        self.fulfilment = Queue(FULFILMENT_QUEUE, connection=connection)
+        self.notices = Queue(NOTICES_QUEUE, connection=connection)
+        self._retry = Retry(max=max_retries, interval=retry_intervals) if max_retries else None
+
+    async def enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
+        try:
+            await asyncio.to_thread(self._enqueue_fulfilment, provider, operation_id, label)
+        except redis.RedisError as err:
+            raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
+
+    def _enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
+        self._enqueue_once(
+            self.fulfilment, job_id("fulfil", provider, operation_id), jobs.fulfil_payment, provider, operation_id, label
+        )
+
+    def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
+        self._enqueue_once(
+            self.notices, job_id("notice", provider, operation_id), jobs.notify_payment, provider, operation_id
+        )
+
+    def _enqueue_once(self, queue: Queue, id_: str, func: Any, *args: str) -> None:
+        """Enqueue unless a job with this id exists; a failed or stopped one is sent round again."""
+        try:
+            queue.enqueue(
+                func, *args, job_id=id_, unique=True, retry=self._retry,
+                job_timeout=JOB_TIMEOUT_SECONDS, result_ttl=RESULT_TTL_SECONDS, failure_ttl=RESULT_TTL_SECONDS,
+            )
+        except DuplicateJobError:
+            existing = Job.fetch(id_, connection=self.connection)
+            if existing.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+                log.info("job %s had %s; requeued", id_, existing.get_status())
+                existing.requeue()
+
+    def depth(self) -> int:
+        return sum(len(queue) for queue in (self.fulfilment, self.notices))
+
+
+class ThreadWorker(SimpleWorker):
+    """A SimpleWorker that can run outside the main thread (the demo, the tests): no signal handlers,
+    timer-based job timeouts."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+def make_worker(connection: Redis, *, in_thread: bool = False) -> SimpleWorker:
+    """SimpleWorker runs jobs in this process, so the database opened once per process serves every job."""
+    queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
+    worker_class = ThreadWorker if in_thread else SimpleWorker
+    return worker_class(queues, connection=connection)

@@ -1,0 +1,177 @@
+"""All configuration of open-ymds: one `Settings` object, built once per process by the entry point."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Credentials that together enable a provider; all set → enabled, none set → disabled,
+# some set → a configuration error naming the missing ones.
+PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "yoomoney": ("yoomoney_wallet", "yoomoney_notification_secret"),
+    "yookassa": ("yookassa_shop_id", "yookassa_secret_key"),
+    "cloudpayments": ("cloudpayments_public_id", "cloudpayments_api_secret"),
+    "payme": ("payme_merchant_id", "payme_key"),
+    "click": ("click_service_id", "click_merchant_id", "click_secret_key", "click_merchant_user_id"),
+    "konsol": ("konsol_api_token",),
+}
+# Providers whose notification route and payment-page data exist in this release.
+IMPLEMENTED_PROVIDERS = frozenset({"yoomoney"})
+
+URL_SETTINGS = (
+    "public_base_url",
+    "telegram_api_url",
+    "yoomoney_api_url",
+    "yoomoney_quickpay_url",
+    "yookassa_api_url",
+    "cloudpayments_api_url",
+    "payme_api_url",
+    "click_api_url",
+    "konsol_base_url",
+)
+
+
+class Environment(StrEnum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = Environment.PRODUCTION
+
+    bot_token: SecretStr | None = None
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    admin_chat_id: int | None = None
+    admin_api_token: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8080"
+    link_secret: SecretStr | None = None
+    link_ttl_seconds: int = Field(default=86400, gt=0)
+    invoice_ttl_seconds: int = Field(default=86400, gt=0)
+
+    mongodb_uri: str = "memory://"
+    mongodb_db: str = "ymds"
+    redis_url: str = "memory://"
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    plans_file: Path = Path("plans.toml")
+    max_retries: int = Field(default=5, ge=0)
+    retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [10, 60, 300, 1800, 7200])
+
+    yoomoney_wallet: str | None = None
+    yoomoney_notification_secret: SecretStr | None = None
+    yoomoney_api_token: SecretStr | None = None
+    yoomoney_api_url: str = "https://yoomoney.ru"
+    yoomoney_quickpay_url: str = "https://yoomoney.ru/quickpay/confirm"
+
+    yookassa_shop_id: str | None = None
+    yookassa_secret_key: SecretStr | None = None
+    yookassa_api_url: str = "https://api.yookassa.ru/v3"
+    cloudpayments_public_id: str | None = None
+    cloudpayments_api_secret: SecretStr | None = None
+    cloudpayments_api_url: str = "https://api.cloudpayments.ru"
+    payme_merchant_id: str | None = None
+    payme_key: SecretStr | None = None
+    payme_api_url: str = "https://checkout.paycom.uz"
+    click_service_id: str | None = None
+    click_merchant_id: str | None = None
+    click_secret_key: SecretStr | None = None
+    click_merchant_user_id: str | None = None
+    click_api_url: str = "https://api.click.uz/v2/merchant"
+    konsol_api_token: SecretStr | None = None
+    konsol_base_url: str = "https://api.konsol.pro"
+    konsol_timeout: float = Field(default=15.0, gt=0)
+    konsol_webhook_secret: SecretStr | None = None
+
+    telegram_api_url: str = "https://api.telegram.org"
+
+    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator(
+        "bot_token", "admin_api_token", "link_secret", "yoomoney_wallet", "yoomoney_notification_secret",
+        "yoomoney_api_token", "yookassa_shop_id", "yookassa_secret_key", "cloudpayments_public_id",
+        "cloudpayments_api_secret", "payme_merchant_id", "payme_key", "click_service_id",
+        "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
+        "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def link_key(self) -> bytes:
+        """Key for signed payment links: LINK_SECRET, or one derived from BOT_TOKEN."""
+        if self.link_secret is not None:
+            return self.link_secret.get_secret_value().encode()
+        if self.bot_token is not None:
+            token = self.bot_token.get_secret_value().encode()
+            return hmac.new(token, b"open-ymds/link-secret/v1", hashlib.sha256).digest()
+        raise ConfigError("LINK_SECRET: not set, and no BOT_TOKEN to derive it from")
+
+    def provider_enabled(self, name: str) -> bool:
+        return all(getattr(self, field) is not None for field in PROVIDER_CREDENTIALS[name])
+
+    @property
+    def enabled_providers(self) -> list[str]:
+        return [name for name in PROVIDER_CREDENTIALS if self.provider_enabled(name)]
+
+    def validate_for_run(self) -> list[str]:
+        """Check what a running service needs. Raises ConfigError naming the bad setting; returns warnings."""
+        warnings: list[str] = []
+        if self.environment is Environment.PRODUCTION and self.admin_api_token is None:
+            raise ConfigError("ADMIN_API_TOKEN: required in production (the admin API would be open)")
+        for name in URL_SETTINGS:
+            _check_url(name, getattr(self, name))
+        _check_url_scheme("mongodb_uri", self.mongodb_uri, ("mongodb", "mongodb+srv", "memory"))
+        _check_url_scheme("redis_url", self.redis_url, ("redis", "rediss", "unix", "memory"))
+        self.link_key  # noqa: B018 - raises ConfigError when no key can be had
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("TLS_CERT and TLS_KEY: set both or neither")
+        for name, fields in PROVIDER_CREDENTIALS.items():
+            missing = [field.upper() for field in fields if getattr(self, field) is None]
+            if 0 < len(missing) < len(fields):
+                raise ConfigError(f"{', '.join(missing)}: {name} is half configured; set all of its credentials or none")
+            if not missing and name not in IMPLEMENTED_PROVIDERS:
+                warnings.append(f"{name}: credentials set, but this release does not handle {name} yet")
+        if len(self.retry_intervals) == 0:
+            raise ConfigError("RETRY_INTERVALS: give at least one interval in seconds")
+        return warnings
+
+
+def _check_url(name: str, value: str) -> None:
+    _check_url_scheme(name, value, ("http", "https"))
+
+
+def _check_url_scheme(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (parts.scheme not in ("memory", "unix") and not parts.netloc):
+        raise ConfigError(f"{name.upper()}: {value!r} is not a valid URL (expected {' or '.join(schemes)}://...)")
+

@@ -1,0 +1,66 @@
+"""The web app factory: settings, templates, resources (cleanup contexts), middlewares, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from billing.clock import Clock, utc_now
+from billing.ledger import Ledger
+from billing.plans import Catalogue, load_plans
+from db import init_db
+from rq_access import RqQueues, connect
+from settings import Settings
+from webhook_server.http_transport import AiohttpTransport
+from webhook_server.keys import CLOCK, DB_CLIENT, HTTP, LEDGER, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS
+from webhook_server.middlewares import error_middleware, request_id_middleware
+from webhook_server.providers import build_providers
+from webhook_server.routes import ROUTES
+from webhook_server.views.api import admin_auth
+
+TEMPLATES = Path(__file__).parent / "templates"
+HTTP_TIMEOUT_SECONDS = 15
+
+
+def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clock = utc_now) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, admin_auth], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[PLANS] = plans if plans is not None else load_plans(settings.plans_file)
+    app[CLOCK] = clock
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx])
+    app.add_routes(ROUTES)
+    return app
+
+
+async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = await init_db(settings.mongodb_uri, settings.mongodb_db)
+    app[DB_CLIENT] = client
+    yield
+    client.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    connection = connect(settings.redis_url)
+    queues = RqQueues(connection, max_retries=settings.max_retries, retry_intervals=settings.retry_intervals)
+    app[REDIS] = connection
+    app[QUEUES] = queues
+    app[LEDGER] = Ledger(queues, app[CLOCK])
+    yield
+    connection.close()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)) as session:
+        app[HTTP] = session
+        app[PROVIDERS] = build_providers(app[SETTINGS], AiohttpTransport(session))
+        yield

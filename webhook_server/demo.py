@@ -1,0 +1,113 @@
+"""`ymds demo`: the whole product in one process on embedded defaults, with provider emulators."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from billing.invoices import create_invoice, pay_link
+from billing.plans import Catalogue
+from settings import Environment, Settings
+from webhook_server.app import create_app
+from webhook_server.emulators.yoomoney import YooMoneyEmulator
+from webhook_server.keys import CLOCK, QUEUES
+from webhook_server.runner import InProcessWorker
+
+log = logging.getLogger(__name__)
+
+DEMO_USER_ID = 100000001
+EMULATOR_PREFIX = "/emulator/yoomoney"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAddress:
+    host: str
+    port: int
+
+    @property
+    def local_base(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def demo_values(address: DemoAddress) -> dict[str, str]:
+    """The values the demo fills in for settings the environment and .env leave unset.
+
+    Fixed, not random, so that `ymds simulate` in another shell signs with the same secrets.
+    """
+    base = address.local_base
+    return {
+        "environment": Environment.DEVELOPMENT.value,
+        "public_base_url": base,
+        "admin_api_token": "demo-admin-token",
+        "link_secret": "demo-link-secret",
+        "yoomoney_wallet": "4100118000000000",
+        "yoomoney_notification_secret": "demo-yoomoney-secret",
+        "yoomoney_api_token": "demo-yoomoney-api-token",
+        "yoomoney_api_url": base + EMULATOR_PREFIX,
+        "yoomoney_quickpay_url": base + EMULATOR_PREFIX + "/quickpay/confirm",
+        "web_host": address.host,
+        "web_port": str(address.port),
+    }
+
+
+def with_demo_values(settings: Settings, address: DemoAddress) -> Settings:
+    """Settings given in the environment or .env win; the demo fills only what is unset."""
+    unset = {name: value for name, value in demo_values(address).items() if name not in settings.model_fields_set}
+    return settings.model_validate({**settings.model_dump(), **unset})
+
+
+def build_demo_app(settings: Settings, plans: Catalogue) -> web.Application:
+    app = create_app(settings, plans=plans)
+    if settings.yoomoney_wallet and settings.yoomoney_notification_secret and settings.yoomoney_api_token:
+        emulator = YooMoneyEmulator(
+            secret=settings.yoomoney_notification_secret.get_secret_value(),
+            notify_url=DemoAddress(settings.web_host, settings.web_port).local_base + "/notify/yoomoney",
+            api_token=settings.yoomoney_api_token.get_secret_value(),
+            wallet=settings.yoomoney_wallet,
+        )
+        app.add_subapp(EMULATOR_PREFIX, emulator.app())
+    app.cleanup_ctx.append(_worker_ctx)
+    app.on_startup.append(_print_welcome)
+    return app
+
+
+async def _worker_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    from webhook_server.keys import PLANS
+
+    worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS])
+    worker.start()
+    yield
+    worker.stop()
+
+
+async def _print_welcome(app: web.Application) -> None:
+    from webhook_server.keys import PLANS, SETTINGS
+
+    settings = app[SETTINGS]
+    plans = app[PLANS]
+    plan = next(iter(plans))
+    now = app[CLOCK]()
+    invoice = await create_invoice(plan, DEMO_USER_ID, now=now, ttl_seconds=settings.invoice_ttl_seconds)
+    link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
+                    ttl_seconds=settings.link_ttl_seconds)
+    token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else "(unset)"
+    bot = "BOT_TOKEN is set, but this release has no bot yet" if settings.bot_token else "no BOT_TOKEN: running without the bot"
+    lines = [
+        "",
+        "open-ymds demo is running",
+        f"  providers:     {', '.join(settings.enabled_providers) or 'none'}",
+        f"  bot:           {bot}",
+        f"  admin API:     {settings.public_base_url}/api (Authorization: Bearer {token})",
+        f"  demo invoice:  {invoice.label} for user {DEMO_USER_ID}, plan {plan.name!r}",
+        "",
+        "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",
+        f"  {link.url}",
+        "Then check the subscription:",
+        f"  curl -H 'Authorization: Bearer {token}' {settings.public_base_url}/api/users/{DEMO_USER_ID}/subscription",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

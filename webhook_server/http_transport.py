@@ -1,0 +1,31 @@
+"""billing's HttpTransport over the application's one aiohttp ClientSession."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from billing.providers.base import ProviderHTTPError
+
+
+class AiohttpTransport:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def post_form(self, url: str, data: Mapping[str, str], headers: Mapping[str, str]) -> tuple[int, Any]:
+        try:
+            async with self._session.post(url, data=dict(data), headers=dict(headers)) as response:
+                text = await response.text()
+                return response.status, _json_or_none(text)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise ProviderHTTPError(f"{type(err).__name__} calling {url.split('?')[0]}") from err
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

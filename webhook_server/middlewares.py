@@ -1,0 +1,69 @@
+"""Cross-cutting concerns of the web app: request ids and the one place errors become answers."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from billing.errors import BadLinkSignature, BillingError, InvoiceNotFound, LinkExpired, UnknownPlan
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = "request_id"
+ERROR_STATUS: dict[type[BillingError], tuple[int, str, str]] = {
+    BadLinkSignature: (403, "bad_link", "the payment link is not valid"),
+    LinkExpired: (410, "link_expired", "the payment link has expired"),
+    InvoiceNotFound: (404, "invoice_not_found", "no invoice with this label"),
+    UnknownPlan: (400, "unknown_plan", "no such plan"),
+}
+PAGE_TITLES = {
+    403: "This payment link is not valid",
+    404: "Not found",
+    410: "This payment link has expired",
+    413: "Request too large",
+    500: "Something went wrong",
+}
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BillingError as err:
+        status, code, message = ERROR_STATUS.get(type(err), (400, "bad_request", "bad request"))
+        return error_answer(request, status, code, message)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        return error_answer(request, err.status, err.reason.lower().replace(" ", "_"), err.reason)
+    except Exception:
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request.get(REQUEST_ID))
+        return error_answer(request, 500, "internal_error", "internal error")
+
+
+def error_answer(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    if is_api(request) or request.method != "GET":
+        return json_error(status, code, message) if is_api(request) else web.Response(status=status, text=code)
+    context = {"title": PAGE_TITLES.get(status, "Error"), "status": status}
+    return aiohttp_jinja2.render_template("error.html", request, context, status=status)

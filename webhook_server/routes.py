@@ -1,0 +1,18 @@
+"""The route table: every URL the web app serves."""
+
+from aiohttp import web
+
+from webhook_server.views.api import create_invoice_view, get_invoice_view, get_subscription_view
+from webhook_server.views.health import healthz, readyz
+from webhook_server.views.notify import notify_handler
+from webhook_server.views.pay import pay_page
+
+ROUTES = [
+    web.get("/pay/{label}", pay_page, name="pay"),
+    web.post("/notify/yoomoney", notify_handler("yoomoney"), name="notify_yoomoney"),
+    web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
+    web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
+    web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),
+    web.get("/healthz", healthz, name="healthz"),
+    web.get("/readyz", readyz, name="readyz"),
+]

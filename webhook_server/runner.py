@@ -1,0 +1,91 @@
+"""Running the services in a process: the web server, the RQ worker, and the demo's in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+from rq.exceptions import StopRequested
+
+from billing import runtime
+from billing.plans import Catalogue
+from billing.ports import LogNotifier
+from db import init_db
+from rq_access import RqQueues, connect, make_worker
+from settings import Settings
+
+log = logging.getLogger(__name__)
+JOB_RESULT_TIMEOUT_SECONDS = 120
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+def queues_for(settings: Settings, *, blocking_reads: bool = False) -> RqQueues:
+    connection = connect(settings.redis_url, blocking_reads=blocking_reads)
+    return RqQueues(connection, max_retries=settings.max_retries, retry_intervals=settings.retry_intervals)
+
+
+def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> None:
+    """`ymds worker`: one event loop and one database client for the whole process, then RQ's loop."""
+    loop = asyncio.new_event_loop()
+    client = loop.run_until_complete(init_db(settings.mongodb_uri, settings.mongodb_db))
+    queues = queues_for(settings, blocking_reads=True)
+    runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=LogNotifier(),
+                                       plans=plans))
+    try:
+        make_worker(queues.connection).work(burst=burst, with_scheduler=True)
+    finally:
+        runtime.uninstall()
+        client.close()
+        loop.close()
+
+
+class InProcessWorker:
+    """An RQ worker in a thread of this process whose jobs run on the given event loop.
+
+    The demo and the tests use it: the in-memory database lives on one loop in one process, so jobs
+    are handed to that loop instead of opening their own connection.
+    """
+
+    def __init__(self, queues: RqQueues, loop: asyncio.AbstractEventLoop, plans: Catalogue, **extra: Any) -> None:
+        self._queues = queues
+        self._loop = loop
+        self.runtime = runtime.JobRuntime(run=self._run_on_loop, notices=queues, notifier=extra.pop(
+            "notifier", LogNotifier()), plans=plans, **extra)
+        self._thread: threading.Thread | None = None
+        self._worker: Any = None
+
+    def _run_on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(JOB_RESULT_TIMEOUT_SECONDS)
+
+    async def drain(self) -> bool:
+        """Run every queued job (and the jobs they enqueue) to completion; True if any ran."""
+        runtime.install(self.runtime)
+        worker = make_worker(self._queues.connection, in_thread=True)
+        return await asyncio.to_thread(worker.work, burst=True, logging_level="WARNING")
+
+    def start(self) -> None:
+        """Work continuously in a daemon thread (the demo)."""
+        runtime.install(self.runtime)
+        self._worker = make_worker(self._queues.connection, in_thread=True)
+        self._thread = threading.Thread(target=self._worker.work, name="ymds-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._worker is None:
+            return
+        try:
+            self._worker.request_stop(None, None)
+        except StopRequested:  # an idle worker asks its caller to unwind; its daemon thread ends with us
+            pass

@@ -1,0 +1,107 @@
+"""The admin REST API: JSON in and out, Bearer ADMIN_API_TOKEN compared in constant time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from billing.invoices import create_invoice, get_invoice, pay_link
+from billing.signing import secrets_equal
+from billing.subscriptions import get_subscription, is_active
+from db import Invoice
+from webhook_server.keys import CLOCK, PLANS, SETTINGS
+from webhook_server.middlewares import json_error
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_TELEGRAM_ID = 2**53
+
+
+@web.middleware
+async def admin_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/") and not _authorised(request):
+        response = json_error(401, "unauthorized", "missing or wrong Bearer token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ymds-admin"'
+        return response
+    return await handler(request)
+
+
+def _authorised(request: web.Request) -> bool:
+    token = request.app[SETTINGS].admin_api_token
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return token is not None and scheme.lower() == "bearer" and secrets_equal(token.get_secret_value(), given.strip())
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(reason="Malformed JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(reason="Expected a JSON object")
+    return body
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _user_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < MAX_TELEGRAM_ID:
+        raise web.HTTPBadRequest(reason="user_id must be a positive integer")
+    return value
+
+
+def invoice_json(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "label": invoice.label,
+        "status": invoice.status.value,
+        "user_id": invoice.user_id,
+        "plan": invoice.plan,
+        "amounts": invoice.amounts,
+        "provider": invoice.provider,
+        "paid_at": _iso(invoice.paid_at),
+        "paid_amount": invoice.paid_amount,
+        "paid_currency": invoice.paid_currency,
+        "created_at": _iso(invoice.created_at),
+        "expires_at": _iso(invoice.expires_at),
+    }
+
+
+async def create_invoice_view(request: web.Request) -> web.Response:
+    body = await _json_object(request)
+    user_id = _user_id(body.get("user_id"))
+    plan_name = body.get("plan")
+    if not isinstance(plan_name, str):
+        raise web.HTTPBadRequest(reason="plan must be a string")
+    settings = request.app[SETTINGS]
+    plan = request.app[PLANS].get(plan_name)
+    now = request.app[CLOCK]()
+    invoice = await create_invoice(plan, user_id, now=now, ttl_seconds=settings.invoice_ttl_seconds)
+    link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
+                    ttl_seconds=settings.link_ttl_seconds)
+    return web.json_response({**invoice_json(invoice), "pay_url": link.url}, status=201)
+
+
+async def get_invoice_view(request: web.Request) -> web.Response:
+    invoice = await get_invoice(request.match_info["label"])
+    return web.json_response(invoice_json(invoice))
+
+
+async def get_subscription_view(request: web.Request) -> web.Response:
+    raw = request.match_info["user_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16:
+        return json_error(400, "bad_request", "user_id must be a positive integer")
+    subscription = await get_subscription(int(raw))
+    if subscription is None:
+        return json_error(404, "subscription_not_found", "this user has no subscription")
+    now = request.app[CLOCK]()
+    return web.json_response({
+        "user_id": subscription.user_id,
+        "status": "active" if is_active(subscription, now) else "expired",
+        "plan": subscription.plan,
+        "current_period_end": _iso(subscription.current_period_end),
+    })

@@ -1,0 +1,45 @@
+"""POST /notify/{provider}: adapt HTTP to the provider module and the ledger, then answer in its format."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from billing.errors import LedgerUnavailable, ProviderUnavailable
+from billing.providers.base import NotificationRejected, ProviderAnswer, RawNotification
+from webhook_server.keys import LEDGER, PROVIDERS
+
+log = logging.getLogger(__name__)
+
+
+async def read_raw(request: web.Request) -> RawNotification:
+    """The raw request; reading past the app's body limit raises 413 before anything is parsed."""
+    body = await request.read()
+    return RawNotification(path=request.path, headers=dict(request.headers), body=body, remote=request.remote or "")
+
+
+def to_response(answer: ProviderAnswer) -> web.Response:
+    return web.Response(status=answer.status, text=answer.body, content_type=answer.content_type)
+
+
+def notify_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def notify(request: web.Request) -> web.Response:
+        provider = request.app[PROVIDERS].get(name)
+        if provider is None:
+            raise web.HTTPNotFound(reason=f"{name} is not enabled")
+        raw = await read_raw(request)
+        try:
+            event = await provider.verify(raw)
+            outcome = await request.app[LEDGER].record(event)
+        except NotificationRejected as err:
+            log.warning("%s notification rejected: %s", name, err)
+            return to_response(provider.reject(err))
+        except (LedgerUnavailable, ProviderUnavailable) as err:
+            log.error("%s notification not recorded, provider told to retry: %s", name, err)
+            return to_response(provider.retry_later())
+        log.info("%s notification %s: %s", name, event.operation_id, outcome.value)
+        return to_response(provider.answer(outcome))
+
+    return notify

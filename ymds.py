@@ -1,0 +1,171 @@
+"""The `ymds` command: demo, web, bot, worker, simulate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import aiohttp
+from pydantic import ValidationError
+
+from billing.errors import BillingError
+from billing.money import Money
+from billing.plans import load_plans
+from settings import ConfigError, Settings
+
+log = logging.getLogger("ymds")
+MEMORY = "memory://"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.command(args) or 0)
+    except (ConfigError, BillingError) as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ymds", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="everything in one process on embedded defaults, with emulators")
+    demo.add_argument("--host", default=None)
+    demo.add_argument("--port", type=int, default=None)
+    demo.set_defaults(command=cmd_demo)
+    sub.add_parser("web", help="the HTTP server").set_defaults(command=cmd_web)
+    sub.add_parser("bot", help="the Telegram bot").set_defaults(command=cmd_bot)
+    worker = sub.add_parser("worker", help="an RQ worker")
+    worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    worker.set_defaults(command=cmd_worker)
+    simulate = sub.add_parser("simulate", help="send a correctly signed provider notification to a running server")
+    simulate.add_argument("provider", choices=["yoomoney"])
+    simulate.add_argument("event", choices=["payment", "held", "test"])
+    simulate.add_argument("--invoice", required=True, metavar="LABEL")
+    simulate.add_argument("--url", default=None, help="server base URL (default PUBLIC_BASE_URL)")
+    simulate.add_argument("--amount", default=None, help="amount paid in RUB, e.g. 299.00 (default: the invoice's)")
+    simulate.set_defaults(command=cmd_simulate)
+    sub.add_parser("check-config", help="validate settings and list enabled providers").set_defaults(
+        command=cmd_check_config
+    )
+    return parser
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    warnings = settings.validate_for_run()
+    plans = load_plans(settings.plans_file)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    print(f"environment: {settings.environment.value}")
+    print(f"plans: {', '.join(plans.names())} (from {settings.plans_file})")
+    print(f"enabled providers: {', '.join(settings.enabled_providers) or 'none'}")
+    print("configuration OK")
+    return 0
+
+
+def _require_shared_stores(settings: Settings, service: str) -> None:
+    for name, value in (("MONGODB_URI", settings.mongodb_uri), ("REDIS_URL", settings.redis_url)):
+        if value == MEMORY:
+            raise ConfigError(f"{name}: memory:// lives inside one process; `ymds {service}` needs a real server "
+                              "(use `ymds demo` for the all-in-one setup)")
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from webhook_server.app import create_app
+    from webhook_server.runner import tls_context
+
+    settings = load_settings()
+    settings.validate_for_run()
+    _require_shared_stores(settings, "web")
+    app = create_app(settings)
+    web.run_app(app, host=settings.web_host, port=settings.web_port, ssl_context=tls_context(settings))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from webhook_server.runner import run_worker
+
+    settings = load_settings()
+    settings.validate_for_run()
+    _require_shared_stores(settings, "worker")
+    run_worker(settings, load_plans(settings.plans_file), burst=args.burst)
+    return 0
+
+
+def cmd_bot(args: argparse.Namespace) -> int:
+    print("the Telegram bot is not part of this release yet", file=sys.stderr)
+    return 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from webhook_server.demo import DemoAddress, build_demo_app, with_demo_values
+
+    base = load_settings()
+    address = DemoAddress(args.host or base.web_host, args.port if args.port is not None else base.web_port)
+    settings = with_demo_values(base, address)
+    for warning in settings.validate_for_run():
+        log.warning("%s", warning)
+    plans = load_plans(settings.plans_file)
+    web.run_app(build_demo_app(settings, plans), host=address.host, port=address.port, print=None)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from webhook_server.demo import DemoAddress, with_demo_values
+
+    base = load_settings()
+    settings = with_demo_values(base, DemoAddress(base.web_host, base.web_port))
+    url = (args.url or settings.public_base_url).rstrip("/")
+    status = asyncio.run(_simulate_yoomoney(settings, url, args.event, args.invoice, args.amount))
+    print(f"{args.provider} {args.event} for {args.invoice}: server answered HTTP {status}")
+    return 0 if status == 200 else 1
+
+
+async def _simulate_yoomoney(settings: Settings, url: str, event: str, label: str, amount: str | None) -> int:
+    import secrets
+
+    from billing.providers.yoomoney import build_notification, parse_amount
+    from webhook_server.emulators.yoomoney import send_notification
+
+    assert settings.yoomoney_notification_secret is not None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        paid = parse_amount(amount, "--amount") if amount else await _invoice_rub(session, settings, url, label)
+        fields = build_notification(
+            settings.yoomoney_notification_secret.get_secret_value(),
+            operation_id="test-notification" if event == "test" else str(secrets.randbelow(10**17) + 10**17),
+            paid=paid, label=label, unaccepted=event == "held", test=event == "test",
+        )
+        return await send_notification(session, f"{url}/notify/yoomoney", fields)
+
+
+async def _invoice_rub(session: aiohttp.ClientSession, settings: Settings, url: str, label: str) -> Money:
+    token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
+    async with session.get(f"{url}/api/invoices/{label}", headers={"Authorization": f"Bearer {token}"}) as response:
+        if response.status != 200:
+            raise ConfigError(f"cannot read invoice {label} from {url} (HTTP {response.status}); pass --amount")
+        body = await response.json()
+    if "RUB" not in body.get("amounts", {}):
+        raise ConfigError(f"invoice {label} has no RUB price")
+    return Money(int(body["amounts"]["RUB"]), "RUB")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
