@@ -58,7 +58,7 @@ class Ledger:
         if operation.status is OperationStatus.HELD:
             log.info("%s operation %s held: money not yet available", event.provider, event.operation_id)
             return Outcome.HELD
-        if operation.status is OperationStatus.RECORDED:
+        if _unfinished(operation):
             await self._queue.enqueue_fulfilment(event.provider, event.operation_id, event.label)
         return Outcome.ACCEPTED if fresh else Outcome.DUPLICATE
 
@@ -96,6 +96,13 @@ class Ledger:
         released = await find_operation(operation.provider, operation.operation_id)
         assert released is not None
         return released
+
+
+def _unfinished(operation: Operation) -> bool:
+    """Not yet applied, or applied but its notice never went out (a crash between the two)."""
+    return operation.status is OperationStatus.RECORDED or (
+        operation.status is OperationStatus.APPLIED and operation.notified_at is None
+    )
 
 
 def _check_against(invoice: Invoice | None, event: VerifiedEvent) -> Outcome | None:

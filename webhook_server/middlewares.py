@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from http import HTTPStatus
 from collections.abc import Awaitable, Callable
 
 import aiohttp_jinja2
@@ -14,7 +15,7 @@ from billing.errors import BadLinkSignature, BillingError, InvoiceNotFound, Link
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 ERROR_STATUS: dict[type[BillingError], tuple[int, str, str]] = {
     BadLinkSignature: (403, "bad_link", "the payment link is not valid"),
     LinkExpired: (410, "link_expired", "the payment link has expired"),
@@ -56,7 +57,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        return error_answer(request, err.status, err.reason.lower().replace(" ", "_"), err.reason)
+        code = HTTPStatus(err.status).phrase.lower().replace(" ", "_")
+        return error_answer(request, err.status, code, err.reason)
     except Exception:
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request.get(REQUEST_ID))
         return error_answer(request, 500, "internal_error", "internal error")

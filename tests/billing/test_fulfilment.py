@@ -1,0 +1,89 @@
+"""Crash safety of fulfilment: a failure at every step boundary, then the job run again as RQ would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from billing.fulfilment import STEPS
+from db import Invoice, OperationStatus, Subscription
+from tests.helpers import new_invoice, notification, operations, post_notification
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(step: str):
+    def checkpoint(reached: str) -> None:
+        if reached == step:
+            raise Crash(step)
+
+    return checkpoint
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_crash_at_any_step_then_rerun_ends_as_if_no_crash(step, client, worker, queues, clock, notifier):
+    invoice = await new_invoice(client, user_id=21)
+    assert await post_notification(client, notification(invoice["label"])) == 200
+
+    worker.runtime.checkpoint = crash_at(step)
+    await worker.drain()
+    failed = FailedJobRegistry(queue=queues.fulfilment)
+    assert len(failed) == 1, "the crashed job stays failed until it is run again"
+
+    worker.runtime.checkpoint = lambda reached: None
+    Job.fetch(failed.get_job_ids()[0], connection=queues.connection).requeue()
+    await worker.drain()
+
+    stored = await Invoice.find_one(Invoice.label == invoice["label"])
+    assert stored.status.value == "paid"
+    subscription = await Subscription.find_one(Subscription.user_id == 21)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
+    assert len(subscription.applied_operations) == 1
+    [operation] = await operations()
+    assert operation.status is OperationStatus.APPLIED and operation.notified_at is not None
+    assert len(notifier.notices) == 1
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_crash_then_provider_redelivery_also_finishes_the_work(step, client, worker, queues, clock, notifier):
+    """The provider's retry (not RQ's) arrives after the crash: the recorded row is enqueued again."""
+    invoice = await new_invoice(client, user_id=22)
+    fields = notification(invoice["label"])
+    assert await post_notification(client, fields) == 200
+    worker.runtime.checkpoint = crash_at(step)
+    await worker.drain()
+
+    worker.runtime.checkpoint = lambda reached: None
+    assert await post_notification(client, fields) == 200
+    await worker.drain()
+
+    subscription = await Subscription.find_one(Subscription.user_id == 22)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
+    assert len(notifier.notices) == 1
+
+
+async def test_notice_failure_is_retried_without_touching_the_subscription(client, worker, queues, clock, notifier):
+    invoice = await new_invoice(client, user_id=23)
+    await post_notification(client, notification(invoice["label"]))
+    calls = []
+
+    async def flaky(notice):
+        calls.append(notice)
+        if len(calls) == 1:
+            raise ConnectionError("telegram unreachable")
+        notifier.notices.append(notice)
+
+    worker.runtime.notifier.payment_accepted = flaky  # type: ignore[method-assign]
+    await worker.drain()
+    failed = FailedJobRegistry(queue=queues.notices)
+    Job.fetch(failed.get_job_ids()[0], connection=queues.connection).requeue()
+    await worker.drain()
+
+    assert len(calls) == 2 and len(notifier.notices) == 1
+    subscription = await Subscription.find_one(Subscription.user_id == 23)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)

@@ -1,0 +1,138 @@
+"""Shared fixtures: settings, the in-memory database, the real Redis, the app, the YooMoney emulator, a worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from billing import runtime
+from billing.plans import Catalogue, load_plans
+from billing.ports import PaymentNotice
+from rq_access import RqQueues
+from settings import Settings
+from webhook_server.app import create_app
+from webhook_server.emulators.yoomoney import YooMoneyEmulator
+from webhook_server.keys import QUEUES
+from webhook_server.runner import InProcessWorker
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_TEST_DB = 13
+REDIS_TEST_URL = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
+YOOMONEY_SECRET = "01234567890ABCDEF01234567890"  # the reference's test-vector secret
+YOOMONEY_WALLET = "4100118000000000"
+YOOMONEY_API_TOKEN = "test-yoomoney-api-token"
+ADMIN_TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class FrozenClock:
+    """An injectable clock: tests move time explicitly instead of sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "development",
+        "admin_api_token": ADMIN_TOKEN,
+        "link_secret": "test-link-secret",
+        "public_base_url": "http://shop.test",
+        "mongodb_uri": "memory://",
+        "redis_url": REDIS_TEST_URL,
+        "plans_file": ROOT / "plans.toml",
+        "max_retries": 0,
+        "yoomoney_wallet": YOOMONEY_WALLET,
+        "yoomoney_notification_secret": YOOMONEY_SECRET,
+        "yoomoney_quickpay_url": "http://yoomoney.test/quickpay/confirm",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        connection.flushdb()
+    except redis.ConnectionError:
+        pytest.fail("the tests need a Redis server on 127.0.0.1:6379 (.ci/run starts one)")
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+@pytest.fixture
+def plans() -> Catalogue:
+    return load_plans(ROOT / "plans.toml")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+async def yoomoney_emulator() -> AsyncIterator[tuple[YooMoneyEmulator, str]]:
+    emulator = YooMoneyEmulator(secret=YOOMONEY_SECRET, notify_url="", api_token=YOOMONEY_API_TOKEN,
+                                wallet=YOOMONEY_WALLET)
+    server = TestServer(emulator.app())
+    await server.start_server()
+    yield emulator, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+def settings(yoomoney_emulator: tuple[YooMoneyEmulator, str]) -> Settings:
+    _, emulator_url = yoomoney_emulator
+    return make_settings(yoomoney_api_token=YOOMONEY_API_TOKEN, yoomoney_api_url=emulator_url)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, plans: Catalogue, clock: FrozenClock, redis_conn: redis.Redis,
+    yoomoney_emulator: tuple[YooMoneyEmulator, str],
+) -> AsyncIterator[TestClient]:
+    app = create_app(settings, plans=plans, clock=clock)
+    async with TestClient(TestServer(app)) as test_client:
+        yoomoney_emulator[0].notify_url = str(test_client.make_url("/notify/yoomoney"))
+        yield test_client
+
+
+@pytest.fixture
+def queues(client: TestClient) -> RqQueues:
+    return client.app[QUEUES]
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.notices: list[PaymentNotice] = []
+
+    async def payment_accepted(self, notice: PaymentNotice) -> None:
+        self.notices.append(notice)
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+async def worker(
+    client: TestClient, plans: Catalogue, clock: FrozenClock, notifier: RecordingNotifier
+) -> AsyncIterator[InProcessWorker]:
+    """A real RQ worker on the real Redis, running jobs on the test's event loop (where the database lives)."""
+    in_process = InProcessWorker(client.app[QUEUES], asyncio.get_running_loop(), plans, clock=clock,
+                                 notifier=notifier)
+    yield in_process
+    runtime.uninstall()

@@ -1,0 +1,48 @@
+"""Small helpers the integration tests share: invoices through the API, signed YooMoney notifications."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from billing.money import Money
+from billing.providers.yoomoney import build_notification, sign
+from db import Operation
+from tests.conftest import AUTH, YOOMONEY_SECRET
+
+PRICE_MONTH_RUB = 29900
+
+
+async def new_invoice(client: TestClient, user_id: int = 42, plan: str = "month") -> dict[str, Any]:
+    response = await client.post("/api/invoices", json={"user_id": user_id, "plan": plan}, headers=AUTH)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+def notification(label: str, paid_minor: int = PRICE_MONTH_RUB, operation_id: str | None = None,
+                 **options: Any) -> dict[str, str]:
+    return build_notification(
+        YOOMONEY_SECRET, operation_id=operation_id or str(secrets.randbelow(10**17) + 10**17),
+        paid=Money(paid_minor, "RUB"), label=label, **options,
+    )
+
+
+def resign(fields: dict[str, str]) -> dict[str, str]:
+    return {**fields, "sha1_hash": sign(fields, YOOMONEY_SECRET)}
+
+
+async def post_notification(client: TestClient, fields: dict[str, str]) -> int:
+    response = await client.post("/notify/yoomoney", data=fields)
+    await response.read()
+    return response.status
+
+
+async def get_json(client: TestClient, path: str) -> tuple[int, Any]:
+    response = await client.get(path, headers=AUTH)
+    return response.status, await response.json()
+
+
+async def operations() -> list[Operation]:
+    return await Operation.find_all().to_list()

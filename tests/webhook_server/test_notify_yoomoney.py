@@ -1,0 +1,229 @@
+"""POST /notify/yoomoney through real HTTP, the real Redis and a real RQ worker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from billing.money import Money
+from db import Invoice, Operation, OperationStatus, Subscription
+from tests.helpers import (
+    PRICE_MONTH_RUB,
+    get_json,
+    new_invoice,
+    notification,
+    operations,
+    post_notification,
+    resign,
+)
+
+
+async def invoice_status(label: str) -> str:
+    invoice = await Invoice.find_one(Invoice.label == label)
+    assert invoice is not None
+    return invoice.status.value
+
+
+async def test_paid_notification_activates_the_subscription(client, worker, clock, queues, notifier):
+    invoice = await new_invoice(client, user_id=7)
+    fields = notification(invoice["label"])
+
+    assert await post_notification(client, fields) == 200
+    assert await worker.drain()
+
+    status, body = await get_json(client, f"/api/invoices/{invoice['label']}")
+    assert (status, body["status"], body["provider"]) == (200, "paid", "yoomoney")
+    assert body["paid_amount"] == PRICE_MONTH_RUB
+    status, sub = await get_json(client, "/api/users/7/subscription")
+    assert status == 200
+    assert sub["status"] == "active" and sub["plan"] == "month"
+    assert sub["current_period_end"] == (clock.now + timedelta(days=30)).isoformat()
+    [operation] = await operations()
+    assert operation.status is OperationStatus.APPLIED and operation.net_amount == 29003
+    assert [n.user_id for n in notifier.notices] == [7]
+    assert queues.depth() == 0
+
+
+async def test_wrong_signature_is_rejected_and_changes_nothing(client, queues):
+    invoice = await new_invoice(client)
+    fields = {**notification(invoice["label"]), "sha1_hash": "0" * 40}
+
+    assert await post_notification(client, fields) == 400
+    assert await operations() == [] and queues.depth() == 0
+    assert await invoice_status(invoice["label"]) == "pending"
+
+
+async def test_tampered_fields_break_the_signature(client, queues):
+    invoice = await new_invoice(client)
+    other = await new_invoice(client, user_id=43)
+    signed = notification(invoice["label"], paid_minor=100)
+    for tampered in ({**signed, "amount": "290.03"}, {**signed, "label": other["label"]},
+                     {**signed, "operation_id": "1"}, {**signed, "codepro": "true"}):
+        assert await post_notification(client, tampered) == 400
+    assert await operations() == [] and queues.depth() == 0
+
+
+async def test_unsigned_notification_is_trusted_only_when_the_wallet_api_confirms_it(
+    client, worker, yoomoney_emulator
+):
+    emulator, _ = yoomoney_emulator
+    invoice = await new_invoice(client)
+    real = emulator.record_payment(invoice["label"], paid=Money(PRICE_MONTH_RUB, "RUB"))
+    forged = notification(invoice["label"])
+    forged.pop("sha1_hash")
+    assert await post_notification(client, forged) == 400
+    assert await operations() == []
+
+    real.pop("sha1_hash")
+    assert await post_notification(client, real) == 200
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) == "paid"
+
+
+async def test_unknown_label_is_refused_and_kept_for_review(client, queues):
+    assert await post_notification(client, notification("inv_doesnotexist")) == 404
+    [operation] = await operations()
+    assert operation.status is OperationStatus.REJECTED and operation.reason == "unknown_label"
+    assert queues.depth() == 0
+
+
+async def test_underpaid_notification_never_activates(client, worker):
+    invoice = await new_invoice(client)
+    assert await post_notification(client, notification(invoice["label"], paid_minor=PRICE_MONTH_RUB - 1)) == 400
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) == "pending"
+    assert await Subscription.find_all().to_list() == []
+
+
+async def test_wrong_currency_never_activates(client, worker):
+    invoice = await new_invoice(client)
+    fields = resign({**notification(invoice["label"]), "currency": "840"})
+    assert await post_notification(client, fields) == 400
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) == "pending"
+
+
+async def test_held_money_is_recorded_but_activates_only_once_released(client, worker):
+    invoice = await new_invoice(client)
+    held = notification(invoice["label"], operation_id="555", unaccepted=True)
+    protected = notification(invoice["label"], operation_id="556", codepro=True)
+    assert await post_notification(client, held) == 200
+    assert await post_notification(client, protected) == 200
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) == "pending"
+    assert {op.status for op in await operations()} == {OperationStatus.HELD}
+
+    released = notification(invoice["label"], operation_id="555")
+    assert await post_notification(client, released) == 200
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) == "paid"
+
+
+async def test_test_notification_is_acknowledged_and_ignored(client, queues):
+    fields = notification("", operation_id="test-notification", test=True)
+    assert await post_notification(client, fields) == 200
+    assert await operations() == [] and queues.depth() == 0
+
+
+async def test_malformed_bodies_get_400(client):
+    invoice = await new_invoice(client)
+    good = notification(invoice["label"])
+    without_amount = {k: v for k, v in good.items() if k != "amount"}
+    bodies = [b"\xff\xfe", b"a=1&&&b", b"", b"amount=1&amount=2"]
+    for body in bodies:
+        response = await client.post("/notify/yoomoney", data=body,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status == 400, body
+    assert await post_notification(client, without_amount) == 400
+    assert await post_notification(client, resign({**good, "withdraw_amount": "1e9"})) == 400
+    assert await post_notification(client, resign({**good, "datetime": "yesterday"})) == 400
+    assert await operations() == []
+
+
+async def test_oversized_body_gets_413(client):
+    response = await client.post("/notify/yoomoney", data=b"a=" + b"x" * (1024 * 1024 + 1),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 413
+    assert await operations() == []
+
+
+async def test_redelivery_changes_nothing(client, worker, clock, notifier):
+    invoice = await new_invoice(client, user_id=8)
+    fields = notification(invoice["label"])
+    assert await post_notification(client, fields) == 200
+    await worker.drain()
+    first = await Subscription.find_one(Subscription.user_id == 8)
+
+    assert await post_notification(client, fields) == 200
+    await worker.drain()
+    again = await Subscription.find_one(Subscription.user_id == 8)
+    assert again.current_period_end == first.current_period_end
+    assert len(await operations()) == 1 and len(notifier.notices) == 1
+
+
+async def test_24_concurrent_deliveries_extend_once(client, worker, clock, notifier, queues):
+    invoice = await new_invoice(client, user_id=9)
+    fields = notification(invoice["label"])
+
+    statuses = await asyncio.gather(*(post_notification(client, fields) for _ in range(24)))
+    assert statuses == [200] * 24
+    assert queues.depth() == 1
+    await worker.drain()
+
+    subscription = await Subscription.find_one(Subscription.user_id == 9)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
+    assert len(await operations()) == 1 and len(notifier.notices) == 1
+
+
+async def test_payment_for_an_active_subscription_extends_from_its_end(client, worker, clock):
+    first = await new_invoice(client, user_id=10)
+    await post_notification(client, notification(first["label"]))
+    await worker.drain()
+    clock.now += timedelta(days=10)
+    second = await new_invoice(client, user_id=10, plan="year")
+    await post_notification(client, notification(second["label"], paid_minor=299000))
+    await worker.drain()
+
+    subscription = await Subscription.find_one(Subscription.user_id == 10)
+    assert subscription.current_period_end == clock.now - timedelta(days=10) + timedelta(days=30 + 365)
+    assert subscription.plan == "year"
+
+
+async def test_second_payment_of_a_paid_invoice_is_flagged_not_applied(client, worker, clock):
+    invoice = await new_invoice(client, user_id=11)
+    await post_notification(client, notification(invoice["label"], operation_id="1001"))
+    await post_notification(client, notification(invoice["label"], operation_id="1002"))
+    await worker.drain()
+
+    by_id = {op.operation_id: op.status for op in await operations()}
+    assert by_id == {"1001": OperationStatus.APPLIED, "1002": OperationStatus.EXTRA}
+    subscription = await Subscription.find_one(Subscription.user_id == 11)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
+
+
+async def test_lapsed_subscription_restarts_from_now(client, worker, clock):
+    first = await new_invoice(client, user_id=12)
+    await post_notification(client, notification(first["label"]))
+    await worker.drain()
+    clock.now += timedelta(days=45)
+    status, body = await get_json(client, "/api/users/12/subscription")
+    assert body["status"] == "expired"
+
+    second = await new_invoice(client, user_id=12)
+    await post_notification(client, notification(second["label"]))
+    await worker.drain()
+    subscription = await Subscription.find_one(Subscription.user_id == 12)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
+
+
+async def test_disabled_provider_route_answers_404(settings, plans, clock, redis_conn):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.conftest import make_settings
+    from webhook_server.app import create_app
+
+    app = create_app(make_settings(yoomoney_wallet=None, yoomoney_notification_secret=None), plans=plans)
+    async with TestClient(TestServer(app)) as bare:
+        response = await bare.post("/notify/yoomoney", data=notification("inv_x"))
+        assert response.status == 404
+    assert await Operation.find_all().to_list() == []
