@@ -116,7 +116,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from webhook_server.demo import DemoAddress, build_demo_app, with_demo_values
+    from webhook_server.demo import DemoAddress, build_demo_app, print_welcome, with_demo_values
 
     base = load_settings()
     address = DemoAddress(args.host or base.web_host, args.port if args.port is not None else base.web_port)
@@ -124,7 +124,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for warning in settings.validate_for_run():
         log.warning("%s", warning)
     plans = load_plans(settings.plans_file)
-    web.run_app(build_demo_app(settings, plans), host=address.host, port=address.port, print=None)
+    app = build_demo_app(settings, plans)
+    web.run_app(app, host=address.host, port=address.port, print=lambda _: print_welcome(app))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -13,13 +14,14 @@ from billing.plans import Catalogue
 from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
-from webhook_server.keys import CLOCK, QUEUES
+from webhook_server.keys import CLOCK, PLANS, QUEUES, SETTINGS
 from webhook_server.runner import InProcessWorker
 
 log = logging.getLogger(__name__)
 
 DEMO_USER_ID = 100000001
 EMULATOR_PREFIX = "/emulator/yoomoney"
+WELCOME = web.AppKey("demo_welcome", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +73,23 @@ def build_demo_app(settings: Settings, plans: Catalogue) -> web.Application:
         )
         app.add_subapp(EMULATOR_PREFIX, emulator.app())
     app.cleanup_ctx.append(_worker_ctx)
-    app.on_startup.append(_print_welcome)
+    app.on_startup.append(_prepare_welcome)
     return app
 
 
-async def _worker_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-    from webhook_server.keys import PLANS
+def print_welcome(app: web.Application) -> None:
+    """Printed once the server listens, so the link works the moment it appears."""
+    print(app[WELCOME], flush=True)
 
+
+async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS])
     worker.start()
     yield
     worker.stop()
 
 
-async def _print_welcome(app: web.Application) -> None:
-    from webhook_server.keys import PLANS, SETTINGS
-
+async def _prepare_welcome(app: web.Application) -> None:
     settings = app[SETTINGS]
     plans = app[PLANS]
     plan = next(iter(plans))
@@ -110,4 +113,4 @@ async def _print_welcome(app: web.Application) -> None:
         f"  curl -H 'Authorization: Bearer {token}' {settings.public_base_url}/api/users/{DEMO_USER_ID}/subscription",
         "",
     ]
-    print("\n".join(lines), flush=True)
+    app[WELCOME] = "\n".join(lines)
