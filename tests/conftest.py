@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,8 @@ from webhook_server.keys import QUEUES
 from webhook_server.runner import InProcessWorker
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_TEST_DB = 13
+# Each test run flushes its own Redis database; runs side by side pick different ones.
+REDIS_TEST_DB = int(os.environ.get("YMDS_TEST_REDIS_DB", "13"))
 REDIS_TEST_URL = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
 YOOMONEY_SECRET = "01234567890ABCDEF01234567890"  # the reference's test-vector secret
 YOOMONEY_WALLET = "4100118000000000"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from http import HTTPStatus
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ERROR_STATUS: dict[type[BillingError], tuple[int, str, str]] = {
     BadLinkSignature: (403, "bad_link", "the payment link is not valid"),
     LinkExpired: (410, "link_expired", "the payment link has expired"),
@@ -41,7 +43,8 @@ def json_error(status: int, code: str, message: str) -> web.Response:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[REQUEST_ID] = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    given = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = given if _SAFE_REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
     response = await handler(request)
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     return response

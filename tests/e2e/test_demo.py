@@ -112,7 +112,8 @@ async def test_demo_pays_its_printed_link_with_the_owners_settings(demo):
             assert emulator_page.status == 200
         pay_url = form.action.rsplit("/", 1)[0] + "/pay"
         async with session.post(pay_url, data=form.fields) as paid:
-            assert paid.status == 200 and str(paid.url) == link, "the emulator sends the payer back to our page"
+            assert paid.status == 200 and str(paid.url) == link + "&returned=1", "the payer comes back to our page"
+            assert re.search("confirming|Paid", await paid.text())
 
         subscription = await wait_for_active(session, base, str(DEMO_USER_ID))
         assert subscription["plan"] == "week"

@@ -23,6 +23,8 @@ async def test_signed_link_shows_the_quickpay_form(client):
     assert 'action="http://yoomoney.test/quickpay/confirm"' in page
     assert f'name="label" value="{invoice["label"]}"' in page
     assert 'name="sum" value="299.00"' in page
+    return_url = invoice["pay_url"].replace("&", "&amp;") + "&amp;returned=1"
+    assert f'name="successURL" value="{return_url}"' in page
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -73,6 +75,25 @@ async def test_validly_signed_unknown_label_gets_404(client, settings, clock):
     url = signed_pay_url("http://shop.test", settings.link_key, "inv_missing", int(clock.now.timestamp()) + 60)
     response = await client.get(path_of(url))
     assert response.status == 404
+
+
+async def test_return_from_the_provider_shows_confirming_until_paid(client, worker):
+    invoice = await new_invoice(client)
+    response = await client.get(path_of(invoice["pay_url"]) + "&returned=1")
+    page = await response.text()
+    assert response.status == 200
+    assert "confirming" in page and 'http-equiv="refresh"' in page and "<form" not in page
+
+    await post_notification(client, notification(invoice["label"]))
+    await worker.drain()
+    page = await (await client.get(path_of(invoice["pay_url"]) + "&returned=1")).text()
+    assert "Paid" in page and "refresh" not in page
+
+
+async def test_return_mark_does_not_bypass_the_signature(client):
+    invoice = await new_invoice(client)
+    response = await client.get(f"/pay/{invoice['label']}?returned=1")
+    assert response.status == 403
 
 
 async def test_paid_invoice_page_says_paid_and_offers_no_form(client, worker):

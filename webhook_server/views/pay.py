@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import aiohttp_jinja2
 from aiohttp import web
+from yarl import URL
 
 from billing.invoices import get_invoice
 from billing.links import check_link
 from billing.money import Money
 from db import InvoiceStatus
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
+
+RETURNED = "returned"
 
 
 async def pay_page(request: web.Request) -> web.Response:
@@ -21,7 +24,7 @@ async def pay_page(request: web.Request) -> web.Response:
     title = request.app[PLANS].title(invoice.plan)
     forms = []
     if invoice.status is InvoiceStatus.PENDING:
-        success_url = str(request.url.with_scheme(_public_scheme(settings.public_base_url)))
+        success_url = _return_url(settings.public_base_url, request)
         for provider in request.app[PROVIDERS]:
             form = provider.page_form(label=label, amounts=invoice.amounts, title=title, success_url=success_url)
             if form is not None:
@@ -31,6 +34,7 @@ async def pay_page(request: web.Request) -> web.Response:
         "title": title,
         "prices": [str(Money(minor, currency)) for currency, minor in invoice.amounts.items()],
         "paid": invoice.status is InvoiceStatus.PAID,
+        "returned": request.query.get(RETURNED) == "1",
         "forms": forms,
     }
     response = aiohttp_jinja2.render_template("pay.html", request, context)
@@ -39,5 +43,11 @@ async def pay_page(request: web.Request) -> web.Response:
     return response
 
 
-def _public_scheme(public_base_url: str) -> str:
-    return "https" if public_base_url.startswith("https:") else "http"
+def _return_url(public_base_url: str, request: web.Request) -> str:
+    """Where the provider sends the payer back: this same signed page, marked as a return.
+
+    The mark is outside the signed data on purpose: it only switches the page to "confirming",
+    which a forged mark cannot turn into anything else.
+    """
+    query = {"exp": request.query["exp"], "sig": request.query["sig"], RETURNED: "1"}
+    return str(URL(public_base_url.rstrip("/") + request.path).with_query(query))
