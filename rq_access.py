@@ -67,20 +67,30 @@ class RqQueues:
         self._retry = Retry(max=max_retries, interval=retry_intervals) if max_retries else None
 
     async def enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
-        try:
-            await asyncio.to_thread(self._enqueue_fulfilment, provider, operation_id, label)
-        except redis.RedisError as err:
-            raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
+        await self._from_loop(self.fulfilment, job_id("fulfil", provider, operation_id), jobs.fulfil_payment,
+                              provider, operation_id, label)
 
-    def _enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
-        self._enqueue_once(
-            self.fulfilment, job_id("fulfil", provider, operation_id), jobs.fulfil_payment, provider, operation_id, label
-        )
+    async def enqueue_reversal(self, provider: str, operation_id: str, reason: str) -> None:
+        await self._from_loop(self.fulfilment, job_id("reverse", provider, operation_id), jobs.reverse,
+                              provider, operation_id, reason)
 
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
         self._enqueue_once(
             self.notices, job_id("notice", provider, operation_id), jobs.notify_payment, provider, operation_id
         )
+
+    def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
+        self._enqueue_once(
+            self.notices, job_id("reversal-notice", provider, operation_id), jobs.notify_reversal,
+            provider, operation_id,
+        )
+
+    async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str) -> None:
+        """Enqueue from the event loop without blocking it; a Redis failure becomes LedgerUnavailable."""
+        try:
+            await asyncio.to_thread(self._enqueue_once, queue, id_, func, *args)
+        except redis.RedisError as err:
+            raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
 
     def _enqueue_once(self, queue: Queue, id_: str, func: Any, *args: str) -> None:
         """Enqueue unless a job with this id exists; a failed or stopped one is sent round again."""

@@ -173,5 +173,16 @@ def _check_url(name: str, value: str) -> None:
 def _check_url_scheme(name: str, value: str, schemes: tuple[str, ...]) -> None:
     parts = urlsplit(value)
     if parts.scheme not in schemes or (parts.scheme not in ("memory", "unix") and not parts.netloc):
-        raise ConfigError(f"{name.upper()}: {value!r} is not a valid URL (expected {' or '.join(schemes)}://...)")
+        raise ConfigError(
+            f"{name.upper()}: {redact_url(value)!r} is not a valid URL (expected {' or '.join(schemes)}://...)"
+        )
+
+
+def redact_url(value: str) -> str:
+    """The URL without its password, fit for messages and logs."""
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 

@@ -31,3 +31,7 @@ class LedgerUnavailable(BillingError):
 
 class ProviderUnavailable(BillingError):
     """A provider API needed to confirm an event did not answer; try again later."""
+
+
+class OperationNotRecorded(InvoiceNotFound):
+    """A job names an operation the ledger does not hold; the routes always record first."""

@@ -8,30 +8,22 @@ without doing any of it twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from billing.clock import Clock, utc_now
-from billing.errors import InvoiceNotFound
+from billing.errors import OperationNotRecorded
 from billing.invoices import get_invoice, mark_paid
 from billing.ledger import find_operation
 from billing.ports import NoticeQueue
 from billing.providers.base import Outcome
+from billing.reversal import undo_operation
+from billing.steps import Checkpoint, no_checkpoint
 from billing.subscriptions import extend
 from db import Operation, OperationStatus
 
 log = logging.getLogger(__name__)
 
-Checkpoint = Callable[[str], None]
 STEPS = ("after_ledger_insert", "after_invoice_update", "after_subscription_update", "before_notification")
-
-
-def no_checkpoint(step: str) -> None:
-    """Production checkpoint: nothing. Tests pass one that fails at a chosen step."""
-
-
-class OperationNotRecorded(InvoiceNotFound):
-    """The job names an operation the ledger does not hold; the route always records first."""
 
 
 async def successful_payment_callback(
@@ -50,6 +42,9 @@ async def successful_payment_callback(
     if operation.status in (OperationStatus.APPLIED, OperationStatus.EXTRA):
         _ensure_notice(operation, notices, checkpoint)
         return Outcome.DUPLICATE
+    if operation.status is OperationStatus.REVERSED:
+        await undo_operation(operation, clock(), notices)
+        return Outcome.DUPLICATE
     if operation.status is not OperationStatus.RECORDED:
         log.info("%s not fulfilled: status %s", operation.key, operation.status.value)
         return Outcome.DUPLICATE
@@ -65,18 +60,25 @@ async def successful_payment_callback(
     invoice = await get_invoice(label)
     await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now)
     checkpoint("after_subscription_update")
-    await _settle(operation, OperationStatus.APPLIED, now)
+    if not await _settle(operation, OperationStatus.APPLIED, now):
+        overtaken = await find_operation(provider, operation_id)
+        if overtaken is not None and overtaken.status is OperationStatus.REVERSED:
+            log.info("%s was reversed while being applied; taking it back", operation.key)
+            await undo_operation(overtaken, now, notices)
+            return Outcome.DUPLICATE
     _ensure_notice(operation, notices, checkpoint)
     log.info("%s applied to invoice %s", operation.key, label)
     return Outcome.ACCEPTED
 
 
-async def _settle(operation: Operation, status: OperationStatus, now: datetime) -> None:
-    await Operation.get_motor_collection().update_one(
+async def _settle(operation: Operation, status: OperationStatus, now: datetime) -> bool:
+    """recorded → applied/extra; False when the operation left `recorded` meanwhile (a rerun, a reversal)."""
+    result = await Operation.get_motor_collection().update_one(
         {"_id": operation.id, "status": OperationStatus.RECORDED.value},
         {"$set": {"status": status.value, "applied_at": now}},
     )
     operation.status = status
+    return result.modified_count == 1
 
 
 def _ensure_notice(operation: Operation, notices: NoticeQueue, checkpoint: Checkpoint) -> None:

@@ -70,3 +70,11 @@ async def mark_paid(label: str, *, by: str, provider: str, amount: int, currency
         return True
     invoice = await get_invoice(label)
     return invoice.paid_by == by
+
+
+async def mark_refunded(label: str, *, by: str, now: datetime) -> None:
+    """paid → refunded, only for the operation that paid it; repeating it changes nothing."""
+    await Invoice.get_motor_collection().update_one(
+        {"label": label, "status": InvoiceStatus.PAID.value, "paid_by": by},
+        {"$set": {"status": InvoiceStatus.REFUNDED.value, "refunded_at": now}},
+    )

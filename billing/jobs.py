@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from billing.fulfilment import successful_payment_callback
-from billing.notices import send_payment_notice
+from billing.notices import send_payment_notice, send_reversal_notice
+from billing.reversal import reverse_payment
 from billing.runtime import current
 
 
@@ -27,3 +28,21 @@ def notify_payment(provider: str, operation_id: str) -> bool:
             )
         )
     )
+
+
+def reverse(provider: str, operation_id: str, reason: str) -> bool:
+    runtime = current()
+    return bool(
+        runtime.run(
+            reverse_payment(
+                provider, operation_id, reason=reason,
+                notices=runtime.notices, clock=runtime.clock, checkpoint=runtime.checkpoint,
+            )
+        )
+    )
+
+
+def notify_reversal(provider: str, operation_id: str) -> bool:
+    runtime = current()
+    return bool(runtime.run(send_reversal_notice(provider, operation_id, notifier=runtime.notifier,
+                                                 clock=runtime.clock)))

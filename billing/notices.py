@@ -9,7 +9,7 @@ from billing.invoices import get_invoice
 from billing.ledger import find_operation
 from billing.money import Money
 from billing.plans import Catalogue
-from billing.ports import Notifier, PaymentNotice
+from billing.ports import Notifier, PaymentNotice, ReversalNotice
 from billing.subscriptions import get_subscription
 from db import Operation, OperationStatus
 
@@ -40,5 +40,30 @@ async def send_payment_notice(
     )
     await Operation.get_motor_collection().update_one(
         {"_id": operation.id, "notified_at": None}, {"$set": {"notified_at": clock()}}
+    )
+    return True
+
+
+async def send_reversal_notice(provider: str, operation_id: str, *, notifier: Notifier, clock: Clock) -> bool:
+    """Send the notice of a reversed payment that had been applied, unless it was sent; True when sent now."""
+    operation = await find_operation(provider, operation_id)
+    if operation is None or operation.status is not OperationStatus.REVERSED or operation.reversal_notified_at:
+        return False
+    invoice = await get_invoice(operation.label)
+    if invoice.paid_by != operation.key:
+        return False
+    subscription = await get_subscription(invoice.user_id)
+    await notifier.payment_reversed(
+        ReversalNotice(
+            user_id=invoice.user_id,
+            label=invoice.label,
+            provider=provider,
+            amount=str(Money(operation.amount, operation.currency)),
+            reason=operation.reversal_reason or "",
+            period_end=subscription.current_period_end if subscription else None,
+        )
+    )
+    await Operation.get_motor_collection().update_one(
+        {"_id": operation.id, "reversal_notified_at": None}, {"$set": {"reversal_notified_at": clock()}}
     )
     return True

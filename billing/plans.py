@@ -51,6 +51,8 @@ def load_plans(path: Path) -> Catalogue:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise PlansFileError(f"PLANS_FILE: cannot read {str(path)!r}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise PlansFileError(f"PLANS_FILE: {str(path)!r} is not UTF-8 text") from err
     except tomllib.TOMLDecodeError as err:
         raise PlansFileError(f"PLANS_FILE: {str(path)!r} is not valid TOML: {err}") from err
     tables = data.get("plans")

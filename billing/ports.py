@@ -15,10 +15,18 @@ class FulfilmentQueue(Protocol):
         """Enqueue successful_payment_callback; a duplicate enqueue is harmless. Raises LedgerUnavailable."""
         ...
 
+    async def enqueue_reversal(self, provider: str, operation_id: str, reason: str) -> None:
+        """Enqueue reverse_payment; a duplicate enqueue is harmless. Raises LedgerUnavailable."""
+        ...
+
 
 class NoticeQueue(Protocol):
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
         """Enqueue the notice of an applied payment (called from inside a worker job)."""
+        ...
+
+    def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
+        """Enqueue the notice of a reversed payment (called from inside a worker job)."""
         ...
 
 
@@ -33,9 +41,23 @@ class PaymentNotice:
     period_end: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ReversalNotice:
+    user_id: int
+    label: str
+    provider: str
+    amount: str
+    reason: str
+    period_end: datetime | None  # the subscription's end after the period was taken back
+
+
 class Notifier(Protocol):
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         """Tell the user and the admin chat; raises on a failure worth retrying."""
+        ...
+
+    async def payment_reversed(self, notice: ReversalNotice) -> None:
+        """Tell the user and the admin chat that a payment was refunded or cancelled."""
         ...
 
 
@@ -47,4 +69,11 @@ class LogNotifier:
             "payment accepted: user=%s invoice=%s plan=%s provider=%s amount=%s active_until=%s",
             notice.user_id, notice.label, notice.plan, notice.provider, notice.amount,
             notice.period_end.isoformat(),
+        )
+
+    async def payment_reversed(self, notice: ReversalNotice) -> None:
+        log.info(
+            "payment reversed: user=%s invoice=%s provider=%s amount=%s reason=%s active_until=%s",
+            notice.user_id, notice.label, notice.provider, notice.amount, notice.reason,
+            notice.period_end.isoformat() if notice.period_end else None,
         )

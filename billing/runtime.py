@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from billing.clock import Clock, utc_now
-from billing.fulfilment import Checkpoint, no_checkpoint
+from billing.steps import Checkpoint, no_checkpoint
 from billing.plans import Catalogue
 from billing.ports import NoticeQueue, Notifier
 

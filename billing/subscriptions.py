@@ -57,5 +57,29 @@ async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: dat
     raise SubscriptionContention(f"user {user_id}: subscription kept changing under us")
 
 
+async def take_back(user_id: int, period_days: int, *, by: str, now: datetime) -> Subscription | None:
+    """Remove the period that operation `by` added, once; the subscription expires if nothing is left."""
+    period = timedelta(days=period_days)
+    collection = Subscription.get_motor_collection()
+    for _ in range(MAX_ATTEMPTS):
+        current = await get_subscription(user_id)
+        if current is None or by not in current.applied_operations or by in current.reversed_operations:
+            return current
+        new_end = current.current_period_end - period
+        status = SubscriptionStatus.ACTIVE if new_end > now else SubscriptionStatus.EXPIRED
+        result = await collection.update_one(
+            {"_id": current.id, "version": current.version, "reversed_operations": {"$ne": by}},
+            {
+                "$set": {"current_period_end": new_end, "status": status.value, "updated_at": now},
+                "$inc": {"version": 1},
+                "$push": {"reversed_operations": by},
+            },
+        )
+        if result.modified_count == 1:
+            current.current_period_end, current.status = new_end, status
+            return current
+    raise SubscriptionContention(f"user {user_id}: subscription kept changing under us")
+
+
 def is_active(subscription: Subscription, now: datetime) -> bool:
     return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end > now

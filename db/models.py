@@ -13,6 +13,7 @@ from pymongo import ASCENDING, IndexModel
 class InvoiceStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
+    REFUNDED = "refunded"
 
 
 class OperationStatus(StrEnum):
@@ -21,6 +22,7 @@ class OperationStatus(StrEnum):
     EXTRA = "extra"  # a second payment of an already paid invoice: refund by hand
     HELD = "held"  # money not yet available (protected or unaccepted transfer): not fulfilled
     REJECTED = "rejected"  # authentic but unusable (unknown label, wrong amount or currency): for review
+    REVERSED = "reversed"  # refunded or cancelled by the provider after (or instead of) being applied
 
 
 class SubscriptionStatus(StrEnum):
@@ -42,6 +44,7 @@ class Invoice(Document):
     paid_by: str | None = None  # operation key "provider:operation_id"
     paid_amount: int | None = None
     paid_currency: str | None = None
+    refunded_at: datetime | None = None
 
     class Settings:
         name = "invoices"
@@ -66,6 +69,10 @@ class Operation(Document):
     recorded_at: datetime
     applied_at: datetime | None = None
     notified_at: datetime | None = None
+    reversed_at: datetime | None = None
+    reversal_reason: str | None = None
+    was_applied: bool = False  # set with REVERSED: whether the payment had been applied before
+    reversal_notified_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -85,6 +92,7 @@ class Subscription(Document):
     status: SubscriptionStatus = SubscriptionStatus.ACTIVE
     current_period_end: datetime
     applied_operations: list[str] = Field(default_factory=list)  # keys that already extended it
+    reversed_operations: list[str] = Field(default_factory=list)  # keys whose period was taken back
     payment_method: str | None = None
     version: int = 0  # optimistic concurrency for period arithmetic
     updated_at: datetime

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing import runtime
 from billing.plans import Catalogue, load_plans
-from billing.ports import PaymentNotice
+from billing.ports import PaymentNotice, ReversalNotice
 from rq_access import RqQueues
 from settings import Settings
 from webhook_server.app import create_app
@@ -119,9 +119,13 @@ def queues(client: TestClient) -> RqQueues:
 class RecordingNotifier:
     def __init__(self) -> None:
         self.notices: list[PaymentNotice] = []
+        self.reversals: list[ReversalNotice] = []
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
+
+    async def payment_reversed(self, notice: ReversalNotice) -> None:
+        self.reversals.append(notice)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -43,7 +43,7 @@ HASHED_BEFORE_SECRET = ("notification_type", "operation_id", "amount", "currency
 REQUIRED_FIELDS = (*HASHED_BEFORE_SECRET, "label")
 NOTIFICATION_TYPES = frozenset({"p2p-incoming", "card-incoming"})
 CARD_COMMISSION_PERCENT = 3  # 'AC' payments: the wallet is credited sum * (1 - 0.03)
-_AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")
+_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 
 
 def sign(fields: Mapping[str, str], secret: str) -> str:
@@ -66,6 +66,18 @@ def parse_amount(text: str, field: str) -> Money:
 def card_net_amount(paid_minor: int) -> int:
     """What the wallet is credited for a card payment of `paid_minor` (commission rounded up)."""
     return paid_minor - -(-paid_minor * CARD_COMMISSION_PERCENT // 100)
+
+
+def largest_card_payment_for(net_minor: int) -> int:
+    """The most a card payer can have paid for the wallet to be credited `net_minor`.
+
+    Used for unsigned notifications: the wallet API confirms only the credited amount, and the
+    unhashed `withdraw_amount` may not claim more than that credit implies.
+    """
+    gross = net_minor * 100 // (100 - CARD_COMMISSION_PERCENT) + 2
+    while gross > 0 and card_net_amount(gross) > net_minor:
+        gross -= 1
+    return gross
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -184,6 +196,9 @@ class YooMoney:
             event = self._read(fields)
             if event.kind is not EventKind.TEST:
                 await self._confirm_unsigned(event)
+                credited = (event.net_amount or event.amount).minor
+                ceiling = Money(min(event.amount.minor, largest_card_payment_for(credited)), event.amount.currency)
+                event = replace(event, amount=ceiling)
         return event
 
     def _read(self, fields: Mapping[str, str]) -> VerifiedEvent:
