@@ -23,5 +23,6 @@ class Money:
         digits = MINOR_DIGITS.get(self.currency, 2)
         if digits == 0:
             return f"{self.minor} {self.currency}"
-        whole, frac = divmod(self.minor, 10**digits)
-        return f"{whole}.{frac:0{digits}d} {self.currency}"
+        sign = "-" if self.minor < 0 else ""
+        whole, frac = divmod(abs(self.minor), 10**digits)
+        return f"{sign}{whole}.{frac:0{digits}d} {self.currency}"

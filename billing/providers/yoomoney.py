@@ -207,11 +207,14 @@ class YooMoney:
         net = parse_amount(fields["amount"], "amount")
         paid = parse_amount(fields["withdraw_amount"], "withdraw_amount") if fields.get("withdraw_amount") else net
         test = _flag(fields, "test_notification") or fields["operation_id"] == TEST_OPERATION_ID
-        held = _flag(fields, "codepro") or _flag(fields, "unaccepted")
+        codepro, unaccepted = _flag(fields, "codepro"), _flag(fields, "unaccepted")
+        held = codepro or unaccepted
         try:
-            occurred = datetime.fromisoformat(fields["datetime"]).astimezone(UTC)
+            occurred = datetime.fromisoformat(fields["datetime"])
         except ValueError as err:
             raise NotificationRejected(RejectReason.MALFORMED, "datetime is not RFC 3339") from err
+        if occurred.tzinfo is None:
+            raise NotificationRejected(RejectReason.MALFORMED, "datetime has no UTC offset")
         if not fields["operation_id"]:
             raise NotificationRejected(RejectReason.MALFORMED, "empty operation_id")
         kind = EventKind.TEST if test else EventKind.HELD if held else EventKind.PAYMENT
@@ -222,8 +225,8 @@ class YooMoney:
             label=fields["label"],
             amount=Money(paid.minor, currency),
             kind=kind,
-            occurred_at=occurred,
-            net_amount=net,
+            occurred_at=occurred.astimezone(UTC),
+            net_amount=Money(net.minor, currency),
         )
 
     async def _confirm_unsigned(self, event: VerifiedEvent) -> None:

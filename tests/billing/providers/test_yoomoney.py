@@ -1,0 +1,357 @@
+"""billing/providers/yoomoney.py: sha1_hash vectors, verify(), wallet-API confirmation, answers, page form."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from billing.errors import ProviderUnavailable
+from billing.money import Money
+from billing.providers.base import (
+    EventKind, NotificationRejected, Outcome, ProviderHTTPError, RawNotification, RejectReason,
+)
+from billing.providers.yoomoney import WalletClient, YooMoney, build_notification, card_net_amount, format_amount, sign
+
+SECRET = "01234567890ABCDEF01234567890"  # yoomoney.md section 9
+WALLET = "4100118000000000"
+QUICKPAY_URL = "http://yoomoney.test/quickpay/confirm"
+API_URL = "http://wallet.test/"
+API_TOKEN = "wallet-oauth-token"
+# yoomoney.md 3.2: the hashed fields, every one required
+HASHED_FIELDS = ("notification_type", "operation_id", "amount", "currency", "datetime", "sender", "codepro", "label")
+
+V2_BODY = (
+    b"notification_type=card-incoming&bill_id=&amount=970.00&datetime=2024-03-15T10%3A20%3A30Z&codepro=false"
+    b"&sender=&sha1_hash=f2f354e17f7fae5eaadb0a84b99900f259910828&withdraw_amount=1000.00&unaccepted=false"
+    b"&operation_label=2d6c6a1e-0011-5000-a000-1b2c3d4e5f60&operation_id=744133575212011012&currency=643"
+    b"&label=inv_8f3a2c1d"
+)
+V5_BODY = (
+    b"notification_type=p2p-incoming&amount=99.01&datetime=2024-03-15T10%3A30%3A00Z&codepro=false"
+    b"&sender=4100175017397&sha1_hash=473a60470e21e66dd1b77611d7405e403e38cd90&operation_id=904035776918098009"
+    b"&currency=643&label=%D0%B7%D0%B0%D0%BA%D0%B0%D0%B7-42"
+)
+
+
+def _vector(kind: str, op: str, amount: str, when: str, sender: str, label: str) -> dict[str, str]:
+    return {"notification_type": kind, "operation_id": op, "amount": amount, "currency": "643",
+            "datetime": when, "sender": sender, "codepro": "false", "label": label}
+
+
+V4_FIELDS = _vector("p2p-incoming", "test-notification", "130.43", "2024-09-08T11:58:25Z", "41001000040", "")
+
+VECTORS = {  # yoomoney.md section 9
+    "V1": (_vector("p2p-incoming", "1234567", "300.00", "2011-07-01T09:00:00.000+04:00", "41001XXXXXXXX",
+                   "YM.label.12345"), "a2ee4a9195f4a90e893cff4f62eeba0b662321f9"),
+    "V2": (_vector("card-incoming", "744133575212011012", "970.00", "2024-03-15T10:20:30Z", "", "inv_8f3a2c1d"),
+           "f2f354e17f7fae5eaadb0a84b99900f259910828"),
+    "V3": (_vector("card-incoming", "744133575212011013", "48.50", "2024-03-15T10:25:00Z", "", ""),
+           "efc3ff63d001f1e78f89e8ea9686500e6800cbe9"),
+    "V4": (V4_FIELDS, "3892af200a507cfff392528fcf00864de5f55369"),
+    "V5": (_vector("p2p-incoming", "904035776918098009", "99.01", "2024-03-15T10:30:00Z", "4100175017397",
+                   "заказ-42"), "473a60470e21e66dd1b77611d7405e403e38cd90"),
+}
+
+
+class FakeTransport:
+    """The HttpTransport seen by WalletClient: records each call, answers a canned (status, json)."""
+
+    def __init__(self, answer: tuple[int, Any] = (200, {}), error: Exception | None = None) -> None:
+        self.answer = answer
+        self.error = error
+        self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []
+
+    async def post_form(self, url: str, data: Mapping[str, str], headers: Mapping[str, str]) -> tuple[int, Any]:
+        self.calls.append((url, dict(data), dict(headers)))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+def raw(body: bytes) -> RawNotification:
+    return RawNotification("/notify/yoomoney", {"Content-Type": "application/x-www-form-urlencoded"}, body, "127.0.0.1")
+
+
+def provider(transport: FakeTransport | None = None) -> YooMoney:
+    client = WalletClient(transport, API_URL, API_TOKEN) if transport is not None else None
+    return YooMoney(wallet=WALLET, notification_secret=SECRET, quickpay_url=QUICKPAY_URL, wallet_client=client)
+
+
+def v2(**changes: str) -> dict[str, str]:
+    fields = dict(parse_qsl(V2_BODY.decode(), keep_blank_values=True))
+    fields.update(changes)
+    return fields
+
+
+def resigned(**changes: str) -> bytes:
+    """V2 with some fields changed and a correct sha1_hash: only the changed values can be at fault."""
+    fields = v2(**changes)
+    fields["sha1_hash"] = sign(fields, SECRET)
+    return urlencode(fields).encode()
+
+
+async def rejection(body: bytes, transport: FakeTransport | None = None) -> RejectReason:
+    with pytest.raises(NotificationRejected) as info:
+        await provider(transport).verify(raw(body))
+    return info.value.reason
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_sign_matches_worked_vector(name: str) -> None:
+    fields, expected = VECTORS[name]
+    assert sign(fields, SECRET) == expected
+
+
+async def test_hash_that_drops_the_empty_sender_does_not_validate() -> None:
+    wrong = "card-incoming&744133575212011012&970.00&643&2024-03-15T10:20:30Z&false&" + SECRET + "&inv_8f3a2c1d"
+    wrong_hash = hashlib.sha1(wrong.encode()).hexdigest()
+    assert wrong_hash == "039477a237cb420e9d8223fe91fb3b4ac61bd52f"
+    assert sign(v2(), SECRET) != wrong_hash
+    assert await rejection(urlencode(v2(sha1_hash=wrong_hash)).encode()) is RejectReason.BAD_SIGNATURE
+
+
+async def test_valid_card_notification_verifies() -> None:
+    event = await provider().verify(raw(V2_BODY))
+    assert (event.provider, event.kind) == ("yoomoney", EventKind.PAYMENT)
+    assert (event.operation_id, event.label) == ("744133575212011012", "inv_8f3a2c1d")
+    assert (event.amount, event.net_amount) == (Money(100000, "RUB"), Money(97000, "RUB"))  # withdraw_amount, amount
+    assert event.occurred_at == datetime(2024, 3, 15, 10, 20, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("amount", "971.00"), ("label", "inv_00000000"), ("operation_id", "744133575212011013"),
+    ("currency", "840"), ("datetime", "2024-03-15T10:20:31Z"), ("sender", "41001000040"),
+    ("codepro", "true"), ("notification_type", "p2p-incoming"),
+])
+async def test_tampered_hashed_field_is_rejected(field: str, value: str) -> None:
+    assert await rejection(urlencode(v2(**{field: value})).encode()) is RejectReason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("given_hash", ["0" * 40, "", "f2f354e17f7fae5eaadb0a84b99900f25991082", "заказ"])
+async def test_wrong_hash_is_rejected(given_hash: str) -> None:
+    assert await rejection(urlencode(v2(sha1_hash=given_hash)).encode()) is RejectReason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("field", HASHED_FIELDS)
+async def test_missing_field_is_malformed(field: str) -> None:
+    fields = v2()
+    del fields[field]
+    assert await rejection(urlencode(fields).encode()) is RejectReason.MALFORMED
+
+
+@pytest.mark.parametrize("body", [
+    V2_BODY.replace(b"label=inv_8f3a2c1d", b"label=%FF%FE"),  # percent-encoded bytes that are not UTF-8
+    V2_BODY.replace(b"label=inv_8f3a2c1d", b"label=\xff"),
+    V2_BODY + b"&amount=970.00",  # repeated field, even with the same value
+    V2_BODY + b"&label=inv_other",
+    b"this is not a form",
+    b"",
+], ids=["bad-percent-utf8", "bad-raw-utf8", "repeated-amount", "repeated-label", "not-a-form", "empty"])
+async def test_malformed_body_is_rejected(body: bytes) -> None:
+    assert await rejection(body) is RejectReason.MALFORMED
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    *[("amount", bad) for bad in ("1e3", "10.001", "-970.00", " 970.00", "970,00", "", "NaN", "Infinity", "0x10")],
+    ("withdraw_amount", "1e3"), ("withdraw_amount", "1000.001"),
+    ("notification_type", "incoming-transfer"), ("operation_id", ""), ("datetime", "15.03.2024 10:20"),
+])
+async def test_signed_but_unreadable_value_is_malformed(field: str, value: str) -> None:
+    assert await rejection(resigned(**{field: value})) is RejectReason.MALFORMED
+
+
+async def test_amount_with_non_ascii_digits_is_malformed() -> None:
+    # Arabic-Indic digits: re's \d and Decimal both accept them; YooMoney amounts are ASCII "970.00".
+    assert await rejection(resigned(amount="٩٧٠.٠٠")) is RejectReason.MALFORMED
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("codepro", "True"), ("codepro", "1"), ("codepro", ""), ("unaccepted", "yes"), ("unaccepted", "FALSE"),
+    ("test_notification", "1"),
+])
+async def test_boolean_other_than_true_or_false_is_malformed(field: str, value: str) -> None:
+    assert await rejection(resigned(**{field: value})) is RejectReason.MALFORMED
+
+
+async def test_non_ascii_percent_encoded_label_verifies() -> None:
+    event = await provider().verify(raw(V5_BODY))
+    assert event.label == "заказ-42"
+    assert event.kind is EventKind.PAYMENT
+    assert event.amount == event.net_amount == Money(9901, "RUB")  # p2p without withdraw_amount
+
+
+@pytest.mark.parametrize("body", [
+    *[urlencode({**V4_FIELDS, **extra, "sha1_hash": VECTORS["V4"][1]}).encode()
+      for extra in ({"test_notification": "true"}, {"test_notification": "false"}, {})],
+    resigned(test_notification="true"),  # flag set, real-looking operation_id
+], ids=["flag-true", "flag-false-test-op-id", "test-op-id", "flag-true-real-op-id"])
+async def test_settings_page_test_notification_is_a_test_event(body: bytes) -> None:
+    assert (await provider().verify(raw(body))).kind is EventKind.TEST
+
+
+@pytest.mark.parametrize("changes", [{"unaccepted": "true"}, {"codepro": "true"}])
+async def test_money_not_yet_available_is_held(changes: dict[str, str]) -> None:
+    event = await provider().verify(raw(resigned(**changes)))
+    assert event.kind is EventKind.HELD
+
+
+async def test_currency_other_than_643_is_not_rub() -> None:
+    event = await provider().verify(raw(resigned(currency="840")))
+    assert event.amount.currency != "RUB" and event.amount.minor == 100000
+
+
+# --- notifications without sha1_hash: trusted only once the wallet API confirms them ---
+
+UNSIGNED = urlencode({k: v for k, v in v2().items() if k != "sha1_hash"}).encode()
+CONFIRMED = {"operation_id": "744133575212011012", "status": "success", "direction": "in",
+             "label": "inv_8f3a2c1d", "amount": "970.00", "type": "deposition"}
+
+
+async def test_unsigned_notification_without_wallet_client_is_missing_signature() -> None:
+    assert await rejection(UNSIGNED) is RejectReason.MISSING_SIGNATURE
+
+
+@pytest.mark.parametrize("api_amount", ["970.00", 970.0, 970])
+async def test_unsigned_notification_confirmed_by_wallet_api_verifies(api_amount: Any) -> None:
+    transport = FakeTransport((200, {**CONFIRMED, "amount": api_amount}))
+    event = await provider(transport).verify(raw(UNSIGNED))
+    assert (event.operation_id, event.label, event.kind) == ("744133575212011012", "inv_8f3a2c1d", EventKind.PAYMENT)
+    assert event.amount == Money(100000, "RUB")
+    [(url, data, headers)] = transport.calls
+    assert url == "http://wallet.test/api/operation-details"
+    assert data == {"operation_id": "744133575212011012"}
+    assert headers["Authorization"] == f"Bearer {API_TOKEN}"
+
+
+@pytest.mark.parametrize("answer", [
+    (200, {**CONFIRMED, "label": "inv_00000000"}),
+    (200, {**CONFIRMED, "amount": "1000.00"}),  # the net credit is what the wallet API reports
+    (200, {**CONFIRMED, "status": "in_progress"}),
+    (200, {**CONFIRMED, "status": "refused"}),
+    (200, {**CONFIRMED, "direction": "out"}),
+    (200, {"error": "illegal_param_operation_id"}),
+    (404, {}),
+], ids=["label", "amount", "in-progress", "refused", "outgoing", "unknown-op", "http-404"])
+async def test_unsigned_notification_not_confirmed_is_rejected(answer: tuple[int, Any]) -> None:
+    transport = FakeTransport(answer)
+    assert await rejection(UNSIGNED, transport) is RejectReason.NOT_CONFIRMED
+    assert len(transport.calls) == 1
+
+
+@pytest.mark.parametrize("transport", [
+    FakeTransport(error=ProviderHTTPError("connection refused")), FakeTransport((500, None)), FakeTransport((502, {})),
+], ids=["network", "http-500", "http-502"])
+async def test_unreachable_wallet_api_is_provider_unavailable(transport: FakeTransport) -> None:
+    with pytest.raises(ProviderUnavailable):
+        await provider(transport).verify(raw(UNSIGNED))
+
+
+async def test_unsigned_notification_cannot_inflate_the_unconfirmed_withdraw_amount() -> None:
+    # The API confirms a 0.97 RUB credit; withdraw_amount (unhashed, unconfirmed) claims 1000.00 RUB.
+    body = urlencode({k: v for k, v in v2(amount="0.97").items() if k != "sha1_hash"}).encode()
+    transport = FakeTransport((200, {**CONFIRMED, "amount": "0.97"}))
+    try:
+        event = await provider(transport).verify(raw(body))
+    except NotificationRejected as err:
+        assert err.reason is RejectReason.NOT_CONFIRMED
+    else:
+        assert event.amount.minor < 10000, f"unconfirmed withdraw_amount trusted: {event.amount}"
+
+
+# --- building notifications, amounts, answers, the Quickpay form ---
+
+@pytest.mark.parametrize(("kwargs", "kind"), [({}, EventKind.PAYMENT), ({"unaccepted": True}, EventKind.HELD),
+                                              ({"codepro": True}, EventKind.HELD), ({"test": True}, EventKind.TEST)])
+async def test_built_notification_round_trips_through_verify(kwargs: dict[str, bool], kind: EventKind) -> None:
+    fields = build_notification(SECRET, operation_id="653707199659002312", paid=Money(29900, "RUB"),
+                                label="inv_round", **kwargs)
+    event = await provider().verify(raw(urlencode(fields).encode()))
+    assert (event.operation_id, event.label, event.kind) == ("653707199659002312", "inv_round", kind)
+    assert event.net_amount == Money(card_net_amount(29900), "RUB")
+    assert event.amount == (event.net_amount if kwargs.get("test") else Money(29900, "RUB"))
+
+
+@pytest.mark.parametrize(("paid", "net"), [(100000, 97000), (200, 194), (101, 97), (100, 97), (1, 0), (0, 0)])
+def test_card_net_amount_rounds_the_commission_up(paid: int, net: int) -> None:
+    assert card_net_amount(paid) == net
+
+
+@pytest.mark.parametrize(("minor", "text"), [(0, "0.00"), (5, "0.05"), (29900, "299.00"), (100001, "1000.01")])
+def test_format_amount_gives_rubles_with_two_decimals(minor: int, text: str) -> None:
+    assert format_amount(minor) == text
+
+
+@pytest.mark.parametrize(("outcome", "status"), [
+    (Outcome.ACCEPTED, 200), (Outcome.DUPLICATE, 200), (Outcome.TEST, 200), (Outcome.HELD, 200),
+    (Outcome.UNKNOWN_LABEL, 404), (Outcome.WRONG_AMOUNT, 400), (Outcome.WRONG_CURRENCY, 400),
+])
+def test_answer_status_per_outcome(outcome: Outcome, status: int) -> None:
+    assert provider().answer(outcome).status == status
+
+
+@pytest.mark.parametrize("reason", list(RejectReason))
+def test_rejected_notification_gets_400_and_own_failure_500(reason: RejectReason) -> None:
+    assert provider().reject(NotificationRejected(reason, "detail")).status == 400
+    assert provider().retry_later().status == 500  # a 5xx makes YooMoney deliver again
+
+
+def test_page_form_posts_the_quickpay_fields() -> None:
+    form = provider().page_form(label="inv_1", amounts={"RUB": 29900, "UZS": 3500000}, title="1 month",
+                                success_url="http://shop.test/pay/inv_1/done")
+    assert form is not None and (form.provider, form.action, form.method) == ("yoomoney", QUICKPAY_URL, "post")
+    assert form.fields.items() >= {"receiver": WALLET, "quickpay-form": "button", "paymentType": "AC", "sum": "299.00",
+                                   "label": "inv_1", "successURL": "http://shop.test/pay/inv_1/done"}.items()
+
+
+def test_page_form_without_rub_price_is_none() -> None:
+    assert provider().page_form(label="inv_1", amounts={"UZS": 3500000}, title="t", success_url="http://x") is None
+
+
+_text = st.text(max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(operation_id=st.text(min_size=1, max_size=30).filter(lambda s: s != "test-notification"),
+       paid=st.integers(0, 10**14 - 1), label=_text, sender=_text,
+       notification_type=st.sampled_from(["p2p-incoming", "card-incoming"]), codepro=st.booleans(),
+       when=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
+       field=st.sampled_from(HASHED_FIELDS), replacement=_text)
+def test_built_notification_verifies_and_any_hashed_change_breaks_it(
+    operation_id: str, paid: int, label: str, sender: str, notification_type: str, codepro: bool,
+    when: datetime, field: str, replacement: str,
+) -> None:
+    fields = build_notification(SECRET, operation_id=operation_id, paid=Money(paid, "RUB"), label=label,
+                                sender=sender, notification_type=notification_type, codepro=codepro, occurred_at=when)
+    event = asyncio.run(provider().verify(raw(urlencode(fields).encode())))
+    assert (event.operation_id, event.label, event.amount) == (operation_id, label, Money(paid, "RUB"))
+    assert event.kind is (EventKind.HELD if codepro else EventKind.PAYMENT)
+    assume(replacement != fields[field])
+    tampered = urlencode({**fields, field: replacement}).encode()
+    with pytest.raises(NotificationRejected) as info:
+        asyncio.run(provider().verify(raw(tampered)))
+    assert info.value.reason is RejectReason.BAD_SIGNATURE
+
+
+async def test_datetime_without_an_offset_is_malformed() -> None:
+    fields = build_notification(SECRET, operation_id="1", paid=Money(100, "RUB"), label="inv_a")
+    fields["datetime"] = "2024-03-15T10:20:30"
+    fields["sha1_hash"] = sign(fields, SECRET)
+    with pytest.raises(NotificationRejected) as err:
+        await provider().verify(raw(urlencode(fields).encode()))
+    assert err.value.reason is RejectReason.MALFORMED
+
+
+async def test_unaccepted_flag_is_checked_even_when_codepro_is_set() -> None:
+    fields = build_notification(SECRET, operation_id="1", paid=Money(100, "RUB"), label="inv_a", codepro=True)
+    fields["unaccepted"] = "maybe"
+    with pytest.raises(NotificationRejected) as err:
+        await provider().verify(raw(urlencode(fields).encode()))
+    assert err.value.reason is RejectReason.MALFORMED

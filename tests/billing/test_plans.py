@@ -1,0 +1,158 @@
+"""billing/plans.load_plans on TOML files, the Catalogue, and billing/money.Money."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from billing.errors import PlansFileError, UnknownPlan
+from billing.money import Money
+from billing.plans import Catalogue, Plan, load_plans
+
+REPO_PLANS = Path(__file__).resolve().parents[2] / "plans.toml"
+
+GOOD = """
+[plans.month]
+title = "1 month"
+period_days = 30
+prices = { RUB = 29900, UZS = 3500000 }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plans.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def plans_error(path: Path) -> str:
+    with pytest.raises(PlansFileError) as info:
+        load_plans(path)
+    message = str(info.value)
+    assert message.startswith("PLANS_FILE"), message
+    return message
+
+
+def test_repository_plans_file_loads() -> None:
+    catalogue = load_plans(REPO_PLANS)
+    assert catalogue.names()
+    for plan in catalogue:
+        assert plan is catalogue.get(plan.name) and plan.title and plan.period_days > 0
+        assert plan.prices and all(type(minor) is int and minor > 0 for minor in plan.prices.values())
+
+
+def test_plan_gives_its_price_as_money(tmp_path: Path) -> None:
+    month = load_plans(write(tmp_path, GOOD)).get("month")
+    assert month.price("RUB") == Money(29900, "RUB")
+    assert month.price("XTR") is None
+
+
+def test_extra_keys_are_allowed_and_title_defaults_to_the_name(tmp_path: Path) -> None:
+    catalogue = load_plans(write(tmp_path, "[plans.week]\nperiod_days = 7\nprices = { XTR = 50 }\ntrial = true\n"))
+    assert catalogue.get("week").title == "week"
+    assert catalogue.get("week").prices == {"XTR": 50}
+
+
+def test_missing_file_is_a_plans_file_error(tmp_path: Path) -> None:
+    assert "cannot read" in plans_error(tmp_path / "absent.toml")
+
+
+def test_directory_instead_of_file_is_a_plans_file_error(tmp_path: Path) -> None:
+    plans_error(tmp_path)
+
+
+def test_invalid_toml_is_a_plans_file_error(tmp_path: Path) -> None:
+    assert "not valid TOML" in plans_error(write(tmp_path, "[plans.month\nperiod_days = 30\n"))
+
+
+def test_non_utf8_file_is_a_plans_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "plans.toml"
+    path.write_bytes(GOOD.replace('"1 month"', '"\xff"').encode("latin-1"))
+    plans_error(path)
+
+
+@pytest.mark.parametrize("text", ["", "title = 'x'\n", "plans = 3\n", "[plans]\n", "[other.month]\nperiod_days = 1\n"],
+                         ids=["empty", "no-plans", "plans-not-table", "plans-empty", "other-table"])
+def test_file_without_plans_table_is_a_plans_file_error(tmp_path: Path, text: str) -> None:
+    assert "no [plans.<name>] table" in plans_error(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("prices", [
+    "{ RUB = '299.00' }", "{ RUB = 299.0 }", "{ RUB = -100 }", "{ RUB = 0 }", "{ RUB = true }", "{}", "[29900]",
+], ids=["string", "float", "negative", "zero", "bool", "empty", "array"])
+def test_bad_price_is_a_plans_file_error(tmp_path: Path, prices: str) -> None:
+    message = plans_error(write(tmp_path, f"[plans.month]\nperiod_days = 30\nprices = {prices}\n"))
+    assert "'month'" in message
+
+
+@pytest.mark.parametrize("period", ["true", "30.0", "'30'", "0", "-1"])
+def test_bad_period_is_a_plans_file_error(tmp_path: Path, period: str) -> None:
+    message = plans_error(write(tmp_path, f"[plans.month]\nperiod_days = {period}\nprices = {{ RUB = 100 }}\n"))
+    assert "period_days" in message
+
+
+def test_missing_period_is_a_plans_file_error(tmp_path: Path) -> None:
+    assert "period_days" in plans_error(write(tmp_path, "[plans.month]\nprices = { RUB = 100 }\n"))
+
+
+@pytest.mark.parametrize("currency", ["USD", "rub", "643"])
+def test_unknown_currency_is_a_plans_file_error(tmp_path: Path, currency: str) -> None:
+    text = f'[plans.month]\nperiod_days = 30\nprices = {{ RUB = 100, "{currency}" = 100 }}\n'
+    assert repr(currency) in plans_error(write(tmp_path, text))
+
+
+def test_non_string_title_is_a_plans_file_error(tmp_path: Path) -> None:
+    assert "title" in plans_error(write(tmp_path, "[plans.m]\ntitle = 1\nperiod_days = 1\nprices = { RUB = 1 }\n"))
+
+
+def test_plan_that_is_not_a_table_is_a_plans_file_error(tmp_path: Path) -> None:
+    plans_error(write(tmp_path, "[plans]\nmonth = 30\n"))
+
+
+def test_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[plans.month]\nperiod_days = 30\nprices = { RUB = 1.5 }\n")
+    assert str(path) in plans_error(path)
+
+
+def test_unknown_plan_is_refused() -> None:
+    with pytest.raises(UnknownPlan):
+        load_plans(REPO_PLANS).get("lifetime")
+
+
+def test_title_falls_back_to_the_name_of_a_removed_plan() -> None:
+    catalogue = Catalogue({"month": Plan("month", "1 month", 30, {"RUB": 29900})})
+    assert catalogue.title("month") == "1 month"
+    assert catalogue.title("retired") == "retired"
+
+
+# --- billing/money.Money ---
+
+@pytest.mark.parametrize(("money", "text"), [
+    (Money(29900, "RUB"), "299.00 RUB"), (Money(5, "RUB"), "0.05 RUB"), (Money(0, "RUB"), "0.00 RUB"),
+    (Money(3500000, "UZS"), "35000.00 UZS"), (Money(50, "XTR"), "50 XTR"), (Money(12345, "840"), "123.45 840"),
+])
+def test_money_formats_minor_units_with_the_currency(money: Money, text: str) -> None:
+    assert str(money) == text
+
+
+@pytest.mark.parametrize("minor", [299.0, 1.5, True, "29900", None])
+def test_money_refuses_anything_but_int_minor_units(minor: object) -> None:
+    with pytest.raises(TypeError):
+        Money(minor, "RUB")  # type: ignore[arg-type]
+
+
+def test_money_needs_a_currency() -> None:
+    with pytest.raises(ValueError):
+        Money(100, "")
+
+
+def test_money_compares_by_value() -> None:
+    assert Money(29900, "RUB") == Money(29900, "RUB")
+    assert Money(29900, "RUB") != Money(29900, "UZS")
+    assert Money(100, "RUB") < Money(101, "RUB")
+
+
+def test_negative_money_keeps_its_sign() -> None:
+    assert str(Money(-5, "RUB")) == "-0.05 RUB"
+    assert str(Money(-12345, "UZS")) == "-123.45 UZS"
