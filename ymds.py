@@ -12,9 +12,9 @@ import aiohttp
 from pydantic import ValidationError
 
 from billing.errors import BillingError
-from billing.money import Money
 from billing.plans import load_plans
 from settings import ConfigError, Settings
+from webhook_server.emulators import EMULATORS
 
 log = logging.getLogger("ymds")
 MEMORY = "memory://"
@@ -43,11 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     worker.set_defaults(command=cmd_worker)
     simulate = sub.add_parser("simulate", help="send a correctly signed provider notification to a running server")
-    simulate.add_argument("provider", choices=["yoomoney"])
-    simulate.add_argument("event", choices=["payment", "held", "test"])
+    simulate.add_argument("provider", choices=sorted(EMULATORS))
+    simulate.add_argument("event", help="what happens: " + "; ".join(
+        f"{name}: {', '.join(module.EVENTS)}" for name, module in sorted(EMULATORS.items())))
     simulate.add_argument("--invoice", required=True, metavar="LABEL")
     simulate.add_argument("--url", default=None, help="server base URL (default PUBLIC_BASE_URL)")
-    simulate.add_argument("--amount", default=None, help="amount paid in RUB, e.g. 299.00 (default: the invoice's)")
+    simulate.add_argument("--amount", default=None, help="amount paid, e.g. 299.00 (default: the invoice's)")
     simulate.set_defaults(command=cmd_simulate)
     sub.add_parser("check-config", help="validate settings and list enabled providers").set_defaults(
         command=cmd_check_config
@@ -132,40 +133,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from webhook_server.demo import DemoAddress, with_demo_values
 
+    emulator = EMULATORS[args.provider]
+    if args.event not in emulator.EVENTS:
+        print(f"unknown event {args.event!r} for {args.provider}; choose from {', '.join(emulator.EVENTS)}",
+              file=sys.stderr)
+        return 2
     base = load_settings()
     settings = with_demo_values(base, DemoAddress(base.web_host, base.web_port))
     url = (args.url or settings.public_base_url).rstrip("/")
-    status = asyncio.run(_simulate_yoomoney(settings, url, args.event, args.invoice, args.amount))
+
+    async def send() -> int:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            status: int = await emulator.simulate(settings, session, url, args.event, args.invoice, args.amount)
+            return status
+
+    status = asyncio.run(send())
     print(f"{args.provider} {args.event} for {args.invoice}: server answered HTTP {status}")
     return 0 if status == 200 else 1
-
-
-async def _simulate_yoomoney(settings: Settings, url: str, event: str, label: str, amount: str | None) -> int:
-    import secrets
-
-    from billing.providers.yoomoney import build_notification, parse_amount
-    from webhook_server.emulators.yoomoney import send_notification
-
-    assert settings.yoomoney_notification_secret is not None
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
-        paid = parse_amount(amount, "--amount") if amount else await _invoice_rub(session, settings, url, label)
-        fields = build_notification(
-            settings.yoomoney_notification_secret.get_secret_value(),
-            operation_id="test-notification" if event == "test" else str(secrets.randbelow(10**17) + 10**17),
-            paid=paid, label=label, unaccepted=event == "held", test=event == "test",
-        )
-        return await send_notification(session, f"{url}/notify/yoomoney", fields)
-
-
-async def _invoice_rub(session: aiohttp.ClientSession, settings: Settings, url: str, label: str) -> Money:
-    token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
-    async with session.get(f"{url}/api/invoices/{label}", headers={"Authorization": f"Bearer {token}"}) as response:
-        if response.status != 200:
-            raise ConfigError(f"cannot read invoice {label} from {url} (HTTP {response.status}); pass --amount")
-        body = await response.json()
-    if "RUB" not in body.get("amounts", {}):
-        raise ConfigError(f"invoice {label} has no RUB price")
-    return Money(int(body["amounts"]["RUB"]), "RUB")
 
 
 if __name__ == "__main__":

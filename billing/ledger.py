@@ -16,7 +16,8 @@ from billing.errors import LedgerUnavailable
 from billing.invoices import find_invoice
 from billing.ports import FulfilmentQueue
 from billing.providers.base import EventKind, Outcome, VerifiedEvent
-from db import Invoice, Operation, OperationStatus
+from billing.money import Money
+from db import Invoice, InvoiceStatus, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Ledger:
 
     async def _record(self, event: VerifiedEvent) -> Outcome:
         invoice = await find_invoice(event.label) if event.label else None
-        verdict = _check_against(invoice, event)
+        verdict = _check_against(invoice, event.amount)
         if verdict is not None:
             await self._insert(event, OperationStatus.REJECTED, reason=_REJECTION[verdict])
             log.warning(
@@ -105,14 +106,28 @@ def _unfinished(operation: Operation) -> bool:
     )
 
 
-def _check_against(invoice: Invoice | None, event: VerifiedEvent) -> Outcome | None:
+def _check_against(invoice: Invoice | None, amount: Money) -> Outcome | None:
     if invoice is None:
         return Outcome.UNKNOWN_LABEL
-    expected = invoice.amounts.get(event.amount.currency)
+    expected = invoice.amounts.get(amount.currency)
     if expected is None:
         return Outcome.WRONG_CURRENCY
-    if event.amount.minor < expected:
+    if amount.minor < expected:
         return Outcome.WRONG_AMOUNT
+    return None
+
+
+async def check_payable(label: str, amount: Money, *, exact: bool = False) -> Outcome | None:
+    """For a provider's pre-payment check (Payme CheckPerformTransaction, Click Prepare, CloudPayments
+    Check): None when the invoice may be paid with `amount`, else why not. `exact` refuses overpayment."""
+    invoice = await find_invoice(label) if label else None
+    verdict = _check_against(invoice, amount)
+    if verdict is not None or invoice is None:
+        return verdict
+    if exact and amount.minor != invoice.amounts[amount.currency]:
+        return Outcome.WRONG_AMOUNT
+    if invoice.status is not InvoiceStatus.PENDING:
+        return Outcome.ALREADY_PAID
     return None
 
 

@@ -13,14 +13,14 @@ from billing.invoices import create_invoice, pay_link
 from billing.plans import Catalogue
 from settings import Environment, Settings
 from webhook_server.app import create_app
-from webhook_server.emulators.yoomoney import YooMoneyEmulator
+from webhook_server.emulators import EMULATORS
 from webhook_server.keys import CLOCK, PLANS, QUEUES, SETTINGS
 from webhook_server.runner import InProcessWorker
 
 log = logging.getLogger(__name__)
 
 DEMO_USER_ID = 100000001
-EMULATOR_PREFIX = "/emulator/yoomoney"
+EMULATOR_ROOT = "/emulator"
 WELCOME = web.AppKey("demo_welcome", str)
 
 
@@ -41,19 +41,17 @@ def demo_values(address: DemoAddress) -> dict[str, str]:
     Fixed, not random, so that `ymds simulate` in another shell signs with the same secrets.
     """
     base = address.local_base
-    return {
+    values = {
         "environment": Environment.DEVELOPMENT.value,
         "public_base_url": base,
         "admin_api_token": "demo-admin-token",
         "link_secret": "demo-link-secret",
-        "yoomoney_wallet": "4100118000000000",
-        "yoomoney_notification_secret": "demo-yoomoney-secret",
-        "yoomoney_api_token": "demo-yoomoney-api-token",
-        "yoomoney_api_url": base + EMULATOR_PREFIX,
-        "yoomoney_quickpay_url": base + EMULATOR_PREFIX + "/quickpay/confirm",
         "web_host": address.host,
         "web_port": str(address.port),
     }
+    for name, emulator in EMULATORS.items():
+        values.update(emulator.demo_values(base, f"{base}{EMULATOR_ROOT}/{name}"))
+    return values
 
 
 def with_demo_values(settings: Settings, address: DemoAddress) -> Settings:
@@ -64,14 +62,11 @@ def with_demo_values(settings: Settings, address: DemoAddress) -> Settings:
 
 def build_demo_app(settings: Settings, plans: Catalogue) -> web.Application:
     app = create_app(settings, plans=plans)
-    if settings.yoomoney_wallet and settings.yoomoney_notification_secret and settings.yoomoney_api_token:
-        emulator = YooMoneyEmulator(
-            secret=settings.yoomoney_notification_secret.get_secret_value(),
-            notify_url=DemoAddress(settings.web_host, settings.web_port).local_base + "/notify/yoomoney",
-            api_token=settings.yoomoney_api_token.get_secret_value(),
-            wallet=settings.yoomoney_wallet,
-        )
-        app.add_subapp(EMULATOR_PREFIX, emulator.app())
+    local_base = DemoAddress(settings.web_host, settings.web_port).local_base
+    for name, emulator in EMULATORS.items():
+        emulator_app = emulator.demo_app(settings, local_base)
+        if emulator_app is not None:
+            app.add_subapp(f"{EMULATOR_ROOT}/{name}", emulator_app)
     app.cleanup_ctx.append(_worker_ctx)
     app.on_startup.append(_prepare_welcome)
     return app

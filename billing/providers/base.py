@@ -51,6 +51,7 @@ class Outcome(StrEnum):
     UNKNOWN_LABEL = "unknown_label"
     WRONG_AMOUNT = "wrong_amount"
     WRONG_CURRENCY = "wrong_currency"
+    ALREADY_PAID = "already_paid"  # only from pre-payment checks (check_payable)
 
 
 class RejectReason(StrEnum):

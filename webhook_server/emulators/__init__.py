@@ -1,5 +1,17 @@
 """Local stand-ins for the providers' servers, speaking their real protocols and signatures.
 
 They power `ymds demo`, `ymds simulate` and the tests; the protocol knowledge they use comes
-from the provider modules in billing/providers/.
+from the provider modules in billing/providers/. Each emulator module offers the same four
+things, listed in EMULATORS: EVENTS and simulate() for `ymds simulate`, demo_values() and
+demo_app() for `ymds demo` (mounted at /emulator/{name}).
 """
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from webhook_server.emulators import yoomoney
+
+EMULATORS: dict[str, ModuleType] = {
+    "yoomoney": yoomoney,
+}

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from billing.money import Money
 from billing.providers.yoomoney import build_notification, card_net_amount, format_amount, parse_amount
+from settings import Settings
+from webhook_server.emulators.common import invoice_amount
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +93,42 @@ class YooMoneyEmulator:
         if operation is None:
             return web.json_response({"error": "illegal_param_operation_id"})
         return web.json_response(operation)
+
+
+EVENTS = ("payment", "held", "test")
+
+
+async def simulate(
+    settings: Settings, session: aiohttp.ClientSession, url: str, event: str, label: str, amount: str | None
+) -> int:
+    """`ymds simulate yoomoney EVENT`: one correctly signed notification, as YooMoney would send it."""
+    assert settings.yoomoney_notification_secret is not None
+    paid = parse_amount(amount, "--amount") if amount else Money(
+        await invoice_amount(session, settings, url, label, "RUB"), "RUB")
+    fields = build_notification(
+        settings.yoomoney_notification_secret.get_secret_value(),
+        operation_id="test-notification" if event == "test" else str(secrets.randbelow(10**17) + 10**17),
+        paid=paid, label=label, unaccepted=event == "held", test=event == "test",
+    )
+    return await send_notification(session, f"{url}/notify/yoomoney", fields)
+
+
+def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:
+    return {
+        "yoomoney_wallet": "4100118000000000",
+        "yoomoney_notification_secret": "demo-yoomoney-secret",
+        "yoomoney_api_token": "demo-yoomoney-api-token",
+        "yoomoney_api_url": emulator_url,
+        "yoomoney_quickpay_url": emulator_url + "/quickpay/confirm",
+    }
+
+
+def demo_app(settings: Settings, local_base: str) -> web.Application | None:
+    if not (settings.yoomoney_wallet and settings.yoomoney_notification_secret and settings.yoomoney_api_token):
+        return None
+    return YooMoneyEmulator(
+        secret=settings.yoomoney_notification_secret.get_secret_value(),
+        notify_url=local_base + "/notify/yoomoney",
+        api_token=settings.yoomoney_api_token.get_secret_value(),
+        wallet=settings.yoomoney_wallet,
+    ).app()
