@@ -13,6 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 import redis
+
+import logs
 from redis import Redis
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError
@@ -96,7 +98,7 @@ class RqQueues:
         """Enqueue unless a job with this id exists; a failed or stopped one is sent round again."""
         try:
             queue.enqueue(
-                func, *args, job_id=id_, unique=True, retry=self._retry,
+                func, *args, job_id=id_, unique=True, retry=self._retry, meta={"request_id": logs.request_id.get()},
                 job_timeout=JOB_TIMEOUT_SECONDS, result_ttl=RESULT_TTL_SECONDS, failure_ttl=RESULT_TTL_SECONDS,
             )
         except DuplicateJobError:
@@ -109,8 +111,20 @@ class RqQueues:
         return sum(len(queue) for queue in (self.fulfilment, self.notices))
 
 
-class ThreadWorker(SimpleWorker):
-    """A SimpleWorker that can run outside the main thread (the demo, the tests): no signal handlers,
+class YmdsWorker(SimpleWorker):
+    """Runs jobs in this process (one database client for all of them), logging under the request id of the
+    web request that enqueued each job."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        token = logs.request_id.set(str(job.meta.get("request_id", "")))
+        try:
+            super().execute_job(job, queue)
+        finally:
+            logs.request_id.reset(token)
+
+
+class ThreadWorker(YmdsWorker):
+    """A worker that can run outside the main thread (the demo, the tests): no signal handlers,
     timer-based job timeouts."""
 
     death_penalty_class = TimerDeathPenalty
@@ -119,8 +133,7 @@ class ThreadWorker(SimpleWorker):
         return None
 
 
-def make_worker(connection: Redis, *, in_thread: bool = False) -> SimpleWorker:
-    """SimpleWorker runs jobs in this process, so the database opened once per process serves every job."""
+def make_worker(connection: Redis, *, in_thread: bool = False) -> YmdsWorker:
     queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
-    worker_class = ThreadWorker if in_thread else SimpleWorker
+    worker_class = ThreadWorker if in_thread else YmdsWorker
     return worker_class(queues, connection=connection)

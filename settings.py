@@ -136,6 +136,12 @@ class Settings(BaseSettings):
             return hmac.new(token, b"open-ymds/link-secret/v1", hashlib.sha256).digest()
         raise ConfigError("LINK_SECRET: not set, and no BOT_TOKEN to derive it from")
 
+    def secret_values(self) -> list[str]:
+        """Every secret setting's value, for the log masker."""
+        values = [getattr(self, name).get_secret_value() for name, field in type(self).model_fields.items()
+                  if field.annotation in (SecretStr, SecretStr | None) and getattr(self, name) is not None]
+        return [*values, self.link_key.hex()] if self.link_secret or self.bot_token else values
+
     def provider_enabled(self, name: str) -> bool:
         return all(getattr(self, field) is not None for field in PROVIDER_CREDENTIALS[name])
 

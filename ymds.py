@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import aiohttp
 from pydantic import ValidationError
 
+import logs
 from billing.errors import BillingError
 from billing.plans import load_plans
 from settings import ConfigError, Settings
@@ -22,7 +23,7 @@ MEMORY = "memory://"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     try:
         return int(args.command(args) or 0)
     except (ConfigError, BillingError) as err:
@@ -58,11 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         first = err.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise ConfigError(f"{name}: {first['msg']}") from None
+    logs.configure(settings.secret_values())
+    return settings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

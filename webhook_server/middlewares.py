@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
+import logs
+
 from billing.errors import BadLinkSignature, BillingError, InvoiceNotFound, LinkExpired, UnknownPlan
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def json_error(status: int, code: str, message: str) -> web.Response:
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = given if _SAFE_REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
+    logs.request_id.set(request[REQUEST_ID])
     response = await handler(request)
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     return response

@@ -81,7 +81,8 @@ async def demo(tmp_path: Path) -> AsyncIterator[tuple[str, str, dict[str, str]]]
         link = await asyncio.wait_for(read_link(), DEADLINE_SECONDS)
         yield f"http://127.0.0.1:{port}", link, env
     finally:
-        process.terminate()
+        if process.returncode is None:
+            process.terminate()
         await asyncio.wait_for(process.wait(), DEADLINE_SECONDS)
 
 
