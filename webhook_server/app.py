@@ -17,7 +17,8 @@ from db import init_db
 from rq_access import RqQueues, connect
 from settings import Settings
 from webhook_server.http_transport import AiohttpTransport
-from webhook_server.keys import CLOCK, DB_CLIENT, HTTP, LEDGER, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS
+from webhook_server.keys import CLOCK, DB_CLIENT, HTTP, LEDGER, METRICS, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS
+from webhook_server.metrics import Metrics, metrics_middleware
 from webhook_server.middlewares import error_middleware, request_id_middleware
 from webhook_server.providers import build_providers
 from webhook_server.routes import ROUTES
@@ -29,11 +30,13 @@ HTTP_TIMEOUT_SECONDS = 15
 
 def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clock = utc_now) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, admin_auth], client_max_size=settings.max_body_bytes
+        middlewares=[request_id_middleware, metrics_middleware, error_middleware, admin_auth],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[PLANS] = plans if plans is not None else load_plans(settings.plans_file)
     app[CLOCK] = clock
+    app[METRICS] = Metrics()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx])
     app.add_routes(ROUTES)

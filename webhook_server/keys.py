@@ -21,3 +21,4 @@ QUEUES = web.AppKey("queues", RqQueues)
 LEDGER = web.AppKey("ledger", Ledger)
 HTTP = web.AppKey("http", ClientSession)
 PROVIDERS = web.AppKey("providers", ProviderRegistry)
+METRICS = web.AppKey("metrics", Any)  # webhook_server.metrics.Metrics

@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from webhook_server.views.api import create_invoice_view, get_invoice_view, get_subscription_view
+from webhook_server.metrics import metrics_view
 from webhook_server.views.health import healthz, readyz
 from webhook_server.views.notify import notify_handler
 from webhook_server.views.pay import pay_page
@@ -15,4 +16,5 @@ ROUTES = [
     web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),
     web.get("/healthz", healthz, name="healthz"),
     web.get("/readyz", readyz, name="readyz"),
+    web.get("/metrics", metrics_view, name="metrics"),
 ]

@@ -10,6 +10,7 @@ from aiohttp import web
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.providers.base import NotificationRejected, ProviderAnswer, RawNotification
 from webhook_server.keys import LEDGER, PROVIDERS
+from webhook_server.metrics import NOTIFY_OUTCOME
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,14 @@ def notify_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
             outcome = await request.app[LEDGER].record(event)
         except NotificationRejected as err:
             log.warning("%s notification rejected: %s", name, err)
+            request[NOTIFY_OUTCOME] = err.reason.value
             return to_response(provider.reject(err))
         except (LedgerUnavailable, ProviderUnavailable) as err:
             log.error("%s notification not recorded, provider told to retry: %s", name, err)
+            request[NOTIFY_OUTCOME] = "retry_later"
             return to_response(provider.retry_later())
         log.info("%s notification %s: %s", name, event.operation_id, outcome.value)
+        request[NOTIFY_OUTCOME] = outcome.value
         return to_response(provider.answer(outcome))
 
     return notify
