@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -167,6 +168,13 @@ class Settings(BaseSettings):
                 raise ConfigError(f"{', '.join(missing)}: {name} is half configured; set all of its credentials or none")
             if not missing and name not in IMPLEMENTED_PROVIDERS:
                 warnings.append(f"{name}: credentials set, but this release does not handle {name} yet")
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"TRUSTED_PROXIES: {entry!r} is not an IP address or network (e.g. 127.0.0.1,10.0.0.0/8)"
+                ) from None
         if len(self.retry_intervals) == 0:
             raise ConfigError("RETRY_INTERVALS: give at least one interval in seconds")
         return warnings

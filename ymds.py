@@ -89,16 +89,13 @@ def _require_shared_stores(settings: Settings, service: str) -> None:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from webhook_server.app import create_app
-    from webhook_server.runner import tls_context
+    from webhook_server.runner import serve_web
 
     settings = load_settings()
     settings.validate_for_run()
     _require_shared_stores(settings, "web")
-    app = create_app(settings)
-    web.run_app(app, host=settings.web_host, port=settings.web_port, ssl_context=tls_context(settings))
+    serve_web(create_app(settings), settings)
     return 0
 
 

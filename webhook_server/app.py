@@ -17,7 +17,10 @@ from db import init_db
 from rq_access import RqQueues, connect
 from settings import Settings
 from webhook_server.http_transport import AiohttpTransport
-from webhook_server.keys import CLOCK, DB_CLIENT, HTTP, LEDGER, METRICS, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS
+from webhook_server.client_ip import parse_networks
+from webhook_server.keys import (
+    CLOCK, DB_CLIENT, HTTP, LEDGER, METRICS, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS, TRUSTED_PROXIES,
+)
 from webhook_server.metrics import Metrics, metrics_middleware
 from webhook_server.middlewares import error_middleware, request_id_middleware
 from webhook_server.providers import build_providers
@@ -37,6 +40,7 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     app[PLANS] = plans if plans is not None else load_plans(settings.plans_file)
     app[CLOCK] = clock
     app[METRICS] = Metrics()
+    app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx])
     app.add_routes(ROUTES)

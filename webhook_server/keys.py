@@ -22,3 +22,4 @@ LEDGER = web.AppKey("ledger", Ledger)
 HTTP = web.AppKey("http", ClientSession)
 PROVIDERS = web.AppKey("providers", ProviderRegistry)
 METRICS = web.AppKey("metrics", Any)  # webhook_server.metrics.Metrics
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", list)  # parsed TRUSTED_PROXIES networks

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -18,17 +17,30 @@ from billing.ports import LogNotifier
 from db import init_db
 from rq_access import RqQueues, connect, make_worker
 from settings import Settings
+from webhook_server.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
 JOB_RESULT_TIMEOUT_SECONDS = 120
 
 
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.tls_cert is None or settings.tls_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    return context
+SHUTDOWN_GRACE_SECONDS = 30
+
+
+def serve_web(app: web.Application, settings: Settings) -> None:
+    """`ymds web`: HTTPS when TLS_CERT/TLS_KEY are set (SIGHUP reloads them), plain HTTP behind a proxy.
+
+    SIGTERM stops accepting connections and lets in-flight requests finish (up to the grace period)
+    before the resources close.
+    """
+    tls = ReloadableTLS(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
+
+    async def on_startup(app: web.Application) -> None:
+        if tls is not None:
+            tls.reload_on_sighup(asyncio.get_running_loop())
+
+    app.on_startup.append(on_startup)
+    web.run_app(app, host=settings.web_host, port=settings.web_port, ssl_context=tls.context if tls else None,
+                shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log_format='%a "%r" %s %b %Tfs', print=None)
 
 
 def queues_for(settings: Settings, *, blocking_reads: bool = False) -> RqQueues:

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.providers.base import NotificationRejected, ProviderAnswer, RawNotification
-from webhook_server.keys import LEDGER, PROVIDERS
+from webhook_server.client_ip import client_ip
+from webhook_server.keys import LEDGER, PROVIDERS, TRUSTED_PROXIES
 from webhook_server.metrics import NOTIFY_OUTCOME
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 async def read_raw(request: web.Request) -> RawNotification:
     """The raw request; reading past the app's body limit raises 413 before anything is parsed."""
     body = await request.read()
-    return RawNotification(path=request.path, headers=dict(request.headers), body=body, remote=request.remote or "")
+    remote = client_ip(request.remote or "", request.headers.get("X-Forwarded-For"), request.app[TRUSTED_PROXIES])
+    return RawNotification(path=request.path, headers=dict(request.headers), body=body, remote=remote)
 
 
 def to_response(answer: ProviderAnswer) -> web.Response:
@@ -35,7 +37,7 @@ def notify_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
             event = await provider.verify(raw)
             outcome = await request.app[LEDGER].record(event)
         except NotificationRejected as err:
-            log.warning("%s notification rejected: %s", name, err)
+            log.warning("%s notification from %s rejected: %s", name, raw.remote, err)
             request[NOTIFY_OUTCOME] = err.reason.value
             return to_response(provider.reject(err))
         except (LedgerUnavailable, ProviderUnavailable) as err:
