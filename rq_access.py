@@ -125,12 +125,17 @@ class YmdsWorker(SimpleWorker):
 
 class ThreadWorker(YmdsWorker):
     """A worker that can run outside the main thread (the demo, the tests): no signal handlers,
-    timer-based job timeouts."""
+    timer-based job timeouts, and a stop that works without a signal."""
 
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         return None
+
+    def stop_after_current_job(self) -> None:
+        """RQ's request_stop expects to run as a signal handler in the worker's own thread; from another
+        thread, setting the flag its work loop checks before each dequeue is the warm shutdown."""
+        self._stop_requested = True
 
 
 def make_worker(connection: Redis, *, in_thread: bool = False) -> YmdsWorker:

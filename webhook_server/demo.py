@@ -81,7 +81,7 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS])
     worker.start()
     yield
-    worker.stop()
+    await worker.stop()
 
 
 async def _prepare_welcome(app: web.Application) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
-from rq.exceptions import StopRequested
 
 from billing import runtime
 from billing.plans import Catalogue
@@ -21,6 +20,8 @@ from webhook_server.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
 JOB_RESULT_TIMEOUT_SECONDS = 120
+IDLE_WAKE_SECONDS = 2  # how long an idle in-process worker blocks on Redis before it checks for a stop
+STOP_WAIT_SECONDS = JOB_RESULT_TIMEOUT_SECONDS + IDLE_WAKE_SECONDS
 
 
 SHUTDOWN_GRACE_SECONDS = 30
@@ -77,6 +78,7 @@ class InProcessWorker:
             "notifier", LogNotifier()), plans=plans, **extra)
         self._thread: threading.Thread | None = None
         self._worker: Any = None
+        self._stopping = threading.Event()
 
     def _run_on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(JOB_RESULT_TIMEOUT_SECONDS)
@@ -91,13 +93,18 @@ class InProcessWorker:
         """Work continuously in a daemon thread (the demo)."""
         runtime.install(self.runtime)
         self._worker = make_worker(self._queues.connection, in_thread=True)
-        self._thread = threading.Thread(target=self._worker.work, name="ymds-worker", daemon=True)
+        self._thread = threading.Thread(target=self._work_until_stopped, name="ymds-worker", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        if self._worker is None:
+    def _work_until_stopped(self) -> None:
+        # An idle worker returns after IDLE_WAKE_SECONDS, so a stop is noticed that soon.
+        while not self._stopping.is_set():
+            self._worker.work(max_idle_time=IDLE_WAKE_SECONDS)
+
+    async def stop(self) -> None:
+        """Stop after the current job, and wait for that job while this loop still runs it."""
+        if self._worker is None or self._thread is None:
             return
-        try:
-            self._worker.request_stop(None, None)
-        except StopRequested:  # an idle worker asks its caller to unwind; its daemon thread ends with us
-            pass
+        self._stopping.set()
+        self._worker.stop_after_current_job()
+        await asyncio.to_thread(self._thread.join, STOP_WAIT_SECONDS)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,23 +15,9 @@ import pytest
 from billing.links import link_signature
 from billing.money import Money
 from billing.providers.yoomoney import build_notification
-from tests.webhook_server.test_redis_faults import free_port
+from tests.e2e.demo_process import CUSTOM, DEADLINE_SECONDS, YMDS, demo_env, running_demo
 from webhook_server.demo import DEMO_USER_ID
 
-ROOT = Path(__file__).resolve().parents[2]
-YMDS = Path(sys.executable).with_name("ymds")
-DEADLINE_SECONDS = 30
-CUSTOM = {
-    "ADMIN_API_TOKEN": "owner-admin-token",
-    "YOOMONEY_NOTIFICATION_SECRET": "owner-yoomoney-secret",
-    "LINK_SECRET": "owner-link-secret",
-}
-CUSTOM_PLANS = """
-[plans.week]
-title = "1 week"
-period_days = 7
-prices = { RUB = 9900 }
-"""
 
 
 class FormReader(HTMLParser):
@@ -50,40 +34,10 @@ class FormReader(HTMLParser):
             self.fields[values["name"] or ""] = values.get("value") or ""
 
 
-def demo_env(tmp_path: Path) -> dict[str, str]:
-    plans = tmp_path / "owner-plans.toml"
-    plans.write_text(CUSTOM_PLANS)
-    return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PLANS_FILE": str(plans), **CUSTOM}
-
-
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[tuple[str, str, dict[str, str]]]:
-    if not YMDS.exists():
-        pytest.fail(f"{YMDS} missing: install the project with pip install -e .")
-    port = free_port()
-    env = demo_env(tmp_path)
-    process = await asyncio.create_subprocess_exec(
-        str(YMDS), "demo", "--port", str(port), cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    link = ""
-
-    async def read_link() -> str:
-        while True:
-            line = (await process.stdout.readline()).decode()
-            if not line:
-                raise AssertionError("ymds demo exited before printing a payment link")
-            if match := re.search(r"(http://\S+/pay/\S+)", line):
-                return match.group(1)
-
-    try:
-        link = await asyncio.wait_for(read_link(), DEADLINE_SECONDS)
-        yield f"http://127.0.0.1:{port}", link, env
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await asyncio.wait_for(process.wait(), DEADLINE_SECONDS)
+    async with running_demo(tmp_path) as running:
+        yield running.base, running.link, running.env
 
 
 async def wait_for_active(session: aiohttp.ClientSession, base: str, user_id: str) -> dict[str, str]:
