@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -16,9 +17,10 @@ import redis
 
 import logs
 from redis import Redis
-from rq import Queue, Retry, SimpleWorker
+from rq import Callback, Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
 from billing import jobs
@@ -70,11 +72,11 @@ class RqQueues:
 
     async def enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
         await self._from_loop(self.fulfilment, job_id("fulfil", provider, operation_id), jobs.fulfil_payment,
-                              provider, operation_id, label)
+                              provider, operation_id, label, alert=True)
 
     async def enqueue_reversal(self, provider: str, operation_id: str, reason: str) -> None:
         await self._from_loop(self.fulfilment, job_id("reverse", provider, operation_id), jobs.reverse,
-                              provider, operation_id, reason)
+                              provider, operation_id, reason, alert=True)
 
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
         self._enqueue_once(
@@ -87,19 +89,23 @@ class RqQueues:
             provider, operation_id,
         )
 
-    async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str) -> None:
+    async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str, alert: bool = False) -> None:
         """Enqueue from the event loop without blocking it; a Redis failure becomes LedgerUnavailable."""
         try:
-            await asyncio.to_thread(self._enqueue_once, queue, id_, func, *args)
+            await asyncio.to_thread(self._enqueue_once, queue, id_, func, *args, alert=alert)
         except redis.RedisError as err:
             raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
 
-    def _enqueue_once(self, queue: Queue, id_: str, func: Any, *args: str) -> None:
-        """Enqueue unless a job with this id exists; a failed or stopped one is sent round again."""
+    def _enqueue_once(self, queue: Queue, id_: str, func: Any, *args: str, alert: bool = False) -> None:
+        """Enqueue unless a job with this id exists; a failed or stopped one is sent round again.
+
+        With `alert`, a job that fails for good (no retry left) tells the admin chat through a notice job.
+        """
         try:
             queue.enqueue(
                 func, *args, job_id=id_, unique=True, retry=self._retry, meta={"request_id": logs.request_id.get()},
                 job_timeout=JOB_TIMEOUT_SECONDS, result_ttl=RESULT_TTL_SECONDS, failure_ttl=RESULT_TTL_SECONDS,
+                on_failure=Callback(alert_when_failed_for_good) if alert else None,
             )
         except DuplicateJobError:
             existing = Job.fetch(id_, connection=self.connection)
@@ -107,8 +113,61 @@ class RqQueues:
                 log.info("job %s had %s; requeued", id_, existing.get_status())
                 existing.requeue()
 
+    def enqueue_failure_alert(self, failed: Job, error: str) -> None:
+        self._enqueue_once(self.notices, f"alert-{failed.id}", jobs.alert_job_failure,
+                           failed.id, describe(failed), error)
+
     def depth(self) -> int:
         return sum(len(queue) for queue in (self.fulfilment, self.notices))
+
+
+def describe(job: Job) -> str:
+    """A job as an operator reads it: the function's short name and its arguments (ids, never secrets)."""
+    return f"{job.func_name.rsplit('.', 1)[-1]}({', '.join(map(str, job.args))})"
+
+
+def alert_when_failed_for_good(job: Job, connection: Redis, exc_type: type, exc_value: BaseException,
+                               traceback: Any) -> None:
+    """RQ's failure callback: runs at every failure; only the last one, with no retry left, alerts."""
+    if job.retries_left:
+        return
+    error = f"{exc_type.__name__}: {exc_value}".splitlines()[0][:300]
+    RqQueues(connection, max_retries=0, retry_intervals=[]).enqueue_failure_alert(job, error)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedJob:
+    id: str
+    queue: str
+    description: str
+    ended_at: str
+    error: str
+
+
+def failed_jobs(connection: Redis) -> list[FailedJob]:
+    """Every job in the failed-job registries, oldest first."""
+    found = []
+    for name in QUEUE_NAMES:
+        registry = FailedJobRegistry(name, connection=connection)
+        for job in Job.fetch_many(registry.get_job_ids(), connection=connection):
+            if job is None:
+                continue
+            last_line = (job.latest_result().exc_string if job.latest_result() else "") or ""
+            found.append(FailedJob(job.id, name, describe(job), job.ended_at.isoformat() if job.ended_at else "",
+                                   last_line.strip().splitlines()[-1] if last_line.strip() else ""))
+    return sorted(found, key=lambda job: job.ended_at)
+
+
+def requeue_failed(connection: Redis, ids: list[str] | None = None) -> list[str]:
+    """Send failed jobs round again (all of them when `ids` is None); returns the ids requeued."""
+    requeued = []
+    for name in QUEUE_NAMES:
+        registry = FailedJobRegistry(name, connection=connection)
+        for id_ in registry.get_job_ids():
+            if ids is None or id_ in ids:
+                registry.requeue(id_)
+                requeued.append(id_)
+    return requeued
 
 
 class YmdsWorker(SimpleWorker):

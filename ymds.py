@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", default=None, help="server base URL (default PUBLIC_BASE_URL)")
     simulate.add_argument("--amount", default=None, help="amount paid, e.g. 299.00 (default: the invoice's)")
     simulate.set_defaults(command=cmd_simulate)
+    jobs = sub.add_parser("jobs", help="list failed jobs; `ymds jobs requeue ID... | --all` sends them round again")
+    jobs.add_argument("action", nargs="?", choices=["list", "requeue"], default="list")
+    jobs.add_argument("ids", nargs="*", metavar="JOB_ID")
+    jobs.add_argument("--all", action="store_true", help="with requeue: every failed job")
+    jobs.set_defaults(command=cmd_jobs)
     sub.add_parser("check-config", help="validate settings and list enabled providers").set_defaults(
         command=cmd_check_config
     )
@@ -106,6 +111,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings.validate_for_run()
     _require_shared_stores(settings, "worker")
     run_worker(settings, load_plans(settings.plans_file), burst=args.burst)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from rq_access import connect, failed_jobs, requeue_failed
+
+    settings = load_settings()
+    if settings.redis_url == MEMORY:
+        raise ConfigError("REDIS_URL: memory:// lives inside one process; `ymds jobs` needs the real Redis")
+    connection = connect(settings.redis_url)
+    if args.action == "requeue":
+        if not args.ids and not args.all:
+            print("name the jobs to requeue, or pass --all", file=sys.stderr)
+            return 2
+        requeued = requeue_failed(connection, None if args.all else args.ids)
+        for job_id in requeued:
+            print(f"requeued {job_id}")
+        missing = sorted(set(args.ids) - set(requeued))
+        for job_id in missing:
+            print(f"not in the failed-job registry: {job_id}", file=sys.stderr)
+        return 1 if missing else 0
+    failed = failed_jobs(connection)
+    for job in failed:
+        print(f"{job.id}  {job.queue}  {job.ended_at}  {job.description}\n    {job.error}")
+    print(f"{len(failed)} failed job(s)")
     return 0
 
 

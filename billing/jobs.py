@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from billing.fulfilment import successful_payment_callback
 from billing.notices import send_payment_notice, send_reversal_notice
+from billing.ports import JobFailureNotice
 from billing.reversal import reverse_payment
 from billing.runtime import current
 
@@ -46,3 +47,8 @@ def notify_reversal(provider: str, operation_id: str) -> bool:
     runtime = current()
     return bool(runtime.run(send_reversal_notice(provider, operation_id, notifier=runtime.notifier,
                                                  clock=runtime.clock)))
+
+
+def alert_job_failure(job_id: str, description: str, error: str) -> None:
+    runtime = current()
+    runtime.run(runtime.notifier.job_failed(JobFailureNotice(job_id=job_id, description=description, error=error)))

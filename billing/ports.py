@@ -51,6 +51,13 @@ class ReversalNotice:
     period_end: datetime | None  # the subscription's end after the period was taken back
 
 
+@dataclass(frozen=True, slots=True)
+class JobFailureNotice:
+    job_id: str
+    description: str  # what the job was doing, e.g. "fulfil yoomoney:123 for inv_..."
+    error: str  # the last line of the exception
+
+
 class Notifier(Protocol):
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         """Tell the user and the admin chat; raises on a failure worth retrying."""
@@ -58,6 +65,10 @@ class Notifier(Protocol):
 
     async def payment_reversed(self, notice: ReversalNotice) -> None:
         """Tell the user and the admin chat that a payment was refunded or cancelled."""
+        ...
+
+    async def job_failed(self, notice: JobFailureNotice) -> None:
+        """Tell the admin chat that a payment job failed for good and waits for `ymds jobs requeue`."""
         ...
 
 
@@ -77,3 +88,7 @@ class LogNotifier:
             notice.user_id, notice.label, notice.provider, notice.amount, notice.reason,
             notice.period_end.isoformat() if notice.period_end else None,
         )
+
+    async def job_failed(self, notice: JobFailureNotice) -> None:
+        log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",
+                  notice.job_id, notice.description, notice.error, notice.job_id)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing import runtime
 from billing.plans import Catalogue, load_plans
-from billing.ports import PaymentNotice, ReversalNotice
+from billing.ports import JobFailureNotice, PaymentNotice, ReversalNotice
 from rq_access import RqQueues
 from settings import Settings
 from webhook_server.app import create_app
@@ -120,12 +120,16 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.notices: list[PaymentNotice] = []
         self.reversals: list[ReversalNotice] = []
+        self.failures: list[JobFailureNotice] = []
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
 
     async def payment_reversed(self, notice: ReversalNotice) -> None:
         self.reversals.append(notice)
+
+    async def job_failed(self, notice: JobFailureNotice) -> None:
+        self.failures.append(notice)
 
 
 @pytest.fixture
