@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import aiohttp
 from pydantic import ValidationError
 
+import config_check
 import logs
 from billing.errors import BillingError
 from billing.plans import load_plans
@@ -56,9 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("ids", nargs="*", metavar="JOB_ID")
     jobs.add_argument("--all", action="store_true", help="with requeue: every failed job")
     jobs.set_defaults(command=cmd_jobs)
-    sub.add_parser("check-config", help="validate settings and list enabled providers").set_defaults(
-        command=cmd_check_config
-    )
+    check = sub.add_parser("check-config", help="validate settings, list enabled providers, check MongoDB and Redis")
+    check.add_argument("--offline", action="store_true", help="do not try to reach MongoDB and Redis")
+    check.set_defaults(command=cmd_check_config)
     return parser
 
 
@@ -66,22 +67,25 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as err:
-        first = err.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise ConfigError(f"{name}: {first['msg']}") from None
+        raise ConfigError(config_check.explain(err)) from None
     logs.configure(settings.secret_values())
     return settings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
-    warnings = settings.validate_for_run()
+    warnings = [*settings.validate_for_run(), *config_check.production_warnings(settings)]
     plans = load_plans(settings.plans_file)
     for warning in warnings:
         print(f"warning: {warning}")
     print(f"environment: {settings.environment.value}")
     print(f"plans: {', '.join(plans.names())} (from {settings.plans_file})")
     print(f"enabled providers: {', '.join(settings.enabled_providers) or 'none'}")
+    if not args.offline:
+        problems = asyncio.run(config_check.unreachable_stores(settings))
+        if problems:
+            raise ConfigError("\n".join(problems))
+        print("MongoDB and Redis answer")
     print("configuration OK")
     return 0
 

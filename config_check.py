@@ -1,0 +1,95 @@
+"""What `ymds check-config` adds to the settings' own validation: readable errors with an example of a good
+value, warnings for test keys and unsafe choices in production, and whether MongoDB and Redis answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from settings import Environment, Settings, redact_url
+
+EXAMPLES: dict[str, str] = {
+    "environment": "production",
+    "admin_ids": "123456789,987654321",
+    "admin_chat_id": "-1001234567890",
+    "public_base_url": "https://pay.example.org",
+    "link_ttl_seconds": "86400",
+    "invoice_ttl_seconds": "86400",
+    "mongodb_uri": "mongodb://127.0.0.1:27017",
+    "redis_url": "redis://127.0.0.1:6379/0",
+    "web_port": "8080",
+    "tls_cert": "/etc/letsencrypt/live/pay.example.org/fullchain.pem",
+    "tls_key": "/etc/letsencrypt/live/pay.example.org/privkey.pem",
+    "trusted_proxies": "127.0.0.1",
+    "max_body_bytes": "1048576",
+    "plans_file": "/opt/ymds/plans.toml",
+    "max_retries": "5",
+    "retry_intervals": "10,60,300,1800,7200",
+    "konsol_timeout": "15",
+}
+MIN_ADMIN_TOKEN_LENGTH = 32
+CONNECT_TIMEOUT_SECONDS = 3
+
+
+def explain(err: ValidationError) -> str:
+    """Every invalid setting on its own line: which, what is wrong, and a good value where we have one."""
+    lines = []
+    for problem in err.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else "settings"
+        example = f" (e.g. {field.upper()}={EXAMPLES[field]})" if field in EXAMPLES else ""
+        lines.append(f"{field.upper()}: {problem['msg']}{example}")
+    return "\n".join(lines)
+
+
+def production_warnings(settings: Settings) -> list[str]:
+    """Choices that work but should not be made in production."""
+    if settings.environment is not Environment.PRODUCTION:
+        return []
+    warnings = []
+    if not settings.public_base_url.startswith("https://"):
+        warnings.append("PUBLIC_BASE_URL: not https; providers and payers should reach us over HTTPS only")
+    token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
+    if token and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        warnings.append(f"ADMIN_API_TOKEN: shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; "
+                        "make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    if settings.link_secret is None:
+        warnings.append("LINK_SECRET: unset, derived from BOT_TOKEN; revoking the bot token breaks every open link")
+    if settings.yookassa_secret_key and settings.yookassa_secret_key.get_secret_value().startswith("test_"):
+        warnings.append("YOOKASSA_SECRET_KEY: a test key (test_...) in production; payments will not be real")
+    if settings.cloudpayments_public_id and settings.cloudpayments_public_id.startswith("test_"):
+        warnings.append("CLOUDPAYMENTS_PUBLIC_ID: a test site (test_...) in production; payments will not be real")
+    if getattr(settings, "payme_test_mode", False):
+        warnings.append("PAYME_TEST_MODE: on in production; the page sends payers to Payme's test checkout")
+    for name, value in (("MONGODB_URI", settings.mongodb_uri), ("REDIS_URL", settings.redis_url)):
+        if value == "memory://":
+            warnings.append(f"{name}: memory:// in production; ymds web and ymds worker refuse it")
+    return warnings
+
+
+async def unreachable_stores(settings: Settings) -> list[str]:
+    """MongoDB and Redis that do not answer, each with the redacted address tried."""
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    from rq_access import connect
+
+    problems = []
+    if settings.mongodb_uri != "memory://":
+        client = AsyncIOMotorClient(settings.mongodb_uri, serverSelectionTimeoutMS=CONNECT_TIMEOUT_SECONDS * 1000)
+        try:
+            await client.admin.command("ping")
+        except PyMongoError as err:
+            problems.append(f"MONGODB_URI: {redact_url(settings.mongodb_uri)} does not answer ({type(err).__name__})")
+        finally:
+            client.close()
+    if settings.redis_url != "memory://":
+        connection = connect(settings.redis_url)
+        try:
+            await asyncio.to_thread(connection.ping)
+        except redis.RedisError as err:
+            problems.append(f"REDIS_URL: {redact_url(settings.redis_url)} does not answer ({type(err).__name__})")
+        finally:
+            connection.close()
+    return problems

@@ -1,0 +1,54 @@
+"""`ymds check-config` as an owner runs it: every bad setting explained, production warnings, stores reached."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REDIS_TEST_URL, ROOT
+from tests.webhook_server.test_redis_faults import free_port
+
+YMDS = Path(sys.executable).with_name("ymds")
+BASE = {"PLANS_FILE": str(ROOT / "plans.toml"), "LINK_SECRET": "l" * 32, "ADMIN_API_TOKEN": "a" * 40,
+        "PUBLIC_BASE_URL": "https://pay.example.org"}
+
+
+def check_config(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(YMDS), "check-config", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PATH": "", "HOME": str(tmp_path), **BASE, **env}, timeout=60)
+
+
+def test_every_invalid_setting_is_named_with_an_example(tmp_path):
+    result = check_config(tmp_path, "--offline", WEB_PORT="eighty", LINK_TTL_SECONDS="-1")
+    assert result.returncode == 2
+    assert "WEB_PORT:" in result.stderr and "(e.g. WEB_PORT=8080)" in result.stderr
+    assert "LINK_TTL_SECONDS:" in result.stderr and "(e.g. LINK_TTL_SECONDS=86400)" in result.stderr
+
+
+def test_production_warnings_point_at_risky_choices(tmp_path):
+    result = check_config(tmp_path, "--offline", PUBLIC_BASE_URL="http://pay.example.org", ADMIN_API_TOKEN="short",
+                          YOOKASSA_SHOP_ID="1", YOOKASSA_SECRET_KEY="test_abcdef")
+    assert result.returncode == 0, result.stderr
+    assert "warning: PUBLIC_BASE_URL: not https" in result.stdout
+    assert "warning: ADMIN_API_TOKEN: shorter than 32" in result.stdout
+    assert "warning: YOOKASSA_SECRET_KEY: a test key" in result.stdout
+    assert "test_abcdef" not in result.stdout + result.stderr
+    quiet = check_config(tmp_path, "--offline", ENVIRONMENT="development", PUBLIC_BASE_URL="http://127.0.0.1:8080")
+    assert "warning: PUBLIC_BASE_URL" not in quiet.stdout
+
+
+def test_unreachable_stores_fail_the_check_unless_offline(tmp_path):
+    closed = free_port()
+    env = {"MONGODB_URI": f"mongodb://ymds:hunter2@127.0.0.1:{closed}/ymds", "REDIS_URL": f"redis://127.0.0.1:{closed}/0"}
+    result = check_config(tmp_path, **env)
+    assert result.returncode == 2
+    assert f"MONGODB_URI: mongodb://ymds:***@127.0.0.1:{closed}/ymds does not answer" in result.stderr
+    assert "REDIS_URL:" in result.stderr and "hunter2" not in result.stderr
+    assert check_config(tmp_path, "--offline", **env).returncode == 0
+
+
+def test_a_reachable_redis_passes_the_check(tmp_path, redis_conn):
+    result = check_config(tmp_path, REDIS_URL=REDIS_TEST_URL)
+    assert result.returncode == 0, result.stderr
+    assert "MongoDB and Redis answer" in result.stdout
