@@ -1,0 +1,151 @@
+"""`python -m bench`: throughput and latency of the notification route against a hello-world route, end to end
+fulfilment with 1 and 2 in-process RQ workers on the real Redis, and peak RSS. Prints a table.
+
+    python -m bench [--requests 3000] [--redis-url redis://127.0.0.1:6379/14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlencode
+
+import aiohttp
+import redis
+from rq.registry import FinishedJobRegistry
+
+from bench.load import Result, closed_loop, fixed_rate
+from bench.server import BENCH_ADMIN_TOKEN, BENCH_SECRET
+from billing.money import Money
+from billing.providers.yoomoney import build_notification
+from rq_access import FULFILMENT_QUEUE
+
+FORM = "application/x-www-form-urlencoded"
+CONCURRENCY = 32
+STARTUP_DEADLINE_SECONDS = 30
+E2E_DEADLINE_SECONDS = 300
+INVOICE_POOL = 100
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def server(*args: str) -> AsyncIterator[tuple[str, int]]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.server", "--port", str(port), *args, stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), STARTUP_DEADLINE_SECONDS)
+    assert line.strip() == b"ready", line
+    try:
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def invoices(base: str, count: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {BENCH_ADMIN_TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        async def one(user_id: int) -> str:
+            async with session.post(f"{base}/api/invoices", json={"user_id": user_id, "plan": "month"},
+                                    headers=headers) as response:
+                return str((await response.json())["label"])
+
+        labels = []
+        for start in range(0, count, 200):
+            labels += await asyncio.gather(*(one(n + 1) for n in range(start, min(count, start + 200))))
+        return labels
+
+
+def notifications(labels: list[str], tag: str) -> list[bytes]:
+    return [urlencode(build_notification(BENCH_SECRET, operation_id=f"{tag}-{n}", paid=Money(29900, "RUB"),
+                                         label=label)).encode() for n, label in enumerate(labels)]
+
+
+def cycle(labels: list[str], count: int) -> list[str]:
+    return [labels[n % len(labels)] for n in range(count)]
+
+
+def row(name: str, result: Result) -> str:
+    return (f"| {name} | {result.requests} | {result.rate:,.0f}/s | {result.percentile(50):.1f} ms | "
+            f"{result.percentile(99):.1f} ms | {result.errors} |")
+
+
+async def run(requests: int, redis_url: str) -> None:
+    flush = redis.Redis.from_url(redis_url)
+    flush.flushdb()
+    lines = ["| load | requests | throughput | p50 | p99 | non-200 |", "|---|---|---|---|---|---|"]
+
+    async with server("--hello") as (base, _pid):
+        await closed_loop(f"{base}/hello", [b"x"] * 500, CONCURRENCY, FORM)
+        hello = await closed_loop(f"{base}/hello", [b"x=1"] * requests, CONCURRENCY, FORM)
+        lines.append(row(f"hello-world, {CONCURRENCY} clients", hello))
+
+    async with server("--redis-url", redis_url) as (base, web_pid):
+        # A few invoices paid again and again (each notification a new operation): mongomock scans instead of
+        # using indexes, so thousands of invoices would measure mongomock rather than the route.
+        labels = await invoices(base, INVOICE_POOL)
+        await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, 500), "warm"), CONCURRENCY, FORM)
+        notify = await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "c"),
+                                   CONCURRENCY, FORM)
+        lines.append(row(f"POST /notify/yoomoney, {CONCURRENCY} clients", notify))
+        paced = await fixed_rate(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "r"), 1000, FORM)
+        lines.append(row("POST /notify/yoomoney at 1,000/s", paced))
+        web_rss = peak_rss_mb(web_pid)
+    flush.flushdb()
+
+    e2e_lines = ["| end to end | payments | payments/s | peak RSS |", "|---|---|---|---|"]
+    for workers in (1, 2):
+        async with server("--redis-url", redis_url, "--workers", str(workers)) as (base, pid):
+            labels = await invoices(base, requests)
+            finished = FinishedJobRegistry(FULFILMENT_QUEUE, connection=flush)
+            started = time.perf_counter()
+            await closed_loop(f"{base}/notify/yoomoney", notifications(labels, f"e2e{workers}"), CONCURRENCY, FORM)
+            deadline = started + E2E_DEADLINE_SECONDS
+            while finished.count < requests and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)  # polling Redis for the last fulfilment, bounded by the deadline
+            elapsed = time.perf_counter() - started
+            e2e_lines.append(f"| {workers} in-process worker(s) | {finished.count} | {finished.count / elapsed:,.0f}/s "
+                             f"| {peak_rss_mb(pid):.0f} MB |")
+        flush.flushdb()
+
+    print(f"open-ymds benchmark on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}), "
+          f"{time.strftime('%Y-%m-%d')}")
+    print("\n".join(lines))
+    print(f"\nnotification route / hello-world throughput: {notify.rate / hello.rate:.0%}; "
+          f"web process peak RSS {web_rss:.0f} MB\n")
+    print("\n".join(e2e_lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    asyncio.run(run(args.requests, args.redis_url))
+
+
+if __name__ == "__main__":
+    main()
