@@ -1,0 +1,112 @@
+"""Fuzzing the routes (hypothesis, a bounded number of examples): never a 5xx, never a state change without a
+valid signature or token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from billing.plans import load_plans
+from billing.providers.yoomoney import sign
+from db import Invoice, InvoiceStatus, Operation
+from tests.conftest import AUTH, ROOT, YOOMONEY_SECRET, make_settings
+from tests.helpers import notification
+from webhook_server.app import create_app
+
+EXAMPLES = hypothesis_settings(max_examples=60, deadline=None,
+                               suppress_health_check=[HealthCheck.function_scoped_fixture])
+PLANS = load_plans(ROOT / "plans.toml")
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+headers = st.dictionaries(st.sampled_from(["Content-Type", "Authorization", "X-Forwarded-For", "Content-HMAC"]),
+                          st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+                          max_size=3)
+
+
+def run(scenario: Callable[[TestClient, str], Awaitable[None]]) -> None:
+    """A fresh app (and in-memory database) per example, with one pending invoice."""
+
+    async def main() -> None:
+        async with TestClient(TestServer(create_app(make_settings(), plans=PLANS))) as client:
+            created = await client.post("/api/invoices", json={"user_id": 5, "plan": "month"}, headers=AUTH)
+            await scenario(client, (await created.json())["label"])
+
+    asyncio.run(main())
+
+
+async def unchanged(label: str) -> bool:
+    invoice = await Invoice.find_one(Invoice.label == label)
+    return invoice is not None and invoice.status is InvoiceStatus.PENDING and await Operation.count() == 0
+
+
+@EXAMPLES
+@given(body=st.binary(max_size=300), extra=headers)
+def test_arbitrary_notification_bodies_never_5xx_nor_change_state(body: bytes, extra: dict[str, str], redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        response = await client.post("/notify/yoomoney", data=body, headers=extra)
+        assert response.status < 500
+        assert await unchanged(label)
+
+    run(scenario)
+
+
+@EXAMPLES
+@given(field=st.sampled_from(["notification_type", "operation_id", "amount", "currency", "datetime", "sender",
+                              "codepro", "label", "sha1_hash", "withdraw_amount", "unaccepted", "bill_id"]),
+       value=text, drop=st.booleans())
+def test_mutated_notifications_change_state_only_when_still_signed(field: str, value: str, drop: bool, redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        fields: dict[str, Any] = notification(label)
+        if drop:
+            fields.pop(field, None)
+        else:
+            fields[field] = value
+        response = await client.post("/notify/yoomoney", data=urlencode(fields).encode(),
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status < 500
+        received = dict(parse_qsl(urlencode(fields), keep_blank_values=True))
+        still_signed = all(name in received for name in ("notification_type", "operation_id", "amount", "currency",
+                                                         "datetime", "sender", "codepro", "label", "sha1_hash")) \
+            and sign(received, YOOMONEY_SECRET) == received["sha1_hash"]
+        if not still_signed:
+            assert await unchanged(label)
+
+    run(scenario)
+
+
+@EXAMPLES
+@given(exp=text, sig=text, path=text)
+def test_payment_page_never_5xx_and_never_changes_state(exp: str, sig: str, path: str, redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        for target in (f"/pay/{label}", f"/pay/{path or 'x'}"):
+            response = await client.get(target, params={"exp": exp, "sig": sig})
+            assert response.status < 500
+        assert await unchanged(label)
+
+    run(scenario)
+
+
+@EXAMPLES
+@given(body=st.binary(max_size=200), json_body=st.recursive(
+    st.none() | st.booleans() | st.integers() | text, lambda inner: st.lists(inner) | st.dictionaries(text, inner),
+    max_leaves=8), token=st.booleans(), user=text)
+def test_admin_api_never_5xx_and_needs_the_token(body: bytes, json_body: Any, token: bool, user: str, redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        auth = AUTH if token else {}
+        for response in (
+            await client.post("/api/invoices", data=body, headers={**auth, "Content-Type": "application/json"}),
+            await client.post("/api/invoices", json=json_body, headers=auth),
+            await client.get(f"/api/users/{user or '0'}/subscription", headers=auth),
+            await client.get(f"/api/invoices/{user or 'x'}", headers=auth),
+        ):
+            assert response.status < 500
+            assert token or response.status in (401, 404, 405)
+        if not token:
+            assert await Invoice.count() == 1
+
+    run(scenario)
