@@ -24,7 +24,7 @@ PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
     "konsol": ("konsol_api_token",),
 }
 # Providers whose notification route and payment-page data exist in this release.
-IMPLEMENTED_PROVIDERS = frozenset({"yoomoney"})
+IMPLEMENTED_PROVIDERS = frozenset({"yoomoney", "click", "payme"})
 
 URL_SETTINGS = (
     "public_base_url",
@@ -34,7 +34,9 @@ URL_SETTINGS = (
     "yookassa_api_url",
     "cloudpayments_api_url",
     "payme_api_url",
+    "payme_checkout_url",
     "click_api_url",
+    "click_pay_url",
     "konsol_base_url",
 )
 
@@ -97,12 +99,17 @@ class Settings(BaseSettings):
     cloudpayments_api_url: str = "https://api.cloudpayments.ru"
     payme_merchant_id: str | None = None
     payme_key: SecretStr | None = None
-    payme_api_url: str = "https://checkout.paycom.uz"
+    payme_api_url: str = "https://checkout.paycom.uz/api"
+    payme_checkout_url: str = "https://checkout.paycom.uz"
+    payme_sandbox: bool = False
+    payme_account_field: str = Field(default="order_id", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    payme_cancel_after_perform: bool = True
     click_service_id: str | None = None
     click_merchant_id: str | None = None
     click_secret_key: SecretStr | None = None
     click_merchant_user_id: str | None = None
     click_api_url: str = "https://api.click.uz/v2/merchant"
+    click_pay_url: str = "https://my.click.uz/services/pay"
     konsol_api_token: SecretStr | None = None
     konsol_base_url: str = "https://api.konsol.pro"
     konsol_timeout: float = Field(default=15.0, gt=0)
@@ -143,6 +150,7 @@ class Settings(BaseSettings):
                   if field.annotation in (SecretStr, SecretStr | None) and getattr(self, name) is not None]
         return [*values, self.link_key.hex()] if self.link_secret or self.bot_token else values
 
+
     def provider_enabled(self, name: str) -> bool:
         return all(getattr(self, field) is not None for field in PROVIDER_CREDENTIALS[name])
 
@@ -175,8 +183,15 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     f"TRUSTED_PROXIES: {entry!r} is not an IP address or network (e.g. 127.0.0.1,10.0.0.0/8)"
                 ) from None
+        if self.bot_token is not None and "." not in (urlsplit(self.public_base_url).hostname or ""):
+            warnings.append("PUBLIC_BASE_URL: Telegram refuses the bot's payment buttons to a host without a dot "
+                            "(localhost); use the server's public name")
         if len(self.retry_intervals) == 0:
             raise ConfigError("RETRY_INTERVALS: give at least one interval in seconds")
+        for name in ("click_service_id", "click_merchant_id", "click_merchant_user_id"):
+            value = getattr(self, name)
+            if value is not None and not (value.isascii() and value.isdigit()):
+                raise ConfigError(f"{name.upper()}: must be the number Click issued")
         return warnings
 
 

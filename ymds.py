@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("ids", nargs="*", metavar="JOB_ID")
     jobs.add_argument("--all", action="store_true", help="with requeue: every failed job")
     jobs.set_defaults(command=cmd_jobs)
+    reconcile = sub.add_parser("reconcile", help="compare the ledger with a provider's transactions for a period")
+    reconcile.add_argument("provider", choices=["payme"])
+    reconcile.add_argument("--from", dest="start", required=True, help="ISO date/date-time (UTC) or epoch ms")
+    reconcile.add_argument("--to", dest="end", required=True, help="end of the period, exclusive")
+    reconcile.set_defaults(command=cmd_reconcile)
     check = sub.add_parser("check-config", help="validate settings, list enabled providers, check MongoDB and Redis")
     check.add_argument("--offline", action="store_true", help="do not try to reach MongoDB and Redis")
     check.set_defaults(command=cmd_check_config)
@@ -141,6 +146,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print(f"{job.id}  {job.queue}  {job.ended_at}  {job.description}\n    {job.error}")
     print(f"{len(failed)} failed job(s)")
     return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from billing.reconcile_payme import run
+
+    status, lines = run(load_settings(), args.start, args.end)
+    for line in lines:
+        print(line)
+    return status
 
 
 def cmd_bot(args: argparse.Namespace) -> int:

@@ -9,6 +9,9 @@ from beanie import Document
 from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
+from db.click import ClickAttempt, ClickCounter
+from db.payme import PAYME_DOCUMENTS
+
 
 class InvoiceStatus(StrEnum):
     PENDING = "pending"
@@ -102,4 +105,5 @@ class Subscription(Document):
         indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription]
+DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription, ClickAttempt, ClickCounter]
+DOCUMENT_MODELS += PAYME_DOCUMENTS

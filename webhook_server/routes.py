@@ -2,15 +2,21 @@
 
 from aiohttp import web
 
+from billing.providers.click import Action as ClickAction
 from webhook_server.views.api import create_invoice_view, get_invoice_view, get_subscription_view
 from webhook_server.metrics import metrics_view
+from webhook_server.views.click import click_handler
 from webhook_server.views.health import healthz, readyz
 from webhook_server.views.notify import notify_handler
+from webhook_server.views.payme import notify_payme
 from webhook_server.views.pay import pay_page
 
 ROUTES = [
     web.get("/pay/{label}", pay_page, name="pay"),
     web.post("/notify/yoomoney", notify_handler("yoomoney"), name="notify_yoomoney"),
+    web.post("/notify/click/prepare", click_handler(ClickAction.PREPARE), name="notify_click_prepare"),
+    web.post("/notify/click/complete", click_handler(ClickAction.COMPLETE), name="notify_click_complete"),
+    web.route("*", "/notify/payme", notify_payme, name="notify_payme"),  # non-POST gets Payme's -32300
     web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
     web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from webhook_server.emulators import click
+from webhook_server.emulators import payme
 from webhook_server.emulators import yoomoney
 
 EMULATORS: dict[str, ModuleType] = {
     "yoomoney": yoomoney,
+    "click": click,
+    "payme": payme,
 }

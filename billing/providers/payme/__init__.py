@@ -1,0 +1,159 @@
+"""Payme (Paycom, Uzbekistan): the checkout link and the Merchant API (JSON-RPC 2.0, Basic auth).
+
+Everything open-ymds knows about Payme lives in this package: `protocol` (envelope, auth, errors,
+times, checkout link), `merchant` (the transaction state machine), and here the provider object
+the web app holds. Payme calls `POST /notify/payme`; every answer is HTTP 200 with a JSON-RPC body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from billing.clock import Clock
+from billing.errors import LedgerUnavailable
+from billing.ledger import Ledger
+from billing.ports import FulfilmentQueue
+from billing.providers.base import PageForm, ProviderAnswer, RawNotification
+from billing.providers.payme.merchant import PaymeMerchant
+from billing.providers.payme.protocol import (
+    CURRENCY,
+    DEFAULT_ACCOUNT_FIELD,
+    INSUFFICIENT_PRIVILEGE,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    NAME,
+    NOT_POST,
+    PARSE_ERROR,
+    PRODUCTION_CHECKOUT_URL,
+    SANDBOX_CHECKOUT_URL,
+    SYSTEM_ERROR,
+    PaymeError,
+    authorized,
+    checkout_text,
+    checkout_url,
+    error_answer,
+    parse_body,
+    read_request,
+    request_id_of,
+    result_answer,
+)
+from billing.signing import secrets_equal
+from db.payme import PaymeKey
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NAME", "Payme", "PaymeMerchant"]
+
+KEY_SLOT = "merchant"
+MERCHANT_METHODS: dict[str, Callable[[PaymeMerchant, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+    "CheckPerformTransaction": PaymeMerchant.check_perform_transaction,
+    "CreateTransaction": PaymeMerchant.create_transaction,
+    "PerformTransaction": PaymeMerchant.perform_transaction,
+    "CancelTransaction": PaymeMerchant.cancel_transaction,
+    "CheckTransaction": PaymeMerchant.check_transaction,
+    "GetStatement": PaymeMerchant.get_statement,
+    "SetFiscalData": PaymeMerchant.set_fiscal_data,
+}
+
+
+def _fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Payme:
+    """The Payme provider, built from explicit credentials and options."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        merchant_id: str,
+        key: str,
+        checkout_url: str = PRODUCTION_CHECKOUT_URL,
+        sandbox: bool = False,
+        account_field: str = DEFAULT_ACCOUNT_FIELD,
+        cancel_after_perform: bool = True,
+    ) -> None:
+        if not account_field or any(char in account_field for char in ";=. "):
+            raise ValueError("the Payme account field name must be a plain identifier such as order_id")
+        self._merchant_id = merchant_id
+        self._key = key
+        self._checkout_url = SANDBOX_CHECKOUT_URL if sandbox else checkout_url
+        self.account_field = account_field
+        self._cancel_after_perform = cancel_after_perform
+
+    # ---- the payment page ---------------------------------------------------------------------
+
+    def page_form(self, *, label: str, amounts: Mapping[str, int], title: str, success_url: str) -> PageForm | None:
+        """A GET to `<checkout>/<base64(m=…;ac.<field>=…;a=…;c=…)>` for an invoice with a UZS price."""
+        amount = amounts.get(CURRENCY)
+        if amount is None or ";" in label:
+            return None
+        text = checkout_text(
+            merchant_id=self._merchant_id, account_field=self.account_field, label=label, amount=amount,
+            return_url=success_url if ";" not in success_url else None,
+        )
+        return PageForm(provider=NAME, action=checkout_url(self._checkout_url, text), method="get", fields={})
+
+    # ---- the Merchant API ---------------------------------------------------------------------
+
+    async def handle(
+        self, raw: RawNotification, *, http_method: str, ledger: Ledger, reversals: FulfilmentQueue, clock: Clock
+    ) -> ProviderAnswer:
+        """One Merchant API call → its JSON-RPC answer. Authentication comes before anything else."""
+        try:
+            payload, parsed = parse_body(raw.body), True
+        except (ValueError, RecursionError):
+            payload, parsed = None, False
+        request_id = request_id_of(payload)
+        merchant = PaymeMerchant(account_field=self.account_field, cancel_after_perform=self._cancel_after_perform,
+                                 ledger=ledger, reversals=reversals, clock=clock)
+        try:
+            if not authorized(raw.headers, await self.active_key()):
+                log.warning("payme request from %s refused: bad or missing authorization", raw.remote)
+                raise PaymeError(INSUFFICIENT_PRIVILEGE)
+            if http_method != "POST":
+                raise PaymeError(NOT_POST)
+            if not parsed:
+                raise PaymeError(PARSE_ERROR)
+            request = read_request(payload)
+            if request.method == "ChangePassword":
+                result = await self._change_password(request.params, clock())
+            elif request.method in MERCHANT_METHODS:
+                result = await MERCHANT_METHODS[request.method](merchant, request.params)
+            else:
+                raise PaymeError(METHOD_NOT_FOUND, request.method)
+        except PaymeError as err:
+            log.info("payme request %r answered %s (%r)", request_id, err.fault.code, err.data)
+            return error_answer(request_id, err)
+        except (LedgerUnavailable, PyMongoError) as err:
+            log.error("payme request %r failed on our side, Payme will retry: %s", request_id, err)
+            return error_answer(request_id, PaymeError(SYSTEM_ERROR))
+        return result_answer(request.request_id, result)
+
+    async def active_key(self) -> str:
+        """PAYME_KEY, unless Payme changed it with ChangePassword since PAYME_KEY was set."""
+        stored = await PaymeKey.find_one(PaymeKey.slot == KEY_SLOT)
+        if stored is not None and secrets_equal(stored.replaced_sha256, _fingerprint(self._key)):
+            return stored.key
+        return self._key
+
+    async def _change_password(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """Payme's key change: the new key is stored and authenticates every later call."""
+        password = params.get("password")
+        if not isinstance(password, str) or not password.strip() or len(password) > 256:
+            raise PaymeError(INVALID_REQUEST, "password")
+        await PaymeKey.get_motor_collection().update_one(
+            {"slot": KEY_SLOT},
+            {"$set": {"key": password, "replaced_sha256": _fingerprint(self._key), "changed_at": now}},
+            upsert=True,
+        )
+        log.warning("payme changed the Merchant API key (ChangePassword); the new key replaces PAYME_KEY")
+        return {"success": True}

@@ -1,0 +1,322 @@
+"""The Merchant API methods over our Payme transactions: the state machine 1 → 2 → −2, 1 → −1.
+
+Every transition is one conditional update whose filter names the state it leaves, followed by a
+fresh read, so concurrent or repeated calls answer from what is stored (same times, same ids).
+PerformTransaction records the payment in the ledger *before* it marks the transaction performed:
+a crash in between leaves a waiting transaction whose recorded payment a later Cancel takes back,
+never a performed transaction without a payment.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from billing.clock import Clock
+from billing.invoices import find_invoice
+from billing.ledger import Ledger, find_operation
+from billing.money import Money
+from billing.ports import FulfilmentQueue
+from billing.providers.base import EventKind, Outcome, VerifiedEvent
+from billing.providers.payme.protocol import (
+    CANCEL_REASONS,
+    CANNOT_CANCEL,
+    CANNOT_PERFORM,
+    CURRENCY,
+    INVALID_PARAMS,
+    NAME,
+    ORDER_BUSY,
+    ORDER_EXPIRED,
+    ORDER_NOT_FOUND,
+    ORDER_NOT_IN_UZS,
+    ORDER_NOT_PAYABLE,
+    PAID_ELSEWHERE,
+    REASON_TIMEOUT,
+    RECEIPT_NOT_FOUND,
+    TIMED_OUT,
+    TIMEOUT_MS,
+    TOO_OLD,
+    TRANSACTION_NOT_FOUND,
+    WRONG_AMOUNT,
+    PaymeError,
+    from_ms,
+    param_account,
+    param_amount,
+    param_int,
+    param_str,
+    to_ms,
+)
+from db import InvoiceStatus
+from db.payme import PaymeState, PaymeTransaction, released_lock
+
+log = logging.getLogger(__name__)
+
+FISCAL_TYPES = ("PERFORM", "CANCEL")
+FISCAL_FIELDS = ("receipt_id", "status_code", "message", "terminal_id", "fiscal_sign", "qr_code_url", "date")
+
+
+async def find_transaction(payme_id: str) -> PaymeTransaction | None:
+    return await PaymeTransaction.find_one(PaymeTransaction.payme_id == payme_id)
+
+
+def reversal_reason(reason: int | None) -> str:
+    """What the reversal notice tells the user and the admin chat."""
+    text = CANCEL_REASONS.get(reason or 0, "cancelled")
+    return f"Payme: {text} (reason {reason})"
+
+
+def statement_item(tx: PaymeTransaction) -> dict[str, Any]:
+    return {
+        "id": tx.payme_id,
+        "time": tx.payme_time,
+        "amount": tx.amount,
+        "account": dict(tx.account),
+        "create_time": tx.create_time,
+        "perform_time": tx.perform_time,
+        "cancel_time": tx.cancel_time,
+        "transaction": str(tx.id),
+        "state": int(tx.state),
+        "reason": tx.reason,
+        "receivers": None,
+    }
+
+
+async def transactions_between(start_ms: int, end_ms: int) -> list[PaymeTransaction]:
+    """Every transaction CreateTransaction accepted with start ≤ Payme's time ≤ end, oldest first."""
+    return await PaymeTransaction.find(
+        PaymeTransaction.payme_time >= start_ms, PaymeTransaction.payme_time <= end_ms
+    ).sort([("payme_time", ASCENDING), ("create_time", ASCENDING)]).to_list()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _plain(value: Any) -> Any:
+    """A fiscal value as Mongo can store it: JSON decimals become their exact text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class PaymeMerchant:
+    """One request's view of the Merchant API: the ledger, the reversal queue and the clock it acts with."""
+
+    def __init__(
+        self, *, account_field: str, cancel_after_perform: bool, ledger: Ledger, reversals: FulfilmentQueue,
+        clock: Clock,
+    ) -> None:
+        self._field = account_field
+        self._cancel_after_perform = cancel_after_perform
+        self._ledger = ledger
+        self._reversals = reversals
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return to_ms(self._clock())
+
+    # ---- CheckPerformTransaction, CreateTransaction -------------------------------------------
+
+    async def check_perform_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
+        amount = param_amount(params)
+        label, _ = param_account(params, self._field)
+        await self._check_order(label, amount, cancel_stale=False)
+        return {"allow": True}
+
+    async def _check_order(self, label: str, amount: int, *, cancel_stale: bool) -> None:
+        """The invoice exists, costs exactly `amount` tiyin, has no live transaction, and is payable.
+
+        A waiting transaction past 12 hours does not hold the invoice: Create cancels it (reason 4)
+        if Payme has not yet done so; Check only looks past it."""
+        invoice = await find_invoice(label)
+        if invoice is None:
+            raise PaymeError(ORDER_NOT_FOUND, self._field)
+        expected = invoice.amounts.get(CURRENCY)
+        if expected is None:
+            raise PaymeError(ORDER_NOT_IN_UZS, self._field)
+        if amount != expected:
+            raise PaymeError(WRONG_AMOUNT)
+        holder = await PaymeTransaction.find_one(PaymeTransaction.order_lock == label)
+        if holder is not None and holder.state is PaymeState.CREATED and self._timed_out(holder):
+            if not cancel_stale:
+                holder = None
+            else:
+                await self._time_out(holder)
+                holder = await self._reread(holder)
+        if holder is not None and holder.order_lock == label:
+            raise PaymeError(ORDER_BUSY)
+        if invoice.status is not InvoiceStatus.PENDING:
+            raise PaymeError(ORDER_NOT_PAYABLE, self._field)
+        if _aware(invoice.expires_at) <= self._clock():
+            raise PaymeError(ORDER_EXPIRED, self._field)
+
+    async def create_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
+        payme_id = param_str(params, "id")
+        payme_time = param_int(params, "time")
+        amount = param_amount(params)
+        label, account = param_account(params, self._field)
+        existing = await find_transaction(payme_id)
+        if existing is not None:
+            return await self._create_again(existing)
+        await self._check_order(label, amount, cancel_stale=True)
+        now = self._clock()
+        if to_ms(now) - payme_time > TIMEOUT_MS:
+            raise PaymeError(TOO_OLD, "time")
+        tx = PaymeTransaction(
+            payme_id=payme_id, payme_time=payme_time, amount=amount, label=label, account=account,
+            state=PaymeState.CREATED, create_time=to_ms(now), order_lock=label, created_at=now,
+        )
+        try:
+            await tx.insert()
+        except DuplicateKeyError:
+            existing = await find_transaction(payme_id)
+            if existing is not None:  # the same Create, delivered twice at once
+                return await self._create_again(existing)
+            raise PaymeError(ORDER_BUSY) from None  # another transaction took the invoice meanwhile
+        log.info("payme transaction %s created for %s (%s tiyin)", payme_id, label, amount)
+        return _created(tx)
+
+    async def _create_again(self, tx: PaymeTransaction) -> dict[str, Any]:
+        if tx.state is not PaymeState.CREATED:
+            raise PaymeError(CANNOT_PERFORM)
+        if self._timed_out(tx):
+            raise await self._time_out(tx)
+        return _created(tx)
+
+    def _timed_out(self, tx: PaymeTransaction) -> bool:
+        return self._now_ms() - tx.payme_time > TIMEOUT_MS
+
+    # ---- PerformTransaction -------------------------------------------------------------------
+
+    async def perform_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
+        tx = await self._get(params)
+        if tx.state is PaymeState.PERFORMED:
+            return _performed(tx)
+        if tx.state is not PaymeState.CREATED:
+            raise PaymeError(CANNOT_PERFORM)
+        if self._timed_out(tx):
+            raise await self._time_out(tx)
+        invoice = await find_invoice(tx.label)
+        key = f"{NAME}:{tx.payme_id}"
+        if invoice is None or (invoice.status is not InvoiceStatus.PENDING and invoice.paid_by != key):
+            raise PaymeError(PAID_ELSEWHERE)  # Payme cancels and returns the money; we take none twice
+        outcome = await self._ledger.record(VerifiedEvent(
+            provider=NAME, operation_id=tx.payme_id, label=tx.label, amount=Money(tx.amount, CURRENCY),
+            kind=EventKind.PAYMENT, occurred_at=from_ms(tx.payme_time),
+        ))
+        if outcome not in (Outcome.ACCEPTED, Outcome.DUPLICATE):
+            log.error("payme transaction %s: the ledger refused it (%s)", tx.payme_id, outcome.value)
+            raise PaymeError(CANNOT_PERFORM)
+        await PaymeTransaction.get_motor_collection().update_one(
+            {"_id": tx.id, "state": int(PaymeState.CREATED)},
+            {"$set": {"state": int(PaymeState.PERFORMED), "perform_time": self._now_ms()}},
+        )
+        fresh = await self._reread(tx)
+        if fresh.state is PaymeState.PERFORMED:
+            log.info("payme transaction %s performed (%s)", tx.payme_id, outcome.value)
+            return _performed(fresh)
+        await self._take_back(fresh)  # cancelled while we recorded the payment
+        raise PaymeError(CANNOT_PERFORM)
+
+    # ---- CancelTransaction --------------------------------------------------------------------
+
+    async def cancel_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
+        reason = param_int(params, "reason")
+        tx = await self._get(params)
+        for _ in range(len(PaymeState)):  # a concurrent Perform may move it from 1 to 2 under us
+            if tx.state is PaymeState.CREATED:
+                tx = await self._cancel_waiting(tx, reason)
+            elif tx.state is PaymeState.PERFORMED:
+                if not self._cancel_after_perform:
+                    raise PaymeError(CANNOT_CANCEL)
+                await self._transition(tx, PaymeState.PERFORMED, PaymeState.CANCELLED_AFTER_PERFORM, reason)
+                tx = await self._reread(tx)
+            else:
+                break
+        await self._take_back(tx)
+        log.info("payme transaction %s cancelled: state %s, reason %s", tx.payme_id, int(tx.state), tx.reason)
+        return {"transaction": str(tx.id), "cancel_time": tx.cancel_time, "state": int(tx.state)}
+
+    async def _cancel_waiting(self, tx: PaymeTransaction, reason: int) -> PaymeTransaction:
+        await self._transition(tx, PaymeState.CREATED, PaymeState.CANCELLED, reason)
+        return await self._reread(tx)
+
+    async def _time_out(self, tx: PaymeTransaction) -> PaymeError:
+        """A waiting transaction past 12 hours: cancel it with reason 4; the error to answer."""
+        await self._take_back(await self._cancel_waiting(tx, REASON_TIMEOUT))
+        log.info("payme transaction %s timed out and was cancelled", tx.payme_id)
+        return PaymeError(TIMED_OUT)
+
+    async def _transition(self, tx: PaymeTransaction, leaving: PaymeState, entering: PaymeState, reason: int) -> None:
+        """Cancel (to −1 or −2) only from `leaving`; the invoice is released for a new transaction."""
+        await PaymeTransaction.get_motor_collection().update_one(
+            {"_id": tx.id, "state": int(leaving)},
+            {"$set": {"state": int(entering), "reason": reason, "cancel_time": self._now_ms(),
+                      "order_lock": released_lock(tx.payme_id)}},
+        )
+
+    async def _take_back(self, tx: PaymeTransaction) -> None:
+        """A cancelled transaction whose payment the ledger holds: reverse it (once; safe to repeat,
+        so a repeated Cancel also recovers a reversal that a crash left unqueued)."""
+        if tx.state not in (PaymeState.CANCELLED, PaymeState.CANCELLED_AFTER_PERFORM):
+            return
+        if await find_operation(NAME, tx.payme_id) is None:
+            return
+        await self._reversals.enqueue_reversal(NAME, tx.payme_id, reversal_reason(tx.reason))
+
+    # ---- CheckTransaction, GetStatement, SetFiscalData ----------------------------------------
+
+    async def check_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
+        tx = await self._get(params)
+        return {
+            "create_time": tx.create_time, "perform_time": tx.perform_time, "cancel_time": tx.cancel_time,
+            "transaction": str(tx.id), "state": int(tx.state), "reason": tx.reason,
+        }
+
+    async def get_statement(self, params: dict[str, Any]) -> dict[str, Any]:
+        start, end = param_int(params, "from"), param_int(params, "to")
+        return {"transactions": [statement_item(tx) for tx in await transactions_between(start, end)]}
+
+    async def set_fiscal_data(self, params: dict[str, Any]) -> dict[str, Any]:
+        payme_id, kind, data = params.get("id"), params.get("type"), params.get("fiscal_data")
+        if not isinstance(payme_id, str) or not payme_id:
+            raise PaymeError(INVALID_PARAMS, "id")
+        if kind not in FISCAL_TYPES:
+            raise PaymeError(INVALID_PARAMS, "type")
+        if not isinstance(data, dict):
+            raise PaymeError(INVALID_PARAMS, "fiscal_data")
+        stored = {name: _plain(data[name]) for name in FISCAL_FIELDS if name in data}
+        result = await PaymeTransaction.get_motor_collection().update_one(
+            {"payme_id": payme_id}, {"$set": {f"fiscal_data.{kind}": stored}}
+        )
+        if result.matched_count == 0:
+            raise PaymeError(RECEIPT_NOT_FOUND, "id")
+        return {"success": True}
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    async def _get(self, params: dict[str, Any]) -> PaymeTransaction:
+        tx = await find_transaction(param_str(params, "id"))
+        if tx is None:
+            raise PaymeError(TRANSACTION_NOT_FOUND)
+        return tx
+
+    async def _reread(self, tx: PaymeTransaction) -> PaymeTransaction:
+        fresh = await find_transaction(tx.payme_id)
+        assert fresh is not None, "transactions are never deleted"
+        return fresh
+
+
+def _created(tx: PaymeTransaction) -> dict[str, Any]:
+    return {"create_time": tx.create_time, "transaction": str(tx.id), "state": int(tx.state), "receivers": None}
+
+
+def _performed(tx: PaymeTransaction) -> dict[str, Any]:
+    return {"transaction": str(tx.id), "perform_time": tx.perform_time, "state": int(tx.state)}
