@@ -121,13 +121,13 @@ async def check_payable(label: str, amount: Money, *, exact: bool = False) -> Ou
     """For a provider's pre-payment check (Payme CheckPerformTransaction, Click Prepare, CloudPayments
     Check): None when the invoice may be paid with `amount`, else why not. `exact` refuses overpayment."""
     invoice = await find_invoice(label) if label else None
+    if invoice is not None and invoice.status is not InvoiceStatus.PENDING:
+        return Outcome.ALREADY_PAID
     verdict = _check_against(invoice, amount)
     if verdict is not None or invoice is None:
         return verdict
     if exact and amount.minor != invoice.amounts[amount.currency]:
         return Outcome.WRONG_AMOUNT
-    if invoice.status is not InvoiceStatus.PENDING:
-        return Outcome.ALREADY_PAID
     return None
 
 

@@ -22,3 +22,4 @@ async def test_check_payable_names_every_reason_to_refuse(client, worker):
     await post_notification(client, notification(label))
     await worker.drain()
     assert await check_payable(label, Money(3500000, "UZS")) is Outcome.ALREADY_PAID
+    assert await check_payable(label, Money(1, "UZS")) is Outcome.ALREADY_PAID, "paid is said before a wrong amount"

@@ -21,17 +21,27 @@ from webhook_server.demo import DEMO_USER_ID
 
 
 class FormReader(HTMLParser):
-    def __init__(self) -> None:
+    """The action and inputs of one form of the page, picked by its id."""
+
+    def __init__(self, form_id: str) -> None:
         super().__init__()
+        self.form_id = form_id
+        self.inside = False
         self.action = ""
         self.fields: dict[str, str] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
         if tag == "form":
-            self.action = values.get("action") or ""
-        if tag == "input" and values.get("name"):
+            self.inside = values.get("id") == self.form_id
+            if self.inside:
+                self.action = values.get("action") or ""
+        if self.inside and tag == "input" and values.get("name"):
             self.fields[values["name"] or ""] = values.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
 
 
 @pytest.fixture
@@ -60,7 +70,7 @@ async def test_demo_pays_its_printed_link_with_the_owners_settings(demo):
     async with aiohttp.ClientSession() as session:
         async with session.get(link) as page:
             assert page.status == 200
-            form = FormReader()
+            form = FormReader("pay-yoomoney")
             form.feed(await page.text())
         assert form.fields["sum"] == "99.00", "the owner's PLANS_FILE is served"
         async with session.post(form.action, data=form.fields) as emulator_page:
