@@ -18,7 +18,7 @@ from billing.ports import NoticeQueue
 from billing.providers.base import Outcome
 from billing.reversal import undo_operation
 from billing.steps import Checkpoint, no_checkpoint
-from billing.subscriptions import extend
+from billing.subscriptions import extend, save_method
 from db import Operation, OperationStatus
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ async def successful_payment_callback(
         return Outcome.DUPLICATE
     invoice = await get_invoice(label)
     await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now)
+    if operation.payment_token or operation.payment_method:
+        await save_method(invoice.user_id, provider=provider, method=operation.payment_method,
+                          token=operation.payment_token)
     checkpoint("after_subscription_update")
     if not await _settle(operation, OperationStatus.APPLIED, now):
         overtaken = await find_operation(provider, operation_id)

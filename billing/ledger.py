@@ -77,6 +77,7 @@ class Ledger:
             status=status,
             reason=reason,
             payment_method=event.payment_method,
+            payment_token=event.payment_token,
             recorded_at=self._clock(),
         )
         try:

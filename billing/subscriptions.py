@@ -81,5 +81,13 @@ async def take_back(user_id: int, period_days: int, *, by: str, now: datetime) -
     raise SubscriptionContention(f"user {user_id}: subscription kept changing under us")
 
 
+async def save_method(user_id: int, *, provider: str, method: str | None, token: str | None) -> None:
+    """Keep the payment method the provider saved with a payment, for renewals and /status."""
+    await Subscription.get_motor_collection().update_one(
+        {"user_id": user_id},
+        {"$set": {"payment_method": method, "payment_provider": provider, "payment_token": token}},
+    )
+
+
 def is_active(subscription: Subscription, now: datetime) -> bool:
     return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end > now

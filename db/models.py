@@ -69,6 +69,7 @@ class Operation(Document):
     status: OperationStatus = OperationStatus.RECORDED
     reason: str | None = None
     payment_method: str | None = None
+    payment_token: str | None = None
     recorded_at: datetime
     applied_at: datetime | None = None
     notified_at: datetime | None = None
@@ -96,7 +97,9 @@ class Subscription(Document):
     current_period_end: datetime
     applied_operations: list[str] = Field(default_factory=list)  # keys that already extended it
     reversed_operations: list[str] = Field(default_factory=list)  # keys whose period was taken back
-    payment_method: str | None = None
+    payment_method: str | None = None  # as a person reads it, e.g. "Visa •••• 4242"
+    payment_provider: str | None = None
+    payment_token: str | None = None  # charges the saved method again (renewals); never logged
     version: int = 0  # optimistic concurrency for period arithmetic
     updated_at: datetime
 

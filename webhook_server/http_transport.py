@@ -24,6 +24,19 @@ class AiohttpTransport:
             raise ProviderHTTPError(f"{type(err).__name__} calling {url.split('?')[0]}") from err
 
 
+    async def request(
+        self, method: str, url: str, *, json: Any = None, headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        basic = aiohttp.BasicAuth(*auth) if auth else None
+        try:
+            async with self._session.request(method, url, json=json, headers=dict(headers or {}),
+                                             auth=basic) as response:
+                return response.status, _json_or_none(await response.text())
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise ProviderHTTPError(f"{type(err).__name__} calling {method} {url.split('?')[0]}") from err
+
+
 def _json_or_none(text: str) -> Any:
     try:
         return json.loads(text)

@@ -3,7 +3,12 @@
 from aiohttp import web
 
 from billing.providers.click import Action as ClickAction
-from webhook_server.views.api import create_invoice_view, get_invoice_view, get_subscription_view
+from webhook_server.views.api import (
+    create_invoice_view,
+    get_invoice_view,
+    get_subscription_view,
+    refund_invoice_view,
+)
 from webhook_server.metrics import metrics_view
 from webhook_server.views.click import click_handler
 from webhook_server.views.health import healthz, readyz
@@ -19,6 +24,7 @@ ROUTES = [
     web.route("*", "/notify/payme", notify_payme, name="notify_payme"),  # non-POST gets Payme's -32300
     web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
+    web.post("/api/invoices/{label}/refund", refund_invoice_view, name="api_refund"),
     web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),
     web.get("/healthz", healthz, name="healthz"),
     web.get("/readyz", readyz, name="readyz"),

@@ -38,7 +38,8 @@ class VerifiedEvent:
     kind: EventKind
     occurred_at: datetime | None = None
     net_amount: Money | None = None  # what we were credited, where the provider says
-    payment_method: str | None = None
+    payment_method: str | None = None  # a saved method as a person reads it, e.g. "Visa •••• 4242"
+    payment_token: str | None = None  # what charges that method again (card token, payment_method_id); never logged
 
 
 class Outcome(StrEnum):
@@ -97,4 +98,20 @@ class HttpTransport(Protocol):
     async def post_form(self, url: str, data: Mapping[str, str], headers: Mapping[str, str]) -> tuple[int, Any]:
         """POST a form; return (status, decoded JSON body). Raises ProviderHTTPError on network failure."""
         ...
+
+    async def request(
+        self, method: str, url: str, *, json: Any = None, headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """Any method with an optional JSON body and Basic auth; return (status, decoded JSON body or None).
+        Raises ProviderHTTPError on network failure or timeout."""
+        ...
+
+
+class RefundUnsupported(Exception):
+    """The provider offers no API to take this payment back; the owner refunds by hand."""
+
+
+class ProviderRejected(Exception):
+    """The provider's API refused a request (4xx): retrying the same request cannot succeed."""
 

@@ -87,3 +87,19 @@ async def test_notice_failure_is_retried_without_touching_the_subscription(clien
     assert len(calls) == 2 and len(notifier.notices) == 1
     subscription = await Subscription.find_one(Subscription.user_id == 23)
     assert subscription.current_period_end == clock.now + timedelta(days=30)
+
+
+async def test_a_saved_payment_method_is_kept_on_the_subscription(client, worker):
+    from billing.money import Money
+    from billing.providers.base import EventKind, VerifiedEvent
+    from webhook_server.keys import LEDGER
+
+    invoice = await new_invoice(client, user_id=24)
+    await client.app[LEDGER].record(VerifiedEvent(
+        "yoomoney", "tok-1", invoice["label"], Money(29900, "RUB"), EventKind.PAYMENT,
+        payment_method="Visa •••• 4242", payment_token="tok_secret_value",
+    ))
+    await worker.drain()
+    subscription = await Subscription.find_one(Subscription.user_id == 24)
+    assert (subscription.payment_method, subscription.payment_provider, subscription.payment_token) == (
+        "Visa •••• 4242", "yoomoney", "tok_secret_value")

@@ -9,11 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
+from billing.errors import ProviderUnavailable
 from billing.invoices import create_invoice, get_invoice, pay_link
+from billing.ledger import find_operation
+from billing.money import Money
+from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active
-from db import Invoice
-from webhook_server.keys import CLOCK, PLANS, SETTINGS
+from db import Invoice, InvoiceStatus
+from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -105,3 +109,32 @@ async def get_subscription_view(request: web.Request) -> web.Response:
         "plan": subscription.plan,
         "current_period_end": _iso(subscription.current_period_end),
     })
+
+
+async def refund_invoice_view(request: web.Request) -> web.Response:
+    """Take a paid invoice's payment back through its provider's API, then reverse it in the ledger.
+
+    The provider call carries an idempotency key derived from the operation, so repeating the request is
+    safe; the reversal is idempotent too, and the provider's own refund notification changes nothing more.
+    """
+    invoice = await get_invoice(request.match_info["label"])
+    if invoice.status is not InvoiceStatus.PAID or invoice.paid_by is None:
+        return json_error(409, "not_paid", f"the invoice is {invoice.status.value}, not paid")
+    provider_name, _, operation_id = invoice.paid_by.partition(":")
+    provider = request.app[PROVIDERS].get(provider_name)
+    operation = await find_operation(provider_name, operation_id)
+    refund = getattr(provider, "refund", None)
+    if refund is None or operation is None:
+        return json_error(409, "refund_not_supported",
+                          f"{provider_name} has no refund API here; refund the payer by hand")
+    try:
+        await refund(operation_id=operation_id, amount=Money(operation.amount, operation.currency),
+                     label=invoice.label)
+    except RefundUnsupported as err:
+        return json_error(409, "refund_not_supported", str(err) or "refund the payer by hand")
+    except ProviderRejected as err:
+        return json_error(502, "provider_refused", str(err))
+    except ProviderUnavailable:
+        return json_error(503, "provider_unavailable", f"{provider_name} did not answer; try again")
+    await request.app[QUEUES].enqueue_reversal(provider_name, operation_id, "refunded through the admin API")
+    return web.json_response({**invoice_json(invoice), "refund": "requested"}, status=202)
