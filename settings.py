@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
     konsol_webhook_secret: SecretStr | None = None
 
     telegram_api_url: str = "https://api.telegram.org"
+    webhook_mode: bool = False
+    webhook_secret: SecretStr | None = None
+    admin_language: Literal["ru", "en", "uz"] = "en"
 
     @field_validator("admin_ids", "trusted_proxies", "retry_intervals", mode="before")
     @classmethod
@@ -127,7 +131,7 @@ class Settings(BaseSettings):
         "yoomoney_api_token", "yookassa_shop_id", "yookassa_secret_key", "cloudpayments_public_id",
         "cloudpayments_api_secret", "payme_merchant_id", "payme_key", "click_service_id",
         "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
-        "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key",
+        "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret",
         mode="before",
     )
     @classmethod
@@ -150,6 +154,15 @@ class Settings(BaseSettings):
                   if field.annotation in (SecretStr, SecretStr | None) and getattr(self, name) is not None]
         return [*values, self.link_key.hex()] if self.link_secret or self.bot_token else values
 
+    @property
+    def webhook_secret_token(self) -> str:
+        """X-Telegram-Bot-Api-Secret-Token of webhook mode: WEBHOOK_SECRET, or hex HMAC-SHA256 of
+        "telegram-webhook" keyed by BOT_TOKEN (a token holds ':', which Telegram does not allow there)."""
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value()
+        if self.bot_token is not None:
+            return hmac.new(self.bot_token.get_secret_value().encode(), b"telegram-webhook", hashlib.sha256).hexdigest()
+        raise ConfigError("WEBHOOK_SECRET: not set, and no BOT_TOKEN to derive it from")
 
     def provider_enabled(self, name: str) -> bool:
         return all(getattr(self, field) is not None for field in PROVIDER_CREDENTIALS[name])
@@ -183,6 +196,10 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     f"TRUSTED_PROXIES: {entry!r} is not an IP address or network (e.g. 127.0.0.1,10.0.0.0/8)"
                 ) from None
+        if self.webhook_mode and self.bot_token is None:
+            raise ConfigError("WEBHOOK_MODE: the bot needs BOT_TOKEN to be served by the web server")
+        if self.webhook_secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", self.webhook_secret.get_secret_value()):
+            raise ConfigError("WEBHOOK_SECRET: 1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         if self.bot_token is not None and "." not in (urlsplit(self.public_base_url).hostname or ""):
             warnings.append("PUBLIC_BASE_URL: Telegram refuses the bot's payment buttons to a host without a dot "
                             "(localhost); use the server's public name")

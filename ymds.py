@@ -57,15 +57,29 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("ids", nargs="*", metavar="JOB_ID")
     jobs.add_argument("--all", action="store_true", help="with requeue: every failed job")
     jobs.set_defaults(command=cmd_jobs)
+    check = sub.add_parser("check-config", help="validate settings, list enabled providers, check MongoDB and Redis")
+    check.add_argument("--offline", action="store_true", help="do not try to reach MongoDB and Redis")
+    check.set_defaults(command=cmd_check_config)
+    fake = sub.add_parser("fake-telegram", help="a local fake Telegram Bot API; chat with the bot in a browser")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8081)
+    fake.add_argument("--token", default=None, help="accept only this bot token (default: any well-formed one)")
+    fake.set_defaults(command=cmd_fake_telegram)
     reconcile = sub.add_parser("reconcile", help="compare the ledger with a provider's transactions for a period")
     reconcile.add_argument("provider", choices=["payme"])
     reconcile.add_argument("--from", dest="start", required=True, help="ISO date/date-time (UTC) or epoch ms")
     reconcile.add_argument("--to", dest="end", required=True, help="end of the period, exclusive")
     reconcile.set_defaults(command=cmd_reconcile)
-    check = sub.add_parser("check-config", help="validate settings, list enabled providers, check MongoDB and Redis")
-    check.add_argument("--offline", action="store_true", help="do not try to reach MongoDB and Redis")
-    check.set_defaults(command=cmd_check_config)
     return parser
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from billing.reconcile_payme import run
+
+    status, lines = run(load_settings(), args.start, args.end)
+    for line in lines:
+        print(line)
+    return status
 
 
 def load_settings() -> Settings:
@@ -148,18 +162,32 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reconcile(args: argparse.Namespace) -> int:
-    from billing.reconcile_payme import run
-
-    status, lines = run(load_settings(), args.start, args.end)
-    for line in lines:
-        print(line)
-    return status
-
-
 def cmd_bot(args: argparse.Namespace) -> int:
-    print("the Telegram bot is not part of this release yet", file=sys.stderr)
-    return 2
+    from bot.main import run_polling
+
+    settings = load_settings()
+    settings.validate_for_run()
+    if settings.webhook_mode:
+        log.info("WEBHOOK_MODE is on: `ymds web` serves the bot at POST /telegram/webhook; nothing to run here")
+        return 0
+    if settings.bot_token is None:
+        raise ConfigError("BOT_TOKEN: the bot needs its token from @BotFather")
+    _require_shared_stores(settings, "bot")
+    asyncio.run(run_polling(settings, load_plans(settings.plans_file)))
+    return 0
+
+
+def cmd_fake_telegram(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from webhook_server.emulators.telegram import FakeTelegram
+
+    base = f"http://{args.host}:{args.port}"
+    announce = (f"fake Telegram Bot API on {base}\n  chat with the bot in a browser: {base}/\n"
+                f"  run the bot against it: TELEGRAM_API_URL={base} BOT_TOKEN=123456:ABC ymds demo")
+    web.run_app(FakeTelegram(token=args.token).app(), host=args.host, port=args.port,
+                print=lambda _: print(announce, flush=True))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

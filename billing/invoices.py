@@ -26,9 +26,13 @@ class PayLink:
     expires_at: int
 
 
-async def create_invoice(plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int) -> Invoice:
+async def create_invoice(
+    plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int, label: str | None = None
+) -> Invoice:
+    """A new invoice; a given `label` (derived from a request id, for idempotency) raises DuplicateKeyError
+    when that invoice exists already."""
     invoice = Invoice(
-        label=new_label(),
+        label=label or new_label(),
         user_id=user_id,
         plan=plan.name,
         amounts=dict(plan.prices),
@@ -40,10 +44,34 @@ async def create_invoice(plan: Plan, user_id: int, *, now: datetime, ttl_seconds
     return invoice
 
 
-def pay_link(invoice: Invoice, *, base_url: str, key: bytes, now: datetime, ttl_seconds: int) -> PayLink:
-    """A signed link valid for the link TTL, never past the invoice's own expiry."""
+def pay_link(
+    invoice: Invoice, *, base_url: str, key: bytes, now: datetime, ttl_seconds: int, lang: str | None = None
+) -> PayLink:
+    """A signed link valid for the link TTL, never past the invoice's own expiry; `lang` (signed too)
+    picks the payment page's language."""
     expires_at = int(min(now + timedelta(seconds=ttl_seconds), invoice.expires_at).timestamp())
-    return PayLink(invoice, signed_pay_url(base_url, key, invoice.label, expires_at), expires_at)
+    return PayLink(invoice, signed_pay_url(base_url, key, invoice.label, expires_at, lang), expires_at)
+
+
+async def reusable_invoice(plan: Plan, user_id: int, *, now: datetime, min_remaining: timedelta) -> Invoice | None:
+    """The user's newest pending invoice for this plan at the plan's current prices that stays payable
+    for at least `min_remaining`; a repeated /subscribe hands it out again instead of piling up new ones."""
+    candidates = Invoice.find(
+        Invoice.user_id == user_id, Invoice.plan == plan.name, Invoice.status == InvoiceStatus.PENDING,
+        Invoice.expires_at > now + min_remaining,
+    ).sort("-created_at")
+    async for invoice in candidates:
+        if invoice.amounts == plan.prices and invoice.period_days == plan.period_days:
+            return invoice
+    return None
+
+
+async def invoice_for(
+    plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int, min_remaining: timedelta
+) -> Invoice:
+    """A reusable pending invoice (see reusable_invoice), else a new one from create_invoice."""
+    existing = await reusable_invoice(plan, user_id, now=now, min_remaining=min_remaining)
+    return existing or await create_invoice(plan, user_id, now=now, ttl_seconds=ttl_seconds)
 
 
 async def get_invoice(label: str) -> Invoice:

@@ -36,6 +36,7 @@ async def send_payment_notice(
             provider=provider,
             amount=str(Money(operation.amount, operation.currency)),
             period_end=subscription.current_period_end,
+            paid=Money(operation.amount, operation.currency),
         )
     )
     await Operation.get_motor_collection().update_one(
@@ -61,6 +62,7 @@ async def send_reversal_notice(provider: str, operation_id: str, *, notifier: No
             amount=str(Money(operation.amount, operation.currency)),
             reason=operation.reversal_reason or "",
             period_end=subscription.current_period_end if subscription else None,
+            paid=Money(operation.amount, operation.currency),
         )
     )
     await Operation.get_motor_collection().update_one(

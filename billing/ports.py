@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from billing.money import Money
+
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +41,7 @@ class PaymentNotice:
     provider: str
     amount: str
     period_end: datetime
+    paid: Money | None = None  # the amount as Money, for a notifier that formats it in the reader's language
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class ReversalNotice:
     amount: str
     reason: str
     period_end: datetime | None  # the subscription's end after the period was taken back
+    paid: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The Telegram bot: routers per feature, middlewares, keyboards, texts, and the worker's notifier."""

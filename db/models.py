@@ -11,6 +11,7 @@ from pymongo import ASCENDING, IndexModel
 
 from db.click import ClickAttempt, ClickCounter
 from db.payme import PAYME_DOCUMENTS
+from db.users import BotUser, SentNotice
 
 
 class InvoiceStatus(StrEnum):
@@ -108,5 +109,5 @@ class Subscription(Document):
         indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription, ClickAttempt, ClickCounter]
+DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter]
 DOCUMENT_MODELS += PAYME_DOCUMENTS

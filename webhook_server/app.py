@@ -13,6 +13,7 @@ from aiohttp import web
 from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.plans import Catalogue, load_plans
+from bot.texts import catalogue
 from db import init_db
 from rq_access import RqQueues, connect
 from settings import Settings
@@ -26,6 +27,7 @@ from webhook_server.middlewares import error_middleware, request_id_middleware
 from webhook_server.providers import build_providers
 from webhook_server.routes import ROUTES
 from webhook_server.views.api import admin_auth
+from webhook_server.views.telegram import mount_bot
 
 TEMPLATES = Path(__file__).parent / "templates"
 HTTP_TIMEOUT_SECONDS = 15
@@ -41,9 +43,12 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     app[CLOCK] = clock
     app[METRICS] = Metrics()
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    templates = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    templates.globals["t"] = catalogue().texts(None)  # a view passes `t` in the page's language; this is the default
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx])
     app.add_routes(ROUTES)
+    if settings.webhook_mode:
+        mount_bot(app)  # POST /telegram/webhook
     return app
 
 

@@ -11,11 +11,13 @@ from aiohttp import web
 
 from billing.invoices import create_invoice, pay_link
 from billing.plans import Catalogue
+from bot.notifier import close_notifier, notifier_for
 from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators import EMULATORS
 from webhook_server.keys import CLOCK, PLANS, QUEUES, SETTINGS
 from webhook_server.runner import InProcessWorker
+from webhook_server.views.telegram import polling_ctx
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def build_demo_app(settings: Settings, plans: Catalogue) -> web.Application:
         if emulator_app is not None:
             app.add_subapp(f"{EMULATOR_ROOT}/{name}", emulator_app)
     app.cleanup_ctx.append(_worker_ctx)
+    if settings.bot_token is not None and not settings.webhook_mode:
+        app.cleanup_ctx.append(polling_ctx)  # the bot, long polling TELEGRAM_API_URL in this process
     app.on_startup.append(_prepare_welcome)
     return app
 
@@ -78,10 +82,12 @@ def print_welcome(app: web.Application) -> None:
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS])
+    notifier = notifier_for(app[SETTINGS])  # Telegram when BOT_TOKEN is set
+    worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier)
     worker.start()
     yield
     await worker.stop()
+    await close_notifier(notifier)
 
 
 async def _prepare_welcome(app: web.Application) -> None:
@@ -93,7 +99,9 @@ async def _prepare_welcome(app: web.Application) -> None:
     link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
                     ttl_seconds=settings.link_ttl_seconds)
     token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else "(unset)"
-    bot = "BOT_TOKEN is set, but this release has no bot yet" if settings.bot_token else "no BOT_TOKEN: running without the bot"
+    bot = ("no BOT_TOKEN: running without the bot" if settings.bot_token is None
+           else f"served at {settings.public_base_url}/telegram/webhook" if settings.webhook_mode
+           else f"long polling {settings.telegram_api_url}; send it /subscribe")
     lines = [
         "",
         "open-ymds demo is running",

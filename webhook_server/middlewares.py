@@ -14,6 +14,7 @@ from aiohttp import web
 import logs
 
 from billing.errors import BadLinkSignature, BillingError, InvoiceNotFound, LinkExpired, UnknownPlan
+from bot.texts import catalogue, page_language
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,13 +27,7 @@ ERROR_STATUS: dict[type[BillingError], tuple[int, str, str]] = {
     InvoiceNotFound: (404, "invoice_not_found", "no invoice with this label"),
     UnknownPlan: (400, "unknown_plan", "no such plan"),
 }
-PAGE_TITLES = {
-    403: "This payment link is not valid",
-    404: "Not found",
-    410: "This payment link has expired",
-    413: "Request too large",
-    500: "Something went wrong",
-}
+PAGE_TITLES = frozenset({403, 404, 410, 413, 500})  # statuses with their own title in the catalogue (page.error.N)
 
 
 def is_api(request: web.Request) -> bool:
@@ -73,5 +68,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def error_answer(request: web.Request, status: int, code: str, message: str) -> web.Response:
     if is_api(request) or request.method != "GET":
         return json_error(status, code, message) if is_api(request) else web.Response(status=status, text=code)
-    context = {"title": PAGE_TITLES.get(status, "Error"), "status": status}
+    # `lang` is only trusted to pick the display language here: the page changes nothing.
+    t = catalogue().texts(page_language(request.query.get("lang"), None, request.headers.get("Accept-Language")))
+    context = {"title": t(f"page.error.{status}" if status in PAGE_TITLES else "page.error.other"), "status": status,
+               "t": t}
     return aiohttp_jinja2.render_template("error.html", request, context, status=status)

@@ -13,6 +13,7 @@ from aiohttp import web
 from billing import runtime
 from billing.plans import Catalogue
 from billing.ports import LogNotifier
+from bot.notifier import close_notifier, notifier_for
 from db import init_db
 from rq_access import RqQueues, connect, make_worker
 from settings import Settings
@@ -54,12 +55,14 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     loop = asyncio.new_event_loop()
     client = loop.run_until_complete(init_db(settings.mongodb_uri, settings.mongodb_db))
     queues = queues_for(settings, blocking_reads=True)
-    runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=LogNotifier(),
+    notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
+    runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
                                        plans=plans))
     try:
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
         runtime.uninstall()
+        loop.run_until_complete(close_notifier(notifier))
         client.close()
         loop.close()
 

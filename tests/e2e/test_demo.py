@@ -28,6 +28,7 @@ class FormReader(HTMLParser):
         self.form_id = form_id
         self.inside = False
         self.action = ""
+        self.method = ""
         self.fields: dict[str, str] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -35,7 +36,7 @@ class FormReader(HTMLParser):
         if tag == "form":
             self.inside = values.get("id") == self.form_id
             if self.inside:
-                self.action = values.get("action") or ""
+                self.action, self.method = values.get("action") or "", values.get("method") or ""
         if self.inside and tag == "input" and values.get("name"):
             self.fields[values["name"] or ""] = values.get("value") or ""
 

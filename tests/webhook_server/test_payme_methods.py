@@ -105,16 +105,7 @@ async def test_pay_page_offers_payme_with_the_base64_checkout_link(client):
 
 class PaymeForm(FormReader):
     def __init__(self) -> None:
-        super().__init__()
-        self.method = ""
-        self._inside = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self._inside = values.get("id") == "pay-payme"
-            if self._inside:
-                self.action, self.method = values.get("action") or "", values.get("method") or ""
+        super().__init__("pay-payme")
 
 
 async def test_paying_through_the_emulators_checkout_page_activates(client, worker, clock, payme):

@@ -8,20 +8,26 @@ from yarl import URL
 
 from billing.invoices import get_invoice
 from billing.links import check_link
-from billing.money import Money
+from bot.texts import catalogue, page_language
 from db import InvoiceStatus
+from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
 
 RETURNED = "returned"
+LANG = "lang"
 
 
 async def pay_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     now = request.app[CLOCK]()
-    check_link(settings.link_key, label, request.query.get("exp"), request.query.get("sig"), int(now.timestamp()))
+    signed_lang = request.query.get(LANG)
+    check_link(settings.link_key, label, request.query.get("exp"), request.query.get("sig"), int(now.timestamp()),
+               signed_lang)
     invoice = await get_invoice(label)
-    title = request.app[PLANS].title(invoice.plan)
+    stored = None if signed_lang else await stored_language(invoice.user_id)
+    t = catalogue().texts(page_language(signed_lang, stored, request.headers.get("Accept-Language")))
+    title = t.plan_title(request.app[PLANS].title(invoice.plan))
     forms = []
     if invoice.status is InvoiceStatus.PENDING:
         success_url = _return_url(settings.public_base_url, request)
@@ -32,7 +38,8 @@ async def pay_page(request: web.Request) -> web.Response:
     context = {
         "invoice": invoice,
         "title": title,
-        "prices": [str(Money(minor, currency)) for currency, minor in invoice.amounts.items()],
+        "prices": t.prices(invoice.amounts),
+        "t": t,
         "paid": invoice.status is InvoiceStatus.PAID,
         "returned": request.query.get(RETURNED) == "1",
         "forms": forms,
@@ -49,5 +56,6 @@ def _return_url(public_base_url: str, request: web.Request) -> str:
     The mark is outside the signed data on purpose: it only switches the page to "confirming",
     which a forged mark cannot turn into anything else.
     """
-    query = {"exp": request.query["exp"], "sig": request.query["sig"], RETURNED: "1"}
+    signed = {"exp": request.query["exp"], **({LANG: request.query[LANG]} if LANG in request.query else {})}
+    query = {**signed, "sig": request.query["sig"], RETURNED: "1"}
     return str(URL(public_base_url.rstrip("/") + request.path).with_query(query))

@@ -1,0 +1,77 @@
+"""The bot's assembly: the Bot over TELEGRAM_API_URL, the Dispatcher with its routers and middlewares,
+and `ymds bot` (long polling). Webhook mode mounts the same Dispatcher on the web app instead
+(webhook_server/views/telegram.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand
+
+from billing.clock import Clock, utc_now
+from billing.ledger import Ledger
+from billing.plans import Catalogue as Plans
+from bot.middlewares import LocaleMiddleware
+from bot.routers import admin, fallback, start, subscribe
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
+from db import init_db
+from rq_access import RqQueues, connect
+from settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+MENU = ("subscribe", "status", "language")
+DEFAULT_TIMEOUT_SECONDS = 60.0  # aiogram's; long polling adds its poll time to it
+
+
+def make_bot(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Bot:
+    """A Bot whose every call goes to TELEGRAM_API_URL (Telegram, or a local fake)."""
+    if settings.bot_token is None:
+        raise ConfigError("BOT_TOKEN: the bot needs its token from @BotFather")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)
+    return Bot(settings.bot_token.get_secret_value(), session=session)
+
+
+def build_dispatcher(
+    settings: Settings, plans: Plans, *, clock: Clock = utc_now, ledger: Ledger | None = None,
+    texts: Catalogue | None = None,
+) -> Dispatcher:
+    """Handlers receive settings, plans, clock, ledger and the catalogue by name; `t` comes from the
+    locale middleware. The ledger (for /grant) may be set later: `dp["ledger"] = ...`."""
+    messages = texts or catalogue()
+    dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages)
+    LocaleMiddleware(messages, clock).setup(dp)
+    dp.include_routers(start.router(), subscribe.router(), admin.router(frozenset(settings.admin_ids)),
+                       fallback.router())
+    dp.startup.register(set_commands)
+    return dp
+
+
+async def set_commands(bot: Bot, catalogue: Catalogue) -> None:
+    """The command menu in each language (the default one in English). A failure only loses the menu."""
+    try:
+        for language in LANGUAGES:
+            t = catalogue.texts(language)
+            commands = [BotCommand(command=name, description=t(f"command.{name}")) for name in MENU]
+            await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
+    except TelegramAPIError as err:
+        log.warning("could not set the bot's command menu: %s", err)
+
+
+async def run_polling(settings: Settings, plans: Plans) -> None:
+    """`ymds bot`: long polling, with the database and the queue the handlers need."""
+    client = await init_db(settings.mongodb_uri, settings.mongodb_db)
+    connection = connect(settings.redis_url)
+    queues = RqQueues(connection, max_retries=settings.max_retries, retry_intervals=settings.retry_intervals)
+    bot = make_bot(settings)
+    dp = build_dispatcher(settings, plans, ledger=Ledger(queues))
+    try:
+        await bot.delete_webhook()  # getUpdates answers 409 while a webhook is set
+        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        await bot.session.close()
+        connection.close()
+        client.close()

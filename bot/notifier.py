@@ -1,0 +1,136 @@
+"""The domain's Notifier over Telegram: the user in their language, the admin chat in ADMIN_LANGUAGE.
+
+The worker calls it from a notice job, after the state change is committed, so nothing here can
+undo or repeat a payment. Per recipient:
+- sent, or refused for good (403: the user blocked the bot; 400: the chat is gone), is recorded, so
+  a retried job never sends the same notice twice;
+- 429 is waited out once (`retry_after`, up to MAX_INLINE_WAIT_SECONDS), then left to RQ;
+- anything else (network, 5xx, a second 429) raises, and RQ retries the job with its backoff; after
+  the last retry the job lands in RQ's failed registry, logged.
+It also posts the alert of a fulfilment or refund job that failed for good (job_failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+
+from billing.clock import Clock, utc_now
+from billing.ports import JobFailureNotice, LogNotifier, Notifier, PaymentNotice, ReversalNotice
+from bot.main import make_bot
+from bot.texts import Catalogue, Texts, catalogue
+from db.users import already_sent, mark_blocked, record_sent, stored_language
+from settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_INLINE_WAIT_SECONDS = 30
+SEND_TIMEOUT_SECONDS = 15  # a hung request fails (and is retried) well inside the job's timeout
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class NoticeNotSent(RuntimeError):
+    """Telegram did not take the message this time; the job is retried."""
+
+
+class TelegramNotifier:
+    def __init__(
+        self, bot: Bot, *, admin_chat_id: int | None, admin_language: str = "en", texts: Catalogue | None = None,
+        clock: Clock = utc_now, sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._bot = bot
+        self._admin_chat_id = admin_chat_id
+        self._catalogue = texts or catalogue()
+        self._admin_texts = self._catalogue.texts(admin_language)
+        self._clock = clock
+        self._sleep = sleep
+
+    async def close(self) -> None:
+        await self._bot.session.close()
+
+    async def payment_accepted(self, notice: PaymentNotice) -> None:
+        t = await self._user_texts(notice.user_id)
+        await self._deliver(f"paid:{notice.label}:user", notice.user_id, t(
+            "notice.paid.user", amount=_amount(t, notice), plan=t.plan_title(notice.plan_title),
+            until=t.moment(notice.period_end)), user=True)
+        a = self._admin_texts
+        await self._to_admins(f"paid:{notice.label}:admin", a(
+            "notice.paid.admin", label=notice.label, user_id=notice.user_id, plan=a.plan_title(notice.plan_title),
+            amount=_amount(a, notice), provider=notice.provider, until=a.moment(notice.period_end)))
+
+    async def payment_reversed(self, notice: ReversalNotice) -> None:
+        t = await self._user_texts(notice.user_id)
+        still_active = notice.period_end is not None and notice.period_end > self._clock()
+        ending = (t("notice.reversed.user.active", until=t.moment(notice.period_end))
+                  if still_active and notice.period_end else t("notice.reversed.user.ended"))
+        await self._deliver(f"reversed:{notice.label}:user", notice.user_id,
+                            f"{t('notice.reversed.user', amount=_amount(t, notice))} {ending}", user=True)
+        a = self._admin_texts
+        until = a.moment(notice.period_end) if notice.period_end else a("notice.no_subscription")
+        await self._to_admins(f"reversed:{notice.label}:admin", a(
+            "notice.reversed.admin", label=notice.label, user_id=notice.user_id, amount=_amount(a, notice),
+            provider=notice.provider, reason=notice.reason, until=until))
+
+    async def job_failed(self, notice: JobFailureNotice) -> None:
+        """A payment job failed for good: the admin chat is told how to run it again."""
+        a = self._admin_texts
+        await self._to_admins(f"job-failed:{notice.job_id}:{self._clock().isoformat()}", a(
+            "notice.job_failed.admin", description=notice.description, error=notice.error, job_id=notice.job_id))
+
+    async def _user_texts(self, user_id: int) -> Texts:
+        return self._catalogue.texts(await stored_language(user_id))
+
+    async def _to_admins(self, key: str, text: str) -> None:
+        if self._admin_chat_id is not None:
+            await self._deliver(key, self._admin_chat_id, text, user=False)
+
+    async def _deliver(self, key: str, chat_id: int, text: str, *, user: bool) -> None:
+        if await already_sent(key):
+            return
+        try:
+            await self._send(chat_id, text)
+        except TelegramForbiddenError as err:
+            log.warning("notice %s not delivered to chat %s, for good: %s", key, chat_id, err.message)
+            if user:
+                await mark_blocked(chat_id, self._clock())
+            await record_sent(key, chat_id, "blocked", self._clock())
+            return
+        except TelegramBadRequest as err:
+            log.error("notice %s refused by Telegram for chat %s, for good: %s", key, chat_id, err.message)
+            await record_sent(key, chat_id, "refused", self._clock())
+            return
+        await record_sent(key, chat_id, "sent", self._clock())
+
+    async def _send(self, chat_id: int, text: str) -> None:
+        try:
+            await self._bot.send_message(chat_id, text)
+            return
+        except TelegramRetryAfter as err:
+            if err.retry_after > MAX_INLINE_WAIT_SECONDS:
+                raise NoticeNotSent(f"Telegram asks to wait {err.retry_after} s; left to the job's retries") from err
+            log.info("Telegram asks to wait %s s before writing to chat %s", err.retry_after, chat_id)
+            await self._sleep(err.retry_after)
+        try:
+            await self._bot.send_message(chat_id, text)
+        except TelegramRetryAfter as err:
+            raise NoticeNotSent(f"Telegram still asks to wait {err.retry_after} s; left to the job's retries") from err
+
+
+def _amount(t: Texts, notice: PaymentNotice | ReversalNotice) -> str:
+    return t.money(notice.paid) if notice.paid is not None else notice.amount
+
+
+def notifier_for(settings: Settings) -> Notifier:
+    """The worker's notifier: Telegram when BOT_TOKEN is set, else the log."""
+    if settings.bot_token is None:
+        return LogNotifier()
+    return TelegramNotifier(make_bot(settings, timeout=SEND_TIMEOUT_SECONDS), admin_chat_id=settings.admin_chat_id,
+                            admin_language=settings.admin_language)
+
+
+async def close_notifier(notifier: Notifier) -> None:
+    if isinstance(notifier, TelegramNotifier):
+        await notifier.close()

@@ -1,0 +1,92 @@
+"""Admin commands (/stats, /invoice, /grant), for ADMIN_IDS only: the AdminOnly middleware refuses others."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from billing.clock import Clock
+from billing.errors import UnknownPlan
+from billing.invoices import find_invoice
+from billing.ledger import Ledger
+from billing.money import Money
+from billing.plans import Catalogue as Plans
+from bot.grants import grant
+from bot.middlewares import AdminOnly
+from bot.stats import active_subscriptions, payment_totals, start_of_day, start_of_month
+from bot.texts import Texts
+from db import Invoice
+from settings import Settings
+
+MAX_TELEGRAM_ID = 2**53
+
+
+def router(admin_ids: frozenset[int]) -> Router:
+    router = Router(name="admin")
+    router.message.middleware(AdminOnly(admin_ids))
+    router.message.register(stats, Command("stats"))
+    router.message.register(invoice_state, Command("invoice"))
+    router.message.register(grant_plan, Command("grant"))
+    return router
+
+
+async def stats(message: Message, t: Texts, clock: Clock) -> None:
+    now = clock()
+    lines = [t("admin.stats.today", date=t.moment(start_of_day(now)))]
+    lines += await _totals(t, start_of_day(now))
+    lines.append(t("admin.stats.month", month=t.moment(start_of_month(now))))
+    lines += await _totals(t, start_of_month(now))
+    lines.append(t("admin.stats.active", count=await active_subscriptions(now)))
+    await message.answer("\n".join(lines))
+
+
+async def _totals(t: Texts, since: datetime) -> list[str]:
+    totals = await payment_totals(since)
+    return [t("admin.stats.line", provider=item.provider, total=t.money(Money(item.total, item.currency)),
+              count=item.count) for item in totals] or [t("admin.stats.none")]
+
+
+async def invoice_state(message: Message, command: CommandObject, t: Texts, plans: Plans) -> None:
+    label = (command.args or "").strip()
+    if not label or " " in label:
+        await message.answer(t("admin.invoice.usage"))
+        return
+    invoice = await find_invoice(label)
+    if invoice is None:
+        await message.answer(t("admin.invoice.not_found", label=label))
+        return
+    await message.answer(describe_invoice(invoice, t, plans))
+
+
+def describe_invoice(invoice: Invoice, t: Texts, plans: Plans) -> str:
+    lines = [t("admin.invoice.info", label=invoice.label, status=t(f"invoice.status.{invoice.status.value}"),
+               user_id=invoice.user_id, plan=t.plan_title(plans.title(invoice.plan)), prices=t.prices(invoice.amounts),
+               created=t.moment(invoice.created_at), expires=t.moment(invoice.expires_at))]
+    if invoice.paid_at and invoice.paid_amount is not None and invoice.paid_currency:
+        lines.append(t("admin.invoice.paid", paid_at=t.moment(invoice.paid_at), provider=invoice.provider,
+                       amount=t.money(Money(invoice.paid_amount, invoice.paid_currency))))
+    if invoice.refunded_at:
+        lines.append(t("admin.invoice.refunded", refunded_at=t.moment(invoice.refunded_at)))
+    return "\n".join(lines)
+
+
+async def grant_plan(message: Message, command: CommandObject, t: Texts, plans: Plans, ledger: Ledger,
+                     settings: Settings, clock: Clock) -> None:
+    parts = (command.args or "").split()
+    names = ", ".join(plans.names())
+    if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit()) or not 0 < int(parts[0]) < MAX_TELEGRAM_ID:
+        await message.answer(t("admin.grant.usage", plans=names))
+        return
+    user_id, plan_name = int(parts[0]), parts[1]
+    try:
+        plan = plans.get(plan_name)
+    except UnknownPlan:
+        await message.answer(t("admin.grant.unknown_plan", plan=plan_name, plans=names))
+        return
+    result = await grant(ledger, plan, user_id, request_id=f"{message.chat.id}-{message.message_id}", now=clock(),
+                         ttl_seconds=settings.invoice_ttl_seconds)
+    key = "admin.grant.done" if result.fresh else "admin.grant.duplicate"
+    await message.answer(t(key, plan=t.plan_title(plan.title), user_id=user_id, label=result.label))

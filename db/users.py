@@ -1,0 +1,78 @@
+"""The bot's own state: each Telegram user's language, and which notices already reached whom."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+
+class BotUser(Document):
+    """A Telegram user the bot has seen. Only what the bot needs: no names, no usernames."""
+
+    user_id: int
+    language: str | None = None
+    language_chosen: bool = False  # set by /language: Telegram's language_code no longer overrides it
+    blocked_at: datetime | None = None  # the user blocked the bot (403 on send); cleared when they write again
+    created_at: datetime
+    updated_at: datetime
+
+    class Settings:
+        name = "bot_users"
+        indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
+
+
+class SentNotice(Document):
+    """One notice delivered (or given up on) to one recipient, so a retried job never sends it twice."""
+
+    key: str  # e.g. "paid:inv_...:user"
+    chat_id: int
+    outcome: str  # "sent" or "blocked"
+    at: datetime
+
+    class Settings:
+        name = "sent_notices"
+        indexes = [IndexModel([("key", ASCENDING)], unique=True, name="key_unique")]
+
+
+async def find_user(user_id: int) -> BotUser | None:
+    return await BotUser.find_one(BotUser.user_id == user_id)
+
+
+async def stored_language(user_id: int) -> str | None:
+    user = await find_user(user_id)
+    return user.language if user else None
+
+
+async def remember_user(user_id: int, language: str, *, chosen: bool, now: datetime) -> None:
+    """Create or update the user. A language the user chose (/language) is only replaced by another choice."""
+    collection = BotUser.get_motor_collection()
+    await collection.update_one(
+        {"user_id": user_id},
+        {"$setOnInsert": {"user_id": user_id, "language": language, "language_chosen": chosen, "created_at": now},
+         "$set": {"updated_at": now, "blocked_at": None}},
+        upsert=True,
+    )
+    update = {"language": language, "language_chosen": True} if chosen else {"language": language}
+    where: dict[str, object] = {"user_id": user_id} if chosen else {"user_id": user_id, "language_chosen": False}
+    await collection.update_one(where, {"$set": update})
+
+
+async def mark_blocked(user_id: int, now: datetime) -> None:
+    await BotUser.get_motor_collection().update_one(
+        {"user_id": user_id, "blocked_at": None}, {"$set": {"blocked_at": now}}
+    )
+
+
+async def already_sent(key: str) -> bool:
+    return await SentNotice.find_one(SentNotice.key == key) is not None
+
+
+async def record_sent(key: str, chat_id: int, outcome: str, now: datetime) -> None:
+    """Record a delivery; a second record of the same key (a concurrent rerun) changes nothing."""
+    try:
+        await SentNotice(key=key, chat_id=chat_id, outcome=outcome, at=now).insert()
+    except DuplicateKeyError:
+        pass
