@@ -34,6 +34,7 @@ QUEUE_NAMES = (FULFILMENT_QUEUE, NOTICES_QUEUE)
 MEMORY_URL = "memory://"
 JOB_TIMEOUT_SECONDS = 120
 RESULT_TTL_SECONDS = 7 * 24 * 3600
+ALERT_RETRY_INTERVALS = [10, 60, 300]
 
 
 @lru_cache(maxsize=1)
@@ -114,7 +115,9 @@ class RqQueues:
                 existing.requeue()
 
     def enqueue_failure_alert(self, failed: Job, error: str) -> None:
-        self._enqueue_once(self.notices, f"alert-{failed.id}", jobs.alert_job_failure,
+        """One alert per final failure: a job requeued by hand that fails again alerts again."""
+        failure = failed.ended_at.strftime("%Y%m%d%H%M%S%f") if failed.ended_at else "0"
+        self._enqueue_once(self.notices, f"alert-{failed.id}-{failure}", jobs.alert_job_failure,
                            failed.id, describe(failed), error)
 
     def depth(self) -> int:
@@ -132,7 +135,8 @@ def alert_when_failed_for_good(job: Job, connection: Redis, exc_type: type, exc_
     if job.retries_left:
         return
     error = f"{exc_type.__name__}: {exc_value}".splitlines()[0][:300]
-    RqQueues(connection, max_retries=0, retry_intervals=[]).enqueue_failure_alert(job, error)
+    RqQueues(connection, max_retries=len(ALERT_RETRY_INTERVALS), retry_intervals=ALERT_RETRY_INTERVALS
+             ).enqueue_failure_alert(job, error)
 
 
 @dataclass(frozen=True, slots=True)

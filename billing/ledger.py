@@ -60,7 +60,7 @@ class Ledger:
             log.info("%s operation %s held: money not yet available", event.provider, event.operation_id)
             return Outcome.HELD
         if _unfinished(operation):
-            await self._queue.enqueue_fulfilment(event.provider, event.operation_id, event.label)
+            await self._queue.enqueue_fulfilment(operation.provider, operation.operation_id, operation.label)
         return Outcome.ACCEPTED if fresh else Outcome.DUPLICATE
 
     async def _insert(

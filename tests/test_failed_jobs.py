@@ -33,6 +33,15 @@ async def test_a_fulfilment_that_fails_for_good_alerts_the_admin_chat_once(clien
     assert alert.error == "Crash: after_ledger_insert"
 
 
+async def test_a_job_requeued_by_hand_that_fails_again_alerts_again(client, worker, queues, notifier):
+    await failed_fulfilment(client, worker)
+    await worker.drain()
+    worker.runtime.checkpoint = crash_at("after_ledger_insert")
+    requeue_failed(queues.connection)
+    await worker.drain()
+    assert [alert.job_id for alert in notifier.failures] == [job_id("fulfil", "yoomoney", "7001")] * 2
+
+
 async def test_failed_jobs_are_listed_and_requeued_to_completion(client, worker, queues):
     label = await failed_fulfilment(client, worker)
     [failed] = failed_jobs(queues.connection)
