@@ -8,6 +8,7 @@ that makes the provider deliver again; a redelivery finds the recorded row and e
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -21,6 +22,7 @@ from db import Invoice, InvoiceStatus, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
 
+STRANDED_BATCH = 500
 _REJECTION = {
     Outcome.UNKNOWN_LABEL: "unknown_label",
     Outcome.WRONG_CURRENCY: "wrong_currency",
@@ -41,6 +43,25 @@ class Ledger:
             return await self._record(event)
         except PyMongoError as err:
             raise LedgerUnavailable(f"database: {type(err).__name__}") from err
+
+    async def requeue_stranded(self, min_age: timedelta, limit: int = STRANDED_BATCH) -> int:
+        """Enqueue again the recorded operations whose job is gone (a Redis restart without persistence, a
+        job deleted by hand): unfinished and older than `min_age`. Enqueues are idempotent, so this is safe
+        to run from every web process on a timer. Returns how many it sent round."""
+        cutoff = self._clock() - min_age
+        unfinished = {"$or": [
+            {"status": OperationStatus.RECORDED.value},
+            {"status": OperationStatus.APPLIED.value, "notified_at": None},
+        ], "recorded_at": {"$lte": cutoff}}
+        try:
+            stranded = await Operation.find(unfinished).sort("recorded_at").limit(limit).to_list()
+            for operation in stranded:
+                await self._queue.enqueue_fulfilment(operation.provider, operation.operation_id, operation.label)
+        except PyMongoError as err:
+            raise LedgerUnavailable(f"database: {type(err).__name__}") from err
+        if stranded:
+            log.info("sent %d unfinished operation(s) round again", len(stranded))
+        return len(stranded)
 
     async def _record(self, event: VerifiedEvent) -> Outcome:
         invoice = await find_invoice(event.label) if event.label else None

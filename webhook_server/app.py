@@ -26,6 +26,7 @@ from webhook_server.metrics import Metrics, metrics_middleware
 from webhook_server.middlewares import error_middleware, request_id_middleware
 from webhook_server.providers import build_providers
 from webhook_server.routes import ROUTES
+from webhook_server.sweeper import sweeper_ctx
 from webhook_server.views.api import admin_auth
 from webhook_server.views.telegram import mount_bot
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     templates = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     templates.globals["t"] = catalogue().texts(None)  # a view passes `t` in the page's language; this is the default
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx])
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx, sweeper_ctx])
     app.add_routes(ROUTES)
     if settings.webhook_mode:
         mount_bot(app)  # POST /telegram/webhook

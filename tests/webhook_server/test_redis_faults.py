@@ -17,8 +17,9 @@ from db import OperationStatus, Subscription
 from tests.conftest import make_settings
 from tests.helpers import new_invoice, notification, operations, post_notification
 from webhook_server.app import create_app
-from webhook_server.keys import QUEUES
+from webhook_server.keys import LEDGER, QUEUES
 from webhook_server.runner import InProcessWorker
+from webhook_server.sweeper import STRANDED_AFTER
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 START_DEADLINE_SECONDS = 10
@@ -134,3 +135,36 @@ async def test_dropped_connections_are_reopened(faulty_client, own_redis, plans,
     await drain(faulty_client, plans, clock)
     subscription = await Subscription.find_one(Subscription.user_id == 32)
     assert subscription.current_period_end == clock.now + timedelta(days=30)
+
+
+async def test_redis_restarted_during_a_stream_every_notification_is_fulfilled_once(
+    faulty_client, own_redis, plans, clock
+):
+    """A provider keeps sending while Redis goes away and comes back; what was refused it delivers again."""
+    invoices = [await new_invoice(faulty_client, user_id=400 + n) for n in range(12)]
+    stream = [notification(invoice["label"], operation_id=f"s{n}") for n, invoice in enumerate(invoices)]
+    answers = {}
+    for n, fields in enumerate(stream):
+        if n == 4:
+            own_redis.stop()
+        if n == 8:
+            own_redis.start()
+        answers[n] = await post_notification(faulty_client, fields)
+    refused = [n for n, status in answers.items() if status != 200]
+    assert refused == [4, 5, 6, 7] and {answers[n] for n in refused} == {500}
+
+    for n in refused:  # the provider's retries
+        assert await post_notification(faulty_client, stream[n]) == 200
+    await drain(faulty_client, plans, clock)
+    # The restarted Redis kept nothing (no persistence): the jobs of s0..s3, acknowledged before the stop,
+    # are gone. The ledger still holds them; the web process's sweeper sends them round again.
+    clock.now += STRANDED_AFTER
+    assert await faulty_client.app[LEDGER].requeue_stranded(STRANDED_AFTER) == 4
+    await drain(faulty_client, plans, clock)
+
+    for n in range(12):
+        subscription = await Subscription.find_one(Subscription.user_id == 400 + n)
+        applied_at = clock.now if n < 4 else clock.now - STRANDED_AFTER  # s0..s3 ran after the sweep
+        assert subscription.current_period_end == applied_at + timedelta(days=30)
+        assert len(subscription.applied_operations) == 1
+    assert {op.status for op in await operations()} == {OperationStatus.APPLIED}
