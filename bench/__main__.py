@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import socket
@@ -23,12 +24,15 @@ import redis
 from rq.registry import FinishedJobRegistry
 
 from bench.load import Result, closed_loop, fixed_rate
-from bench.server import BENCH_ADMIN_TOKEN, BENCH_SECRET
+from bench.server import BENCH_ADMIN_TOKEN, BENCH_PAYME_KEY, BENCH_SECRET
+from billing.providers.payme.protocol import basic_auth
 from billing.money import Money
 from billing.providers.yoomoney import build_notification
 from rq_access import FULFILMENT_QUEUE
 
 FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+PAYME_PAIRS = 300
 CONCURRENCY = 32
 STARTUP_DEADLINE_SECONDS = 30
 E2E_DEADLINE_SECONDS = 300
@@ -84,6 +88,28 @@ def notifications(labels: list[str], tag: str) -> list[bytes]:
                                          label=label)).encode() for n, label in enumerate(labels)]
 
 
+def payme_calls(method: str, params: list[dict[str, object]]) -> list[bytes]:
+    return [json.dumps({"jsonrpc": "2.0", "id": n, "method": method, "params": p}).encode()
+            for n, p in enumerate(params)]
+
+
+async def payme_rows(base: str, labels: list[str], requests: int) -> list[str]:
+    """CheckPerformTransaction back to back, then Create for fresh invoices and Perform for each."""
+    url, auth = f"{base}/notify/payme", {"Authorization": basic_auth(BENCH_PAYME_KEY)}
+    account = [{"amount": 3500000, "account": {"order_id": label}} for label in cycle(labels, requests)]
+    check = await closed_loop(url, payme_calls("CheckPerformTransaction", account), CONCURRENCY, JSON, auth)
+    fresh = await invoices(base, PAYME_PAIRS)
+    now_ms = int(time.time() * 1000)
+    ids = [f"{n:024x}" for n in range(1, PAYME_PAIRS + 1)]
+    creates = [{"id": payme_id, "time": now_ms, "amount": 3500000, "account": {"order_id": label}}
+               for payme_id, label in zip(ids, fresh, strict=True)]
+    create = await closed_loop(url, payme_calls("CreateTransaction", creates), CONCURRENCY, JSON, auth)
+    perform = await closed_loop(url, payme_calls("PerformTransaction", [{"id": i} for i in ids]), CONCURRENCY, JSON,
+                                auth)
+    return [row(f"Payme CheckPerformTransaction, {CONCURRENCY} clients", check),
+            row("Payme CreateTransaction", create), row("Payme PerformTransaction", perform)]
+
+
 def cycle(labels: list[str], count: int) -> list[str]:
     return [labels[n % len(labels)] for n in range(count)]
 
@@ -113,6 +139,7 @@ async def run(requests: int, redis_url: str) -> None:
         lines.append(row(f"POST /notify/yoomoney, {CONCURRENCY} clients", notify))
         paced = await fixed_rate(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "r"), 1000, FORM)
         lines.append(row("POST /notify/yoomoney at 1,000/s", paced))
+        lines += await payme_rows(base, labels, requests)
         web_rss = peak_rss_mb(web_pid)
     flush.flushdb()
 

@@ -28,7 +28,8 @@ class Result:
         return cuts[p - 1] * 1000
 
 
-async def closed_loop(url: str, bodies: list[bytes], concurrency: int, content_type: str) -> Result:
+async def closed_loop(url: str, bodies: list[bytes], concurrency: int, content_type: str,
+                      headers: dict[str, str] | None = None) -> Result:
     """`concurrency` clients sending back to back until every body was sent once."""
     latencies: list[float] = []
     errors = 0
@@ -41,9 +42,10 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, content_t
             while queue:
                 body = queue.pop()
                 started = time.perf_counter()
-                async with session.post(url, data=body, headers={"Content-Type": content_type}) as response:
-                    await response.read()
-                    errors += response.status != 200
+                async with session.post(url, data=body, headers={**(headers or {}), "Content-Type": content_type}
+                                        ) as response:
+                    answer = await response.read()
+                    errors += response.status != 200 or b'"error"' in answer
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -61,8 +63,8 @@ async def fixed_rate(url: str, bodies: list[bytes], rate: float, content_type: s
             nonlocal errors
             started = time.perf_counter()
             async with session.post(url, data=body, headers={"Content-Type": content_type}) as response:
-                await response.read()
-                errors += response.status != 200
+                answer = await response.read()
+                errors += response.status != 200 or b'"error"' in answer
             latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()

@@ -22,6 +22,7 @@ from webhook_server.runner import InProcessWorker
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SECRET = "bench-yoomoney-secret"
 BENCH_ADMIN_TOKEN = "bench-admin-token"
+BENCH_PAYME_KEY = "bench-payme-key"
 
 
 def bench_settings(redis_url: str) -> Settings:
@@ -29,6 +30,7 @@ def bench_settings(redis_url: str) -> Settings:
         _env_file=None, environment="development", admin_api_token=BENCH_ADMIN_TOKEN, link_secret="bench-link",
         mongodb_uri="memory://", redis_url=redis_url, plans_file=ROOT / "plans.toml", max_retries=0,
         yoomoney_wallet="4100118000000000", yoomoney_notification_secret=BENCH_SECRET,
+        payme_merchant_id="5e730e8e0b852a417aa49ceb", payme_key=BENCH_PAYME_KEY,
     )
 
 
