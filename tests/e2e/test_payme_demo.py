@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +12,9 @@ import pytest
 
 from tests.e2e.test_demo import DEADLINE_SECONDS, wait_for_active
 from tests.webhook_server.test_payme_methods import PaymeForm
-from tests.webhook_server.test_redis_faults import free_port
+from tests.e2e.demo_process import YMDS, running_demo
 from webhook_server.demo import DEMO_USER_ID
 
-YMDS = Path(sys.executable).with_name("ymds")
 ADMIN = {"Authorization": "Bearer owner-admin-token"}
 PLANS = """
 [plans.month]
@@ -31,29 +27,8 @@ prices = { RUB = 29900, UZS = 3500000 }
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[tuple[str, str, dict[str, str]]]:
     (tmp_path / "plans.toml").write_text(PLANS)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PLANS_FILE": str(tmp_path / "plans.toml"),
-           "ADMIN_API_TOKEN": "owner-admin-token"}
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(YMDS), "demo", "--port", str(port), cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-
-    async def read_link() -> str:
-        while True:
-            line = (await process.stdout.readline()).decode()
-            if not line:
-                raise AssertionError("ymds demo exited before printing a payment link")
-            if match := re.search(r"(http://\S+/pay/\S+)", line):
-                return match.group(1)
-
-    try:
-        link = await asyncio.wait_for(read_link(), DEADLINE_SECONDS)
-        yield f"http://127.0.0.1:{port}", link, env
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), DEADLINE_SECONDS)
+    async with running_demo(tmp_path, PLANS_FILE=str(tmp_path / "plans.toml")) as running:
+        yield running.base, running.link, running.env
 
 
 async def test_demo_invoice_paid_through_the_payme_emulator_activates(demo):
