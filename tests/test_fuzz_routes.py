@@ -16,7 +16,10 @@ from billing.plans import load_plans
 from billing.providers.yoomoney import sign
 from db import Invoice, InvoiceStatus, Operation
 from tests.conftest import AUTH, ROOT, YOOMONEY_SECRET, make_settings
+from billing.providers.payme.protocol import basic_auth
 from tests.helpers import notification
+from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
+from tests.webhook_server.test_notify_click import CLICK
 from webhook_server.app import create_app
 
 EXAMPLES = hypothesis_settings(max_examples=60, deadline=None,
@@ -29,10 +32,11 @@ headers = st.dictionaries(st.sampled_from(["Content-Type", "Authorization", "X-F
 
 
 def run(scenario: Callable[[TestClient, str], Awaitable[None]]) -> None:
-    """A fresh app (and in-memory database) per example, with one pending invoice."""
+    """A fresh app (and in-memory database) per example, with one pending invoice; every provider enabled."""
 
     async def main() -> None:
-        async with TestClient(TestServer(create_app(make_settings(), plans=PLANS))) as client:
+        settings = make_settings(payme_merchant_id=PAYME_MERCHANT, payme_key=PAYME_KEY, **CLICK)
+        async with TestClient(TestServer(create_app(settings, plans=PLANS))) as client:
             created = await client.post("/api/invoices", json={"user_id": 5, "plan": "month"}, headers=AUTH)
             await scenario(client, (await created.json())["label"])
 
@@ -42,6 +46,39 @@ def run(scenario: Callable[[TestClient, str], Awaitable[None]]) -> None:
 async def unchanged(label: str) -> bool:
     invoice = await Invoice.find_one(Invoice.label == label)
     return invoice is not None and invoice.status is InvoiceStatus.PENDING and await Operation.count() == 0
+
+
+@EXAMPLES
+@given(route=st.sampled_from(["/notify/payme", "/notify/click/prepare", "/notify/click/complete"]),
+       body=st.binary(max_size=300), extra=headers)
+def test_arbitrary_payme_and_click_requests_never_5xx_nor_change_state(route: str, body: bytes,
+                                                                        extra: dict[str, str], redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        response = await client.post(route, data=body, headers=extra)
+        assert response.status < 500
+        assert await unchanged(label)
+
+    run(scenario)
+
+
+@EXAMPLES
+@given(method=st.sampled_from(["CheckPerformTransaction", "CreateTransaction", "PerformTransaction",
+                               "CancelTransaction", "CheckTransaction", "GetStatement", "ChangePassword"]),
+       params=st.dictionaries(text, st.none() | st.booleans() | st.integers() | text, max_size=4),
+       authorised=st.booleans())
+def test_payme_json_rpc_without_the_key_never_changes_state(method: str, params: dict[str, Any], authorised: bool,
+                                                            redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        headers = {"Authorization": basic_auth(PAYME_KEY if authorised else "wrong-key")}
+        response = await client.post("/notify/payme", json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                            "params": {**params, "account": {"order_id": label}}},
+                                     headers=headers)
+        assert response.status == 200
+        if not authorised:
+            assert (await response.json())["error"]["code"] == -32504
+            assert await unchanged(label)
+
+    run(scenario)
 
 
 @EXAMPLES
