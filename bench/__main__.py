@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -93,21 +94,49 @@ def payme_calls(method: str, params: list[dict[str, object]]) -> list[bytes]:
             for n, p in enumerate(params)]
 
 
-async def payme_rows(base: str, labels: list[str], requests: int) -> list[str]:
-    """CheckPerformTransaction back to back, then Create for fresh invoices and Perform for each."""
-    url, auth = f"{base}/notify/payme", {"Authorization": basic_auth(BENCH_PAYME_KEY)}
-    account = [{"amount": 3500000, "account": {"order_id": label}} for label in cycle(labels, requests)]
-    check = await closed_loop(url, payme_calls("CheckPerformTransaction", account), CONCURRENCY, JSON, auth)
-    fresh = await invoices(base, PAYME_PAIRS)
+async def payme_rows(url: str, field: str, accounts: list[str], fresh: list[str], requests: int,
+                     name: str, clients: int = CONCURRENCY) -> list[str]:
+    """CheckPerformTransaction back to back over `accounts`, then Create for each fresh account and Perform."""
+    auth = {"Authorization": basic_auth(BENCH_PAYME_KEY)}
+    checks = [{"amount": 3500000, "account": {field: account}} for account in cycle(accounts, requests)]
+    check = await closed_loop(url, payme_calls("CheckPerformTransaction", checks), clients, JSON, auth)
     now_ms = int(time.time() * 1000)
-    ids = [f"{n:024x}" for n in range(1, PAYME_PAIRS + 1)]
-    creates = [{"id": payme_id, "time": now_ms, "amount": 3500000, "account": {"order_id": label}}
-               for payme_id, label in zip(ids, fresh, strict=True)]
-    create = await closed_loop(url, payme_calls("CreateTransaction", creates), CONCURRENCY, JSON, auth)
-    perform = await closed_loop(url, payme_calls("PerformTransaction", [{"id": i} for i in ids]), CONCURRENCY, JSON,
-                                auth)
-    return [row(f"Payme CheckPerformTransaction, {CONCURRENCY} clients", check),
-            row("Payme CreateTransaction", create), row("Payme PerformTransaction", perform)]
+    ids = [f"{n:024x}" for n in range(1, len(fresh) + 1)]
+    creates = [{"id": payme_id, "time": now_ms, "amount": 3500000, "account": {field: account}}
+               for payme_id, account in zip(ids, fresh, strict=True)]
+    create = await closed_loop(url, payme_calls("CreateTransaction", creates), clients, JSON, auth)
+    perform = await closed_loop(url, payme_calls("PerformTransaction", [{"id": i} for i in ids]), clients, JSON, auth)
+    return [row(f"{name}: Payme CheckPerformTransaction, {clients} client(s)", check),
+            row(f"{name}: Payme CreateTransaction", create), row(f"{name}: Payme PerformTransaction", perform)]
+
+
+async def paytechuz_rows(requests: int) -> list[str]:
+    """The same Payme load against paytechuz's FastAPI webhook (the [bench] extra), or a line saying it is absent."""
+    if importlib.util.find_spec("paytechuz") is None or importlib.util.find_spec("uvicorn") is None:
+        return ["| paytechuz: not installed (pip install -e '.[bench]') | | | | | |"]
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.paytechuz_server", "--port", str(port), "--orders", str(INVOICE_POOL + PAYME_PAIRS),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        assert (await asyncio.wait_for(process.stdout.readline(), STARTUP_DEADLINE_SECONDS)).strip() == b"ready"
+        url = f"http://127.0.0.1:{port}/payments/payme/webhook"
+        for _ in range(STARTUP_DEADLINE_SECONDS * 10):  # uvicorn binds just after "ready"
+            try:
+                await closed_loop(url, [b"{}"], 1, JSON)
+                break
+            except aiohttp.ClientConnectorError:
+                await asyncio.sleep(0.1)
+        orders = [str(n) for n in range(1, INVOICE_POOL + 1)]
+        fresh = [str(n) for n in range(INVOICE_POOL + 1, INVOICE_POOL + PAYME_PAIRS + 1)]
+        # One client: its async handler runs synchronous SQLAlchemy on the event loop, and with 32 clients a
+        # request holding SQLite's write lock stalls every other (requests time out).
+        return await payme_rows(url, "id", orders, fresh, requests, "paytechuz (FastAPI, SQLite)", clients=1)
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 def cycle(labels: list[str], count: int) -> list[str]:
@@ -139,9 +168,11 @@ async def run(requests: int, redis_url: str) -> None:
         lines.append(row(f"POST /notify/yoomoney, {CONCURRENCY} clients", notify))
         paced = await fixed_rate(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "r"), 1000, FORM)
         lines.append(row("POST /notify/yoomoney at 1,000/s", paced))
-        lines += await payme_rows(base, labels, requests)
+        lines += await payme_rows(f"{base}/notify/payme", "order_id", labels, await invoices(base, PAYME_PAIRS),
+                                  requests, "open-ymds")
         web_rss = peak_rss_mb(web_pid)
     flush.flushdb()
+    lines += await paytechuz_rows(requests)
 
     e2e_lines = ["| end to end | payments | payments/s | peak RSS |", "|---|---|---|---|"]
     for workers in (1, 2):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)  # a stalled server fails the run instead of hanging it
 OPEN_LOOP_CONNECTIONS = 128  # below the server's listen backlog; a request waiting for a connection is queueing
 
 
@@ -35,7 +36,7 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, content_t
     errors = 0
     queue = list(reversed(bodies))
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
 
         async def client() -> None:
             nonlocal errors
@@ -57,7 +58,8 @@ async def fixed_rate(url: str, bodies: list[bytes], rate: float, content_type: s
     """Open loop: one request every 1/rate seconds, whatever the answers' pace, so queueing shows in latency."""
     latencies: list[float] = []
     errors = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=OPEN_LOOP_CONNECTIONS)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=OPEN_LOOP_CONNECTIONS),
+                                     timeout=REQUEST_TIMEOUT) as session:
 
         async def one(body: bytes) -> None:
             nonlocal errors
