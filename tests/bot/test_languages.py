@@ -122,8 +122,8 @@ async def link_with_lang(client, settings, clock, lang: str, user_id: int = 42) 
 
 
 @pytest.mark.parametrize(("lang", "title", "button"), [
-    ("ru", "1 месяц", "Оплатить через Yoomoney"), ("en", "1 month", "Pay with Yoomoney"),
-    ("uz", "1 oy", "Yoomoney orqali toʻlash"),
+    ("ru", "1 месяц", "Оплатить через YooMoney"), ("en", "1 month", "Pay with YooMoney"),
+    ("uz", "1 oy", "YooMoney orqali toʻlash"),
 ])
 async def test_the_payment_page_speaks_the_signed_links_language(client, settings, clock, lang, title, button):
     response = await client.get(await link_with_lang(client, settings, clock, lang),

@@ -51,7 +51,7 @@ async def test_a_link_from_subscribe_opens_the_payment_page(dispatcher, bot, fak
     assert response.status == 200
     assert '<html lang="ru">' in page and "1 месяц" in page and "299\xa0₽" in page
     assert f'name="label" value="{label_of(month["url"])}"' in page
-    assert "Оплатить через Yoomoney" in page
+    assert "Оплатить через YooMoney" in page
 
 
 async def test_repeated_subscribe_reuses_the_pending_invoices(dispatcher, bot, fake):

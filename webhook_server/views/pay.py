@@ -14,6 +14,10 @@ from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
 
 RETURNED = "returned"
+PROVIDER_NAMES = {  # as each provider writes its own name, for the buttons
+    "yoomoney": "YooMoney", "yookassa": "YooKassa", "cloudpayments": "CloudPayments", "payme": "Payme",
+    "click": "Click",
+}
 LANG = "lang"
 
 
@@ -36,6 +40,7 @@ async def pay_page(request: web.Request) -> web.Response:
             if form is not None:
                 forms.append(form)
     context = {
+        "provider_names": PROVIDER_NAMES,
         "invoice": invoice,
         "title": title,
         "prices": t.prices(invoice.amounts),
