@@ -29,6 +29,10 @@ EXAMPLES: dict[str, str] = {
     "max_retries": "5",
     "retry_intervals": "10,60,300,1800,7200",
     "konsol_timeout": "15",
+    "konsol_base_url": "https://api-payments.konsol.pro",
+    "konsol_webhook_ips": "84.201.153.160",
+    "payout_min_amount": "10000",
+    "payout_max_amount": "10000000",
 }
 MIN_ADMIN_TOKEN_LENGTH = 32
 CONNECT_TIMEOUT_SECONDS = 3
@@ -63,6 +67,9 @@ def production_warnings(settings: Settings) -> list[str]:
         warnings.append("CLOUDPAYMENTS_PUBLIC_ID: a test site (test_...) in production; payments will not be real")
     if getattr(settings, "payme_test_mode", False):
         warnings.append("PAYME_TEST_MODE: on in production; the page sends payers to Payme's test checkout")
+    if settings.konsol_api_token and settings.konsol_webhook_secret is None:
+        warnings.append("KONSOL_WEBHOOK_SECRET: unset; konsol.pro webhooks are only re-fetched, never authenticated "
+                        "(set it and give konsol.pro support the URL with ?token=, see the README)")
     for name, value in (("MONGODB_URI", settings.mongodb_uri), ("REDIS_URL", settings.redis_url)):
         if value == "memory://":
             warnings.append(f"{name}: memory:// in production; ymds web and ymds worker refuse it")

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +26,7 @@ from rq.timeouts import TimerDeathPenalty
 
 from billing import jobs
 from billing.errors import LedgerUnavailable
+from billing.payouts import CREATE_RETRIES
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class RqQueues:
         self.fulfilment = Queue(FULFILMENT_QUEUE, connection=connection)
         self.notices = Queue(NOTICES_QUEUE, connection=connection)
         self._retry = Retry(max=max_retries, interval=retry_intervals) if max_retries else None
+        self.retry_intervals = retry_intervals
 
     async def enqueue_fulfilment(self, provider: str, operation_id: str, label: str) -> None:
         await self._from_loop(self.fulfilment, job_id("fulfil", provider, operation_id), jobs.fulfil_payment,
@@ -113,6 +116,50 @@ class RqQueues:
             if existing.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
                 log.info("job %s had %s; requeued", id_, existing.get_status())
                 existing.requeue()
+
+    async def enqueue_payout(self, label: str) -> None:
+        """The payout job, once per claim; RQ retries it CREATE_RETRIES times with growing delays."""
+        retry = Retry(max=CREATE_RETRIES, interval=self.retry_intervals[:CREATE_RETRIES])
+        await self._payout_job(self.fulfilment, job_id("payout", "konsol", label), jobs.create_payout, label,
+                               retry=retry, alert=True)
+
+    async def enqueue_payout_poll(self, label: str, step: int, delay_seconds: int) -> None:
+        await self._payout_job(self.fulfilment, job_id("payout-poll", "konsol", f"{label}:{step}"), jobs.poll_payout,
+                               label, step, delay_seconds=delay_seconds)
+
+    async def enqueue_payout_notice(self, label: str, event: str, detail: str = "") -> None:
+        await self._payout_job(self.notices, job_id("payout-notice", "konsol", f"{label}:{event}"),
+                               jobs.notify_payout, label, event, detail, retry=self._retry)
+
+    async def enqueue_claim_expiry(self, label: str, delay_seconds: int) -> None:
+        await self._payout_job(self.fulfilment, job_id("payout-expiry", "konsol", f"{label}:{delay_seconds}"),
+                               jobs.expire_payout_claim, label, delay_seconds=delay_seconds)
+
+    async def _payout_job(self, queue: Queue, id_: str, func: Any, *args: str | int, retry: Retry | None = None,
+                          delay_seconds: int = 0, alert: bool = False) -> None:
+        """Enqueue (or schedule) a payout job unless one with this id exists; a Redis failure becomes
+        LedgerUnavailable."""
+        options: dict[str, Any] = {
+            "job_id": id_, "unique": True, "retry": retry, "meta": {"request_id": logs.request_id.get()},
+            "job_timeout": JOB_TIMEOUT_SECONDS, "result_ttl": RESULT_TTL_SECONDS, "failure_ttl": RESULT_TTL_SECONDS,
+            "on_failure": Callback(alert_when_failed_for_good) if alert else None,
+        }
+
+        def enqueue() -> None:
+            try:
+                if delay_seconds:
+                    queue.enqueue_in(timedelta(seconds=delay_seconds), func, *args, **options)
+                else:
+                    queue.enqueue(func, *args, **options)
+            except DuplicateJobError:
+                existing = Job.fetch(id_, connection=self.connection)
+                if existing.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+                    existing.requeue()
+
+        try:
+            await asyncio.to_thread(enqueue)
+        except redis.RedisError as err:
+            raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
 
     def enqueue_failure_alert(self, failed: Job, error: str) -> None:
         """One alert per final failure: a job requeued by hand that fails again alerts again."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Credentials that together enable a provider; all set → enabled, none set → disabled,
@@ -23,9 +23,10 @@ PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
     "payme": ("payme_merchant_id", "payme_key"),
     "click": ("click_service_id", "click_merchant_id", "click_secret_key", "click_merchant_user_id"),
     "konsol": ("konsol_api_token",),
+    "telegram_stars": ("bot_token",),  # and STARS_ENABLED=true: Stars are paid to the bot itself
 }
 # Providers whose notification route and payment-page data exist in this release.
-IMPLEMENTED_PROVIDERS = frozenset({"yoomoney", "click", "payme"})
+IMPLEMENTED_PROVIDERS = frozenset({"yoomoney", "click", "payme", "cloudpayments", "telegram_stars", "yookassa", "konsol"})
 
 URL_SETTINGS = (
     "public_base_url",
@@ -34,11 +35,19 @@ URL_SETTINGS = (
     "yoomoney_quickpay_url",
     "yookassa_api_url",
     "cloudpayments_api_url",
+    "cloudpayments_widget_url",
     "payme_api_url",
     "payme_checkout_url",
     "click_api_url",
     "click_pay_url",
     "konsol_base_url",
+)
+
+
+# Where YooKassa sends notifications from (its documentation, "Notifications"); YOOKASSA_NOTIFY_IPS's default.
+YOOKASSA_PUBLISHED_IPS = (
+    "185.71.76.0/27", "185.71.77.0/27", "77.75.153.0/25", "77.75.156.11", "77.75.156.35", "77.75.154.128/25",
+    "2a02:5180::/32",
 )
 
 
@@ -95,9 +104,16 @@ class Settings(BaseSettings):
     yookassa_shop_id: str | None = None
     yookassa_secret_key: SecretStr | None = None
     yookassa_api_url: str = "https://api.yookassa.ru/v3"
+    yookassa_notify_ips: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(YOOKASSA_PUBLISHED_IPS))
+    yookassa_test_mode: bool = False
+    yookassa_save_payment_method: bool = False
     cloudpayments_public_id: str | None = None
     cloudpayments_api_secret: SecretStr | None = None
     cloudpayments_api_url: str = "https://api.cloudpayments.ru"
+    cloudpayments_widget_url: str = "https://widget.cloudpayments.ru/bundles/cloudpayments.js"
+    cloudpayments_two_stage: bool = False
+    cloudpayments_test_mode: bool | None = None  # unset: accept test payments only in development
+    cloudpayments_recurrent_plans: Annotated[list[str], NoDecode] = Field(default_factory=list)
     payme_merchant_id: str | None = None
     payme_key: SecretStr | None = None
     payme_api_url: str = "https://checkout.paycom.uz/api"
@@ -112,16 +128,21 @@ class Settings(BaseSettings):
     click_api_url: str = "https://api.click.uz/v2/merchant"
     click_pay_url: str = "https://my.click.uz/services/pay"
     konsol_api_token: SecretStr | None = None
-    konsol_base_url: str = "https://api.konsol.pro"
+    konsol_base_url: str = "https://api-payments.konsol.pro"
     konsol_timeout: float = Field(default=15.0, gt=0)
     konsol_webhook_secret: SecretStr | None = None
+    konsol_webhook_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    payout_min_amount: int = Field(default=10000, gt=0)  # kopecks
+    payout_max_amount: int = Field(default=10_000_000, gt=0)  # kopecks
 
     telegram_api_url: str = "https://api.telegram.org"
     webhook_mode: bool = False
     webhook_secret: SecretStr | None = None
     admin_language: Literal["ru", "en", "uz"] = "en"
+    stars_enabled: bool = False
+    stars_support_contact: str | None = None
 
-    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", mode="before")
+    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "cloudpayments_recurrent_plans", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -129,14 +150,41 @@ class Settings(BaseSettings):
     @field_validator(
         "bot_token", "admin_api_token", "link_secret", "yoomoney_wallet", "yoomoney_notification_secret",
         "yoomoney_api_token", "yookassa_shop_id", "yookassa_secret_key", "cloudpayments_public_id",
-        "cloudpayments_api_secret", "payme_merchant_id", "payme_key", "click_service_id",
+        "cloudpayments_api_secret", "cloudpayments_test_mode", "payme_merchant_id", "payme_key", "click_service_id",
         "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
-        "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret",
+        "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret", "stars_support_contact",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("yookassa_notify_ips", mode="before")
+    @classmethod
+    def _yookassa_networks(cls, value: Any) -> Any:
+        """Addresses or networks; an empty list would refuse every genuine notification, so it is an error."""
+        entries = _split_csv(value)
+        if isinstance(entries, list):
+            if not entries:
+                raise ValueError("empty; keep YooKassa's published list (the default) or name the sender")
+            for entry in entries:
+                ipaddress.ip_network(str(entry).strip(), strict=False)  # ValueError names the bad entry
+        return entries
+
+    @field_validator("konsol_webhook_ips", mode="before")
+    @classmethod
+    def _konsol_networks(cls, value: Any) -> Any:
+        entries = _split_csv(value)
+        for entry in entries if isinstance(entries, list) else []:
+            ipaddress.ip_network(str(entry).strip(), strict=False)  # ValueError names the bad entry
+        return entries
+
+    @field_validator("payout_max_amount")
+    @classmethod
+    def _payout_limits(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("payout_min_amount", 0):
+            raise ValueError("below PAYOUT_MIN_AMOUNT")
+        return value
 
     @property
     def link_key(self) -> bytes:
@@ -165,6 +213,8 @@ class Settings(BaseSettings):
         raise ConfigError("WEBHOOK_SECRET: not set, and no BOT_TOKEN to derive it from")
 
     def provider_enabled(self, name: str) -> bool:
+        if name == "telegram_stars" and not self.stars_enabled:
+            return False
         return all(getattr(self, field) is not None for field in PROVIDER_CREDENTIALS[name])
 
     @property
@@ -196,6 +246,8 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     f"TRUSTED_PROXIES: {entry!r} is not an IP address or network (e.g. 127.0.0.1,10.0.0.0/8)"
                 ) from None
+        if self.stars_enabled and self.bot_token is None and self.environment is Environment.PRODUCTION:
+            warnings.append("STARS_ENABLED: Telegram Stars are paid inside the bot; without BOT_TOKEN they stay off")
         if self.webhook_mode and self.bot_token is None:
             raise ConfigError("WEBHOOK_MODE: the bot needs BOT_TOKEN to be served by the web server")
         if self.webhook_secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", self.webhook_secret.get_secret_value()):

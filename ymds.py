@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--token", default=None, help="accept only this bot token (default: any well-formed one)")
     fake.set_defaults(command=cmd_fake_telegram)
     reconcile = sub.add_parser("reconcile", help="compare the ledger with a provider's transactions for a period")
-    reconcile.add_argument("provider", choices=["payme"])
+    reconcile.add_argument("provider", choices=["payme", "stars"])
     reconcile.add_argument("--from", dest="start", required=True, help="ISO date/date-time (UTC) or epoch ms")
     reconcile.add_argument("--to", dest="end", required=True, help="end of the period, exclusive")
     reconcile.set_defaults(command=cmd_reconcile)
@@ -74,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from billing.reconcile_payme import run
+    if args.provider == "stars":
+        from bot.stars_reconcile import run
+    else:
+        from billing.reconcile_payme import run
 
     status, lines = run(load_settings(), args.start, args.end)
     for line in lines:

@@ -6,7 +6,12 @@ from billing.fulfilment import successful_payment_callback
 from billing.notices import send_payment_notice, send_reversal_notice
 from billing.ports import JobFailureNotice
 from billing.reversal import reverse_payment
-from billing.runtime import current
+from billing.runtime import JobRuntime, current
+from billing.payouts import PayoutServices
+from billing.payouts.claims import expire
+from billing.payouts.notices import send_payout_notice
+from billing.payouts.settle import poll
+from billing.payouts.submit import submit_payout
 
 
 def fulfil_payment(provider: str, operation_id: str, label: str) -> str:
@@ -47,6 +52,34 @@ def notify_reversal(provider: str, operation_id: str) -> bool:
     runtime = current()
     return bool(runtime.run(send_reversal_notice(provider, operation_id, notifier=runtime.notifier,
                                                  clock=runtime.clock)))
+
+
+def create_payout(label: str) -> str:
+    runtime = current()
+    return str(runtime.run(submit_payout(label, services=_payouts(runtime), clock=runtime.clock,
+                                         checkpoint=runtime.checkpoint)))
+
+
+def poll_payout(label: str, step: int) -> str:
+    runtime = current()
+    services = _payouts(runtime)
+    return str(runtime.run(poll(label, step, konsol=services.konsol, queue=services.queue, clock=runtime.clock)))
+
+
+def notify_payout(label: str, event: str, detail: str = "") -> bool:
+    runtime = current()
+    return bool(runtime.run(send_payout_notice(label, event, detail, notifier=runtime.notifier)))
+
+
+def expire_payout_claim(label: str) -> str:
+    runtime = current()
+    return str(runtime.run(expire(label, runtime.clock(), _payouts(runtime).queue)))
+
+
+def _payouts(runtime: JobRuntime) -> PayoutServices:
+    if runtime.payouts is None:
+        raise RuntimeError("payouts are not configured in this worker (KONSOL_API_TOKEN is unset)")
+    return runtime.payouts
 
 
 def alert_job_failure(job_id: str, description: str, error: str) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 from billing.errors import PlansFileError, UnknownPlan
 from billing.money import MINOR_DIGITS, Money
 
+MONTHLY_PERIOD_DAYS = 30  # the one period Telegram renews (Stars subscriptions: 2592000 seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -17,6 +19,7 @@ class Plan:
     title: str
     period_days: int
     prices: dict[str, int]
+    renews_monthly: bool = False  # sold in Telegram Stars as a 30-day subscription Telegram renews itself
 
     def price(self, currency: str) -> Money | None:
         minor = self.prices.get(currency)
@@ -79,4 +82,7 @@ def _parse_plan(path: Path, name: str, table: Any) -> Plan:
     title = table.get("title", name)
     if not isinstance(title, str):
         raise PlansFileError(f"{where}: title must be a string")
-    return Plan(name=name, title=title, period_days=period, prices=dict(prices))
+    renews = table.get("renews_monthly", False)
+    if not isinstance(renews, bool) or (renews and period != MONTHLY_PERIOD_DAYS):
+        raise PlansFileError(f"{where}: renews_monthly must be true or false, and true needs period_days = 30")
+    return Plan(name=name, title=title, period_days=period, prices=dict(prices), renews_monthly=renews)

@@ -62,6 +62,30 @@ class JobFailureNotice:
     error: str  # the last line of the exception
 
 
+class PayoutQueue(Protocol):
+    """Payout jobs and notices on RQ; each enqueue is idempotent. Raises LedgerUnavailable."""
+
+    async def enqueue_payout(self, label: str) -> None: ...
+
+    async def enqueue_payout_poll(self, label: str, step: int, delay_seconds: int) -> None: ...
+
+    async def enqueue_payout_notice(self, label: str, event: str) -> None: ...
+
+    async def enqueue_claim_expiry(self, label: str, delay_seconds: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutNotice:
+    event: str  # filed, accepted, rejected, paid, failed, cancelled, expired; or an admin alert's kind
+    label: str
+    user_id: int
+    amount: Money
+    destination: str  # "•••• 1111" or "+7******4567, Сбербанк": never a full card number or phone
+    reason: str = ""
+    decided_by: str = ""
+    konsol_id: str = ""
+
+
 class Notifier(Protocol):
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         """Tell the user and the admin chat; raises on a failure worth retrying."""
@@ -73,6 +97,18 @@ class Notifier(Protocol):
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         """Tell the admin chat that a payment job failed for good and waits for `ymds jobs requeue`."""
+        ...
+
+    async def payout_filed(self, notice: PayoutNotice) -> None:
+        """Post a new payout claim to the admin chat with Accept and Reject buttons."""
+        ...
+
+    async def payout_changed(self, notice: PayoutNotice) -> None:
+        """Tell the user of a decision or an outcome (and the admin chat of an outcome)."""
+        ...
+
+    async def payout_alert(self, notice: PayoutNotice) -> None:
+        """Tell the admin chat that a payout needs a person (konsol.pro waits, an unknown outcome, ...)."""
         ...
 
 
@@ -96,3 +132,14 @@ class LogNotifier:
     async def job_failed(self, notice: JobFailureNotice) -> None:
         log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",
                   notice.job_id, notice.description, notice.error, notice.job_id)
+
+    async def payout_filed(self, notice: PayoutNotice) -> None:
+        log.info("payout claim %s filed: user=%s amount=%s to %s; waits for an admin", notice.label, notice.user_id,
+                 notice.amount, notice.destination)
+
+    async def payout_changed(self, notice: PayoutNotice) -> None:
+        log.info("payout claim %s %s: user=%s amount=%s to %s %s", notice.label, notice.event, notice.user_id,
+                 notice.amount, notice.destination, notice.reason)
+
+    async def payout_alert(self, notice: PayoutNotice) -> None:
+        log.warning("payout claim %s needs attention (%s): %s", notice.label, notice.event, notice.reason)

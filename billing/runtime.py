@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from billing.clock import Clock, utc_now
 from billing.steps import Checkpoint, no_checkpoint
 from billing.plans import Catalogue
 from billing.ports import NoticeQueue, Notifier
+
+if TYPE_CHECKING:
+    from billing.payouts import PayoutServices
 
 T = TypeVar("T")
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -28,6 +31,7 @@ class JobRuntime:
     plans: Catalogue
     clock: Clock = utc_now
     checkpoint: Checkpoint = no_checkpoint
+    payouts: PayoutServices | None = None  # konsol.pro's client and the card cipher, when payouts are configured
 
 
 _installed: list[JobRuntime] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from billing.providers.stars.protocol import CURRENCY as STARS_CURRENCY
 from bot.offers import Offer
 from bot.texts import LANGUAGES, Catalogue, Texts
 
@@ -13,14 +16,22 @@ class LanguageChosen(CallbackData, prefix="lang"):
     code: str
 
 
-def plans_keyboard(offers: list[Offer], t: Texts) -> InlineKeyboardMarkup:
-    """One URL button per plan: its title and its price in every currency, opening its signed link."""
+def plans_keyboard(offers: list[Offer], t: Texts,
+                   beside: Mapping[str, InlineKeyboardButton] | None = None) -> InlineKeyboardMarkup:
+    """One URL button per plan: its title and its price in every currency the page takes, opening its signed
+    link; `beside` adds a button after it by plan name (Telegram Stars: bot/stars.py)."""
     rows = [
         [InlineKeyboardButton(text=t("subscribe.button", title=t.plan_title(offer.plan.title),
-                                     prices=t.prices(offer.link.invoice.amounts)), url=offer.link.url)]
+                                     prices=t.prices(_page_amounts(offer.link.invoice.amounts))), url=offer.link.url),
+         *([beside[offer.plan.name]] if beside and offer.plan.name in beside else [])]
         for offer in offers
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _page_amounts(amounts: Mapping[str, int]) -> dict[str, int]:
+    """Stars (XTR) are paid in the bot, not on the payment page the link opens."""
+    return {currency: minor for currency, minor in amounts.items() if currency != STARS_CURRENCY}
 
 
 def languages_keyboard(catalogue: Catalogue) -> InlineKeyboardMarkup:

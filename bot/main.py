@@ -16,7 +16,9 @@ from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from bot.middlewares import LocaleMiddleware
-from bot.routers import admin, fallback, start, subscribe
+from bot.routers import admin, fallback, start, stars, subscribe
+from bot.routers import payouts
+from bot.stars import stars_menu
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db
 from rq_access import RqQueues, connect
@@ -44,18 +46,21 @@ def build_dispatcher(
     messages = texts or catalogue()
     dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages)
     LocaleMiddleware(messages, clock).setup(dp)
+    dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
+    dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
     dp.include_routers(start.router(), subscribe.router(), admin.router(frozenset(settings.admin_ids)),
                        fallback.router())
     dp.startup.register(set_commands)
     return dp
 
 
-async def set_commands(bot: Bot, catalogue: Catalogue) -> None:
+async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings) -> None:
     """The command menu in each language (the default one in English). A failure only loses the menu."""
     try:
         for language in LANGUAGES:
             t = catalogue.texts(language)
-            commands = [BotCommand(command=name, description=t(f"command.{name}")) for name in MENU]
+            commands = [BotCommand(command=name, description=t(f"command.{name}"))
+                        for name in (*MENU, *stars_menu(settings))]
             await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
     except TelegramAPIError as err:
         log.warning("could not set the bot's command menu: %s", err)

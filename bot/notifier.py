@@ -18,10 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup
 
 from billing.clock import Clock, utc_now
-from billing.ports import JobFailureNotice, LogNotifier, Notifier, PaymentNotice, ReversalNotice
+from billing.ports import JobFailureNotice, LogNotifier, Notifier, PaymentNotice, PayoutNotice, ReversalNotice
 from bot.main import make_bot
+from bot.payouts_keyboards import decision_keyboard
+from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
 from bot.texts import Catalogue, Texts, catalogue
 from db.users import already_sent, mark_blocked, record_sent, stored_language
 from settings import Settings
@@ -80,18 +83,36 @@ class TelegramNotifier:
         await self._to_admins(f"job-failed:{notice.job_id}:{self._clock().isoformat()}", a(
             "notice.job_failed.admin", description=notice.description, error=notice.error, job_id=notice.job_id))
 
+    async def payout_filed(self, notice: PayoutNotice) -> None:
+        a = self._admin_texts
+        await self._to_admins(f"payout-filed:{notice.label}:admin", claim_summary(a, notice),
+                              markup=decision_keyboard(notice.label, a))
+
+    async def payout_changed(self, notice: PayoutNotice) -> None:
+        t = await self._user_texts(notice.user_id)
+        await self._deliver(f"payout-{notice.event}:{notice.label}:user", notice.user_id, user_notice(t, notice),
+                            user=True)
+        if notice.event in ADMIN_OUTCOMES:
+            await self._to_admins(f"payout-{notice.event}:{notice.label}:admin",
+                                  admin_outcome(self._admin_texts, notice))
+
+    async def payout_alert(self, notice: PayoutNotice) -> None:
+        await self._to_admins(f"payout-alert-{notice.event}:{notice.label}:admin",
+                              admin_alert(self._admin_texts, notice))
+
     async def _user_texts(self, user_id: int) -> Texts:
         return self._catalogue.texts(await stored_language(user_id))
 
-    async def _to_admins(self, key: str, text: str) -> None:
+    async def _to_admins(self, key: str, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
         if self._admin_chat_id is not None:
-            await self._deliver(key, self._admin_chat_id, text, user=False)
+            await self._deliver(key, self._admin_chat_id, text, user=False, markup=markup)
 
-    async def _deliver(self, key: str, chat_id: int, text: str, *, user: bool) -> None:
+    async def _deliver(self, key: str, chat_id: int, text: str, *, user: bool,
+                       markup: InlineKeyboardMarkup | None = None) -> None:
         if await already_sent(key):
             return
         try:
-            await self._send(chat_id, text)
+            await self._send(chat_id, text, markup)
         except TelegramForbiddenError as err:
             log.warning("notice %s not delivered to chat %s, for good: %s", key, chat_id, err.message)
             if user:
@@ -104,9 +125,9 @@ class TelegramNotifier:
             return
         await record_sent(key, chat_id, "sent", self._clock())
 
-    async def _send(self, chat_id: int, text: str) -> None:
+    async def _send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
         try:
-            await self._bot.send_message(chat_id, text)
+            await self._bot.send_message(chat_id, text, reply_markup=markup)
             return
         except TelegramRetryAfter as err:
             if err.retry_after > MAX_INLINE_WAIT_SECONDS:
@@ -114,7 +135,7 @@ class TelegramNotifier:
             log.info("Telegram asks to wait %s s before writing to chat %s", err.retry_after, chat_id)
             await self._sleep(err.retry_after)
         try:
-            await self._bot.send_message(chat_id, text)
+            await self._bot.send_message(chat_id, text, reply_markup=markup)
         except TelegramRetryAfter as err:
             raise NoticeNotSent(f"Telegram still asks to wait {err.retry_after} s; left to the job's retries") from err
 

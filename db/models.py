@@ -10,8 +10,12 @@ from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
 from db.click import ClickAttempt, ClickCounter
+from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
+from db.payouts import PAYOUT_DOCUMENTS
+from db.stars import STARS_DOCUMENTS
 from db.users import BotUser, SentNotice
+from db.yookassa import YOOKASSA_DOCUMENTS
 
 
 class InvoiceStatus(StrEnum):
@@ -111,3 +115,7 @@ class Subscription(Document):
 
 DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter]
 DOCUMENT_MODELS += PAYME_DOCUMENTS
+DOCUMENT_MODELS += CLOUDPAYMENTS_DOCUMENTS
+DOCUMENT_MODELS += YOOKASSA_DOCUMENTS
+DOCUMENT_MODELS += STARS_DOCUMENTS
+DOCUMENT_MODELS += PAYOUT_DOCUMENTS

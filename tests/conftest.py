@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing import runtime
 from billing.plans import Catalogue, load_plans
-from billing.ports import JobFailureNotice, PaymentNotice, ReversalNotice
+from billing.ports import JobFailureNotice, PaymentNotice, PayoutNotice, ReversalNotice
 from rq_access import RqQueues
 from settings import Settings
 from webhook_server.app import create_app
@@ -23,6 +24,7 @@ from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.keys import QUEUES
 from webhook_server.runner import InProcessWorker
 
+pytest_plugins = ("tests.log_guard",)  # every log record of the run, for tests/test_payout_logs.py
 ROOT = Path(__file__).resolve().parent.parent
 # Each test run flushes its own Redis database; runs side by side pick different ones.
 REDIS_TEST_DB = int(os.environ.get("YMDS_TEST_REDIS_DB", "13"))
@@ -121,6 +123,7 @@ class RecordingNotifier:
         self.notices: list[PaymentNotice] = []
         self.reversals: list[ReversalNotice] = []
         self.failures: list[JobFailureNotice] = []
+        self.payouts: list[PayoutNotice] = []  # every payout notice, its kind in .event ("filed", "paid", ...)
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
@@ -130,6 +133,15 @@ class RecordingNotifier:
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         self.failures.append(notice)
+
+    async def payout_filed(self, notice: PayoutNotice) -> None:
+        self.payouts.append(notice)
+
+    async def payout_changed(self, notice: PayoutNotice) -> None:
+        self.payouts.append(notice)
+
+    async def payout_alert(self, notice: PayoutNotice) -> None:
+        self.payouts.append(replace(notice, event=f"alert:{notice.event}"))
 
 
 @pytest.fixture

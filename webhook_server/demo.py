@@ -16,6 +16,7 @@ from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators import EMULATORS
 from webhook_server.keys import CLOCK, PLANS, QUEUES, SETTINGS
+from webhook_server.payout_services import close_payout_services, payout_services
 from webhook_server.runner import InProcessWorker
 from webhook_server.views.telegram import polling_ctx
 
@@ -83,11 +84,14 @@ def print_welcome(app: web.Application) -> None:
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = notifier_for(app[SETTINGS])  # Telegram when BOT_TOKEN is set
-    worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier)
+    payouts = payout_services(app[SETTINGS], app[QUEUES])  # against the konsol.pro emulator
+    worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier,
+                             payouts=payouts)
     worker.start()
     yield
     await worker.stop()
     await close_notifier(notifier)
+    await close_payout_services(payouts)
 
 
 async def _prepare_welcome(app: web.Application) -> None:

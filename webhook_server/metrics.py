@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from rq.registry import FailedJobRegistry
 
 from db import Operation, Subscription, SubscriptionStatus
+from db.payouts import PayoutClaim
 from webhook_server.keys import CLOCK, METRICS, QUEUES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -95,7 +96,11 @@ async def _read_gauges(app: web.Application) -> list[Metric]:
     for quantile, value in _quantiles(delays).items():
         latency.add_metric([quantile], value)
     applied = GaugeMetricFamily("ymds_fulfilments_last_hour", "Payments applied in the last hour", value=len(delays))
-    return [depth, failed, subscriptions, latency, applied]
+    payouts = GaugeMetricFamily("ymds_payouts", "Payout claims (konsol.pro) in each status", labels=["status"])
+    for row in await PayoutClaim.get_motor_collection().aggregate(
+            [{"$group": {"_id": "$status", "count": {"$sum": 1}}}]).to_list(None):
+        payouts.add_metric([str(row["_id"])], row["count"])
+    return [depth, failed, subscriptions, latency, applied, payouts]
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:

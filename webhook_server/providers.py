@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from billing.providers.click import Click
+from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi, CloudPayments, accepts_test_payments
 from billing.providers.payme import Payme
+from billing.providers.stars import NAME as STARS, TelegramStars
+from billing.providers.yookassa import YooKassa
+from billing.providers.yookassa.protocol import parse_networks
 from billing.providers.yoomoney import WalletClient, YooMoney
-from settings import Settings
+from bot.main import make_bot
+from bot.stars_api import OnDemandStarsApi
+from settings import Environment, Settings
 from webhook_server.http_transport import AiohttpTransport
 
 
@@ -56,4 +63,31 @@ def build_providers(settings: Settings, transport: AiohttpTransport) -> Provider
             account_field=settings.payme_account_field,
             cancel_after_perform=settings.payme_cancel_after_perform,
         )
+    if settings.provider_enabled("cloudpayments"):
+        assert settings.cloudpayments_public_id and settings.cloudpayments_api_secret
+        cp_secret = settings.cloudpayments_api_secret.get_secret_value()
+        registry.providers["cloudpayments"] = CloudPayments(
+            public_id=settings.cloudpayments_public_id,
+            api_secret=cp_secret,
+            client=CloudPaymentsApi(transport, settings.cloudpayments_api_url, settings.cloudpayments_public_id,
+                                    cp_secret),
+            widget_url=settings.cloudpayments_widget_url,
+            two_stage=settings.cloudpayments_two_stage,
+            test_mode=accepts_test_payments(settings.cloudpayments_test_mode,
+                                            settings.environment is Environment.DEVELOPMENT),
+            recurrent_plans=frozenset(settings.cloudpayments_recurrent_plans),
+        )
+    if settings.provider_enabled("yookassa"):
+        assert settings.yookassa_shop_id and settings.yookassa_secret_key
+        registry.providers["yookassa"] = YooKassa(
+            shop_id=settings.yookassa_shop_id,
+            secret_key=settings.yookassa_secret_key.get_secret_value(),
+            api_url=settings.yookassa_api_url,
+            transport=transport,
+            notify_networks=parse_networks(settings.yookassa_notify_ips),
+            test_mode=settings.yookassa_test_mode,
+            save_payment_method=settings.yookassa_save_payment_method,
+        )
+    if settings.bot_token is not None:  # refunds of Stars charges, also of those sold before STARS_ENABLED went off
+        registry.providers[STARS] = TelegramStars(OnDemandStarsApi(partial(make_bot, settings)))
     return registry

@@ -9,15 +9,24 @@ from webhook_server.views.api import (
     get_subscription_view,
     refund_invoice_view,
 )
+from webhook_server.views.api import confirm_invoice_view
+from webhook_server.views.cloudpayments import notify_cloudpayments, widget_page as cloudpayments_widget_page
 from webhook_server.metrics import metrics_view
 from webhook_server.views.click import click_handler
 from webhook_server.views.health import healthz, readyz
 from webhook_server.views.notify import notify_handler
 from webhook_server.views.payme import notify_payme
+from webhook_server.views.konsol import notify_konsol
+from webhook_server.views.payouts import (
+    accept_payout_view, balance_view, get_payout_view, list_payouts_view, reject_payout_view,
+)
 from webhook_server.views.pay import pay_page
+from webhook_server.views.yookassa import notify_yookassa, pay_with_yookassa
 
 ROUTES = [
     web.get("/pay/{label}", pay_page, name="pay"),
+    web.post("/pay/{label}/yookassa", pay_with_yookassa, name="pay_yookassa"),
+    web.post("/notify/yookassa", notify_yookassa, name="notify_yookassa"),
     web.post("/notify/yoomoney", notify_handler("yoomoney"), name="notify_yoomoney"),
     web.post("/notify/click/prepare", click_handler(ClickAction.PREPARE), name="notify_click_prepare"),
     web.post("/notify/click/complete", click_handler(ClickAction.COMPLETE), name="notify_click_complete"),
@@ -25,7 +34,16 @@ ROUTES = [
     web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
     web.post("/api/invoices/{label}/refund", refund_invoice_view, name="api_refund"),
+    web.post("/api/invoices/{label}/confirm", confirm_invoice_view, name="api_confirm"),
+    web.post("/pay/{label}/cloudpayments", cloudpayments_widget_page, name="pay_cloudpayments"),
+    web.post("/notify/cloudpayments/{kind}", notify_cloudpayments, name="notify_cloudpayments"),
     web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),
+    web.post("/notify/konsol", notify_konsol, name="notify_konsol"),
+    web.get("/api/payouts", list_payouts_view, name="api_payouts"),
+    web.get("/api/payouts/balance", balance_view, name="api_payouts_balance"),
+    web.get("/api/payouts/{label}", get_payout_view, name="api_payout"),
+    web.post("/api/payouts/{label}/accept", accept_payout_view, name="api_payout_accept"),
+    web.post("/api/payouts/{label}/reject", reject_payout_view, name="api_payout_reject"),
     web.get("/healthz", healthz, name="healthz"),
     web.get("/readyz", readyz, name="readyz"),
     web.get("/metrics", metrics_view, name="metrics"),

@@ -17,6 +17,7 @@ from bot.notifier import close_notifier, notifier_for
 from db import init_db
 from rq_access import RqQueues, connect, make_worker
 from settings import Settings
+from webhook_server.payout_services import close_payout_services, payout_services
 from webhook_server.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,15 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     client = loop.run_until_complete(init_db(settings.mongodb_uri, settings.mongodb_db))
     queues = queues_for(settings, blocking_reads=True)
     notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
+    payouts = payout_services(settings, queues)  # konsol.pro, when KONSOL_API_TOKEN is set
     runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
-                                       plans=plans))
+                                       plans=plans, payouts=payouts))
     try:
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
         runtime.uninstall()
         loop.run_until_complete(close_notifier(notifier))
+        loop.run_until_complete(close_payout_services(payouts))
         client.close()
         loop.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
@@ -13,6 +13,7 @@ from billing.plans import Catalogue as Plans
 from billing.subscriptions import get_subscription, is_active
 from bot.keyboards import plans_keyboard
 from bot.offers import offers_for
+from bot.stars import stars_buttons
 from bot.texts import Texts
 from settings import Settings
 
@@ -26,11 +27,12 @@ def router() -> Router:
     return router
 
 
-async def subscribe(message: Message, t: Texts, settings: Settings, plans: Plans, clock: Clock) -> None:
+async def subscribe(message: Message, t: Texts, settings: Settings, plans: Plans, clock: Clock, bot: Bot) -> None:
     assert message.from_user is not None
     offers = await offers_for(message.from_user.id, t.language, settings=settings, plans=plans, now=clock())
     until = datetime.fromtimestamp(min(offer.link.expires_at for offer in offers), UTC)
-    await message.answer(t("subscribe.choose", until=t.moment(until)), reply_markup=plans_keyboard(offers, t))
+    stars = await stars_buttons(bot, offers, t, settings=settings, plans=plans, now=clock())  # when STARS_ENABLED
+    await message.answer(t("subscribe.choose", until=t.moment(until)), reply_markup=plans_keyboard(offers, t, stars))
 
 
 async def status(message: Message, t: Texts, plans: Plans, clock: Clock) -> None:

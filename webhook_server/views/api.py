@@ -9,15 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
-from billing.errors import ProviderUnavailable
+from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.invoices import create_invoice, get_invoice, pay_link
 from billing.ledger import find_operation
 from billing.money import Money
-from billing.providers.base import ProviderRejected, RefundUnsupported
+from billing.providers.base import EventKind, ProviderRejected, RefundUnsupported, VerifiedEvent
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active
-from db import Invoice, InvoiceStatus
-from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS
+from db import Invoice, InvoiceStatus, Operation, OperationStatus
+from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -138,3 +138,29 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
         return json_error(503, "provider_unavailable", f"{provider_name} did not answer; try again")
     await request.app[QUEUES].enqueue_reversal(provider_name, operation_id, "refunded through the admin API")
     return web.json_response({**invoice_json(invoice), "refund": "requested"}, status=202)
+
+
+async def confirm_invoice_view(request: web.Request) -> web.Response:
+    """Capture a two-stage payment held for this invoice through its provider's confirm API, then release it in
+    the ledger; the provider's own Confirm notification releases the same operation, so it is applied once."""
+    invoice = await get_invoice(request.match_info["label"])
+    held = await Operation.find_one({"label": invoice.label, "status": OperationStatus.HELD.value})
+    if invoice.status is not InvoiceStatus.PENDING or held is None:
+        return json_error(409, "nothing_to_confirm", "no payment of this invoice awaits confirmation")
+    confirm = getattr(request.app[PROVIDERS].get(held.provider), "confirm", None)
+    if confirm is None:
+        return json_error(409, "confirm_not_supported", f"{held.provider} has no confirm API here")
+    amount = Money(held.amount, held.currency)
+    try:
+        await confirm(operation_id=held.operation_id, amount=amount, label=invoice.label)
+    except ProviderRejected as err:
+        return json_error(502, "provider_refused", str(err))
+    except ProviderUnavailable:
+        return json_error(503, "provider_unavailable", f"{held.provider} did not answer; try again")
+    try:
+        await request.app[LEDGER].record(VerifiedEvent(held.provider, held.operation_id, held.label, amount,
+                                                       EventKind.PAYMENT))
+    except LedgerUnavailable:
+        return json_error(503, "ledger_unavailable", "confirmed; the payment is applied when the provider's "
+                          "confirmation notification arrives")
+    return web.json_response({**invoice_json(invoice), "confirm": "requested"}, status=202)

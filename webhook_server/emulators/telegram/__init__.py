@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from webhook_server.emulators.telegram.chat_page import render_chat
+from webhook_server.emulators.telegram.stars import FakeStars
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,6 +79,7 @@ class FakeTelegram:
     chats: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # what each chat shows, both sides
     webhook: dict[str, Any] | None = None
     commands: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    stars: FakeStars = field(default_factory=FakeStars)  # Telegram Stars: invoices, payments, refunds
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _failures: list[Failure] = field(default_factory=list)
     _next_update_id: int = 100000001
@@ -95,6 +97,7 @@ class FakeTelegram:
             web.get("/fake/messages", self.messages_view),
             web.post("/fake/send", self.send_view),
             web.post("/fake/press", self.press_view),
+            *self.stars.routes(self),
         ])
         app.on_shutdown.append(self._wake_pollers)
         return app
@@ -128,6 +131,7 @@ class FakeTelegram:
             "deletemessage": _true, "setmycommands": self._set_commands, "deletemycommands": _true,
             "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._webhook_info, "getupdates": self._get_updates, "close": _true,
+            **self.stars.methods(self),
         }
 
     def _raise_injected(self, method: str, params: dict[str, Any]) -> None:
@@ -357,7 +361,8 @@ class FakeTelegram:
 
     async def chat_page(self, request: web.Request) -> web.Response:
         user_id = _int_or_none(request.query.get("user_id")) or PAGE_USER_ID
-        page = render_chat(user_id, request.query.get("language_code", "en"), self.chats.get(user_id, []))
+        language = request.query.get("language_code", "en")
+        page = render_chat(user_id, language, self.chats.get(user_id, []), self.stars.controls(user_id, language))
         return web.Response(text=page, content_type="text/html")
 
 

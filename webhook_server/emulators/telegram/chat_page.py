@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from webhook_server.emulators.telegram.stars import LINK_PREFIX, pay_button
+
 LANGUAGE_CHOICES = ("en", "ru", "uz", "de")
 
 
-def render_chat(user_id: int, language: str, messages: list[dict[str, Any]]) -> str:
+def render_chat(user_id: int, language: str, messages: list[dict[str, Any]], stars: str = "") -> str:
+    """`stars`: the Telegram Stars panel (the user's subscriptions, with a button that renews one now)."""
     language = html.escape(language)
-    items = "".join(_render_message(message, user_id, language) for message in messages)
+    items = "".join(_render_message(message, user_id, language) for message in messages) + stars
     options = "".join(f'<option{" selected" if code == language else ""}>{code}</option>' for code in LANGUAGE_CHOICES)
     return _PAGE.format(user_id=user_id, options=options, items=items or "<p><i>No messages yet.</i></p>")
 
@@ -35,7 +38,9 @@ def _render_message(message: dict[str, Any], user_id: int, language: str) -> str
     for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
         for button in row:
             text = html.escape(str(button.get("text", "")))
-            if "url" in button:
+            if str(button.get("url", "")).startswith(LINK_PREFIX):  # a Stars invoice link: the app pays in place
+                buttons.append(pay_button(user_id, language, url=button["url"], text=str(button.get("text", ""))))
+            elif "url" in button:
                 buttons.append(f'<a href="{html.escape(button["url"])}" target="_blank">{text}</a>')
             elif "callback_data" in button:
                 buttons.append(
@@ -45,5 +50,10 @@ def _render_message(message: dict[str, Any], user_id: int, language: str) -> str
                     f'<input type="hidden" name="message_id" value="{message["message_id"]}">'
                     f'<input type="hidden" name="data" value="{html.escape(button["callback_data"])}">'
                     f'<button type="submit">{text}</button></form>')
+    if "invoice" in message:  # sendInvoice: Telegram shows the invoice with its Pay button
+        invoice = message["invoice"]
+        buttons.insert(0, pay_button(user_id, language, message_id=message["message_id"],
+                                     text=f"Pay ⭐ {invoice['total_amount']}"))
+        message = {**message, "text": f"{invoice['title']}\n{invoice['description']}"}
     keyboard = f'<div class="kb">{"".join(buttons)}</div>' if buttons else ""
     return f'<div class="msg {who}">{html.escape(str(message.get("text", "")))}{keyboard}</div>'

@@ -1,0 +1,155 @@
+"""CloudPayments (Russia): the payment widget, the seven notifications, two-stage confirm, refunds.
+
+Everything open-ymds knows about CloudPayments lives in this package: `protocol` (signatures, bodies,
+fields, answers, widget options), `api` (the API client), `notifications` (what each notification
+does), and here the provider object the web app holds. CloudPayments calls
+`POST /notify/cloudpayments/{kind}`; each request is proven by its Content-HMAC before anything is
+parsed, and answered {"code": N}.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from pymongo.errors import PyMongoError
+
+from billing.errors import LedgerUnavailable
+from billing.ledger import Ledger
+from billing.money import Money
+from billing.ports import FulfilmentQueue
+from billing.providers.base import PageForm, ProviderAnswer, RawNotification
+from billing.providers.cloudpayments.api import ApiClient
+from billing.providers.cloudpayments.notifications import HANDLERS, STEPS, Notifications
+from billing.providers.cloudpayments.protocol import (
+    CURRENCY,
+    NAME,
+    WIDGET_URL,
+    Code,
+    Kind,
+    Malformed,
+    answer,
+    authentic,
+    header,
+    parse_body,
+    script_json,
+    widget_language,
+    widget_options,
+)
+from billing.steps import Checkpoint, no_checkpoint
+from db import Invoice
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NAME", "STEPS", "ApiClient", "CloudPayments", "Kind", "WidgetPage", "accepts_test_payments"]
+
+LINK_FIELDS = ("exp", "lang", "sig")  # the signed link's parameters, carried to our widget page
+
+
+def accepts_test_payments(test_mode: bool | None, development: bool) -> bool:
+    """CLOUDPAYMENTS_TEST_MODE; unset, test payments (TestMode=1) are granted only in development."""
+    return development if test_mode is None else test_mode
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetPage:
+    """What our widget page needs: the script to load and its configuration (JSON for a script element)."""
+
+    script_url: str
+    config_json: str
+
+
+class CloudPayments:
+    """The CloudPayments provider, built from explicit credentials and options."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        public_id: str,
+        api_secret: str,
+        client: ApiClient,
+        widget_url: str = WIDGET_URL,
+        two_stage: bool = False,
+        test_mode: bool = False,
+        recurrent_plans: frozenset[str] = frozenset(),
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        self._public_id = public_id
+        self._secret = api_secret
+        self._client = client
+        self._widget_url = widget_url
+        self._two_stage = two_stage
+        self._test_mode = test_mode
+        self._recurrent_plans = recurrent_plans
+        self.checkpoint = checkpoint  # tests inject failures at STEPS
+
+    # ---- the payment page ---------------------------------------------------------------------
+
+    def page_form(self, *, label: str, amounts: Mapping[str, int], title: str, success_url: str) -> PageForm | None:
+        """A POST to our own widget page, /pay/{label}/cloudpayments, carrying the signed link's exp, lang and
+        sig (read back from the return URL, which is the signed page itself); None without a RUB price."""
+        if CURRENCY not in amounts:
+            return None
+        parts = urlsplit(success_url)
+        query = dict(parse_qsl(parts.query))
+        action = urlunsplit((parts.scheme, parts.netloc, f"{parts.path.rstrip('/')}/{NAME}", "", ""))
+        return PageForm(provider=NAME, action=action, method="post",
+                        fields={name: query[name] for name in LINK_FIELDS if name in query})
+
+    def widget_page(self, *, invoice: Invoice, description: str, language: str, return_url: str) -> WidgetPage | None:
+        """The widget for a RUB invoice: `charge` (or `auth` in two-stage mode), invoiceId = label,
+        accountId = the Telegram user id, and a subscription when the plan renews automatically."""
+        rub = invoice.amounts.get(CURRENCY)
+        if rub is None:
+            return None
+        recurrent = invoice.period_days if invoice.plan in self._recurrent_plans else None
+        options = widget_options(public_id=self._public_id, label=invoice.label, account_id=str(invoice.user_id),
+                                 amount=Money(rub, CURRENCY), description=description, recurrent_days=recurrent)
+        config = {"language": widget_language(language), "scheme": "auth" if self._two_stage else "charge",
+                  "options": options, "returnUrl": return_url}
+        return WidgetPage(script_url=self._widget_url, config_json=script_json(config))
+
+    # ---- notifications ------------------------------------------------------------------------
+
+    async def handle(self, kind: Kind, raw: RawNotification, *, ledger: Ledger, reversals: FulfilmentQueue,
+                     now: datetime) -> tuple[ProviderAnswer, str]:
+        """Answer one notification ({"code": N}); also an outcome name for the metrics."""
+        if not authentic(raw.headers, raw.body, self._secret):
+            log.warning("cloudpayments %s from %s refused: Content-HMAC missing or wrong", kind.value, raw.remote)
+            return _refusal(kind, 401), "bad_signature"
+        notifications = Notifications(ledger=ledger, reversals=reversals, now=now, accept_test=self._test_mode,
+                                      checkpoint=self.checkpoint)
+        try:
+            fields = parse_body(raw.body, header(raw.headers, "Content-Type"))
+            reply = await HANDLERS[kind](notifications, fields)
+        except Malformed as err:
+            log.warning("cloudpayments %s from %s is authentic but unreadable: %s", kind.value, raw.remote, err)
+            return _refusal(kind, 400), "malformed"
+        except (LedgerUnavailable, PyMongoError) as err:
+            log.error("cloudpayments %s not recorded, CloudPayments must deliver it again: %s", kind.value,
+                      type(err).__name__)
+            return _refusal(kind, 500), "retry_later"
+        return answer(reply.code), reply.outcome
+
+    # ---- the API ------------------------------------------------------------------------------
+
+    async def refund(self, *, operation_id: str, amount: Money, label: str) -> None:
+        """Refund a completed payment in full through /payments/refund (the admin API's refund)."""
+        await self._client.refund(operation_id, amount)
+        log.info("cloudpayments refund of transaction %s (%s) for %s accepted", operation_id, amount, label)
+
+    async def confirm(self, *, operation_id: str, amount: Money, label: str) -> None:
+        """Capture a two-stage payment through /payments/confirm (the admin API's confirm)."""
+        await self._client.confirm(operation_id, amount)
+        log.info("cloudpayments confirm of transaction %s (%s) for %s accepted", operation_id, amount, label)
+
+
+def _refusal(kind: Kind, status: int) -> ProviderAnswer:
+    """Check is always answered 200 with code 13, which declines the payment; other kinds get `status`,
+    which CloudPayments sees as a failed delivery."""
+    return answer(Code.REFUSED) if kind is Kind.CHECK else answer(Code.REFUSED, status)

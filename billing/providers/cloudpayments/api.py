@@ -1,0 +1,78 @@
+"""CloudPayments' API client: Basic auth (Public ID : API secret), form bodies, X-Request-ID idempotency.
+
+Requests go as forms rather than JSON so that amounts travel as exact decimal text ("299.00"): the
+API takes both (CloudPayments' own CMS modules post forms), and JSON would need a float. Every answer
+is {"Success", "Message", "Model"}; `Success` says whether the operation itself succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from billing.errors import ProviderUnavailable
+from billing.money import Money
+from billing.providers.base import HttpTransport, ProviderHTTPError, ProviderRejected
+from billing.providers.cloudpayments.protocol import basic_auth, format_amount
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ApiClient:
+    transport: HttpTransport
+    api_url: str
+    public_id: str
+    api_secret: str
+
+    async def call(self, path: str, fields: dict[str, str], *, request_id: str) -> dict[str, Any]:
+        """POST one method; the answer's body when Success is true.
+
+        Raises ProviderUnavailable (network, timeout, 5xx, 429, an unreadable answer: try again later)
+        or ProviderRejected (4xx, or Success false: the same request cannot succeed).
+        """
+        url = f"{self.api_url.rstrip('/')}{path}"
+        headers = {"Authorization": basic_auth(self.public_id, self.api_secret), "X-Request-ID": request_id,
+                   "Accept": "application/json"}
+        try:
+            status, body = await self.transport.post_form(url, fields, headers)
+        except ProviderHTTPError as err:
+            raise ProviderUnavailable(f"cloudpayments {path}: {err}") from err
+        if status >= 500 or status == 429:
+            raise ProviderUnavailable(f"cloudpayments {path} answered HTTP {status}")
+        if status >= 400:
+            raise ProviderRejected(f"cloudpayments {path} answered HTTP {status}")
+        if not isinstance(body, dict) or not isinstance(body.get("Success"), bool):
+            raise ProviderUnavailable(f"cloudpayments {path} answered something other than its JSON envelope")
+        if not body["Success"]:
+            raise ProviderRejected(f"cloudpayments {path} refused: {_message(body)}")
+        return body
+
+    async def refund(self, transaction_id: str, amount: Money) -> dict[str, Any]:
+        """/payments/refund of a completed payment (a partial amount is allowed)."""
+        return await self.call("/payments/refund", {"TransactionId": transaction_id,
+                                                    "Amount": format_amount(amount.minor)},
+                               request_id=f"ymds-refund-{transaction_id}-{amount.minor}")
+
+    async def confirm(self, transaction_id: str, amount: Money) -> dict[str, Any]:
+        """/payments/confirm of a two-stage payment held by Pay with Status=Authorized."""
+        return await self.call("/payments/confirm", {"TransactionId": transaction_id,
+                                                     "Amount": format_amount(amount.minor)},
+                               request_id=f"ymds-confirm-{transaction_id}")
+
+    async def void(self, transaction_id: str) -> dict[str, Any]:
+        """/payments/void: releases a hold (or cancels a same-day payment)."""
+        return await self.call("/payments/void", {"TransactionId": transaction_id},
+                               request_id=f"ymds-void-{transaction_id}")
+
+
+def _message(body: dict[str, Any]) -> str:
+    """The provider's reason, for the admin: Message, else the model's Reason or CardHolderMessage."""
+    model: dict[str, Any] = body["Model"] if isinstance(body.get("Model"), dict) else {}
+    for value in (body.get("Message"), model.get("CardHolderMessage"), model.get("Reason")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:MAX_MESSAGE]
+    return "no reason given"

@@ -1,0 +1,316 @@
+"""CloudPayments' wire formats: notification signatures, bodies, fields, answers, and the widget's options.
+
+Pure functions over bytes and strings (no database, no network), shared by the provider, its
+emulator, `ymds simulate cloudpayments` and the tests, so nothing about the protocol is written twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus, urlencode
+
+from billing.money import Money
+from billing.providers.base import ProviderAnswer
+from billing.signing import secrets_equal
+
+NAME = "cloudpayments"
+CURRENCY = "RUB"
+WIDGET_URL = "https://widget.cloudpayments.ru/bundles/cloudpayments.js"
+HMAC_HEADER = "Content-HMAC"
+DECODED_HMAC_HEADER = "X-Content-HMAC"  # unconfirmed meaning (decoded body); sent by the emulator, never trusted
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+_TRANSACTION_ID = re.compile(r"[0-9]{1,19}")  # int64 as ASCII digits
+_CURRENCY = re.compile(r"[A-Z]{3}")
+MAX_TEXT = 500  # longest Reason / Status we keep
+WIDGET_LANGUAGES = {"ru": "ru-RU", "en": "en-US", "uz": "uz"}
+
+
+class Kind(StrEnum):
+    """The seven notification types, one URL each: /notify/cloudpayments/{kind}."""
+
+    CHECK = "check"
+    PAY = "pay"
+    FAIL = "fail"
+    CONFIRM = "confirm"
+    REFUND = "refund"
+    RECURRENT = "recurrent"
+    CANCEL = "cancel"
+
+
+class Code(IntEnum):
+    """Our answer codes (cloudpayments.md 3.4); any non-zero code declines a Check."""
+
+    OK = 0
+    UNKNOWN_INVOICE = 10
+    WRONG_ACCOUNT = 11
+    WRONG_AMOUNT = 12
+    REFUSED = 13
+    EXPIRED = 20
+
+
+class Status(StrEnum):
+    COMPLETED = "Completed"  # one-stage: the money is taken
+    AUTHORIZED = "Authorized"  # two-stage: the money is held until /payments/confirm
+
+
+class Malformed(ValueError):
+    """An authentic notification we cannot read: missing or malformed fields."""
+
+
+# ---- signatures ---------------------------------------------------------------------------------
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Content-HMAC: base64 of HMAC-SHA256 over the raw body bytes, keyed by the API secret (UTF-8)."""
+    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def authentic(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
+    """Only Content-HMAC over the bytes as received counts (never a re-encoded or decoded body)."""
+    given = header(headers, HMAC_HEADER)
+    return given is not None and secrets_equal(sign(body, secret), given.strip())
+
+
+def signed_headers(body: bytes, secret: str, content_type: str) -> dict[str, str]:
+    """The headers CloudPayments sends with a notification (for the emulator and `ymds simulate`)."""
+    decoded = unquote_plus(body.decode("utf-8", "replace")).encode("utf-8") if content_type == FORM else body
+    return {"Content-Type": f"{content_type}; charset=utf-8", HMAC_HEADER: sign(body, secret),
+            DECODED_HMAC_HEADER: sign(decoded, secret)}
+
+
+def basic_auth(public_id: str, api_secret: str) -> str:
+    """The API's Authorization header: Basic base64("<Public ID>:<API secret>")."""
+    return "Basic " + base64.b64encode(f"{public_id}:{api_secret}".encode()).decode("ascii")
+
+
+# ---- bodies -------------------------------------------------------------------------------------
+
+
+def encode(fields: Mapping[str, str], content_type: str = FORM) -> bytes:
+    """A notification body as CloudPayments writes it: form (spaces as '+') or JSON text."""
+    if content_type == JSON:
+        return json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return urlencode(dict(fields)).encode("ascii")
+
+
+def parse_body(body: bytes, content_type: str | None) -> dict[str, str]:
+    """A strict form (UTF-8, no repeated field), or a JSON object when the content type says JSON.
+
+    JSON numbers keep their literal digits (amounts stay exact) and nested objects become JSON text,
+    so every value is read the same way whichever format the cabinet is set to.
+    """
+    try:
+        text = body.decode("utf-8")
+        if "json" in (content_type or "").lower() or text.lstrip().startswith("{"):  # no form starts with '{'
+            return _json_fields(text)
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise Malformed("body is neither a valid form nor a JSON object") from err
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise Malformed(f"field {name!r} repeated")
+        fields[name] = value
+    return fields
+
+
+def _json_fields(text: str) -> dict[str, str]:
+    body = json.loads(text, parse_float=Decimal)
+    if not isinstance(body, dict):
+        raise Malformed("JSON body must be an object")
+    return {name: _json_text(value) for name, value in body.items()}
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (str, int, Decimal)):
+        return str(value)  # a Decimal keeps its literal digits: 299.00 stays "299.00"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# ---- fields -------------------------------------------------------------------------------------
+
+
+def format_amount(minor: int) -> str:
+    """Kopecks as CloudPayments' decimal: 29900 → "299.00"."""
+    sign_ = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 100)
+    return f"{sign_}{whole}.{frac:02d}"
+
+
+def parse_amount(text: str, field: str = "Amount") -> int:
+    """CloudPayments' decimal as integer kopecks, exactly: "299.00", "299.5", "299" → 29900, 29950, 29900."""
+    if not _AMOUNT.fullmatch(text):
+        raise Malformed(f"{field} is not a decimal amount")
+    return int(Decimal(text) * 100)
+
+
+def required(fields: Mapping[str, str], name: str) -> str:
+    value = fields.get(name)
+    if value is None or value == "":
+        raise Malformed(f"missing {name}")
+    return value
+
+
+def transaction_id(fields: Mapping[str, str], name: str = "TransactionId") -> str:
+    value = required(fields, name)
+    if not _TRANSACTION_ID.fullmatch(value):
+        raise Malformed(f"{name} is not a transaction number")
+    return str(int(value))
+
+
+def money(fields: Mapping[str, str]) -> Money:
+    currency = fields.get("Currency") or CURRENCY
+    if not _CURRENCY.fullmatch(currency):
+        raise Malformed("Currency is not an ISO code")
+    return Money(parse_amount(required(fields, "Amount")), currency)
+
+
+def is_test_mode(fields: Mapping[str, str]) -> bool:
+    """TestMode: "1"/"0" in forms, true/false or 1/0 in JSON; absent means live."""
+    value = fields.get("TestMode", "0").strip().lower()
+    if value not in ("0", "1", "true", "false", ""):
+        raise Malformed("TestMode is not a bit")
+    return value in ("1", "true")
+
+
+def occurred_at(fields: Mapping[str, str]) -> datetime | None:
+    """DateTime, documented as UTC ("YYYY-MM-DD HH:MM:SS"); None when absent or unreadable (it decides nothing)."""
+    try:
+        moment = datetime.fromisoformat(fields.get("DateTime", ""))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def card_mask(fields: Mapping[str, str]) -> str | None:
+    """The card as a person reads it, e.g. "Visa •••• 4242"; None without the last four digits."""
+    last_four = fields.get("CardLastFour", "")
+    if not re.fullmatch(r"[0-9]{4}", last_four):
+        return None
+    brand = re.sub(r"[^A-Za-z0-9 ]", "", fields.get("CardType", ""))[:20].strip() or "Card"
+    return f"{brand} •••• {last_four}"
+
+
+def text(fields: Mapping[str, str], name: str) -> str | None:
+    value = fields.get(name)
+    return value[:MAX_TEXT] if value else None
+
+
+def reason_code(fields: Mapping[str, str]) -> int | None:
+    value = fields.get("ReasonCode", "")
+    return int(value) if re.fullmatch(r"-?[0-9]{1,9}", value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """What Check, Pay, Fail, Confirm and Cancel say about one transaction (Token kept apart, never logged)."""
+
+    transaction_id: str
+    amount: Money
+    label: str
+    account_id: str
+    subscription_id: str
+    status: str
+    test: bool
+    occurred_at: datetime | None
+    card: str | None
+    token: str | None
+
+
+def read_transaction(fields: Mapping[str, str]) -> Transaction:
+    return Transaction(
+        transaction_id=transaction_id(fields),
+        amount=money(fields),
+        label=fields.get("InvoiceId", ""),
+        account_id=fields.get("AccountId", ""),
+        subscription_id=fields.get("SubscriptionId", ""),
+        status=fields.get("Status", ""),
+        test=is_test_mode(fields),
+        occurred_at=occurred_at(fields),
+        card=card_mask(fields),
+        token=fields.get("Token") or None,
+    )
+
+
+# ---- answers ------------------------------------------------------------------------------------
+
+
+def answer(code: Code, status: int = 200) -> ProviderAnswer:
+    """Always {"code": N} as JSON; HTTP 200 unless we want CloudPayments to see a failure."""
+    return ProviderAnswer(status, json.dumps({"code": int(code)}), "application/json")
+
+
+# ---- the widget ---------------------------------------------------------------------------------
+
+
+def recurrence(period_days: int) -> dict[str, Any]:
+    """The widget's recurrent schedule for a plan: every `period_days` days, exactly the period we grant."""
+    return {"interval": "Day", "period": period_days}
+
+
+def widget_options(
+    *, public_id: str, label: str, account_id: str, amount: Money, description: str,
+    recurrent_days: int | None = None,
+) -> dict[str, Any]:
+    """The options of `cp.CloudPayments().pay(scheme, options, callbacks)`.
+
+    `data.CloudPayments.recurrent` makes CloudPayments create a subscription that charges the same
+    amount every period; its id comes back as SubscriptionId in Pay.
+    """
+    data: dict[str, Any] = {"label": label}
+    if recurrent_days is not None:
+        data["CloudPayments"] = {"recurrent": recurrence(recurrent_days)}
+    return {
+        "publicId": public_id,
+        "description": description[:200],
+        "amount": Decimal(format_amount(amount.minor)),
+        "currency": amount.currency,
+        "invoiceId": label,
+        "accountId": account_id,
+        "data": data,
+    }
+
+
+def widget_language(language: str) -> str:
+    return WIDGET_LANGUAGES.get(language, "ru-RU")
+
+
+def script_json(value: Any) -> str:
+    """JSON for a <script type="application/json"> element: Decimals as exact number literals, and
+    '<', '>', '&' escaped so no text can close the element."""
+    body = json.dumps(_literal_decimals(value), ensure_ascii=False, separators=(",", ":"))
+    body = re.sub(r'"\\u0000decimal:([0-9.]+)"', r"\1", body)
+    return body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _literal_decimals(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"\u0000decimal:{value}"
+    if isinstance(value, dict):
+        return {key: _literal_decimals(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal_decimals(item) for item in value]
+    if isinstance(value, str):
+        return value.replace("\u0000", "")  # only our marker may hold NUL
+    return value

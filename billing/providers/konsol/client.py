@@ -1,0 +1,210 @@
+"""The konsol.pro Payments API client: create a payout, get one, list, cancel, the balance, the SBP directory.
+
+Every call carries `Authorization: Bearer KONSOL_API_TOKEN` and is bounded by KONSOL_TIMEOUT. Failures
+become typed exceptions carrying konsol.pro's own message (scrubbed of card numbers and phones):
+- KonsolNotSent: the request certainly created nothing (connection refused, DNS, HTTP 429);
+- KonsolOutcomeUnknown: it may have been processed (timeout, connection lost after sending);
+- KonsolServerError: HTTP 5xx;
+- KonsolRejected (KonsolAuthFailed, KonsolNotFound): HTTP 4xx, which no retry fixes.
+konsol.pro documents no idempotency key, so the caller never repeats a creation whose outcome is unknown:
+it looks the payout up by the label carried in its purpose (find_by_label).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from billing.errors import ProviderUnavailable
+from billing.providers.base import HttpTransport, ProviderHTTPError, ProviderRejected
+from billing.providers.konsol.protocol import (
+    Account,
+    Bank,
+    KonsolPayment,
+    parse_balance,
+    parse_banks,
+    parse_payment,
+    scrub,
+)
+
+log = logging.getLogger(__name__)
+
+PAYMENTS_PATH = "/api/v1/payments"
+BANKS_PATHS = ("/api/v1/references/fps_bank_members", "/api/v1/payments/fps_banks")  # the second seen in one integration
+ACCOUNTS_PATH = "/api/v1/company_accounts"
+LOOKUP_PAGES = 5
+LOOKUP_PAGE_SIZE = 100
+MESSAGE_KEYS = ("message", "error_message", "error", "detail", "errors", "description")
+
+
+class KonsolUnavailable(ProviderUnavailable):
+    """konsol.pro did not answer usefully; the call may be retried (a creation only as the subclass says)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KonsolNotSent(KonsolUnavailable):
+    """The request certainly did not create anything: it never left, or was refused unprocessed (429)."""
+
+
+class KonsolOutcomeUnknown(KonsolUnavailable):
+    """The request left and no answer came back (timeout, connection lost): it may have been processed."""
+
+
+class KonsolServerError(KonsolUnavailable):
+    """HTTP 5xx."""
+
+
+class KonsolRejected(ProviderRejected):
+    """HTTP 4xx: konsol.pro refused the request; repeating it cannot succeed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"konsol.pro answered HTTP {status}: {message}" if message else f"konsol.pro answered HTTP {status}")
+        self.status = status
+        self.message = message
+
+
+class KonsolAuthFailed(KonsolRejected):
+    """401/403: the token is wrong or lacks access ("access denied")."""
+
+
+class KonsolNotFound(KonsolRejected):
+    """404."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    items: list[KonsolPayment]
+    page: int
+    has_next: bool
+
+
+class KonsolClient:
+    """konsol.pro's Payments API over the process's HttpTransport."""
+
+    def __init__(self, transport: HttpTransport, *, base_url: str, token: str, timeout: float) -> None:
+        self._transport = transport
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+
+    @property
+    def transport(self) -> HttpTransport:
+        return self._transport
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+
+    async def create_payment(self, body: Mapping[str, Any]) -> KonsolPayment:
+        """POST once. A 2xx without a readable payment is an unknown outcome, never a failure."""
+        answer = await self._call("POST", PAYMENTS_PATH, json=dict(body), creating=True)
+        payment = parse_payment(answer)
+        if payment is None:
+            raise KonsolOutcomeUnknown("konsol.pro accepted the payout but its answer has no payment id")
+        return payment
+
+    async def get_payment(self, payment_id: str) -> KonsolPayment:
+        answer = await self._call("GET", f"{PAYMENTS_PATH}/{quote(payment_id, safe='')}")
+        payment = parse_payment(answer)
+        if payment is None or payment.id != payment_id:
+            raise KonsolUnavailable("konsol.pro's answer is not the payment asked for")
+        return payment
+
+    async def list_payments(self, *, page: int = 1, per_page: int = 50, status: str | None = None) -> PaymentPage:
+        """Newest first as konsol.pro lists them (unconfirmed); a full page means there may be more."""
+        query: dict[str, str | int] = {"page": page, "per_page": per_page}
+        if status:
+            query["status"] = status
+        answer = await self._call("GET", f"{PAYMENTS_PATH}?{urlencode(query)}")
+        rows = answer if isinstance(answer, list) else next(
+            (answer[key] for key in ("items", "results", "data", "payments")
+             if isinstance(answer, dict) and isinstance(answer.get(key), list)), [])
+        items = [payment for payment in map(parse_payment, rows) if payment is not None]
+        return PaymentPage(items, page, has_next=len(rows) >= per_page)
+
+    async def find_by_label(self, label: str) -> KonsolPayment | None:
+        """The payout whose purpose or service title names our label, searched in the newest pages."""
+        for page in range(1, LOOKUP_PAGES + 1):
+            result = await self.list_payments(page=page, per_page=LOOKUP_PAGE_SIZE)
+            found = next((payment for payment in result.items if payment.mentions(label)), None)
+            if found is not None or not result.has_next:
+                return found
+        return None
+
+    async def cancel_payment(self, payment_id: str) -> KonsolPayment:
+        """Not documented by konsol.pro (cancellations are done in the cabinet); a 404/405 says so."""
+        answer = await self._call("POST", f"{PAYMENTS_PATH}/{quote(payment_id, safe='')}/cancel")
+        payment = parse_payment(answer)
+        return payment if payment is not None else await self.get_payment(payment_id)
+
+    async def balance(self) -> list[Account]:
+        return parse_balance(await self._call("GET", ACCOUNTS_PATH))
+
+    async def banks(self) -> list[Bank]:
+        """The SBP directory. The documented-by-usage path first, then the one another integration calls."""
+        for path in BANKS_PATHS:
+            try:
+                banks = parse_banks(await self._call("GET", path))
+            except KonsolNotFound:
+                continue
+            if banks:
+                return banks
+        return []
+
+    async def _call(self, method: str, path: str, *, json: Any = None, creating: bool = False) -> Any:
+        headers = self.auth_headers()
+        if json is not None:
+            headers["Content-Type"] = "application/json"
+        name = f"{method} {path.split('?', 1)[0]}"
+        try:
+            async with asyncio.timeout(self._timeout):
+                status, body = await self._transport.request(method, self._base_url + path, json=json, headers=headers)
+        except TimeoutError:
+            raise KonsolOutcomeUnknown(f"konsol.pro did not answer {name} within {self._timeout:g} s") from None
+        except ProviderHTTPError as err:
+            if _never_sent(err):
+                raise KonsolNotSent(f"konsol.pro unreachable for {name}: {err}") from None
+            raise KonsolOutcomeUnknown(f"konsol.pro connection failed during {name}: {err}") from None
+        if 200 <= status < 300:
+            return body
+        message = _message(body)
+        log.warning("konsol.pro answered %s to %s: %s", status, name, message or "(no message)")
+        if status == 429:
+            raise KonsolNotSent(f"konsol.pro rate-limited {name}: {message}", status)
+        if status >= 500:
+            raise KonsolServerError(f"konsol.pro answered HTTP {status} to {name}: {message}", status)
+        if status in (401, 403):
+            raise KonsolAuthFailed(status, message)
+        if status in (404, 405):
+            raise KonsolNotFound(status, message)
+        if status >= 400:
+            raise KonsolRejected(status, message)
+        raise KonsolUnavailable(f"konsol.pro answered HTTP {status} to {name}", status)
+
+
+def _never_sent(err: BaseException) -> bool:
+    """Connection refused or the name did not resolve: the request never reached konsol.pro. The transport
+    chains the underlying OS error, so no HTTP library is needed to tell."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in MESSAGE_KEYS:
+            value = body.get(key)
+            if value:
+                return scrub(value if isinstance(value, str) else str(value))
+        return ""
+    return scrub(str(body)) if body is not None else ""

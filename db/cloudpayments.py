@@ -1,0 +1,104 @@
+"""CloudPayments' own state: the notifications that are not payments (Fail, Refund, Cancel, Recurrent,
+refused test payments), and the subscriptions the widget created.
+
+A notice row is unique on (kind, key), so a redelivery inserts nothing; what follows the insert is
+idempotent and runs again on every delivery. A subscription row is written once, by the first Pay
+that carries its id, and only its status moves afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from beanie import Document
+from pydantic import Field
+from pymongo import ASCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+
+class CloudPaymentsNotice(Document):
+    """One notification other than a payment, kept for the admin and for refunds that add up."""
+
+    kind: str  # fail, refund, cancel, recurrent, or pay/check refused in test mode
+    key: str  # TransactionId; for Recurrent "<Id>:<Status>:<successes>:<failures>"
+    transaction_id: str | None = None
+    payment_transaction_id: str | None = None  # refund/cancel: the payment they take back
+    label: str | None = None
+    amount: int | None = None  # minor units
+    currency: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    reason_code: int | None = None
+    subscription_id: str | None = None
+    received_at: datetime
+
+    class Settings:
+        name = "cloudpayments_notices"
+        indexes = [
+            IndexModel([("kind", ASCENDING), ("key", ASCENDING)], unique=True, name="kind_key_unique"),
+            IndexModel([("payment_transaction_id", ASCENDING), ("kind", ASCENDING)], name="payment_kind"),
+        ]
+
+    async def record(self) -> bool:
+        """Insert once; False when this (kind, key) was recorded before."""
+        try:
+            await self.insert()
+        except DuplicateKeyError:
+            return False
+        return True
+
+    @classmethod
+    async def taken_back(cls, payment_transaction_id: str) -> tuple[bool, int]:
+        """Whether the payment was cancelled, and the sum of its refunds in minor units."""
+        rows = await cls.find(
+            {"payment_transaction_id": payment_transaction_id, "kind": {"$in": ["refund", "cancel"]}}
+        ).to_list()
+        cancelled = any(row.kind == "cancel" for row in rows)
+        return cancelled, sum(row.amount or 0 for row in rows if row.kind == "refund")
+
+
+class CloudPaymentsSubscription(Document):
+    """A subscription the widget created (`data.CloudPayments.recurrent`): what each renewal buys."""
+
+    subscription_id: str
+    label: str  # the invoice the first payment paid
+    first_transaction_id: str
+    user_id: int
+    plan: str
+    period_days: int
+    amounts: dict[str, int] = Field(default_factory=dict)
+    status: str = "Active"
+    created_at: datetime
+    status_changed_at: datetime | None = None
+
+    class Settings:
+        name = "cloudpayments_subscriptions"
+        indexes = [IndexModel([("subscription_id", ASCENDING)], unique=True, name="subscription_id_unique")]
+
+    @classmethod
+    async def by_id(cls, subscription_id: str) -> CloudPaymentsSubscription | None:
+        return await cls.find_one({"subscription_id": subscription_id})
+
+    @classmethod
+    async def register(cls, row: CloudPaymentsSubscription) -> CloudPaymentsSubscription:
+        """Insert the row, or return the one a concurrent or earlier delivery inserted."""
+        try:
+            await row.insert()
+            return row
+        except DuplicateKeyError:
+            existing = await cls.by_id(row.subscription_id)
+            if existing is None:
+                raise
+            return existing
+
+    @classmethod
+    async def set_status(cls, subscription_id: str, status: str, now: datetime) -> bool:
+        """Record CloudPayments' status of the subscription; False when unknown or unchanged."""
+        query: dict[str, Any] = {"subscription_id": subscription_id, "status": {"$ne": status}}
+        result = await cls.get_motor_collection().update_one(
+            query, {"$set": {"status": status, "status_changed_at": now}})
+        return bool(result.modified_count == 1)
+
+
+CLOUDPAYMENTS_DOCUMENTS: list[type[Document]] = [CloudPaymentsNotice, CloudPaymentsSubscription]

@@ -1,0 +1,101 @@
+"""Fixtures and helpers the CloudPayments tests share: CloudPayments enabled in the app, its emulator as a
+local server (API and widget) whose notifications go to the test server.
+
+Import the fixtures by name into a test module (`from tests.cloudpayments_support import settings, cp`): the
+module's `settings` then overrides conftest's, so `client` is built with CloudPayments enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from billing.money import Money
+from billing.providers.cloudpayments.builders import transaction_fields
+from billing.providers.cloudpayments.protocol import FORM, Kind, encode, signed_headers
+from db import Invoice
+from settings import Settings
+from tests.conftest import YOOMONEY_API_TOKEN, make_settings
+from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, new_transaction_id
+from webhook_server.emulators.yoomoney import YooMoneyEmulator
+
+CP_PUBLIC_ID = "pk_test_0000000000000000000000"
+CP_SECRET = "test_api_secret"  # the reference's test-vector secret
+PRICE_MONTH_RUB = 29900
+MONTH = Money(PRICE_MONTH_RUB, "RUB")
+
+
+def cloudpayments_settings(emulator_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "cloudpayments_public_id": CP_PUBLIC_ID, "cloudpayments_api_secret": CP_SECRET,
+        "cloudpayments_api_url": emulator_url, "cloudpayments_widget_url": emulator_url + "/widget.js",
+        "cloudpayments_test_mode": True,
+    }
+    values.update(overrides)
+    return make_settings(**values)
+
+
+@pytest.fixture
+async def cp_server() -> AsyncIterator[tuple[CloudPaymentsEmulator, str]]:
+    emulator = CloudPaymentsEmulator(public_id=CP_PUBLIC_ID, api_secret=CP_SECRET, notify_base="")
+    server = TestServer(emulator.app())
+    await server.start_server()
+    yield emulator, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+def settings(yoomoney_emulator: tuple[YooMoneyEmulator, str], cp_server: tuple[CloudPaymentsEmulator, str]) -> Settings:
+    _, yoomoney_url = yoomoney_emulator
+    return cloudpayments_settings(cp_server[1], yoomoney_api_token=YOOMONEY_API_TOKEN, yoomoney_api_url=yoomoney_url)
+
+
+@pytest.fixture
+def cp(client: TestClient, cp_server: tuple[CloudPaymentsEmulator, str]) -> CloudPaymentsEmulator:
+    """The emulator, sending its notifications to the test server."""
+    emulator, _ = cp_server
+    emulator.notify_base = str(client.make_url("/notify/cloudpayments"))
+    return emulator
+
+
+def pay_fields(label: str, user_id: int, *, amount: Money = MONTH, transaction_id: int | None = None,
+               **options: Any) -> dict[str, str]:
+    return transaction_fields(transaction_id=transaction_id or new_transaction_id(), amount=amount, label=label,
+                              account_id=str(user_id), **options)
+
+
+async def post(client: TestClient, kind: Kind | str, fields: dict[str, str] | None = None, *,
+               body: bytes | None = None, content_type: str = FORM, secret: str = CP_SECRET,
+               headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """A notification as bytes on the wire, signed over exactly those bytes unless `headers` says otherwise."""
+    data = body if body is not None else encode(fields or {}, content_type)
+    sent = signed_headers(data, secret, content_type) if headers is None else headers
+    response = await client.post(f"/notify/cloudpayments/{kind}", data=data, headers=sent)
+    text = await response.text()
+    try:
+        answer = await response.json(content_type=None)
+    except ValueError:
+        answer = text
+    return response.status, answer
+
+
+async def invoice_of(label: str) -> Invoice:
+    invoice = await Invoice.find_one(Invoice.label == label)
+    assert invoice is not None
+    return invoice
+
+
+def reconfigure(client: TestClient, **changes: Any) -> Any:
+    """Rebuild the app's CloudPayments provider from its settings with `changes` (e.g. two_stage=True)."""
+    from webhook_server.http_transport import AiohttpTransport
+    from webhook_server.keys import HTTP, PROVIDERS, SETTINGS
+    from webhook_server.providers import build_providers
+
+    update = {f"cloudpayments_{name}": value for name, value in changes.items()}
+    updated = client.app[SETTINGS].model_copy(update=update)
+    provider = build_providers(updated, AiohttpTransport(client.app[HTTP])).get("cloudpayments")
+    client.app[PROVIDERS].providers["cloudpayments"] = provider
+    return provider

@@ -1,0 +1,421 @@
+"""A CloudPayments emulator: a stand-in widget script, the seven notifications signed with Content-HMAC,
+and the API (Basic auth, X-Request-ID) for confirm, void and refund.
+
+The widget script defines `cp.CloudPayments` with `pay()` (and the legacy `charge()`/`auth()`): it shows
+Pay and Decline buttons, and the emulator then runs Check → Pay (or Fail), with Recurrent when the
+payment sets up a subscription, against our notification routes, exactly as CloudPayments does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from billing.money import Money
+from billing.providers.cloudpayments import accepts_test_payments
+from billing.providers.cloudpayments.builders import (
+    cancel_fields,
+    fail_fields,
+    recurrent_fields,
+    refund_fields,
+    transaction_fields,
+)
+from billing.providers.cloudpayments.protocol import (
+    FORM,
+    NAME,
+    Kind,
+    Malformed,
+    Status,
+    basic_auth,
+    encode,
+    parse_amount,
+    parse_body,
+    signed_headers,
+)
+from settings import ConfigError, Environment, Settings
+from webhook_server.emulators.common import fetch_invoice
+
+log = logging.getLogger(__name__)
+
+WIDGET_JS = """(function () {
+  var script = document.currentScript;
+  var base = script.src.replace(/\\/widget\\.js(\\?.*)?$/, "");
+  function CloudPayments(config) { this.config = config || {}; }
+  CloudPayments.prototype.pay = function (scheme, options, callbacks) {
+    callbacks = callbacks || {};
+    var box = document.createElement("div");
+    box.id = "emulator-widget";
+    box.innerHTML = "<p>CloudPayments emulator: " + options.amount + " " + (options.currency || "RUB") +
+      "</p><button id='emulator-pay'>Pay</button> <button id='emulator-decline'>Decline</button>";
+    document.body.appendChild(box);
+    function send(outcome) {
+      var body = new URLSearchParams({scheme: scheme, outcome: outcome, options: JSON.stringify(options)});
+      fetch(base + "/widget/pay", {method: "POST", body: body}).then(function (r) { return r.json(); })
+        .then(function (result) {
+          box.remove();
+          if (result.success) { callbacks.onSuccess && callbacks.onSuccess(options); }
+          else { callbacks.onFail && callbacks.onFail(result.reason, options); }
+          callbacks.onComplete && callbacks.onComplete(result, options);
+        });
+    }
+    document.getElementById("emulator-pay").onclick = function () { send("pay"); };
+    document.getElementById("emulator-decline").onclick = function () { send("decline"); };
+    if (window.location.hash === "#emulator-autopay") { send("pay"); }
+  };
+  CloudPayments.prototype.charge = function (o, s, f) { this.pay("charge", o, {onSuccess: s, onFail: f}); };
+  CloudPayments.prototype.auth = function (o, s, f) { this.pay("auth", o, {onSuccess: s, onFail: f}); };
+  window.cp = {CloudPayments: CloudPayments};
+})();
+"""
+
+
+def new_transaction_id() -> int:
+    return secrets.randbelow(9 * 10**9) + 10**9
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Our server's answer as CloudPayments reads it: the HTTP status and the code (None if not JSON)."""
+
+    status: int
+    code: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.code == 0
+
+
+@dataclass(slots=True)
+class NotificationSender:
+    """CloudPayments' side of the notifications: signs each body with Content-HMAC and POSTs it."""
+
+    session: aiohttp.ClientSession
+    notify_base: str  # …/notify/cloudpayments
+    secret: str
+    content_type: str = FORM
+    sent: list[tuple[Kind, dict[str, str], Reply]] = field(default_factory=list)
+
+    async def send(self, kind: Kind, fields: Mapping[str, str]) -> Reply:
+        body = encode(fields, self.content_type)
+        async with self.session.post(f"{self.notify_base}/{kind.value}", data=body,
+                                     headers=signed_headers(body, self.secret, self.content_type)) as response:
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError:
+                answer = None
+            code = answer.get("code") if isinstance(answer, dict) else None
+            reply = Reply(response.status, code if isinstance(code, int) else None)
+        self.sent.append((kind, dict(fields), reply))
+        return reply
+
+
+@dataclass(slots=True)
+class Payment:
+    id: int
+    label: str
+    account_id: str
+    amount: Money
+    status: str
+    token: str
+    subscription_id: str = ""
+    refunded: int = 0
+
+
+@dataclass(slots=True)
+class CloudPaymentsEmulator:
+    public_id: str
+    api_secret: str
+    notify_base: str
+    test_mode: bool = True
+    content_type: str = FORM
+    deliver: bool = True  # False: API operations send no notification (one lost on the way)
+    down: bool = False  # True: the API answers 503
+    transactions: dict[int, Payment] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    api_calls: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
+    replies: list[tuple[Kind, Reply]] = field(default_factory=list)
+    _answered: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    _session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.cleanup_ctx.append(self._session_ctx)
+        app.add_routes([web.get("/widget.js", self.widget_js), web.post("/widget/pay", self.widget_pay)]
+                       + [web.post(path, self.api(method)) for path, method in self._methods().items()])
+        return app
+
+    async def _session_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            self._session = session
+            yield
+
+    def sender(self) -> NotificationSender:
+        assert self._session is not None, "the emulator's app is not running"
+        return NotificationSender(self._session, self.notify_base, self.api_secret, self.content_type)
+
+    async def notify(self, kind: Kind, fields: Mapping[str, str]) -> Reply:
+        reply = await self.sender().send(kind, fields)
+        self.replies.append((kind, reply))
+        return reply
+
+    # ---- the widget ---------------------------------------------------------------------------
+
+    async def widget_js(self, request: web.Request) -> web.Response:
+        return web.Response(text=WIDGET_JS, content_type="application/javascript")
+
+    async def widget_pay(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        try:
+            options = json.loads(str(form.get("options", "")), parse_float=Decimal)
+        except ValueError:
+            return _cors(web.json_response({"success": False, "reason": "options are not JSON"}, status=400))
+        result = await self.pay_widget(options, str(form.get("scheme", "charge")), str(form.get("outcome", "pay")))
+        return _cors(web.json_response(result))
+
+    async def pay_widget(self, options: Mapping[str, Any], scheme: str = "charge",
+                         outcome: str = "pay") -> dict[str, Any]:
+        """The payer pressed Pay (or Decline) in the widget: Check, then Pay or Fail, then Recurrent."""
+        if options.get("publicId") != self.public_id:
+            return {"success": False, "reason": "unknown publicId"}
+        try:
+            amount = Money(parse_amount(format(Decimal(options.get("amount", "")), "f")),
+                           str(options.get("currency") or "RUB"))
+        except (InvalidOperation, Malformed, TypeError):
+            return {"success": False, "reason": "bad amount"}
+        label, account = str(options.get("invoiceId", "")), str(options.get("accountId", ""))
+        data: dict[str, Any] = options["data"] if isinstance(options.get("data"), dict) else {}
+        tx = Payment(new_transaction_id(), label, account, amount,
+                         Status.AUTHORIZED if scheme == "auth" else Status.COMPLETED, "tk_" + secrets.token_hex(12))
+        common: dict[str, Any] = {"transaction_id": tx.id, "amount": amount, "label": label, "account_id": account,
+                  "test": self.test_mode}
+        check = await self.notify(Kind.CHECK, transaction_fields(**common, status=tx.status, pay=False, data=data))
+        if not check.ok:
+            return {"success": False, "reason": f"the shop declined the payment (code {check.code})"}
+        if outcome == "decline":
+            await self.notify(Kind.FAIL, fail_fields(**common))
+            return {"success": False, "reason": "InsufficientFunds"}
+        schedule = _recurrent(data)
+        if schedule is not None:
+            tx.subscription_id = "sc_" + secrets.token_hex(12)
+            self.subscriptions[tx.subscription_id] = {"account_id": account, "amount": amount, "label": label,
+                                                      "status": "Active", "token": tx.token, **schedule}
+        self.transactions[tx.id] = tx
+        await self.notify(Kind.PAY, transaction_fields(**common, status=tx.status, token=tx.token, data=data,
+                                                       subscription_id=tx.subscription_id))
+        if schedule is not None:
+            await self.notify(Kind.RECURRENT, self._recurrent_fields(tx.subscription_id))
+        return {"success": True, "transactionId": tx.id}
+
+    async def renew(self, subscription_id: str, *, with_invoice_id: bool = False) -> Payment:
+        """A scheduled charge of a subscription: Pay with its SubscriptionId (InvoiceId only if asked)."""
+        sub = self.subscriptions[subscription_id]
+        tx = Payment(new_transaction_id(), sub["label"] if with_invoice_id else "", sub["account_id"],
+                         sub["amount"], Status.COMPLETED, sub["token"], subscription_id)
+        self.transactions[tx.id] = tx
+        await self.notify(Kind.PAY, transaction_fields(
+            transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id, test=self.test_mode,
+            token=tx.token, subscription_id=subscription_id))
+        return tx
+
+    def _recurrent_fields(self, subscription_id: str) -> dict[str, str]:
+        sub = self.subscriptions[subscription_id]
+        return recurrent_fields(subscription_id=subscription_id, account_id=sub["account_id"], amount=sub["amount"],
+                                status=sub["status"], interval=sub["interval"], period=sub["period"])
+
+    # ---- the API ------------------------------------------------------------------------------
+
+    def _methods(self) -> dict[str, Any]:
+        return {"/test": self._test, "/payments/confirm": self._confirm, "/payments/void": self._void,
+                "/payments/refund": self._refund}
+
+    def api(self, method: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            if self.down:
+                return web.Response(status=503, text="Service Unavailable")
+            if request.headers.get("Authorization") != basic_auth(self.public_id, self.api_secret):
+                return web.Response(status=401, text="Unauthorized")
+            try:
+                fields = parse_body(await request.read(), request.headers.get("Content-Type"))
+            except Malformed:
+                return web.json_response({"Success": False, "Message": "Bad request", "Model": None})
+            request_id = request.headers.get("X-Request-ID", "")
+            self.api_calls.append((request.path, fields, request_id))
+            if request_id and request_id in self._answered:  # a repeated X-Request-ID gets the stored answer
+                status, body = self._answered[request_id]
+                return web.json_response(body, status=status)
+            body = await method(fields)
+            if request_id:
+                self._answered[request_id] = (200, body)
+            return web.json_response(body)
+
+        return handler
+
+    def _transaction(self, fields: Mapping[str, str]) -> Payment | None:
+        raw = fields.get("TransactionId", "")
+        return self.transactions.get(int(raw)) if raw.isdigit() else None
+
+    async def _test(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        return _ok(None)
+
+    async def _confirm(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        tx = self._transaction(fields)
+        if tx is None or tx.status != Status.AUTHORIZED:
+            return _refused("Payment is not authorized")
+        amount = _amount(fields)
+        if amount is None or amount > tx.amount.minor:
+            return _refused("Amount exceeds the authorized amount")
+        tx.status, tx.amount = Status.COMPLETED, Money(amount, tx.amount.currency)
+        if self.deliver:
+            await self.notify(Kind.CONFIRM, transaction_fields(
+                transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id,
+                test=self.test_mode, token=tx.token, subscription_id=tx.subscription_id))
+        return _ok(None)
+
+    async def _void(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        tx = self._transaction(fields)
+        if tx is None or tx.status not in (Status.AUTHORIZED, Status.COMPLETED):
+            return _refused("Payment cannot be voided")
+        tx.status = "Cancelled"
+        if self.deliver:
+            await self.notify(Kind.CANCEL, cancel_fields(transaction_id=tx.id, amount=tx.amount, label=tx.label,
+                                                         account_id=tx.account_id))
+        return _ok(None)
+
+    async def _refund(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        tx = self._transaction(fields)
+        amount = _amount(fields)
+        if tx is None or tx.status != Status.COMPLETED:
+            return _refused("Payment is not completed")
+        if amount is None or amount <= 0 or tx.refunded + amount > tx.amount.minor:
+            return _refused("Refund amount exceeds the payment")
+        tx.refunded += amount
+        refund_id = new_transaction_id()
+        if self.deliver:
+            await self.notify(Kind.REFUND, refund_fields(refund_id=refund_id, payment_id=tx.id,
+                                                         amount=Money(amount, tx.amount.currency), label=tx.label,
+                                                         account_id=tx.account_id))
+        return _ok({"TransactionId": refund_id})
+
+
+def _recurrent(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    section = data.get("CloudPayments") or data.get("cloudPayments")
+    schedule = section.get("recurrent") if isinstance(section, dict) else None
+    if not isinstance(schedule, dict):
+        return None
+    return {"interval": str(schedule.get("interval", "Month")), "period": int(schedule.get("period", 1))}
+
+
+def _amount(fields: Mapping[str, str]) -> int | None:
+    try:
+        return parse_amount(fields.get("Amount", ""))
+    except Malformed:
+        return None
+
+
+def _ok(model: Any) -> dict[str, Any]:
+    return {"Success": True, "Message": None, "Model": model}
+
+
+def _refused(message: str) -> dict[str, Any]:
+    return {"Success": False, "Message": message, "Model": None}
+
+
+def _cors(response: web.Response) -> web.Response:
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+EVENTS = ("payment", "check", "fail", "hold", "confirm", "refund", "cancel", "subscription", "renewal")
+
+
+async def simulate(
+    settings: Settings, session: aiohttp.ClientSession, url: str, event: str, label: str, amount: str | None
+) -> int:
+    """`ymds simulate cloudpayments EVENT`: CloudPayments' notifications for one payment, correctly signed.
+
+    payment: Check, Pay; check: Check; fail: Check, Fail; hold: Check, Pay (Authorized); confirm: hold, then
+    Confirm; refund: payment, then Refund; cancel: hold, then Cancel; subscription: a payment that sets up a
+    subscription, then Recurrent; renewal: subscription, then a scheduled Pay of it. 200 when every answer was
+    {"code": 0}; the HTTP status of the first that was not 200; 422 when a code was not 0.
+    """
+    assert settings.cloudpayments_api_secret is not None
+    invoice = await fetch_invoice(session, settings, url, label)
+    paid = Money(parse_amount(amount, "--amount"), "RUB") if amount else None
+    if paid is None:
+        if "RUB" not in invoice.get("amounts", {}):
+            raise ConfigError(f"invoice {label} has no RUB price")
+        paid = Money(int(invoice["amounts"]["RUB"]), "RUB")
+    sender = NotificationSender(session, f"{url}/notify/cloudpayments", settings.cloudpayments_api_secret
+                                .get_secret_value())
+    payment_id = new_transaction_id()
+    common: dict[str, Any] = {"transaction_id": payment_id, "amount": paid, "label": label, "account_id": str(invoice["user_id"]),
+              "test": plays_test_site(settings)}
+    held = event in ("hold", "confirm", "cancel")
+    subscription = "sc_" + secrets.token_hex(12) if event in ("subscription", "renewal") else ""
+    status = Status.AUTHORIZED if held else Status.COMPLETED
+    replies = [await sender.send(Kind.CHECK, transaction_fields(**common, status=status, pay=False))]
+    if event == "fail":
+        replies.append(await sender.send(Kind.FAIL, fail_fields(**common)))
+    elif event != "check" and replies[0].ok:
+        replies.append(await sender.send(Kind.PAY, transaction_fields(
+            **common, status=status, token="tk_" + secrets.token_hex(12), subscription_id=subscription)))
+    if event == "confirm":
+        replies.append(await sender.send(Kind.CONFIRM, transaction_fields(**common)))
+    elif event == "refund":
+        replies.append(await sender.send(Kind.REFUND, refund_fields(
+            refund_id=new_transaction_id(), payment_id=payment_id, amount=paid, label=label,
+            account_id=common["account_id"])))
+    elif event == "cancel":
+        replies.append(await sender.send(Kind.CANCEL, cancel_fields(
+            transaction_id=payment_id, amount=paid, label=label, account_id=common["account_id"])))
+    elif subscription:
+        replies.append(await sender.send(Kind.RECURRENT, recurrent_fields(
+            subscription_id=subscription, account_id=common["account_id"], amount=paid, status="Active",
+            interval="Day", period=int(invoice.get("period_days") or 30))))
+        if event == "renewal":
+            replies.append(await sender.send(Kind.PAY, transaction_fields(
+                **{**common, "transaction_id": new_transaction_id(), "label": ""},
+                token="tk_" + secrets.token_hex(12), subscription_id=subscription)))
+    for kind, _, reply in sender.sent:
+        log.info("cloudpayments %s answered HTTP %s, code %s", kind.value, reply.status, reply.code)
+    failed = [reply.status for reply in replies if reply.status != 200]
+    if failed:
+        return failed[0]
+    return 200 if all(reply.ok for reply in replies) else 422
+
+
+def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:
+    return {
+        "cloudpayments_public_id": "pk_demo00000000000000000000000",
+        "cloudpayments_api_secret": "demo-cloudpayments-api-secret",
+        "cloudpayments_api_url": emulator_url,
+        "cloudpayments_widget_url": emulator_url + "/widget.js",
+        "cloudpayments_two_stage": "false",
+        "cloudpayments_test_mode": "true",  # the emulator is a test site: its notifications carry TestMode=1
+        "cloudpayments_recurrent_plans": "",
+    }
+
+
+def demo_app(settings: Settings, local_base: str) -> web.Application | None:
+    if not (settings.provider_enabled(NAME) and settings.cloudpayments_public_id
+            and settings.cloudpayments_api_secret):
+        return None
+    return CloudPaymentsEmulator(
+        public_id=settings.cloudpayments_public_id,
+        api_secret=settings.cloudpayments_api_secret.get_secret_value(),
+        notify_base=local_base + "/notify/cloudpayments",
+        test_mode=plays_test_site(settings),
+    ).app()
+
+
+def plays_test_site(settings: Settings) -> bool:
+    """The emulator plays a site in test mode (TestMode=1) when our server grants test payments."""
+    return accepts_test_payments(settings.cloudpayments_test_mode, settings.environment is Environment.DEVELOPMENT)

@@ -1,0 +1,63 @@
+"""CloudPayments' routes: the widget page behind the signed link, and POST /notify/cloudpayments/{kind}."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+from yarl import URL
+
+from billing.invoices import get_invoice
+from billing.links import check_link
+from billing.providers.cloudpayments import NAME, Kind
+from bot.texts import catalogue, page_language
+from db import InvoiceStatus
+from db.users import stored_language
+from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
+from webhook_server.metrics import NOTIFY_OUTCOME
+from webhook_server.views.notify import read_raw, to_response
+from webhook_server.views.pay import LANG, RETURNED
+
+
+async def notify_cloudpayments(request: web.Request) -> web.Response:
+    provider = request.app[PROVIDERS].get(NAME)
+    if provider is None:
+        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
+    try:
+        kind = Kind(request.match_info["kind"])
+    except ValueError:
+        raise web.HTTPNotFound(reason="no such CloudPayments notification") from None
+    raw = await read_raw(request)  # 413 past the body limit, before anything is parsed
+    answer, outcome = await provider.handle(kind, raw, ledger=request.app[LEDGER], reversals=request.app[QUEUES],
+                                            now=request.app[CLOCK]())
+    request[NOTIFY_OUTCOME] = outcome
+    return to_response(answer)
+
+
+async def widget_page(request: web.Request) -> web.StreamResponse:
+    """POST /pay/{label}/cloudpayments from the payment page's button: the link is checked exactly as the
+    payment page checks it, then the page opens the CloudPayments widget."""
+    provider = request.app[PROVIDERS].get(NAME)
+    if provider is None:
+        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
+    settings = request.app[SETTINGS]
+    label = request.match_info["label"]
+    form = await request.post()
+    signed = {name: value for name in ("exp", LANG, "sig") if isinstance(value := form.get(name), str)}
+    check_link(settings.link_key, label, signed.get("exp"), signed.get("sig"),
+               int(request.app[CLOCK]().timestamp()), signed.get(LANG))
+    invoice = await get_invoice(label)
+    page_url = URL(settings.public_base_url.rstrip("/") + f"/pay/{label}").with_query(signed)
+    if invoice.status is not InvoiceStatus.PENDING:
+        raise web.HTTPSeeOther(str(page_url))  # the payment page says it is paid
+    stored = None if LANG in signed else await stored_language(invoice.user_id)
+    t = catalogue().texts(page_language(signed.get(LANG), stored, request.headers.get("Accept-Language")))
+    title = t.plan_title(request.app[PLANS].title(invoice.plan))
+    widget = provider.widget_page(invoice=invoice, description=title, language=t.language,
+                                  return_url=str(page_url.update_query({RETURNED: "1"})))
+    if widget is None:
+        raise web.HTTPSeeOther(str(page_url))
+    context = {"invoice": invoice, "title": title, "prices": t.prices(invoice.amounts), "t": t, "widget": widget}
+    response = aiohttp_jinja2.render_template("cloudpayments.html", request, context)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

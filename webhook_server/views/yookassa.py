@@ -1,0 +1,73 @@
+"""YooKassa's routes: POST /notify/yookassa, and POST /pay/{label}/yookassa (the page's button), which
+creates the payment through the API and sends the payer to YooKassa's confirmation page."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp_jinja2
+from aiohttp import web
+from yarl import URL
+
+from billing.errors import ProviderUnavailable
+from billing.invoices import get_invoice
+from billing.links import check_link
+from billing.money import Money
+from billing.providers.base import ProviderRejected
+from billing.providers.yookassa import NAME, YooKassa
+from billing.providers.yookassa.protocol import CURRENCY
+from bot.texts import catalogue, page_language
+from db import InvoiceStatus
+from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
+from webhook_server.metrics import NOTIFY_OUTCOME
+from webhook_server.views.notify import read_raw, to_response
+
+log = logging.getLogger(__name__)
+
+LINK_FIELDS = ("exp", "lang", "sig")
+RETURNED = "returned"  # the pay page's mark for a payer back from the provider (views/pay.py)
+
+
+def _provider(request: web.Request) -> YooKassa:
+    provider = request.app[PROVIDERS].get(NAME)
+    if provider is None:
+        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
+    return provider  # type: ignore[no-any-return]
+
+
+async def notify_yookassa(request: web.Request) -> web.Response:
+    provider = _provider(request)
+    raw = await read_raw(request)  # 413 past the body limit; `remote` believes X-Forwarded-For only from our proxies
+    answer, outcome = await provider.handle(raw, ledger=request.app[LEDGER], reversals=request.app[QUEUES],
+                                            now=request.app[CLOCK]())
+    request[NOTIFY_OUTCOME] = outcome
+    return to_response(answer)
+
+
+async def pay_with_yookassa(request: web.Request) -> web.Response:
+    """The page's button: check the link exactly as the page does, then open (or reuse) the payment."""
+    provider = _provider(request)
+    settings = request.app[SETTINGS]
+    label = request.match_info["label"]
+    now = request.app[CLOCK]()
+    form = await request.post()
+    link = {name: value for name in LINK_FIELDS if isinstance(value := form.get(name), str)}
+    check_link(settings.link_key, label, link.get("exp"), link.get("sig"), int(now.timestamp()), link.get("lang"))
+    invoice = await get_invoice(label)
+    page = URL(settings.public_base_url.rstrip("/") + f"/pay/{label}").with_query(link)
+    back = str(page.update_query({RETURNED: "1"}))
+    if invoice.status is not InvoiceStatus.PENDING:
+        raise web.HTTPSeeOther(str(page))
+    if CURRENCY not in invoice.amounts:
+        raise web.HTTPNotFound(reason=f"this invoice has no {CURRENCY} price")
+    title = request.app[PLANS].title(invoice.plan)
+    try:
+        url = await provider.start_payment(label=label, amount=Money(invoice.amounts[CURRENCY], CURRENCY),
+                                           return_url=back, description=f"{title}, invoice {label}", now=now)
+    except (ProviderUnavailable, ProviderRejected) as err:
+        status = 503 if isinstance(err, ProviderUnavailable) else 502
+        log.error("yookassa payment for %s not opened (%s): %s", label, status, err)
+        t = catalogue().texts(page_language(link.get("lang"), None, request.headers.get("Accept-Language")))
+        context = {"t": t, "status": status, "action": request.path, "fields": link, "invoice": invoice}
+        return aiohttp_jinja2.render_template("yookassa.html", request, context, status=status)
+    raise web.HTTPSeeOther(url or back)
