@@ -189,12 +189,44 @@ async def run(requests: int, redis_url: str) -> None:
                              f"| {peak_rss_mb(pid):.0f} MB |")
         flush.flushdb()
 
+    demo_rss = await demo_with_bot_rss(requests)
+    e2e_lines.append(f"| `ymds demo` with the bot (web, worker and bot in one process), {requests} payments | "
+                     f"| | {demo_rss:.0f} MB |")
+
     print(f"open-ymds benchmark on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}), "
           f"{time.strftime('%Y-%m-%d')}")
     print("\n".join(lines))
     print(f"\nnotification route / hello-world throughput: {notify.rate / hello.rate:.0%}; "
           f"web process peak RSS {web_rss:.0f} MB\n")
     print("\n".join(e2e_lines))
+
+
+async def demo_with_bot_rss(requests: int) -> float:
+    """Peak RSS of `ymds demo` running the bot (against `ymds fake-telegram`) after `requests` payments."""
+    ymds = os.path.join(os.path.dirname(sys.executable), "ymds")
+    telegram_port, demo_port = free_port(), free_port()
+    env = {**os.environ, "BOT_TOKEN": "123456:BENCH", "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
+           "ADMIN_API_TOKEN": BENCH_ADMIN_TOKEN, "YOOMONEY_NOTIFICATION_SECRET": BENCH_SECRET}
+    processes = [await asyncio.create_subprocess_exec(ymds, "fake-telegram", "--port", str(telegram_port), env=env,
+                                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)]
+    try:
+        assert processes[0].stdout is not None
+        await asyncio.wait_for(processes[0].stdout.readline(), STARTUP_DEADLINE_SECONDS)
+        demo = await asyncio.create_subprocess_exec(ymds, "demo", "--port", str(demo_port), env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        processes.append(demo)
+        assert demo.stdout is not None
+        async with asyncio.timeout(STARTUP_DEADLINE_SECONDS):
+            while b"/pay/" not in await demo.stdout.readline():
+                pass
+        base = f"http://127.0.0.1:{demo_port}"
+        labels = await invoices(base, INVOICE_POOL)
+        await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "bot"), CONCURRENCY, FORM)
+        return peak_rss_mb(demo.pid)
+    finally:
+        for process in processes:
+            process.terminate()
+            await process.wait()
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ valid signature or token."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,7 +23,8 @@ from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
 from tests.webhook_server.test_notify_click import CLICK
 from webhook_server.app import create_app
 
-EXAMPLES = hypothesis_settings(max_examples=60, deadline=None,
+# 60 examples a test in the suite; `python -m bench.fuzz` runs many more through YMDS_FUZZ_EXAMPLES.
+EXAMPLES = hypothesis_settings(max_examples=int(os.environ.get("YMDS_FUZZ_EXAMPLES", "60")), deadline=None,
                                suppress_health_check=[HealthCheck.function_scoped_fixture])
 PLANS = load_plans(ROOT / "plans.toml")
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
