@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from billing.providers.base import ProviderHTTPError
 
@@ -21,7 +22,7 @@ class AiohttpTransport:
                 text = await response.text()
                 return response.status, _json_or_none(text)
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise ProviderHTTPError(f"{type(err).__name__} calling {url.split('?')[0]}") from err
+            raise ProviderHTTPError(f"{type(err).__name__} calling {_where(url)}") from err
 
 
     async def request(
@@ -34,7 +35,13 @@ class AiohttpTransport:
                                              auth=basic) as response:
                 return response.status, _json_or_none(await response.text())
         except (aiohttp.ClientError, TimeoutError) as err:
-            raise ProviderHTTPError(f"{type(err).__name__} calling {method} {url.split('?')[0]}") from err
+            raise ProviderHTTPError(f"{type(err).__name__} calling {method} {_where(url)}") from err
+
+
+def _where(url: str) -> str:
+    """Scheme and host only: a path or query may carry a token (Telegram puts the bot token in the path)."""
+    parts = URL(url)
+    return f"{parts.scheme}://{parts.host}"
 
 
 def _json_or_none(text: str) -> Any:

@@ -23,6 +23,7 @@ async def test_signed_link_shows_the_quickpay_form(client):
     assert 'action="http://yoomoney.test/quickpay/confirm"' in page
     assert f'name="label" value="{invoice["label"]}"' in page
     assert 'name="sum" value="299.00"' in page
+    assert "XTR" not in page, "Stars are paid in the bot, never on the page"
     return_url = invoice["pay_url"].replace("&", "&amp;") + "&amp;returned=1"
     assert f'name="successURL" value="{return_url}"' in page
     assert response.headers["Cache-Control"] == "no-store"

@@ -14,6 +14,7 @@ from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
 
 RETURNED = "returned"
+BOT_ONLY_CURRENCIES = frozenset({"XTR"})  # Telegram Stars are paid inside the bot, never on this page
 PROVIDER_NAMES = {  # as each provider writes its own name, for the buttons
     "yoomoney": "YooMoney", "yookassa": "YooKassa", "cloudpayments": "CloudPayments", "payme": "Payme",
     "click": "Click",
@@ -43,7 +44,8 @@ async def pay_page(request: web.Request) -> web.Response:
         "provider_names": PROVIDER_NAMES,
         "invoice": invoice,
         "title": title,
-        "prices": t.prices(invoice.amounts),
+        "prices": t.prices({currency: minor for currency, minor in invoice.amounts.items()
+                            if currency not in BOT_ONLY_CURRENCIES}),
         "t": t,
         "paid": invoice.status is InvoiceStatus.PAID,
         "returned": request.query.get(RETURNED) == "1",
