@@ -193,9 +193,9 @@ class CloudPaymentsEmulator:
         label, account = str(options.get("invoiceId", "")), str(options.get("accountId", ""))
         data: dict[str, Any] = options["data"] if isinstance(options.get("data"), dict) else {}
         tx = Payment(new_transaction_id(), label, account, amount,
-                         Status.AUTHORIZED if scheme == "auth" else Status.COMPLETED, "tk_" + secrets.token_hex(12))
+                     Status.AUTHORIZED if scheme == "auth" else Status.COMPLETED, "tk_" + secrets.token_hex(12))
         common: dict[str, Any] = {"transaction_id": tx.id, "amount": amount, "label": label, "account_id": account,
-                  "test": self.test_mode}
+                                  "test": self.test_mode}
         check = await self.notify(Kind.CHECK, transaction_fields(**common, status=tx.status, pay=False, data=data))
         if not check.ok:
             return {"success": False, "reason": f"the shop declined the payment (code {check.code})"}
@@ -218,7 +218,7 @@ class CloudPaymentsEmulator:
         """A scheduled charge of a subscription: Pay with its SubscriptionId (InvoiceId only if asked)."""
         sub = self.subscriptions[subscription_id]
         tx = Payment(new_transaction_id(), sub["label"] if with_invoice_id else "", sub["account_id"],
-                         sub["amount"], Status.COMPLETED, sub["token"], subscription_id)
+                     sub["amount"], Status.COMPLETED, sub["token"], subscription_id)
         self.transactions[tx.id] = tx
         await self.notify(Kind.PAY, transaction_fields(
             transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id, test=self.test_mode,
@@ -353,11 +353,11 @@ async def simulate(
         if "RUB" not in invoice.get("amounts", {}):
             raise ConfigError(f"invoice {label} has no RUB price")
         paid = Money(int(invoice["amounts"]["RUB"]), "RUB")
-    sender = NotificationSender(session, f"{url}/notify/cloudpayments", settings.cloudpayments_api_secret
-                                .get_secret_value())
+    secret = settings.cloudpayments_api_secret.get_secret_value()
+    sender = NotificationSender(session, f"{url}/notify/cloudpayments", secret)
     payment_id = new_transaction_id()
-    common: dict[str, Any] = {"transaction_id": payment_id, "amount": paid, "label": label, "account_id": str(invoice["user_id"]),
-              "test": plays_test_site(settings)}
+    common: dict[str, Any] = {"transaction_id": payment_id, "amount": paid, "label": label,
+                              "account_id": str(invoice["user_id"]), "test": plays_test_site(settings)}
     held = event in ("hold", "confirm", "cancel")
     subscription = "sc_" + secrets.token_hex(12) if event in ("subscription", "renewal") else ""
     status = Status.AUTHORIZED if held else Status.COMPLETED
