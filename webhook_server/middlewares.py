@@ -13,7 +13,15 @@ from aiohttp import web
 
 import logs
 
-from billing.errors import BadLinkSignature, BillingError, InvoiceNotFound, LinkExpired, UnknownPlan
+from billing.errors import (
+    BadLinkSignature,
+    BillingError,
+    InvoiceNotFound,
+    LedgerUnavailable,
+    LinkExpired,
+    ProviderUnavailable,
+    UnknownPlan,
+)
 from bot.texts import catalogue, page_language
 
 log = logging.getLogger(__name__)
@@ -26,6 +34,8 @@ ERROR_STATUS: dict[type[BillingError], tuple[int, str, str]] = {
     LinkExpired: (410, "link_expired", "the payment link has expired"),
     InvoiceNotFound: (404, "invoice_not_found", "no invoice with this label"),
     UnknownPlan: (400, "unknown_plan", "no such plan"),
+    LedgerUnavailable: (503, "unavailable", "the database or the queue did not answer; try again"),
+    ProviderUnavailable: (503, "provider_unavailable", "the payment provider did not answer; try again"),
 }
 PAGE_TITLES = frozenset({403, 404, 410, 413, 500})  # statuses with their own title in the catalogue (page.error.N)
 
@@ -66,7 +76,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def error_answer(request: web.Request, status: int, code: str, message: str) -> web.Response:
-    if is_api(request) or request.method != "GET":
+    """JSON for the admin API, a page for a person (any GET, and the payment page's own buttons under
+    /pay/), the bare code for a provider's server."""
+    for_a_person = request.method == "GET" or request.path.startswith("/pay/")
+    if is_api(request) or not for_a_person:
         return json_error(status, code, message) if is_api(request) else web.Response(status=status, text=code)
     # `lang` is only trusted to pick the display language here: the page changes nothing.
     t = catalogue().texts(page_language(request.query.get("lang"), None, request.headers.get("Accept-Language")))

@@ -122,3 +122,20 @@ async def test_payment_through_the_emulator_activates_the_subscription(client, w
     await worker.drain()
     response = await client.get("/api/users/77/subscription", headers={"Authorization": "Bearer test-admin-token"})
     assert (await response.json())["status"] == "active"
+
+
+async def test_an_expired_link_posted_by_a_payment_button_gets_the_page_not_a_code(plans, clock, redis_conn):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.conftest import make_settings
+    from webhook_server.app import create_app
+
+    settings = make_settings(yookassa_shop_id="1", yookassa_secret_key="test_key", yookassa_test_mode=True)
+    async with TestClient(TestServer(create_app(settings, plans=plans, clock=clock))) as client:
+        invoice = await new_invoice(client)
+        query = parse_qs(urlsplit(invoice["pay_url"]).query)
+        clock.now += timedelta(days=2)
+        response = await client.post(f"/pay/{invoice['label']}/yookassa",
+                                     data={"exp": query["exp"][0], "sig": query["sig"][0]})
+        assert response.status == 410
+        assert response.content_type == "text/html" and "/subscribe" in await response.text()

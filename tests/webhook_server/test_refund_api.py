@@ -79,3 +79,21 @@ async def test_refund_of_unknown_or_unpaid_invoices_and_without_token(client):
     response = await client.post(f"/api/invoices/{pending['label']}/refund", headers=AUTH)
     assert response.status == 409
     assert (await client.post(f"/api/invoices/{pending['label']}/refund")).status == 401
+
+
+async def test_queue_down_after_the_provider_refunded_answers_503(
+    client, worker, monkeypatch
+):
+    from billing.errors import LedgerUnavailable
+    from webhook_server.keys import QUEUES
+
+    label = await paid(client, worker, 84)
+    client.app[PROVIDERS].providers["yoomoney"] = RefundingYooMoney(client.app[PROVIDERS].providers["yoomoney"])
+
+    async def queue_down(*args: str) -> None:
+        raise LedgerUnavailable("redis: ConnectionError")
+
+    monkeypatch.setattr(client.app[QUEUES], "enqueue_reversal", queue_down)
+    response = await client.post(f"/api/invoices/{label}/refund", headers=AUTH)
+    assert response.status == 503 and (await response.json())["error"] == "unavailable"
+    assert (await Invoice.find_one(Invoice.label == label)).status is InvoiceStatus.PAID
