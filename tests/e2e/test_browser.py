@@ -57,14 +57,22 @@ async def test_a_payer_pays_in_the_browser_in_every_language(tmp_path, browser):
             for provider in ("yoomoney", "payme", "click"):
                 action = await page.get_attribute(f"form#pay-{provider}", "action")
                 assert action is not None and action.startswith(f"{demo.base}/emulator/{provider}"), provider
+            for provider in ("yookassa", "cloudpayments"):  # our own sub-routes, behind the same signed link
+                action = await page.get_attribute(f"form#pay-{provider}", "action")
+                assert action is not None and action.endswith(f"/{provider}"), provider
             await page.screenshot(path=ARTIFACTS / f"pay-{lang}.png", full_page=True)
         assert len(set(texts.values())) == len(LANGUAGES), "each language shows its own texts"
 
-        for provider in ("payme", "click"):
+        for provider in ("payme", "click", "yookassa"):  # YooKassa via our route, which creates the payment
             await page.goto(link_in(demo.link, "en"))
             await page.click(f"form#pay-{provider} button")
             await page.wait_for_url(re.compile(re.escape(f"{demo.base}/emulator/{provider}")))
             await page.screenshot(path=ARTIFACTS / f"emulator-{provider}.png", full_page=True)
+
+        await page.goto(link_in(demo.link, "en"))
+        async with page.expect_request(re.compile(re.escape(f"{demo.base}/emulator/cloudpayments/widget.js"))):
+            await page.click("form#pay-cloudpayments button")  # our widget page loads the (emulated) widget
+        await page.screenshot(path=ARTIFACTS / "widget-cloudpayments.png", full_page=True)
 
         await page.goto(link_in(demo.link, "en"))
         await page.click("form#pay-yoomoney button")
