@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from pymongo.errors import DuplicateKeyError
+
 from billing.payouts.cards import CardCipher
 from billing.providers.konsol import FALLBACK_BANKS, Account, Bank, KonsolClient, KonsolRejected, KonsolUnavailable
 from db.payouts import SbpBankDirectory
@@ -55,10 +57,13 @@ class PayoutDesk:
             except (KonsolUnavailable, KonsolRejected) as err:
                 log.warning("konsol.pro's SBP directory not fetched: %s", err)
         if fetched:
-            await SbpBankDirectory.get_motor_collection().update_one(
-                {"key": "fps_bank_members"},
-                {"$set": {"banks": [{"id": bank.id, "name": bank.name} for bank in fetched], "fetched_at": now}},
-                upsert=True)
+            try:
+                await SbpBankDirectory.get_motor_collection().update_one(
+                    {"key": "fps_bank_members"},
+                    {"$set": {"banks": [{"id": bank.id, "name": bank.name} for bank in fetched], "fetched_at": now}},
+                    upsert=True)
+            except DuplicateKeyError:  # another process stored it at the same moment
+                pass
             return fetched
         if cached is not None:
             return [Bank(row["id"], row["name"]) for row in cached.banks]

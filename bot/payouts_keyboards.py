@@ -45,7 +45,8 @@ def banks_keyboard(banks: list[Bank], page: int, t: Texts) -> InlineKeyboardMark
     pages = max(1, -(-len(banks) // BANKS_PER_PAGE))
     page = min(max(page, 0), pages - 1)
     shown = banks[page * BANKS_PER_PAGE:(page + 1) * BANKS_PER_PAGE]
-    buttons = [InlineKeyboardButton(text=bank.name, callback_data=BankChosen(bank_id=bank.id).pack()) for bank in shown]
+    buttons = [InlineKeyboardButton(text=bank.name, callback_data=BankChosen(bank_id=bank.id).pack())
+               for bank in shown]
     rows = [buttons[index:index + 2] for index in range(0, len(buttons), 2)]
     arrows = []
     if page > 0:
@@ -66,7 +67,8 @@ def confirm_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
 
 def decision_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text=t("payout.admin.accept"), callback_data=ClaimDecision(label=label, accept=True).pack()),
+        InlineKeyboardButton(text=t("payout.admin.accept"),
+                             callback_data=ClaimDecision(label=label, accept=True).pack()),
         InlineKeyboardButton(text=t("payout.admin.reject"),
                              callback_data=ClaimDecision(label=label, accept=False).pack()),
     ]])

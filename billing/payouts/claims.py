@@ -17,7 +17,7 @@ from billing.money import Money
 from billing.payouts.cards import CardCipher, card_tail
 from billing.ports import PayoutNotice, PayoutQueue
 from billing.providers.konsol import mask_card, mask_phone, scrub
-from db.payouts import FINAL_STATUSES, ClaimStatus, PayoutClaim, PayoutMethod
+from db.payouts import ClaimStatus, PayoutClaim, PayoutMethod
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,3 @@ def notice_for(claim: PayoutClaim, event: str, reason: str = "") -> PayoutNotice
                         reason=reason or claim.reject_reason or claim.failure_reason or "",
                         decided_by=claim.decided_by_name or "", konsol_id=claim.konsol_id or "")
 
-
-def is_final(claim: PayoutClaim) -> bool:
-    return claim.status in FINAL_STATUSES

@@ -81,8 +81,9 @@ async def apply_payment(claim: PayoutClaim, payment: KonsolPayment, *, queue: Pa
     if target is not None:
         await record_outcome(claim, payment, now)
         reason = payment.error_message or (f"konsol.pro: {payment.status}" if target is ClaimStatus.FAILED else "")
-        won = await move(claim.label, OPEN_AT_KONSOL, target, fields={**fields, "settled_at": now,
-                                                                       **({"failure_reason": reason} if reason else {})},
+        if reason:
+            fields["failure_reason"] = reason
+        won = await move(claim.label, OPEN_AT_KONSOL, target, fields={**fields, "settled_at": now},
                          unset=("card_encrypted",))
         settled = await find_claim(claim.label)
         if settled is not None and settled.status is target:

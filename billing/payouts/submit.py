@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pymongo import ReturnDocument
+
 from billing.clock import Clock, utc_now
 from billing.payouts.cards import CardCipher, CardUnreadable
 from billing.payouts.claims import get_claim, move
@@ -70,9 +72,9 @@ async def submit_payout(label: str, *, services: PayoutServices, clock: Clock = 
 
 
 async def _count_run(claim: PayoutClaim) -> int:
-    collection = PayoutClaim.get_motor_collection()
-    await collection.update_one({"label": claim.label}, {"$inc": {"job_runs": 1}})
-    row = await collection.find_one({"label": claim.label}, {"job_runs": 1})
+    row = await PayoutClaim.get_motor_collection().find_one_and_update(
+        {"label": claim.label}, {"$inc": {"job_runs": 1}}, projection={"job_runs": 1},
+        return_document=ReturnDocument.AFTER)
     return int(row["job_runs"]) if row else claim.job_runs + 1
 
 

@@ -1,5 +1,5 @@
 """/payout: a claim in a short dialogue (amount; card, or phone and SBP bank; confirmation), /cancel at any
-step; the admin chat's Accept and Reject (Reject asks for a reason); /balance for admins.
+step; with the admin chat's Accept and Reject and /balance (bot/payouts_admin.py) on the same router.
 
 The full card number never enters the FSM storage: it goes encrypted straight into a draft claim, and the
 user's message that held it is deleted (best effort). Callback data carry labels and choices only, and
@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot, F, Router
+from aiogram import BaseMiddleware, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, StateFilter, or_f
 from aiogram.fsm.context import FSMContext
@@ -22,25 +22,12 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from billing.clock import Clock
 from billing.money import Money
 from billing.payouts.cards import (
-    is_russian_mobile,
-    looks_like_card,
-    normalize_card,
-    normalize_phone,
-    parse_amount_input,
+    is_russian_mobile, looks_like_card, normalize_card, normalize_phone, parse_amount_input,
 )
-from billing.payouts.claims import (
-    ClaimNotFound,
-    accept,
-    confirm,
-    destination,
-    discard_draft,
-    find_claim,
-    new_draft,
-    notice_for,
-    reject,
-)
-from billing.providers.konsol import Bank, KonsolRejected, KonsolUnavailable
+from billing.payouts.claims import confirm, destination, discard_draft, new_draft
+from billing.providers.konsol import Bank
 from bot.payouts import PayoutDesk, search_banks
+from bot.payouts_admin import Rejecting, balance, decided, reason_given, replace_text, reply_to
 from bot.payouts_keyboards import (
     BANKS_PER_PAGE,
     BankChosen,
@@ -52,9 +39,8 @@ from bot.payouts_keyboards import (
     confirm_keyboard,
     methods_keyboard,
 )
-from bot.payouts_texts import claim_summary
-from bot.texts import Catalogue, Texts
-from db.payouts import ClaimStatus, PayoutClaim
+from bot.texts import Texts
+from db.payouts import PayoutClaim
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,10 +54,6 @@ class Claim(StatesGroup):
     phone = State()
     bank = State()
     confirm = State()
-
-
-class Rejecting(StatesGroup):
-    reason = State()
 
 
 class DeskMiddleware(BaseMiddleware):
@@ -102,7 +84,8 @@ def router(settings: Settings) -> Router:
     router.message.register(use_buttons, StateFilter(Claim.method, Claim.confirm), text)
     router.message.register(send_text, StateFilter(Claim), ~F.text)
     router.message.register(reason_given, Rejecting.reason, text)
-    router.callback_query.register(method_chosen, Claim.method, PayoutMethodChosen.filter(F.method.in_({"card", "fps"})))
+    router.callback_query.register(method_chosen, Claim.method,
+                                   PayoutMethodChosen.filter(F.method.in_({"card", "fps"})))
     router.callback_query.register(bank_page, Claim.bank, BankPage.filter())
     router.callback_query.register(bank_chosen, Claim.bank, BankChosen.filter())
     router.callback_query.register(confirmed, ClaimConfirmed.filter())
@@ -149,14 +132,16 @@ async def amount_given(message: Message, state: FSMContext, t: Texts, settings: 
         return
     await state.update_data(amount=kopecks)
     await state.set_state(Claim.method)
-    await message.answer(t("payout.ask_method", amount=t.money(Money(kopecks, "RUB"))), reply_markup=methods_keyboard(t))
+    await message.answer(t("payout.ask_method", amount=t.money(Money(kopecks, "RUB"))),
+                         reply_markup=methods_keyboard(t))
 
 
-async def method_chosen(query: CallbackQuery, callback_data: PayoutMethodChosen, state: FSMContext, t: Texts) -> None:
+async def method_chosen(query: CallbackQuery, callback_data: PayoutMethodChosen, state: FSMContext,
+                        t: Texts) -> None:
     await _drop_keyboard(query)
     card = callback_data.method == "card"
     await state.set_state(Claim.card if card else Claim.phone)
-    await _reply(query, t("payout.ask_card" if card else "payout.ask_phone"))
+    await reply_to(query, t("payout.ask_card" if card else "payout.ask_phone"))
     await query.answer()
 
 
@@ -234,7 +219,7 @@ async def confirmed(query: CallbackQuery, callback_data: ClaimConfirmed, state: 
         text = t("payout.cancelled")
     if (await state.get_data()).get("label") == callback_data.label:
         await state.clear()
-    await _replace(query, text)
+    await replace_text(query, text)
     await query.answer()
 
 
@@ -248,84 +233,6 @@ async def send_text(message: Message, t: Texts) -> None:
 
 async def step_passed(query: CallbackQuery, t: Texts) -> None:
     await query.answer(t("payout.step_passed"), show_alert=True)
-
-
-# ---- the admins ------------------------------------------------------------------------------------
-
-async def decided(query: CallbackQuery, callback_data: ClaimDecision, state: FSMContext, t: Texts,
-                  settings: Settings, catalogue: Catalogue, payout_desk: PayoutDesk, clock: Clock) -> None:
-    admin = query.from_user
-    if admin.id not in settings.admin_ids:
-        log.warning("user %s pressed a payout decision without being an admin", admin.id)
-        await query.answer(t("admin.refused"), show_alert=True)
-        return
-    claim = await find_claim(callback_data.label)
-    if claim is None:
-        await query.answer(t("payout.step_passed"), show_alert=True)
-        return
-    if not callback_data.accept:
-        if claim.status is not ClaimStatus.NEW:
-            await _already(query, t, catalogue, settings, claim)
-            return
-        await state.set_state(Rejecting.reason)
-        message_id = query.message.message_id if isinstance(query.message, Message) else None
-        await state.update_data(label=claim.label, message_id=message_id)
-        await _reply(query, t("payout.admin.ask_reason", label=claim.label))
-        await query.answer()
-        return
-    decision = await accept(claim.label, by=admin.id, by_name=_name(admin), now=clock(), queue=payout_desk.queue)
-    if not decision.won:
-        await _already(query, t, catalogue, settings, decision.claim)
-        return
-    await _replace(query, _decided_text(catalogue.texts(settings.admin_language), decision.claim))
-    await query.answer(t("payout.admin.done"))
-
-
-async def reason_given(message: Message, state: FSMContext, t: Texts, settings: Settings, catalogue: Catalogue,
-                       payout_desk: PayoutDesk, clock: Clock, bot: Bot) -> None:
-    admin = message.from_user
-    data = await state.get_data()
-    await state.clear()
-    if admin is None or admin.id not in settings.admin_ids or not data.get("label"):
-        return
-    try:
-        decision = await reject(data["label"], by=admin.id, by_name=_name(admin), reason=message.text or "",
-                                now=clock(), queue=payout_desk.queue)
-    except ClaimNotFound:
-        await message.answer(t("payout.step_passed"))
-        return
-    claim = decision.claim
-    if not decision.won:
-        await message.answer(_already_text(t, claim))
-        return
-    await message.answer(t("payout.admin.rejected", label=claim.label))
-    if data.get("message_id"):
-        try:
-            await bot.edit_message_text(chat_id=message.chat.id, message_id=data["message_id"],
-                                        text=_decided_text(catalogue.texts(settings.admin_language), claim))
-        except TelegramAPIError as err:
-            log.info("the admin chat's claim message was not updated: %s", err)
-
-
-async def balance(message: Message, t: Texts, settings: Settings, payout_desk: PayoutDesk) -> None:
-    if message.from_user is None or message.from_user.id not in settings.admin_ids:
-        await message.answer(t("admin.refused"))
-        return
-    if not payout_desk.enabled:
-        await message.answer(t("payout.disabled"))
-        return
-    try:
-        accounts = await payout_desk.balance()
-    except (KonsolUnavailable, KonsolRejected) as err:
-        log.warning("konsol.pro balance not read: %s", err)
-        await message.answer(t("payout.balance.unavailable"))
-        return
-    if not accounts:
-        await message.answer(t("payout.balance.none"))
-        return
-    lines = [t("payout.balance.line", account=account.id, amount=t.money(Money(account.balance, account.currency)))
-             for account in accounts]
-    await message.answer(t("payout.balance", lines="\n".join(lines)))
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -355,44 +262,6 @@ async def _drop_draft(message: Message, state: FSMContext, data: dict[str, Any] 
     label = (data if data is not None else await state.get_data()).get("label")
     if label and message.chat.id > 0:
         await discard_draft(label, message.chat.id)
-
-
-def _decided_text(a: Texts, claim: PayoutClaim) -> str:
-    summary = claim_summary(a, notice_for(claim, "filed"))
-    if claim.status is ClaimStatus.REJECTED:
-        return f"{summary}\n{a('payout.admin.rejected_by', name=claim.decided_by_name or '', reason=claim.reject_reason or '')}"
-    return f"{summary}\n{a('payout.admin.accepted_by', name=claim.decided_by_name or '')}"
-
-
-def _already_text(t: Texts, claim: PayoutClaim) -> str:
-    return t("payout.admin.already", status=t(f"payout.status.{claim.status.value}"),
-             name=claim.decided_by_name or "—")
-
-
-async def _already(query: CallbackQuery, t: Texts, catalogue: Catalogue, settings: Settings,
-                   claim: PayoutClaim) -> None:
-    """A second press (or a second admin): who decided, and the buttons go."""
-    await query.answer(_already_text(t, claim), show_alert=True)
-    if claim.decided_by_name and claim.status is not ClaimStatus.NEW:
-        await _replace(query, _decided_text(catalogue.texts(settings.admin_language), claim))
-
-
-def _name(user: User) -> str:
-    return f"@{user.username}" if user.username else user.full_name
-
-
-async def _reply(query: CallbackQuery, text: str) -> None:
-    if isinstance(query.message, Message):
-        await query.message.answer(text)
-
-
-async def _replace(query: CallbackQuery, text: str) -> None:
-    """The pressed message's text replaced and its buttons removed; an unchanged message is fine."""
-    if isinstance(query.message, Message):
-        try:
-            await query.message.edit_text(text)
-        except TelegramAPIError as err:
-            log.info("message not edited: %s", err)
 
 
 async def _drop_keyboard(query: CallbackQuery) -> None:

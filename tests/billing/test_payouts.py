@@ -40,7 +40,6 @@ from tests.konsol_support import (  # noqa: F401
     stored,
 )
 from tests.webhook_server.test_redis_faults import free_port
-from webhook_server.keys import QUEUES
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 
 

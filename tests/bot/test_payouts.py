@@ -18,7 +18,6 @@ from settings import Settings
 from tests.bot.conftest import ADMIN_CHAT_ID, ADMIN_ID, USER_ID, bot_settings, last_text, message_update, send
 from tests.konsol_support import (  # noqa: F401
     CARD,
-    KONSOL_TOKEN,
     PHONE,
     SBER,
     konsol,

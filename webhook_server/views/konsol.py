@@ -39,11 +39,11 @@ async def notify_konsol(request: web.Request) -> web.Response:
     settings, now = request.app[SETTINGS], request.app[CLOCK]()
     client = konsol_client(settings, AiohttpTransport(request.app[HTTP]))
     if client is None:
-        return _answer(request, WebhookAnswer.DISABLED)
+        return _respond(request, WebhookAnswer.DISABLED)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _answer(request, WebhookAnswer.TOO_LARGE)
+        return _respond(request, WebhookAnswer.TOO_LARGE)
     remote = client_ip(request.remote or "", request.headers.get("X-Forwarded-For"), request.app[TRUSTED_PROXIES])
     raw = RawNotification(path=request.path, headers=dict(request.headers), body=body, remote=remote)
     entry = KonsolWebhookLog(received_at=now, remote=remote, expected_source=remote == WEBHOOK_IP)
@@ -82,10 +82,6 @@ async def _logged(request: web.Request, entry: KonsolWebhookLog, result: Webhook
         if result.answer in (WebhookAnswer.OK, WebhookAnswer.DUPLICATE):
             return _respond(request, result.answer, WebhookAnswer.RETRY)  # logged, or delivered again
     return _respond(request, result.answer)
-
-
-def _answer(request: web.Request, kind: WebhookAnswer) -> web.Response:
-    return _respond(request, kind)
 
 
 def _respond(request: web.Request, kind: WebhookAnswer, status_of: WebhookAnswer | None = None) -> web.Response:

@@ -35,7 +35,8 @@ from billing.providers.konsol.protocol import (
 log = logging.getLogger(__name__)
 
 PAYMENTS_PATH = "/api/v1/payments"
-BANKS_PATHS = ("/api/v1/references/fps_bank_members", "/api/v1/payments/fps_banks")  # the second seen in one integration
+# the SBP directory: the path the reference names, then the one another public integration calls
+BANKS_PATHS = ("/api/v1/references/fps_bank_members", "/api/v1/payments/fps_banks")
 ACCOUNTS_PATH = "/api/v1/company_accounts"
 LOOKUP_PAGES = 5
 LOOKUP_PAGE_SIZE = 100
@@ -66,7 +67,7 @@ class KonsolRejected(ProviderRejected):
     """HTTP 4xx: konsol.pro refused the request; repeating it cannot succeed."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"konsol.pro answered HTTP {status}: {message}" if message else f"konsol.pro answered HTTP {status}")
+        super().__init__(f"konsol.pro answered HTTP {status}" + (f": {message}" if message else ""))
         self.status = status
         self.message = message
 
