@@ -22,6 +22,7 @@ from rq import Callback, Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
 from billing import jobs
@@ -219,6 +220,18 @@ def requeue_failed(connection: Redis, ids: list[str] | None = None) -> list[str]
                 registry.requeue(id_)
                 requeued.append(id_)
     return requeued
+
+
+class DueJobs:
+    """Moves scheduled jobs (retries waiting out their delay) whose time has come back to their queues, as
+    RQ's scheduler process does; for the in-process worker, whose Redis another process may not reach."""
+
+    def __init__(self, connection: Redis) -> None:
+        self._scheduler = RQScheduler(list(QUEUE_NAMES), connection=connection)
+
+    def enqueue_due(self) -> None:
+        if self._scheduler.acquire_locks():
+            self._scheduler.enqueue_scheduled_jobs()
 
 
 class YmdsWorker(SimpleWorker):

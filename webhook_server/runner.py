@@ -15,7 +15,7 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from bot.notifier import close_notifier, notifier_for
 from db import init_db
-from rq_access import RqQueues, connect, make_worker
+from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
 from webhook_server.payout_services import close_payout_services, payout_services
 from webhook_server.tls import ReloadableTLS
@@ -103,8 +103,12 @@ class InProcessWorker:
         self._thread.start()
 
     def _work_until_stopped(self) -> None:
-        # An idle worker returns after IDLE_WAKE_SECONDS, so a stop is noticed that soon.
+        # An idle worker returns after IDLE_WAKE_SECONDS, so a stop is noticed that soon, and jobs whose
+        # retry delay has passed are moved back to their queues (RQ's scheduler is a separate process,
+        # which cannot reach an in-memory Redis).
+        scheduler = DueJobs(self._queues.connection)
         while not self._stopping.is_set():
+            scheduler.enqueue_due()
             self._worker.work(max_idle_time=IDLE_WAKE_SECONDS)
 
     async def stop(self) -> None:
