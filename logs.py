@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TextIO
 
+from billing.luhn import luhn_valid
+
 request_id: ContextVar[str] = ContextVar("request_id", default="")
 
 MASK = "***"
@@ -25,19 +27,9 @@ _KEYED = re.compile(  # key=value (forms, query strings) and "key": "value" (JSO
 _AUTH = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
 def _mask_card(match: re.Match[str]) -> str:
     digits = re.sub(r"[ -]", "", match.group(0))
-    if not 13 <= len(digits) <= 19 or not _luhn_ok(digits):
+    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
         return match.group(0)
     return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}"
 

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
+from billing.networks import Network, address_in, parse_networks
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(entries: Iterable[str]) -> list[Network]:
-    """TRUSTED_PROXIES entries: addresses or CIDR networks. ValueError names a bad one."""
-    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
-
-
-def _trusted(address: str, proxies: list[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in proxies)
+__all__ = ["Network", "client_ip", "parse_networks"]
 
 
 def client_ip(peer: str, forwarded_for: str | None, proxies: list[Network]) -> str:
@@ -26,10 +12,10 @@ def client_ip(peer: str, forwarded_for: str | None, proxies: list[Network]) -> s
 
     Entries left of an untrusted hop could be written by anyone, so they are never believed.
     """
-    if not proxies or not _trusted(peer, proxies) or not forwarded_for:
+    if not proxies or not address_in(peer, proxies) or not forwarded_for:
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _trusted(hop, proxies):
+        if not address_in(hop, proxies):
             return hop
     return hops[0] if hops else peer

@@ -10,8 +10,8 @@ from billing.providers.click import Click
 from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi, CloudPayments, accepts_test_payments
 from billing.providers.payme import Payme
 from billing.providers.stars import NAME as STARS, TelegramStars
+from billing.networks import parse_networks
 from billing.providers.yookassa import YooKassa
-from billing.providers.yookassa.protocol import parse_networks
 from billing.providers.yoomoney import WalletClient, YooMoney
 from bot.main import make_bot
 from bot.stars_api import OnDemandStarsApi

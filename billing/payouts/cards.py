@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from billing.luhn import luhn_valid
+
 CARD_KEY_MESSAGE = b"open-ymds/payout-card/v1"
 _SEPARATORS = re.compile(r"[\s\u00a0\u202f-]")
 _SPACES = re.compile(r"[\s\u00a0\u202f]")
@@ -34,16 +36,6 @@ def parse_amount_input(text: str) -> int | None:
     except InvalidOperation:
         return None
     return kopecks if kopecks > 0 else None
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 def normalize_card(text: str) -> str | None:

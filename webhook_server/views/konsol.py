@@ -6,7 +6,6 @@ never with its body, a card number, a signature or a token.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from aiohttp import web
@@ -25,7 +24,8 @@ from billing.providers.konsol import (
     webhook_answer,
 )
 from db.payouts import KonsolWebhookLog
-from webhook_server.client_ip import client_ip, parse_networks
+from billing.networks import address_in, parse_networks
+from webhook_server.client_ip import client_ip
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import CLOCK, HTTP, QUEUES, SETTINGS, TRUSTED_PROXIES
 from webhook_server.metrics import NOTIFY_OUTCOME
@@ -91,8 +91,4 @@ def _respond(request: web.Request, kind: WebhookAnswer, status_of: WebhookAnswer
 
 
 def _allowed(remote: str, networks: list[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False
-    return any(address in network for network in parse_networks(networks))
+    return address_in(remote, parse_networks(networks))

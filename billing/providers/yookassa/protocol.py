@@ -9,7 +9,6 @@ attributes, has no socket timeout, and turns a connection error into AttributeEr
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import uuid
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from billing.errors import ProviderUnavailable
+from billing.networks import Network, address_in
 from billing.money import Money
 from billing.providers.base import (
     EventKind,
@@ -44,7 +44,6 @@ OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # object ids go into URL paths: 
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def authorization(shop_id: str, secret_key: str) -> str:
@@ -82,19 +81,9 @@ def read_amount(value: Any) -> Money | None:
     return Money(int(Decimal(text) * 100), currency)
 
 
-def parse_networks(entries: Iterable[str]) -> list[Network]:
-    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
-
-
 def sender_allowed(remote: str, networks: Iterable[Network]) -> bool:
     """Whether the sender's address is in the list; IPv4-mapped IPv6 addresses count as their IPv4."""
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
+    return address_in(remote, networks)
 
 
 def payment_request(*, amount: Money, return_url: str, description: str, label: str,

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from billing.errors import ProviderUnavailable
 from billing.money import Money
+from billing.networks import parse_networks
 from billing.providers.base import NotificationRejected, ProviderHTTPError, ProviderRejected
 from billing.providers.yookassa import YooKassa
 from billing.providers.yookassa.protocol import (
@@ -21,7 +22,6 @@ from billing.providers.yookassa.protocol import (
     format_amount,
     idempotence_key,
     method_display,
-    parse_networks,
     parse_notification,
     payment_event,
     payment_request,
