@@ -88,6 +88,10 @@ class RqQueues:
             self.notices, job_id("notice", provider, operation_id), jobs.notify_payment, provider, operation_id
         )
 
+    async def enqueue_hold_notice(self, provider: str, operation_id: str) -> None:
+        await self._from_loop(self.notices, job_id("hold-notice", provider, operation_id), jobs.notify_hold,
+                              provider, operation_id)
+
     def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
         self._enqueue_once(
             self.notices, job_id("reversal-notice", provider, operation_id), jobs.notify_reversal,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from billing.fulfilment import successful_payment_callback
-from billing.notices import send_payment_notice, send_reversal_notice
+from billing.notices import send_hold_notice, send_payment_notice, send_reversal_notice
 from billing.ports import JobFailureNotice
 from billing.reversal import reverse_payment
 from billing.runtime import JobRuntime, current
@@ -46,6 +46,11 @@ def reverse(provider: str, operation_id: str, reason: str) -> bool:
             )
         )
     )
+
+
+def notify_hold(provider: str, operation_id: str) -> bool:
+    runtime = current()
+    return bool(runtime.run(send_hold_notice(provider, operation_id, notifier=runtime.notifier)))
 
 
 def notify_reversal(provider: str, operation_id: str) -> bool:

@@ -79,6 +79,8 @@ class Ledger:
             operation = await self._release(operation)
         if operation.status is OperationStatus.HELD:
             log.info("%s operation %s held: money not yet available", event.provider, event.operation_id)
+            if fresh:
+                await self._queue.enqueue_hold_notice(operation.provider, operation.operation_id)
             return Outcome.HELD
         if _unfinished(operation):
             await self._queue.enqueue_fulfilment(operation.provider, operation.operation_id, operation.label)

@@ -9,7 +9,7 @@ from billing.invoices import get_invoice
 from billing.ledger import find_operation
 from billing.money import Money
 from billing.plans import Catalogue
-from billing.ports import Notifier, PaymentNotice, ReversalNotice
+from billing.ports import HoldNotice, Notifier, PaymentNotice, ReversalNotice
 from billing.subscriptions import get_subscription
 from db import Operation, OperationStatus
 
@@ -68,4 +68,15 @@ async def send_reversal_notice(provider: str, operation_id: str, *, notifier: No
     await Operation.get_motor_collection().update_one(
         {"_id": operation.id, "reversal_notified_at": None}, {"$set": {"reversal_notified_at": clock()}}
     )
+    return True
+
+
+async def send_hold_notice(provider: str, operation_id: str, *, notifier: Notifier) -> bool:
+    """Tell the admins a payment waits for their confirm, while it still does; True when told now."""
+    operation = await find_operation(provider, operation_id)
+    if operation is None or operation.status is not OperationStatus.HELD:
+        return False
+    invoice = await get_invoice(operation.label)
+    await notifier.payment_held(HoldNotice(user_id=invoice.user_id, label=invoice.label, provider=provider,
+                                           amount=str(Money(operation.amount, operation.currency))))
     return True

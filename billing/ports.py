@@ -21,6 +21,10 @@ class FulfilmentQueue(Protocol):
         """Enqueue reverse_payment; a duplicate enqueue is harmless. Raises LedgerUnavailable."""
         ...
 
+    async def enqueue_hold_notice(self, provider: str, operation_id: str) -> None:
+        """Enqueue the admin notice of a held payment; a duplicate enqueue is harmless."""
+        ...
+
 
 class NoticeQueue(Protocol):
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
@@ -86,6 +90,14 @@ class PayoutNotice:
     konsol_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class HoldNotice:
+    user_id: int
+    label: str
+    provider: str
+    amount: str
+
+
 class Notifier(Protocol):
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         """Tell the user and the admin chat; raises on a failure worth retrying."""
@@ -97,6 +109,10 @@ class Notifier(Protocol):
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         """Tell the admin chat that a payment job failed for good and waits for `ymds jobs requeue`."""
+        ...
+
+    async def payment_held(self, notice: HoldNotice) -> None:
+        """Tell the admin chat that a payment is held for their confirm (two-stage), with a Confirm button."""
         ...
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
@@ -128,6 +144,11 @@ class LogNotifier:
             notice.user_id, notice.label, notice.provider, notice.amount, notice.reason,
             notice.period_end.isoformat() if notice.period_end else None,
         )
+
+    async def payment_held(self, notice: HoldNotice) -> None:
+        log.warning("payment held for confirmation: invoice=%s user=%s provider=%s amount=%s; confirm it with "
+                    "POST /api/invoices/%s/confirm", notice.label, notice.user_id, notice.provider, notice.amount,
+                    notice.label)
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",

@@ -42,3 +42,15 @@ def languages_keyboard(catalogue: Catalogue) -> InlineKeyboardMarkup:
         for code in LANGUAGES
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+class HoldConfirm(CallbackData, prefix="hold"):
+    """An admin's Confirm of a two-stage payment held for invoice `label`."""
+
+    label: str
+
+
+def hold_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text=t("hold.confirm"), callback_data=HoldConfirm(label=label).pack()),
+    ]])

@@ -21,7 +21,16 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import InlineKeyboardMarkup
 
 from billing.clock import Clock, utc_now
-from billing.ports import JobFailureNotice, LogNotifier, Notifier, PaymentNotice, PayoutNotice, ReversalNotice
+from billing.ports import (
+    HoldNotice,
+    JobFailureNotice,
+    LogNotifier,
+    Notifier,
+    PaymentNotice,
+    PayoutNotice,
+    ReversalNotice,
+)
+from bot.keyboards import hold_keyboard
 from bot.main import make_bot
 from bot.payouts_keyboards import decision_keyboard
 from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
@@ -82,6 +91,13 @@ class TelegramNotifier:
         a = self._admin_texts
         await self._to_admins(f"job-failed:{notice.job_id}:{self._clock().isoformat()}", a(
             "notice.job_failed.admin", description=notice.description, error=notice.error, job_id=notice.job_id))
+
+    async def payment_held(self, notice: HoldNotice) -> None:
+        """A two-stage payment waits for an admin: the admin chat gets it with a Confirm button."""
+        a = self._admin_texts
+        await self._to_admins(f"held:{notice.label}:admin", a(
+            "notice.hold.admin", label=notice.label, user_id=notice.user_id, amount=notice.amount,
+            provider=notice.provider), markup=hold_keyboard(notice.label, a))
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
         a = self._admin_texts

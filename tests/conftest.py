@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing import runtime
 from billing.plans import Catalogue, load_plans
-from billing.ports import JobFailureNotice, PaymentNotice, PayoutNotice, ReversalNotice
+from billing.ports import HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, ReversalNotice
 from rq_access import RqQueues
 from settings import Settings
 from webhook_server.app import create_app
@@ -123,6 +123,7 @@ class RecordingNotifier:
         self.notices: list[PaymentNotice] = []
         self.reversals: list[ReversalNotice] = []
         self.failures: list[JobFailureNotice] = []
+        self.holds: list[HoldNotice] = []
         self.payouts: list[PayoutNotice] = []  # every payout notice, its kind in .event ("filed", "paid", ...)
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
@@ -133,6 +134,9 @@ class RecordingNotifier:
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         self.failures.append(notice)
+
+    async def payment_held(self, notice: HoldNotice) -> None:
+        self.holds.append(notice)
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
         self.payouts.append(notice)

@@ -1,4 +1,5 @@
-"""Admin commands (/stats, /invoice, /grant), for ADMIN_IDS only: the AdminOnly middleware refuses others."""
+"""Admin commands (/stats, /invoice, /grant) and the Confirm button of held payments, for ADMIN_IDS only: the
+AdminOnly middleware refuses others."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from billing.ledger import Ledger
 from billing.money import Money
 from billing.plans import Catalogue as Plans
 from bot.grants import grant
+from bot.holds import confirm_pressed
+from bot.keyboards import HoldConfirm
 from bot.middlewares import AdminOnly
 from bot.stats import active_subscriptions, payment_totals, start_of_day, start_of_month
 from bot.texts import Texts
@@ -30,6 +33,8 @@ def router(admin_ids: frozenset[int]) -> Router:
     router.message.register(stats, Command("stats"))
     router.message.register(invoice_state, Command("invoice"))
     router.message.register(grant_plan, Command("grant"))
+    router.callback_query.middleware(AdminOnly(admin_ids))
+    router.callback_query.register(confirm_pressed, HoldConfirm.filter())
     return router
 
 

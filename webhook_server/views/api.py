@@ -10,13 +10,14 @@ from typing import Any
 from aiohttp import web
 
 from billing.errors import LedgerUnavailable, ProviderUnavailable
+from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.invoices import create_invoice, get_invoice, pay_link
 from billing.ledger import find_operation
 from billing.money import Money
-from billing.providers.base import EventKind, ProviderRejected, RefundUnsupported, VerifiedEvent
+from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active
-from db import Invoice, InvoiceStatus, Operation, OperationStatus
+from db import Invoice, InvoiceStatus
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
 
@@ -141,25 +142,18 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
 
 
 async def confirm_invoice_view(request: web.Request) -> web.Response:
-    """Capture a two-stage payment held for this invoice through its provider's confirm API, then release it in
-    the ledger; the provider's own Confirm notification releases the same operation, so it is applied once."""
-    invoice = await get_invoice(request.match_info["label"])
-    held = await Operation.find_one({"label": invoice.label, "status": OperationStatus.HELD.value})
-    if invoice.status is not InvoiceStatus.PENDING or held is None:
-        return json_error(409, "nothing_to_confirm", "no payment of this invoice awaits confirmation")
-    confirm = getattr(request.app[PROVIDERS].get(held.provider), "confirm", None)
-    if confirm is None:
-        return json_error(409, "confirm_not_supported", f"{held.provider} has no confirm API here")
-    amount = Money(held.amount, held.currency)
+    """Capture a two-stage payment held for this invoice (billing/holds.py)."""
+    label = request.match_info["label"]
     try:
-        await confirm(operation_id=held.operation_id, amount=amount, label=invoice.label)
+        invoice = await confirm_hold(label, providers=request.app[PROVIDERS].providers, ledger=request.app[LEDGER])
+    except NothingToConfirm:
+        return json_error(409, "nothing_to_confirm", "no payment of this invoice awaits confirmation")
+    except ConfirmUnsupported as err:
+        return json_error(409, "confirm_not_supported", f"{err} has no confirm API here")
     except ProviderRejected as err:
         return json_error(502, "provider_refused", str(err))
-    except ProviderUnavailable:
-        return json_error(503, "provider_unavailable", f"{held.provider} did not answer; try again")
-    try:
-        await request.app[LEDGER].record(VerifiedEvent(held.provider, held.operation_id, held.label, amount,
-                                                       EventKind.PAYMENT))
+    except ProviderUnavailable as err:
+        return json_error(503, "provider_unavailable", f"{err}; try again")
     except LedgerUnavailable:
         return json_error(503, "ledger_unavailable", "confirmed; the payment is applied when the provider's "
                           "confirmation notification arrives")
