@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
-from urllib.parse import parse_qsl
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from billing.errors import LedgerUnavailable
+from billing.forms import RepeatedField, strict_form
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, check_payable
 from billing.money import Money
@@ -140,15 +140,11 @@ def parse_body(raw: RawNotification) -> dict[str, str]:
         text = raw.body.decode("utf-8")
         if content_type.split(";")[0].strip().lower() == "application/json":
             return _json_fields(text)
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
-    except (UnicodeDecodeError, ValueError) as err:
+        return strict_form(text)
+    except RepeatedField as err:
+        raise Malformed(str(err)) from err
+    except ValueError as err:
         raise Malformed("body is not a valid form") from err
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        if name in fields:
-            raise Malformed(f"field {name!r} repeated")
-        fields[name] = value
-    return fields
 
 
 def _json_fields(text: str) -> dict[str, str]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
 from billing.errors import ProviderUnavailable
+from billing.forms import RepeatedField, strict_form
 from billing.money import Money
 from billing.providers.base import (
     EventKind,
@@ -83,16 +83,11 @@ def largest_card_payment_for(net_minor: int) -> int:
 def parse_form(body: bytes) -> dict[str, str]:
     """Decode a form-encoded body strictly: valid UTF-8, well-formed pairs, no repeated field."""
     try:
-        text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
-    except (UnicodeDecodeError, ValueError) as err:
+        return strict_form(body.decode("utf-8"))
+    except RepeatedField as err:
+        raise NotificationRejected(RejectReason.MALFORMED, str(err)) from err
+    except ValueError as err:
         raise NotificationRejected(RejectReason.MALFORMED, "body is not a valid form") from err
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        if name in fields:
-            raise NotificationRejected(RejectReason.MALFORMED, f"field {name!r} repeated")
-        fields[name] = value
-    return fields
 
 
 def _flag(fields: Mapping[str, str], name: str) -> bool:

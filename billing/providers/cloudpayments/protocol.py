@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import unquote_plus, urlencode
 
+from billing.forms import RepeatedField, strict_form
 from billing.money import Money
 from billing.providers.base import ProviderAnswer
 from billing.signing import secrets_equal
@@ -120,15 +121,11 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, str]:
         text = body.decode("utf-8")
         if "json" in (content_type or "").lower() or text.lstrip().startswith("{"):  # no form starts with '{'
             return _json_fields(text)
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        return strict_form(text)
+    except RepeatedField as err:
+        raise Malformed(str(err)) from err
+    except (ValueError, RecursionError) as err:
         raise Malformed("body is neither a valid form nor a JSON object") from err
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        if name in fields:
-            raise Malformed(f"field {name!r} repeated")
-        fields[name] = value
-    return fields
 
 
 def _json_fields(text: str) -> dict[str, str]:
