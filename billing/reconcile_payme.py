@@ -10,7 +10,6 @@ cancelled one never applied or reversed; no ledger operation without its Payme t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,13 +17,13 @@ from datetime import UTC, datetime
 from beanie.operators import In
 
 from billing.invoices import find_invoice
+from billing.reconciliation import parse_period, run_report
 from billing.providers.payme.merchant import transactions_between
-from billing.providers.payme.protocol import CURRENCY, NAME, TIMEOUT_MS, from_ms, to_ms
-from db import Operation, OperationStatus, init_db
+from billing.providers.payme.protocol import CURRENCY, NAME, TIMEOUT_MS, to_ms
+from db import Operation, OperationStatus
 from db.payme import PaymeState, PaymeTransaction
-from settings import ConfigError, Settings
+from settings import Settings
 
-MEMORY = "memory://"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,32 +107,7 @@ async def _performed(tx: PaymeTransaction, op: Operation | None) -> Iterable[str
     return []
 
 
-def parse_moment(text: str, option: str) -> datetime:
-    """Epoch milliseconds, or an ISO 8601 date or date-time (UTC when it has no offset)."""
-    text = text.strip()
-    if text.isascii() and text.isdigit():
-        return from_ms(int(text))
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{option} {text!r}: give a date (2025-01-31), a date-time or epoch milliseconds") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def run(settings: Settings, start_text: str, end_text: str) -> tuple[int, list[str]]:
     """The command: exit status (0 all agree, 1 mismatches) and the lines to print."""
-    start, end = parse_moment(start_text, "--from"), parse_moment(end_text, "--to")
-    if end <= start:
-        raise ConfigError("--to must be after --from")
-    if settings.mongodb_uri == MEMORY:
-        raise ConfigError("MONGODB_URI: memory:// holds nothing outside its own process; point it at the database")
-
-    async def compare() -> Report:
-        client = await init_db(settings.mongodb_uri, settings.mongodb_db)
-        try:
-            return await reconcile(start, end, datetime.now(UTC))
-        finally:
-            client.close()
-
-    report = asyncio.run(compare())
-    return (1 if report.mismatches else 0), report.lines()
+    start, end = parse_period(start_text, end_text)
+    return run_report(settings, lambda: reconcile(start, end, datetime.now(UTC)))

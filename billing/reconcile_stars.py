@@ -10,19 +10,17 @@ delivered again, so this is where a lost payment shows up.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from billing.providers.stars.protocol import MAX_TRANSACTIONS_PAGE, NAME, StarsApi, StarTransaction, read_transaction
-from billing.reconcile_payme import parse_moment
-from db import Operation, OperationStatus, init_db
+from billing.reconciliation import parse_period, require_database, run_report
+from db import Operation, OperationStatus
 from db.stars import StarsCharge
 from settings import ConfigError, Settings
 
-MEMORY = "memory://"
 MAX_PAGES = 10000  # a million transactions; a fake that never ends the list cannot loop forever
 ApiOpener = Callable[[Settings], AbstractAsyncContextManager[StarsApi]]
 
@@ -118,21 +116,13 @@ async def _check(tx: StarTransaction, operation: Operation | None, refunded: boo
 
 def run(settings: Settings, start_text: str, end_text: str, *, open_api: ApiOpener) -> tuple[int, list[str]]:
     """The command: exit status (0 all agree, 1 mismatches) and the lines to print."""
-    start, end = parse_moment(start_text, "--from"), parse_moment(end_text, "--to")
-    if end <= start:
-        raise ConfigError("--to must be after --from")
-    if settings.mongodb_uri == MEMORY:
-        raise ConfigError("MONGODB_URI: memory:// holds nothing outside its own process; point it at the database")
+    start, end = parse_period(start_text, end_text)
+    require_database(settings)
     if settings.bot_token is None:
         raise ConfigError("BOT_TOKEN: the Star transactions are the bot's; set its token")
 
     async def compare() -> Report:
-        client = await init_db(settings.mongodb_uri, settings.mongodb_db)
-        try:
-            async with open_api(settings) as api:
-                return await reconcile(api, start, end)
-        finally:
-            client.close()
+        async with open_api(settings) as api:
+            return await reconcile(api, start, end)
 
-    report = asyncio.run(compare())
-    return (1 if report.mismatches else 0), report.lines()
+    return run_report(settings, compare)

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 import ymds
-from billing import reconcile_payme
+from billing import reconcile_payme, reconciliation
 from billing.providers.payme.protocol import to_ms
-from billing.reconcile_payme import parse_moment, reconcile
+from billing.reconcile_payme import reconcile
+from billing.reconciliation import parse_moment
 from db import Operation, OperationStatus, init_db
 from db.payme import PaymeState, PaymeTransaction
 from settings import ConfigError
@@ -115,7 +116,7 @@ def test_the_command_prints_each_mismatch_and_exits_1(monkeypatch, tmp_path, cap
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MONGODB_URI", "mongodb://db.invalid:27017")
-    monkeypatch.setattr(reconcile_payme, "init_db", seeded_db)
+    monkeypatch.setattr(reconciliation, "init_db", seeded_db)
     assert ymds.main(["reconcile", "payme", "--from", "2025-01-01", "--to", "2025-01-02"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("1 transactions, 0 ledger operations, 1 mismatches")
