@@ -20,6 +20,7 @@ from db.payouts import PayoutClaim
 from rq_access import RqQueues
 from webhook_server.emulators.konsol import KonsolEmulator
 from settings import Settings
+from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from webhook_server.keys import QUEUES, SETTINGS
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 
@@ -38,6 +39,13 @@ def konsol_settings(emulator_url: str, **overrides: Any) -> dict[str, Any]:
     """Settings of a shop with payouts: the emulator's address and secrets, retries without waiting."""
     return {"konsol_api_token": KONSOL_TOKEN, "konsol_base_url": emulator_url, "konsol_webhook_secret": KONSOL_SECRET,
             "konsol_timeout": 5, "retry_intervals": [0], **overrides}
+
+
+@pytest.fixture
+def settings(yoomoney_emulator: Any, konsol_server: tuple[KonsolEmulator, str]) -> Settings:
+    """A shop with payouts: the YooMoney emulator as in every app test, konsol.pro's emulator for payouts."""
+    return make_settings(yoomoney_api_token=YOOMONEY_API_TOKEN, yoomoney_api_url=yoomoney_emulator[1],
+                         **konsol_settings(konsol_server[1]))
 
 
 @pytest.fixture

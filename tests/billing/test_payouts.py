@@ -21,7 +21,6 @@ from billing.payouts.submit import STEPS
 from db import Operation
 from db.payouts import AttemptState, ClaimStatus, PayoutClaim, PayoutMethod
 from settings import Settings
-from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.konsol_support import (  # noqa: F401
     AMOUNT,
     CARD,
@@ -33,7 +32,7 @@ from tests.konsol_support import (  # noqa: F401
     filed_claim,
     konsol,
     konsol_server,
-    konsol_settings,
+    settings,
     payouts,
     run_scheduled_now,
     scheduled,
@@ -45,12 +44,6 @@ from webhook_server.payout_services import OwnSessionTransport, close_payout_ser
 
 class Crash(RuntimeError):
     pass
-
-
-@pytest.fixture
-def settings(yoomoney_emulator, konsol_server) -> Settings:  # noqa: F811
-    return make_settings(yoomoney_api_token=YOOMONEY_API_TOKEN, yoomoney_api_url=yoomoney_emulator[1],
-                         **konsol_settings(konsol_server[1]))
 
 
 @asynccontextmanager

@@ -14,8 +14,6 @@ from billing.errors import LedgerUnavailable
 from billing.providers.konsol import sign_webhook, url_token, webhook_body
 from db import Operation
 from db.payouts import ClaimStatus, KonsolWebhookLog
-from settings import Settings
-from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.konsol_support import (  # noqa: F401
     AMOUNT,
     CARD,
@@ -24,17 +22,11 @@ from tests.konsol_support import (  # noqa: F401
     accepted_claim,
     konsol,
     konsol_server,
-    konsol_settings,
+    settings,
     payouts,
     stored,
 )
 from webhook_server.app import create_app
-
-
-@pytest.fixture
-def settings(yoomoney_emulator, konsol_server) -> Settings:  # noqa: F811
-    return make_settings(yoomoney_api_token=YOOMONEY_API_TOKEN, yoomoney_api_url=yoomoney_emulator[1],
-                         **konsol_settings(konsol_server[1]))
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from db.payouts import ClaimStatus
-from settings import Settings
-from tests.conftest import AUTH, YOOMONEY_API_TOKEN, make_settings
+from tests.conftest import AUTH
 from tests.konsol_support import (  # noqa: F401
     AMOUNT,
     CARD,
@@ -22,17 +21,11 @@ from tests.konsol_support import (  # noqa: F401
     filed_claim,
     konsol,
     konsol_server,
-    konsol_settings,
+    settings,
     payouts,
     stored,
 )
 from tests.webhook_server.test_redis_faults import free_port
-
-
-@pytest.fixture
-def settings(yoomoney_emulator, konsol_server) -> Settings:  # noqa: F811
-    return make_settings(yoomoney_api_token=YOOMONEY_API_TOKEN, yoomoney_api_url=yoomoney_emulator[1],
-                         **konsol_settings(konsol_server[1]))
 
 
 async def call(client: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
