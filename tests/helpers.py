@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient
 
@@ -46,3 +48,30 @@ async def get_json(client: TestClient, path: str) -> tuple[int, Any]:
 
 async def operations() -> list[Operation]:
     return await Operation.find_all().to_list()
+
+
+def path_of(url: str) -> str:
+    """The path and query of a full URL, for the test client (which adds its own host)."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+class Forms(HTMLParser):
+    """Every form of a page by id: method, action and fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, dict[str, Any]] = {}
+        self._current: dict[str, Any] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form":
+            self._current = {"method": values.get("method"), "action": values.get("action"), "fields": {}}
+            self.forms[values.get("id") or ""] = self._current
+        elif tag == "input" and self._current is not None and values.get("name"):
+            self._current["fields"][values["name"]] = values.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None

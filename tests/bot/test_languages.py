@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,7 +12,7 @@ from billing.links import signed_pay_url
 from bot.texts import LANGUAGES, catalogue, negotiate, page_language
 from db.users import BotUser, remember_user
 from tests.bot.conftest import USER_ID, last_text, send
-from tests.helpers import new_invoice
+from tests.helpers import new_invoice, path_of
 
 ROOT = Path(__file__).resolve().parents[2]
 GREETINGS = {"ru": "Здравствуйте, Ivan!", "en": "Hello, Ivan!", "uz": "Salom, Ivan!"}
@@ -109,11 +108,6 @@ def test_page_language_prefers_the_signed_link_then_the_user_then_the_browser():
 
 
 # --- the payment page ---
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
-
 
 async def link_with_lang(client, settings, clock, lang: str, user_id: int = 42) -> str:
     invoice = await new_invoice(client, user_id=user_id)

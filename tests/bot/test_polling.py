@@ -6,13 +6,13 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.helpers import Forms
 from tests.bot.conftest import BOT_TOKEN, USER_ID
 from tests.webhook_server.test_redis_faults import free_port
 
@@ -20,23 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 YMDS = Path(sys.executable).with_name("ymds")
 DEADLINE_SECONDS = 30
 ADMIN_CHAT = -1009
-
-
-class Forms(HTMLParser):
-    """The payment page's forms by id: action and hidden fields."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
-        self._current = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self._current = values.get("id") or ""
-            self.forms[self._current] = (values.get("action") or "", {})
-        if tag == "input" and values.get("name") and self._current:
-            self.forms[self._current][1][values["name"] or ""] = values.get("value") or ""
 
 
 async def test_long_polling_answers_a_user_through_the_fake(dispatcher, bot, fake):
@@ -115,7 +98,8 @@ async def test_a_person_subscribes_pays_through_the_emulator_and_is_told(demo_wi
             assert page.status == 200
             forms = Forms()
             forms.feed(await page.text())
-        action, fields = forms.forms["pay-yoomoney"]
+        form = forms.forms["pay-yoomoney"]
+        action, fields = form["action"], form["fields"]
         async with session.post(action, data=fields) as emulator_page:
             assert emulator_page.status == 200
         async with session.post(action.rsplit("/", 1)[0] + "/pay", data=fields) as paid:

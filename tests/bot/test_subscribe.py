@@ -8,17 +8,12 @@ from urllib.parse import parse_qs, urlsplit
 from billing.links import check_link
 from db import Invoice, Subscription
 from tests.bot.conftest import USER_ID, last_text, send
-from tests.helpers import notification, post_notification
+from tests.helpers import notification, path_of, post_notification
 
 
 def buttons(fake) -> list[dict]:
     markup = fake.bot_messages(USER_ID)[-1]["reply_markup"]
     return [button for row in markup["inline_keyboard"] for button in row]
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
 
 
 def label_of(url: str) -> str:

@@ -22,8 +22,7 @@ from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     settings,
 )
 from tests.conftest import AUTH
-from tests.helpers import new_invoice
-from tests.webhook_server.test_pay_page import path_of
+from tests.helpers import new_invoice, path_of
 from webhook_server.keys import SETTINGS
 
 FORM_ID = 'id="pay-cloudpayments"'

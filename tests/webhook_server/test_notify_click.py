@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 from datetime import timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -20,7 +19,7 @@ from db import Invoice, InvoiceStatus, Operation, OperationStatus, Subscription
 from db.click import PREPARE_ID_COUNTER, ClickAttempt, ClickAttemptState, ClickCounter
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.e2e.demo_process import CUSTOM, DEADLINE_SECONDS, YMDS, running_demo
-from tests.helpers import get_json, new_invoice, operations
+from tests.helpers import Forms, get_json, new_invoice, operations, path_of
 from tests.webhook_server.test_redis_faults import OwnRedis
 from webhook_server.app import create_app
 from webhook_server.demo import DEMO_USER_ID
@@ -460,28 +459,6 @@ async def test_disabled_click_routes_answer_404_and_the_page_has_no_click_button
         page = await (await bare.get(path_of(invoice["pay_url"]))).text()
         assert "pay-click" not in page and "pay-yoomoney" in page
     assert await Operation.find_all().to_list() == []
-
-
-class Forms(HTMLParser):
-    """Every form of a page by id: its method, action and hidden fields."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, dict[str, Any]] = {}
-        self._current: dict[str, Any] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self._current = {"method": values.get("method"), "action": values.get("action"), "fields": {}}
-            self.forms[values.get("id") or ""] = self._current
-        elif tag == "input" and self._current is not None and values.get("name"):
-            self._current["fields"][values["name"]] = values.get("value") or ""
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
 
 
 async def click_form(client: TestClient, pay_url: str) -> dict[str, Any]:

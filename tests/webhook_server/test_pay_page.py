@@ -7,12 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from billing.links import signed_pay_url
 from db import Invoice
-from tests.helpers import new_invoice, notification, post_notification
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
+from tests.helpers import new_invoice, notification, path_of, post_notification
 
 
 async def test_signed_link_shows_the_quickpay_form(client):

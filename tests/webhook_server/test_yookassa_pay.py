@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
@@ -17,7 +16,7 @@ from billing.plans import Catalogue, Plan
 from billing.providers.yookassa.protocol import authorization, create_key, payment_request
 from db import Invoice, InvoiceStatus, Subscription
 from db.yookassa import YooKassaPayment, attempts
-from tests.helpers import new_invoice
+from tests.helpers import Forms, new_invoice
 from tests.yookassa_support import (
     SECRET_KEY,
     SHOP_ID,
@@ -31,27 +30,6 @@ from webhook_server.app import create_app
 from webhook_server.keys import CLOCK
 
 __all__ = ["settings", "yookassa", "yookassa_emulator"]  # fixtures, imported for pytest
-
-
-class Forms(HTMLParser):
-    """Every form of a page by id: method, action and fields."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, dict[str, Any]] = {}
-        self._current: dict[str, Any] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self._current = {"method": values.get("method"), "action": values.get("action"), "fields": {}}
-            self.forms[values.get("id") or ""] = self._current
-        elif tag == "input" and self._current is not None and values.get("name"):
-            self._current["fields"][values["name"]] = values.get("value") or ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
 
 
 def creations(emulator) -> list[tuple[dict[str, str], Any]]:
