@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from billing.money import Money
 
@@ -115,3 +115,56 @@ class RefundUnsupported(Exception):
 class ProviderRejected(Exception):
     """The provider's API refused a request (4xx): retrying the same request cannot succeed."""
 
+
+
+class ChargeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    PENDING = "pending"  # the provider has not decided yet: ask again later with the same request
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """One merchant-initiated charge of a saved method (a renewal attempt)."""
+
+    label: str  # the renewal invoice's label, carried back by the provider as a first payment's is
+    amount: Money
+    token: str  # the saved method: card token or payment_method_id; never logged
+    idempotency_key: str  # the same for every run of one attempt, new for the next attempt
+    user_id: int
+    description: str
+    known_operation_id: str | None = None  # the charge an earlier run of this attempt already started
+
+
+Remember = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    status: ChargeStatus
+    operation_id: str | None = None  # the provider's id of the charge, where it made one
+    event: VerifiedEvent | None = None  # SUCCEEDED: what the ledger records, exactly as for a first payment
+    reason: str = ""  # DECLINED: the provider's reason, short, safe to show the user and the admin
+    hard: bool = False  # DECLINED: retrying cannot succeed (card expired, lost, stolen, method revoked)
+
+
+@runtime_checkable
+class SavedMethodCharger(Protocol):
+    """A provider that can charge a saved payment method without the payer (renewals)."""
+
+    name: str
+    charge_currency: str  # the currency its saved-method charges are made in
+
+    async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
+        """Charge the saved method at most once per `request.idempotency_key`.
+
+        Calls `remember(operation_id)` as soon as the provider names the charge and before any later
+        step that could take money, so that a rerun after a crash passes it back as
+        `known_operation_id` and the charge is looked up instead of made again. Raises
+        ProviderUnavailable when the outcome is unknown (network, 5xx): the job retries the same request.
+        """
+        ...
+
+    async def forget(self, token: str) -> bool:
+        """Delete the saved method at the provider; False where the provider has no API for it."""
+        ...
