@@ -18,6 +18,7 @@ import redis
 
 import logs
 from redis import Redis
+from redis.exceptions import LockError
 from rq import Callback, Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
@@ -98,14 +99,26 @@ class RqQueues:
             provider, operation_id,
         )
 
-    async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str, alert: bool = False) -> None:
+    async def enqueue_renewal(self, user_id: int, period: int, run: str) -> None:
+        await self._from_loop(self.fulfilment, f"renew-{user_id}-{period}-{run}", jobs.renew, user_id, period, run,
+                              alert=True)
+
+    async def enqueue_renewal_notice(self, user_id: int, period: int, notice: str) -> None:
+        await self._from_loop(self.notices, f"renewal-notice-{user_id}-{period}-{notice.replace(':', '-')}",
+                              jobs.notify_renewal, user_id, period, notice)
+
+    async def enqueue_forget_method(self, user_id: int, method_key: str) -> None:
+        await self._from_loop(self.fulfilment, f"forget-method-{user_id}-{method_key}", jobs.forget_method,
+                              user_id, method_key, alert=True)
+
+    async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str | int, alert: bool = False) -> None:
         """Enqueue from the event loop without blocking it; a Redis failure becomes LedgerUnavailable."""
         try:
             await asyncio.to_thread(self._enqueue_once, queue, id_, func, *args, alert=alert)
         except redis.RedisError as err:
             raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
 
-    def _enqueue_once(self, queue: Queue, id_: str, func: Any, *args: str, alert: bool = False) -> None:
+    def _enqueue_once(self, queue: Queue, id_: str, func: Any, *args: str | int, alert: bool = False) -> None:
         """Enqueue unless a job with this id exists; a failed or stopped one is sent round again.
 
         With `alert`, a job that fails for good (no retry left) tells the admin chat through a notice job.
@@ -269,3 +282,24 @@ def make_worker(connection: Redis, *, in_thread: bool = False) -> YmdsWorker:
     queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
     worker_class = ThreadWorker if in_thread else YmdsWorker
     return worker_class(queues, connection=connection)
+
+
+class RedisLease:
+    """The renewal scheduler's lease: a Redis lock with an expiry (redis-py's Lock, whose renewals check the
+    owner atomically), so a second `ymds scheduler` waits while the first lives and takes over within
+    `ttl_seconds` when it dies."""
+
+    def __init__(self, connection: Redis, *, ttl_seconds: float, name: str = "ymds:renewal-scheduler") -> None:
+        self._lock = connection.lock(name, timeout=ttl_seconds, blocking=False, thread_local=False)
+
+    def hold(self) -> bool:
+        try:
+            if self._lock.owned():
+                return bool(self._lock.reacquire())
+            return bool(self._lock.acquire(blocking=False))
+        except LockError:  # it expired and another instance took it between the two calls
+            return False
+
+    def release(self) -> None:
+        if self._lock.owned():
+            self._lock.release()

@@ -92,8 +92,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     plans_file: Path = Path("plans.toml")
-    max_retries: int = Field(default=5, ge=0)
-    retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [10, 60, 300, 1800, 7200])
+    # Renewals: a declined charge of a saved method is tried again MAX_RETRIES times, after the delays
+    # RETRY_INTERVALS (seconds; the last repeats); access is kept (past_due) until the last retry fails.
+    max_retries: int = Field(default=3, ge=0)
+    retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [3600, 86400, 259200])
+    renewal_lead_seconds: int = Field(default=3600, ge=0)  # charge this long before the period ends
+    reminder_days: int = Field(default=3, ge=0)  # remind users without a saved method this many days ahead
+    scheduler_interval_seconds: float = Field(default=60, gt=0)
+    # RQ jobs: a job that raised is retried JOB_MAX_RETRIES times after JOB_RETRY_INTERVALS (seconds)
+    job_max_retries: int = Field(default=5, ge=0)
+    job_retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [10, 60, 300, 1800, 7200])
 
     yoomoney_wallet: str | None = None
     yoomoney_notification_secret: SecretStr | None = None
@@ -142,7 +150,8 @@ class Settings(BaseSettings):
     stars_enabled: bool = False
     stars_support_contact: str | None = None
 
-    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "cloudpayments_recurrent_plans", mode="before")
+    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "job_retry_intervals", "cloudpayments_recurrent_plans",
+                     mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -255,8 +264,10 @@ class Settings(BaseSettings):
         if self.bot_token is not None and "." not in (urlsplit(self.public_base_url).hostname or ""):
             warnings.append("PUBLIC_BASE_URL: Telegram refuses the bot's payment buttons to a host without a dot "
                             "(localhost); use the server's public name")
-        if len(self.retry_intervals) == 0:
-            raise ConfigError("RETRY_INTERVALS: give at least one interval in seconds")
+        for name in ("retry_intervals", "job_retry_intervals"):
+            intervals = getattr(self, name)
+            if len(intervals) == 0 or any(seconds < 0 for seconds in intervals):
+                raise ConfigError(f"{name.upper()}: give at least one interval in seconds, none negative")
         for name in ("click_service_id", "click_merchant_id", "click_merchant_user_id"):
             value = getattr(self, name)
             if value is not None and not (value.isascii() and value.isdigit()):

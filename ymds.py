@@ -38,12 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="everything in one process on embedded defaults, with emulators")
     demo.add_argument("--host", default=None)
     demo.add_argument("--port", type=int, default=None)
+    demo.add_argument("--clock-speed", type=_positive_float, default=1.0, metavar="FACTOR",
+                      help="run the service's clock FACTOR times faster (86400: a day a second) to watch renewals")
     demo.set_defaults(command=cmd_demo)
     sub.add_parser("web", help="the HTTP server").set_defaults(command=cmd_web)
     sub.add_parser("bot", help="the Telegram bot").set_defaults(command=cmd_bot)
     worker = sub.add_parser("worker", help="an RQ worker")
     worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     worker.set_defaults(command=cmd_worker)
+    sub.add_parser("scheduler", help="the renewal scheduler (one instance works at a time)").set_defaults(
+        command=cmd_scheduler)
     simulate = sub.add_parser("simulate", help="send a correctly signed provider notification to a running server")
     simulate.add_argument("provider", choices=sorted(EMULATORS))
     simulate.add_argument("event", help="what happens: " + "; ".join(
@@ -140,6 +144,26 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from webhook_server.runner import run_scheduler_service
+
+    settings = load_settings()
+    settings.validate_for_run()
+    _require_shared_stores(settings, "scheduler")
+    run_scheduler_service(settings)
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("give a finite number above 0, e.g. 86400 for a day a second")
+    return value
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
     from rq_access import connect, failed_jobs, requeue_failed
 
@@ -204,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for warning in settings.validate_for_run():
         log.warning("%s", warning)
     plans = load_plans(settings.plans_file)
-    app = build_demo_app(settings, plans)
+    app = build_demo_app(settings, plans, clock_speed=args.clock_speed)
     web.run_app(app, host=address.host, port=address.port, print=lambda _: print_welcome(app))
     return 0
 

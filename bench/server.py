@@ -28,7 +28,7 @@ BENCH_PAYME_KEY = "bench-payme-key"
 def bench_settings(redis_url: str) -> Settings:
     return Settings(
         _env_file=None, environment="development", admin_api_token=BENCH_ADMIN_TOKEN, link_secret="bench-link",
-        mongodb_uri="memory://", redis_url=redis_url, plans_file=ROOT / "plans.toml", max_retries=0,
+        mongodb_uri="memory://", redis_url=redis_url, plans_file=ROOT / "plans.toml", job_max_retries=0,
         yoomoney_wallet="4100118000000000", yoomoney_notification_secret=BENCH_SECRET,
         payme_merchant_id="5e730e8e0b852a417aa49ceb", payme_key=BENCH_PAYME_KEY,
     )

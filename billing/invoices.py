@@ -106,3 +106,21 @@ async def mark_refunded(label: str, *, by: str, now: datetime) -> None:
         {"label": label, "status": InvoiceStatus.PAID.value, "paid_by": by},
         {"$set": {"status": InvoiceStatus.REFUNDED.value, "refunded_at": now}},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkIssuer:
+    """Fresh signed payment links for jobs that write to users (renewal reminders, expiry notices): the
+    same invoices and links /subscribe hands out."""
+
+    base_url: str
+    key: bytes
+    link_ttl_seconds: int
+    invoice_ttl_seconds: int
+    min_remaining: timedelta
+
+    async def link_for(self, plan: Plan, user_id: int, *, now: datetime, lang: str | None = None) -> str:
+        invoice = await invoice_for(plan, user_id, now=now, ttl_seconds=self.invoice_ttl_seconds,
+                                    min_remaining=self.min_remaining)
+        return pay_link(invoice, base_url=self.base_url, key=self.key, now=now,
+                        ttl_seconds=self.link_ttl_seconds, lang=lang).url

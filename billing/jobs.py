@@ -5,6 +5,10 @@ from __future__ import annotations
 from billing.fulfilment import successful_payment_callback
 from billing.notices import send_hold_notice, send_payment_notice, send_reversal_notice
 from billing.ports import JobFailureNotice
+from billing.renewals import RenewalServices
+from billing.renewals.attempt import run_renewal
+from billing.renewals.cancel import forget_saved_method
+from billing.renewals.notices import send_renewal_notice
 from billing.reversal import reverse_payment
 from billing.runtime import JobRuntime, current
 from billing.payouts import PayoutServices
@@ -79,6 +83,31 @@ def notify_payout(label: str, event: str, detail: str = "") -> bool:
 def expire_payout_claim(label: str) -> str:
     runtime = current()
     return str(runtime.run(expire(label, runtime.clock(), _payouts(runtime).queue)))
+
+
+def renew(user_id: int, period: int, run: str) -> str:
+    """One scheduled run of a period's renewal; `run` only tells runs apart in the job id."""
+    runtime = current()
+    return str(runtime.run(run_renewal(user_id, period, services=_renewals(runtime), plans=runtime.plans,
+                                       clock=runtime.clock, checkpoint=runtime.checkpoint)))
+
+
+def notify_renewal(user_id: int, period: int, notice: str) -> bool:
+    runtime = current()
+    return bool(runtime.run(send_renewal_notice(user_id, period, notice, notifier=runtime.notifier,
+                                                plans=runtime.plans, links=_renewals(runtime).links,
+                                                clock=runtime.clock)))
+
+
+def forget_method(user_id: int, method_key: str) -> bool:
+    runtime = current()
+    return bool(runtime.run(forget_saved_method(user_id, chargers=dict(_renewals(runtime).chargers))))
+
+
+def _renewals(runtime: JobRuntime) -> RenewalServices:
+    if runtime.renewals is None:
+        raise RuntimeError("renewals are not set up in this worker")
+    return runtime.renewals
 
 
 def _payouts(runtime: JobRuntime) -> PayoutServices:

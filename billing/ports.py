@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from billing.money import Money
@@ -33,6 +34,24 @@ class NoticeQueue(Protocol):
 
     def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
         """Enqueue the notice of a reversed payment (called from inside a worker job)."""
+        ...
+
+
+class RenewalQueue(Protocol):
+    """Renewal jobs and notices on RQ; each enqueue is idempotent (the job id names the attempt or the
+    notice). Raises LedgerUnavailable when Redis cannot take it."""
+
+    async def enqueue_renewal(self, user_id: int, period_end: int, run: str) -> None:
+        """Run the renewal of `user_id`'s period ending at `period_end` (Unix milliseconds); `run` tells one
+        scheduled run from the next (the attempt and its due time)."""
+        ...
+
+    async def enqueue_renewal_notice(self, user_id: int, period_end: int, notice: str) -> None:
+        """Tell the user notice "<event>:<attempt>" about that period, once."""
+        ...
+
+    async def enqueue_forget_method(self, user_id: int, method_key: str) -> None:
+        """Delete the user's saved method at the provider, then here (after auto-renewal was cancelled)."""
         ...
 
 
@@ -98,6 +117,25 @@ class HoldNotice:
     amount: str
 
 
+class RenewalEvent(StrEnum):
+    REMINDER = "reminder"  # the period ends soon and nothing will renew it: a link to pay
+    FAILED = "failed"  # the renewal charge was declined; it is tried again at next_attempt_at
+    STOPPED = "stopped"  # renewal gave up (hard decline, retries exhausted) while the period still runs
+    EXPIRED = "expired"  # the subscription ended: a link to pay by hand
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalNotice:
+    event: RenewalEvent
+    user_id: int
+    plan_title: str
+    period_end: datetime  # the end of the period that was (or was to be) renewed
+    pay_url: str | None = None  # a fresh signed link to pay by hand
+    next_attempt_at: datetime | None = None
+    reason: str = ""  # the provider's decline reason
+    provider: str = ""
+
+
 class Notifier(Protocol):
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         """Tell the user and the admin chat; raises on a failure worth retrying."""
@@ -113,6 +151,10 @@ class Notifier(Protocol):
 
     async def payment_held(self, notice: HoldNotice) -> None:
         """Tell the admin chat that a payment is held for their confirm (two-stage), with a Confirm button."""
+        ...
+
+    async def renewal_changed(self, notice: RenewalNotice) -> None:
+        """Tell the user (and, when renewal stopped or the subscription expired, the admin chat)."""
         ...
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
@@ -149,6 +191,12 @@ class LogNotifier:
         log.warning("payment held for confirmation: invoice=%s user=%s provider=%s amount=%s; confirm it with "
                     "POST /api/invoices/%s/confirm", notice.label, notice.user_id, notice.provider, notice.amount,
                     notice.label)
+
+    async def renewal_changed(self, notice: RenewalNotice) -> None:
+        log.info("renewal %s: user=%s plan=%s period_end=%s next_attempt=%s reason=%s pay_url=%s", notice.event.value,
+                 notice.user_id, notice.plan_title, notice.period_end.isoformat(),
+                 notice.next_attempt_at.isoformat() if notice.next_attempt_at else None, notice.reason or None,
+                 notice.pay_url)
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",

@@ -18,6 +18,7 @@ from billing.ports import NoticeQueue, Notifier
 
 if TYPE_CHECKING:
     from billing.payouts import PayoutServices
+    from billing.renewals import RenewalServices
 
 T = TypeVar("T")
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -32,6 +33,7 @@ class JobRuntime:
     clock: Clock = utc_now
     checkpoint: Checkpoint = no_checkpoint
     payouts: PayoutServices | None = None  # konsol.pro's client and the card cipher, when payouts are configured
+    renewals: RenewalServices | None = None  # the chargers of saved methods, the ledger, the renewal policy
 
 
 _installed: list[JobRuntime] = []

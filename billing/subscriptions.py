@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -90,4 +91,19 @@ async def save_method(user_id: int, *, provider: str, method: str | None, token:
 
 
 def is_active(subscription: Subscription, now: datetime) -> bool:
+    """Access now: a paid period still running, or a declined renewal whose retries remain (past_due)."""
+    if subscription.status is SubscriptionStatus.PAST_DUE:
+        return True
     return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end > now
+
+
+def with_access(now: datetime) -> dict[str, Any]:
+    """The database filter that matches what is_active accepts."""
+    return {"$or": [
+        {"status": SubscriptionStatus.ACTIVE.value, "current_period_end": {"$gt": now}},
+        {"status": SubscriptionStatus.PAST_DUE.value},
+    ]}
+
+
+async def count_with_access(now: datetime) -> int:
+    return await Subscription.find(with_access(now)).count()

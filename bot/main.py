@@ -15,9 +15,10 @@ from aiogram.types import BotCommand
 from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
+from billing.ports import RenewalQueue
 from bot.middlewares import LocaleMiddleware
 from bot.routers import admin, fallback, start, stars, subscribe
-from bot.routers import payouts
+from bot.routers import payouts, renewals
 from bot.stars import stars_menu
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db
@@ -25,7 +26,7 @@ from rq_access import RqQueues, connect
 from settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
-MENU = ("subscribe", "status", "language")
+MENU = ("subscribe", "status", "cancel", "language")
 DEFAULT_TIMEOUT_SECONDS = 60.0  # aiogram's; long polling adds its poll time to it
 
 
@@ -39,16 +40,17 @@ def make_bot(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) ->
 
 def build_dispatcher(
     settings: Settings, plans: Plans, *, clock: Clock = utc_now, ledger: Ledger | None = None,
-    texts: Catalogue | None = None,
+    texts: Catalogue | None = None, renewal_queue: RenewalQueue | None = None,
 ) -> Dispatcher:
     """Handlers receive settings, plans, clock, ledger and the catalogue by name; `t` comes from the
     locale middleware. The ledger (for /grant) may be set later: `dp["ledger"] = ...`."""
     messages = texts or catalogue()
-    dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages)
+    dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages,
+                    renewal_queue=renewal_queue)
     LocaleMiddleware(messages, clock).setup(dp)
     dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
     dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
-    dp.include_routers(start.router(), subscribe.router(), admin.router(frozenset(settings.admin_ids)),
+    dp.include_routers(start.router(), subscribe.router(), renewals.router(), admin.router(frozenset(settings.admin_ids)),
                        fallback.router())
     dp.startup.register(set_commands)
     return dp
@@ -70,9 +72,9 @@ async def run_polling(settings: Settings, plans: Plans) -> None:
     """`ymds bot`: long polling, with the database and the queue the handlers need."""
     client = await init_db(settings.mongodb_uri, settings.mongodb_db)
     connection = connect(settings.redis_url)
-    queues = RqQueues(connection, max_retries=settings.max_retries, retry_intervals=settings.retry_intervals)
+    queues = RqQueues(connection, max_retries=settings.job_max_retries, retry_intervals=settings.job_retry_intervals)
     bot = make_bot(settings)
-    dp = build_dispatcher(settings, plans, ledger=Ledger(queues))
+    dp = build_dispatcher(settings, plans, ledger=Ledger(queues), renewal_queue=queues)
     try:
         await bot.delete_webhook()  # getUpdates answers 409 while a webhook is set
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())

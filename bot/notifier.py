@@ -28,6 +28,8 @@ from billing.ports import (
     Notifier,
     PaymentNotice,
     PayoutNotice,
+    RenewalEvent,
+    RenewalNotice,
     ReversalNotice,
 )
 from bot.keyboards import hold_keyboard
@@ -98,6 +100,25 @@ class TelegramNotifier:
         await self._to_admins(f"held:{notice.label}:admin", a(
             "notice.hold.admin", label=notice.label, user_id=notice.user_id, amount=notice.amount,
             provider=notice.provider), markup=hold_keyboard(notice.label, a))
+
+    async def renewal_changed(self, notice: RenewalNotice) -> None:
+        """Reminders, declines and the end, to the user with a link to pay by hand; the admin chat hears of a
+        renewal that gave up."""
+        t = await self._user_texts(notice.user_id)
+        key = f"renewal-{notice.event.value}:{notice.user_id}:{int(notice.period_end.timestamp() * 1000)}"
+        values = {"plan": t.plan_title(notice.plan_title), "until": t.moment(notice.period_end),
+                  "reason": notice.reason or t("renewal.no_reason"),
+                  "next": t.moment(notice.next_attempt_at) if notice.next_attempt_at else ""}
+        text = t(f"renewal.{notice.event.value}.user", **values)
+        if notice.pay_url:
+            text = f"{text}\n{t('renewal.pay_by_hand', url=notice.pay_url)}"
+        attempt_key = f"{key}:{notice.next_attempt_at.isoformat()}" if notice.next_attempt_at else key
+        await self._deliver(f"{attempt_key}:user", notice.user_id, text, user=True)
+        if notice.event in (RenewalEvent.STOPPED, RenewalEvent.EXPIRED) and notice.reason:
+            a = self._admin_texts
+            await self._to_admins(f"{key}:admin", a(
+                "renewal.gave_up.admin", user_id=notice.user_id, plan=a.plan_title(notice.plan_title),
+                provider=notice.provider, reason=notice.reason, until=a.moment(notice.period_end)))
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
         a = self._admin_texts

@@ -34,8 +34,8 @@ class PayoutDesk:
     @property
     def queue(self) -> RqQueues:
         if self._queue is None:  # connections open on first use, not when the Dispatcher is built
-            self._queue = RqQueues(connect(self.settings.redis_url), max_retries=self.settings.max_retries,
-                                   retry_intervals=self.settings.retry_intervals)
+            self._queue = RqQueues(connect(self.settings.redis_url), max_retries=self.settings.job_max_retries,
+                                   retry_intervals=self.settings.job_retry_intervals)
         return self._queue
 
     @property

@@ -90,8 +90,8 @@ async def subscription_link(api: StarsApi, invoice: StarsInvoice, *, now: dateti
 @asynccontextmanager
 async def reversal_queue(settings: Settings) -> AsyncIterator[RqQueues]:
     """The queue a bot handler enqueues a reversal on (refunds are rare: a connection for the one call)."""
-    queues = RqQueues(connect(settings.redis_url), max_retries=settings.max_retries,
-                      retry_intervals=settings.retry_intervals)
+    queues = RqQueues(connect(settings.redis_url), max_retries=settings.job_max_retries,
+                      retry_intervals=settings.job_retry_intervals)
     try:
         yield queues
     finally:

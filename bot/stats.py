@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from db import Operation, OperationStatus, Subscription, SubscriptionStatus
+from billing.subscriptions import count_with_access
+from db import Operation, OperationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,4 @@ async def payment_totals(since: datetime) -> list[ProviderTotal]:
 
 
 async def active_subscriptions(now: datetime) -> int:
-    return await Subscription.find(
-        Subscription.status == SubscriptionStatus.ACTIVE, Subscription.current_period_end > now
-    ).count()
+    return await count_with_access(now)

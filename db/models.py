@@ -13,6 +13,7 @@ from db.click import ClickAttempt, ClickCounter
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
+from db.renewals import RENEWAL_DOCUMENTS
 from db.stars import STARS_DOCUMENTS
 from db.users import BotUser, SentNotice
 from db.yookassa import YOOKASSA_DOCUMENTS
@@ -35,6 +36,7 @@ class OperationStatus(StrEnum):
 
 class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
+    PAST_DUE = "past_due"  # the renewal charge was declined; access kept while retries remain
     EXPIRED = "expired"
 
 
@@ -105,6 +107,8 @@ class Subscription(Document):
     payment_method: str | None = None  # as a person reads it, e.g. "Visa •••• 4242"
     payment_provider: str | None = None
     payment_token: str | None = None  # charges the saved method again (renewals); never logged
+    auto_renew: bool = True  # the user's choice: charge the saved method when the period ends
+    reminded_for: datetime | None = None  # the period end a renewal reminder went out for
     version: int = 0  # optimistic concurrency for period arithmetic
     updated_at: datetime
 
@@ -119,3 +123,4 @@ DOCUMENT_MODELS += CLOUDPAYMENTS_DOCUMENTS
 DOCUMENT_MODELS += YOOKASSA_DOCUMENTS
 DOCUMENT_MODELS += STARS_DOCUMENTS
 DOCUMENT_MODELS += PAYOUT_DOCUMENTS
+DOCUMENT_MODELS += RENEWAL_DOCUMENTS

@@ -16,12 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing import runtime
 from billing.plans import Catalogue, load_plans
-from billing.ports import HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, ReversalNotice
+from billing.ports import HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, RenewalNotice, ReversalNotice
 from rq_access import RqQueues
 from settings import Settings
 from webhook_server.app import create_app
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
-from webhook_server.keys import QUEUES
+from webhook_server.keys import PROVIDERS, QUEUES, SETTINGS
+from webhook_server.renewal_services import renewal_services
 from webhook_server.runner import InProcessWorker
 
 pytest_plugins = ("tests.log_guard",)  # every log record of the run, for tests/test_payout_logs.py
@@ -55,7 +56,7 @@ def make_settings(**overrides: Any) -> Settings:
         "mongodb_uri": "memory://",
         "redis_url": REDIS_TEST_URL,
         "plans_file": ROOT / "plans.toml",
-        "max_retries": 0,
+        "job_max_retries": 0,
         "yoomoney_wallet": YOOMONEY_WALLET,
         "yoomoney_notification_secret": YOOMONEY_SECRET,
         "yoomoney_quickpay_url": "http://yoomoney.test/quickpay/confirm",
@@ -125,6 +126,7 @@ class RecordingNotifier:
         self.failures: list[JobFailureNotice] = []
         self.holds: list[HoldNotice] = []
         self.payouts: list[PayoutNotice] = []  # every payout notice, its kind in .event ("filed", "paid", ...)
+        self.renewals: list[RenewalNotice] = []
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
@@ -137,6 +139,9 @@ class RecordingNotifier:
 
     async def payment_held(self, notice: HoldNotice) -> None:
         self.holds.append(notice)
+
+    async def renewal_changed(self, notice: RenewalNotice) -> None:
+        self.renewals.append(notice)
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
         self.payouts.append(notice)
@@ -158,7 +163,8 @@ async def worker(
     client: TestClient, plans: Catalogue, clock: FrozenClock, notifier: RecordingNotifier
 ) -> AsyncIterator[InProcessWorker]:
     """A real RQ worker on the real Redis, running jobs on the test's event loop (where the database lives)."""
+    renewals = renewal_services(client.app[SETTINGS], client.app[QUEUES], client.app[PROVIDERS], clock)
     in_process = InProcessWorker(client.app[QUEUES], asyncio.get_running_loop(), plans, clock=clock,
-                                 notifier=notifier)
+                                 notifier=notifier, renewals=renewals)
     yield in_process
     runtime.uninstall()

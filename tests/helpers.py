@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from billing.money import Money
 from billing.providers.yoomoney import build_notification, sign
-from db import Operation
+from db import Operation, Subscription
 from tests.conftest import AUTH, YOOMONEY_SECRET
 
 PRICE_MONTH_RUB = 29900
@@ -75,3 +75,18 @@ class Forms(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
             self._current = None
+
+
+async def paid_with_saved_method(client: TestClient, worker: Any, user_id: int, *, provider: str, token: str,
+                                 method: str) -> Subscription:
+    """A month paid (through YooMoney, for brevity), then a saved method as fulfilment stores one a provider
+    gave with a payment: what renewals and their cancellation start from."""
+    invoice = await new_invoice(client, user_id=user_id)
+    assert await post_notification(client, notification(invoice["label"])) == 200
+    await worker.drain()
+    await Subscription.get_motor_collection().update_one(
+        {"user_id": user_id}, {"$set": {"payment_provider": provider, "payment_token": token,
+                                        "payment_method": method}})
+    subscription = await Subscription.find_one(Subscription.user_id == user_id)
+    assert subscription is not None
+    return subscription

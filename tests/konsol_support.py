@@ -38,7 +38,7 @@ AMOUNT = 150000  # 1 500.00 RUB
 def konsol_settings(emulator_url: str, **overrides: Any) -> dict[str, Any]:
     """Settings of a shop with payouts: the emulator's address and secrets, retries without waiting."""
     return {"konsol_api_token": KONSOL_TOKEN, "konsol_base_url": emulator_url, "konsol_webhook_secret": KONSOL_SECRET,
-            "konsol_timeout": 5, "retry_intervals": [0], **overrides}
+            "konsol_timeout": 5, "job_retry_intervals": [0], **overrides}
 
 
 @pytest.fixture

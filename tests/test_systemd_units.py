@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 UNITS = Path(__file__).resolve().parents[1] / "systemd"
-NAMES = ("ymds-web.service", "ymds-worker@.service", "ymds-bot.service")
+NAMES = ("ymds-web.service", "ymds-worker@.service", "ymds-bot.service", "ymds-scheduler.service")
 HARDENING = {
     "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
     "PrivateDevices": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
@@ -50,14 +50,15 @@ def test_each_service_runs_as_its_own_user():
 def test_only_the_web_server_may_bind_a_privileged_port():
     assert directives("ymds-web.service")["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
     assert directives("ymds-web.service")["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
-    for name in ("ymds-worker@.service", "ymds-bot.service"):
+    for name in ("ymds-worker@.service", "ymds-bot.service", "ymds-scheduler.service"):
         assert directives(name)["CapabilityBoundingSet"] == [""]
         assert "AmbientCapabilities" not in directives(name)
 
 
 def test_each_unit_starts_the_matching_command():
     commands = {name: directives(name)["ExecStart"][0].split()[1:] for name in NAMES}
-    assert commands == {"ymds-web.service": ["web"], "ymds-worker@.service": ["worker"], "ymds-bot.service": ["bot"]}
+    assert commands == {"ymds-web.service": ["web"], "ymds-worker@.service": ["worker"], "ymds-bot.service": ["bot"],
+                        "ymds-scheduler.service": ["scheduler"]}
     assert directives("ymds-web.service")["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
 

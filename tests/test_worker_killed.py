@@ -23,7 +23,7 @@ A_DAY_LATER = 24 * 3600  # long past any job's timeout and heartbeat
 
 
 async def test_a_job_abandoned_by_a_killed_worker_is_retried_and_applied_once(plans, clock, redis_conn):
-    app = create_app(make_settings(max_retries=2, retry_intervals=[0]), plans=plans, clock=clock)
+    app = create_app(make_settings(job_max_retries=2, job_retry_intervals=[0]), plans=plans, clock=clock)
     async with TestClient(TestServer(app)) as client:
         invoice = await new_invoice(client, user_id=91)
         assert await post_notification(client, notification(invoice["label"], operation_id="k1")) == 200

@@ -64,7 +64,7 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     connection = connect(settings.redis_url)
-    queues = RqQueues(connection, max_retries=settings.max_retries, retry_intervals=settings.retry_intervals)
+    queues = RqQueues(connection, max_retries=settings.job_max_retries, retry_intervals=settings.job_retry_intervals)
     app[REDIS] = connection
     app[QUEUES] = queues
     app[LEDGER] = Ledger(queues, app[CLOCK])

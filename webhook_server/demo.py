@@ -9,14 +9,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from billing.clock import Clock, ScaledClock, utc_now
 from billing.invoices import create_invoice, pay_link
+from billing.renewals.scheduler import run_scheduler
 from billing.plans import Catalogue
 from bot.notifier import close_notifier, notifier_for
 from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators import EMULATORS
-from webhook_server.keys import CLOCK, PLANS, QUEUES, SETTINGS
+from rq_access import RedisLease
+from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.payout_services import close_payout_services, payout_services
+from webhook_server.renewal_services import renewal_services
 from webhook_server.runner import InProcessWorker
 from webhook_server.views.telegram import polling_ctx
 
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 DEMO_USER_ID = 100000001
 EMULATOR_ROOT = "/emulator"
 WELCOME = web.AppKey("demo_welcome", str)
+CLOCK_SPEED = web.AppKey("demo_clock_speed", float)
+MAX_SCALED_SECONDS = 100 * 365 * 86400  # a link's lifetime at a fast clock, kept inside datetime's range
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ def demo_values(address: DemoAddress) -> dict[str, str]:
         "link_secret": "demo-link-secret",
         "web_host": address.host,
         "web_port": str(address.port),
+        "scheduler_interval_seconds": "1",
     }
     for name, emulator in EMULATORS.items():
         values.update(emulator.demo_values(base, f"{base}{EMULATOR_ROOT}/{name}"))
@@ -63,18 +70,36 @@ def with_demo_values(settings: Settings, address: DemoAddress) -> Settings:
     return settings.model_validate({**settings.model_dump(), **unset})
 
 
-def build_demo_app(settings: Settings, plans: Catalogue) -> web.Application:
-    app = create_app(settings, plans=plans)
+def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float = 1.0) -> web.Application:
+    """With `clock_speed` above 1 the service's clock runs that much faster; renewals are looked for early
+    enough (three scheduler ticks ahead) that a period never lapses between two ticks, and links and
+    invoices last as long in wall-clock time as they would at normal speed."""
+    clock: Clock = utc_now
+    if clock_speed != 1.0:
+        clock = ScaledClock(clock_speed)
+        lead = max(settings.renewal_lead_seconds, int(3 * settings.scheduler_interval_seconds * clock_speed))
+        settings = settings.model_copy(update={
+            "renewal_lead_seconds": lead,
+            "link_ttl_seconds": _scaled(settings.link_ttl_seconds, clock_speed),
+            "invoice_ttl_seconds": _scaled(settings.invoice_ttl_seconds, clock_speed),
+        })
+    app = create_app(settings, plans=plans, clock=clock)
+    app[CLOCK_SPEED] = clock_speed
     local_base = DemoAddress(settings.web_host, settings.web_port).local_base
     for name, emulator in EMULATORS.items():
         emulator_app = emulator.demo_app(settings, local_base)
         if emulator_app is not None:
             app.add_subapp(f"{EMULATOR_ROOT}/{name}", emulator_app)
     app.cleanup_ctx.append(_worker_ctx)
+    app.cleanup_ctx.append(_scheduler_ctx)
     if settings.bot_token is not None and not settings.webhook_mode:
         app.cleanup_ctx.append(polling_ctx)  # the bot, long polling TELEGRAM_API_URL in this process
     app.on_startup.append(_prepare_welcome)
     return app
+
+
+def _scaled(seconds: int, speed: float) -> int:
+    return int(min(seconds * speed, MAX_SCALED_SECONDS))
 
 
 def print_welcome(app: web.Application) -> None:
@@ -85,13 +110,27 @@ def print_welcome(app: web.Application) -> None:
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = notifier_for(app[SETTINGS])  # Telegram when BOT_TOKEN is set
     payouts = payout_services(app[SETTINGS], app[QUEUES])  # against the konsol.pro emulator
+    renewals = renewal_services(app[SETTINGS], app[QUEUES], app[PROVIDERS], app[CLOCK])
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier,
-                             payouts=payouts)
+                             payouts=payouts, renewals=renewals, clock=app[CLOCK])
     worker.start()
     yield
     await worker.stop()
     await close_notifier(notifier)
     await close_payout_services(payouts)
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The renewal scheduler, as `ymds scheduler` runs it, on this process's loop and in-memory stores."""
+    settings = app[SETTINGS]
+    services = renewal_services(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
+    lease = RedisLease(app[QUEUES].connection, ttl_seconds=max(3 * settings.scheduler_interval_seconds, 30))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(services, lease, app[CLOCK],
+                                             interval=settings.scheduler_interval_seconds, stop=stop))
+    yield
+    stop.set()
+    await task
 
 
 async def _prepare_welcome(app: web.Application) -> None:
@@ -116,6 +155,9 @@ async def _prepare_welcome(app: web.Application) -> None:
         "",
         "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",
         f"  {link.url}",
+        *([f"The clock runs {app[CLOCK_SPEED]:g} times faster: a card saved with YooKassa, CloudPayments or "
+           "Payme is charged again when the period ends (see the log), reminders and expiry follow.", ""]
+          if app[CLOCK_SPEED] != 1.0 else []),
         "Then check the subscription:",
         f"  curl -H 'Authorization: Bearer {token}' {settings.public_base_url}/api/users/{DEMO_USER_ID}/subscription",
         "",

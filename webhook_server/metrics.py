@@ -17,7 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily, Metric
 from rq.registry import FailedJobRegistry
 
-from db import Operation, Subscription, SubscriptionStatus
+from billing.subscriptions import count_with_access
+from db import Operation
 from db.payouts import PayoutClaim
 from webhook_server.keys import CLOCK, METRICS, QUEUES
 
@@ -81,9 +82,7 @@ async def _read_gauges(app: web.Application) -> list[Metric]:
         depth.add_metric([name], waiting)
         failed.add_metric([name], failures)
 
-    active = await Subscription.find(
-        Subscription.status == SubscriptionStatus.ACTIVE, Subscription.current_period_end > now
-    ).count()
+    active = await count_with_access(now)
     subscriptions = GaugeMetricFamily("ymds_active_subscriptions", "Subscriptions active now", value=active)
 
     recent = await Operation.find(Operation.applied_at >= now - LATENCY_WINDOW).limit(LATENCY_SAMPLE_LIMIT).to_list()

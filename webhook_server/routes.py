@@ -7,6 +7,7 @@ from webhook_server.views.api import (
     create_invoice_view,
     get_invoice_view,
     get_subscription_view,
+    patch_subscription_view,
     refund_invoice_view,
 )
 from webhook_server.views.api import confirm_invoice_view
@@ -21,10 +22,13 @@ from webhook_server.views.payouts import (
     accept_payout_view, balance_view, get_payout_view, list_payouts_view, reject_payout_view,
 )
 from webhook_server.views.pay import pay_page
+from webhook_server.views.renewal import cancel_renewal, renewal_page
 from webhook_server.views.yookassa import notify_yookassa, pay_with_yookassa
 
 ROUTES = [
     web.get("/pay/{label}", pay_page, name="pay"),
+    web.get("/pay/{label}/renewal", renewal_page, name="pay_renewal"),
+    web.post("/pay/{label}/renewal", cancel_renewal, name="pay_renewal_cancel"),
     web.post("/pay/{label}/yookassa", pay_with_yookassa, name="pay_yookassa"),
     web.post("/notify/yookassa", notify_yookassa, name="notify_yookassa"),
     web.post("/notify/yoomoney", notify_handler("yoomoney"), name="notify_yoomoney"),
@@ -38,6 +42,7 @@ ROUTES = [
     web.post("/pay/{label}/cloudpayments", cloudpayments_widget_page, name="pay_cloudpayments"),
     web.post("/notify/cloudpayments/{kind}", notify_cloudpayments, name="notify_cloudpayments"),
     web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),
+    web.patch("/api/users/{user_id}/subscription", patch_subscription_view, name="api_subscription_patch"),
     web.post("/notify/konsol", notify_konsol, name="notify_konsol"),
     web.get("/api/payouts", list_payouts_view, name="api_payouts"),
     web.get("/api/payouts/balance", balance_view, name="api_payouts_balance"),

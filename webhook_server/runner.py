@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -15,9 +16,13 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from bot.notifier import close_notifier, notifier_for
 from db import init_db
-from rq_access import DueJobs, RqQueues, connect, make_worker
+from billing.clock import utc_now
+from billing.renewals.scheduler import run_scheduler
+from rq_access import DueJobs, RedisLease, RqQueues, connect, make_worker
 from settings import Settings
-from webhook_server.payout_services import close_payout_services, payout_services
+from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
+from webhook_server.providers import build_providers
+from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services
 from webhook_server.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,7 @@ def serve_web(app: web.Application, settings: Settings) -> None:
 
 def queues_for(settings: Settings, *, blocking_reads: bool = False) -> RqQueues:
     connection = connect(settings.redis_url, blocking_reads=blocking_reads)
-    return RqQueues(connection, max_retries=settings.max_retries, retry_intervals=settings.retry_intervals)
+    return RqQueues(connection, max_retries=settings.job_max_retries, retry_intervals=settings.job_retry_intervals)
 
 
 def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> None:
@@ -58,16 +63,43 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     queues = queues_for(settings, blocking_reads=True)
     notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
     payouts = payout_services(settings, queues)  # konsol.pro, when KONSOL_API_TOKEN is set
+    transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)  # the saved-method chargers' HTTP client
+    renewals = renewal_services(settings, queues, build_providers(settings, transport), utc_now)
     runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
-                                       plans=plans, payouts=payouts))
+                                       plans=plans, payouts=payouts, renewals=renewals))
     try:
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
         runtime.uninstall()
         loop.run_until_complete(close_notifier(notifier))
         loop.run_until_complete(close_payout_services(payouts))
+        loop.run_until_complete(transport.close())
         client.close()
         loop.close()
+
+
+def run_scheduler_service(settings: Settings) -> None:
+    """`ymds scheduler`: renewal ticks every SCHEDULER_INTERVAL_SECONDS while this instance holds the Redis
+    lease (a second instance waits as a standby); SIGTERM and SIGINT stop it after the current tick."""
+
+    async def serve() -> None:
+        client = await init_db(settings.mongodb_uri, settings.mongodb_db)
+        queues = queues_for(settings)
+        transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)
+        services = renewal_services(settings, queues, build_providers(settings, transport), utc_now)
+        lease = RedisLease(queues.connection, ttl_seconds=max(3 * settings.scheduler_interval_seconds, 30))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        log.info("renewal scheduler started: a tick every %s s", settings.scheduler_interval_seconds)
+        try:
+            await run_scheduler(services, lease, utc_now, interval=settings.scheduler_interval_seconds, stop=stop)
+        finally:
+            await transport.close()
+            client.close()
+
+    asyncio.run(serve())
 
 
 class InProcessWorker:

@@ -75,7 +75,7 @@ def router(settings: Settings) -> Router:
     router.shutdown.register(desk.close)
     text = F.text & ~F.text.startswith("/")
     router.message.register(start, Command("payout"), F.chat.type == "private")
-    router.message.register(cancel, Command("cancel"), StateFilter(Claim, Rejecting, None))
+    router.message.register(cancel, Command("cancel"), StateFilter(Claim, Rejecting))  # else: auto-renewal
     router.message.register(balance, Command("balance"))
     router.message.register(amount_given, Claim.amount, text)
     router.message.register(card_given, Claim.card, text)
@@ -110,9 +110,6 @@ async def start(message: Message, state: FSMContext, t: Texts, payout_desk: Payo
 
 async def cancel(message: Message, state: FSMContext, t: Texts) -> None:
     current, data = await state.get_state(), await state.get_data()
-    if current is None:
-        await message.answer(t("payout.nothing_to_cancel"))
-        return
     await state.clear()
     if current == Rejecting.reason.state:
         await message.answer(t("payout.admin.reject_kept", label=data.get("label", "")))

@@ -17,7 +17,7 @@ from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
 from webhook_server.emulators.telegram import FakeTelegram
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
-from webhook_server.keys import LEDGER
+from webhook_server.keys import LEDGER, QUEUES
 
 BOT_TOKEN = "123456:ABC-test-token"
 ADMIN_ID = 1001
@@ -72,7 +72,7 @@ async def bot(settings: Settings) -> AsyncIterator[Bot]:
 @pytest.fixture
 def dispatcher(client: TestClient, settings: Settings, plans: Catalogue, clock: FrozenClock) -> Dispatcher:
     """The real Dispatcher; `client` has opened the database and the queue its handlers use."""
-    return build_dispatcher(settings, plans, clock=clock, ledger=client.app[LEDGER])
+    return build_dispatcher(settings, plans, clock=clock, ledger=client.app[LEDGER], renewal_queue=client.app[QUEUES])
 
 
 @pytest.fixture

@@ -262,7 +262,7 @@ async def test_cancel_leaves_the_dialogue_at_any_step_and_keeps_nothing(user, di
     await user.says("1500")
     assert user.last != "Where should 1,500\xa0RUB be paid?", "the dialogue is over"
     await user.says("/cancel")
-    assert user.last == "There is nothing to cancel."
+    assert user.last == "You have no automatic renewal to turn off.", "outside a dialogue /cancel is auto-renewal's"
 
 
 async def test_the_confirmation_can_be_refused(user):

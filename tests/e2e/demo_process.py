@@ -43,14 +43,14 @@ def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def running_demo(tmp_path: Path, **extra_env: str) -> AsyncIterator[Demo]:
+async def running_demo(tmp_path: Path, *args: str, **extra_env: str) -> AsyncIterator[Demo]:
     """Start `ymds demo` on a free port, wait for its printed payment link, stop it afterwards."""
     if not YMDS.exists():
         raise AssertionError(f"{YMDS} missing: install the project with pip install -e .")
     port = free_port()
     env = demo_env(tmp_path, **extra_env)
     process = await asyncio.create_subprocess_exec(
-        str(YMDS), "demo", "--port", str(port), cwd=tmp_path, env=env,
+        str(YMDS), "demo", "--port", str(port), *args, cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     assert process.stdout is not None

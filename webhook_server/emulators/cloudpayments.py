@@ -1,9 +1,15 @@
 """A CloudPayments emulator: a stand-in widget script, the seven notifications signed with Content-HMAC,
-and the API (Basic auth, X-Request-ID) for confirm, void and refund.
+and the API (Basic auth, X-Request-ID) for confirm, void, refund, card-token charges and lookups.
 
 The widget script defines `cp.CloudPayments` with `pay()` (and the legacy `charge()`/`auth()`): it shows
 Pay and Decline buttons, and the emulator then runs Check → Pay (or Fail), with Recurrent when the
 payment sets up a subscription, against our notification routes, exactly as CloudPayments does.
+
+A widget payment issues a card token; `/payments/tokens/charge` charges a token it issued (an unknown
+one is declined) and sends Pay (or Fail) as CloudPayments does. `decline_token` (or
+`POST /control/tokens/{token}/decline`) makes a token's next charges decline with a ReasonCode, or ask
+for 3-D Secure. A repeated X-Request-ID gets the stored answer for the emulator's life (CloudPayments
+keeps it an hour; `expire_request_ids` plays that hour passing).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,6 +29,8 @@ from aiohttp import web
 from billing.money import Money
 from billing.providers.cloudpayments import accepts_test_payments
 from billing.providers.cloudpayments.builders import (
+    INSUFFICIENT_FUNDS,
+    TEST_CARD,
     cancel_fields,
     fail_fields,
     recurrent_fields,
@@ -36,12 +45,13 @@ from billing.providers.cloudpayments.protocol import (
     Status,
     basic_auth,
     encode,
+    format_amount,
     parse_amount,
     parse_body,
     signed_headers,
 )
 from settings import ConfigError, Environment, Settings
-from webhook_server.emulators.common import fetch_invoice
+from webhook_server.emulators.common import Declines, control_body, fetch_invoice, times_of
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +137,22 @@ class Payment:
     token: str
     subscription_id: str = ""
     refunded: int = 0
+    description: str = ""
+    reason: tuple[int, str] | None = None  # a declined transaction's ReasonCode and Reason
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDecline:
+    """How a token charge fails: declined with a ReasonCode, or stopped by the bank asking for 3-D Secure."""
+
+    code: int = INSUFFICIENT_FUNDS[0]
+    reason: str = INSUFFICIENT_FUNDS[1]
+    secure3d: bool = False
+
+
+UNKNOWN_TOKEN = TokenDecline(5057, "TransactionNotPermitted")
+TOKEN_CHARGE_REQUIRED = ("Amount", "AccountId", "Token", "TrInitiatorCode")
 
 
 @dataclass(slots=True)
@@ -140,6 +166,9 @@ class CloudPaymentsEmulator:
     down: bool = False  # True: the API answers 503
     transactions: dict[int, Payment] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)  # card tokens its widget payments issued
+    token_declines: Declines[TokenDecline] = field(default_factory=Declines)
+    charges: list[int] = field(default_factory=list)  # transactions made by /payments/tokens/charge
     api_calls: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
     replies: list[tuple[Kind, Reply]] = field(default_factory=list)
     _answered: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
@@ -148,7 +177,9 @@ class CloudPaymentsEmulator:
     def app(self) -> web.Application:
         app = web.Application()
         app.cleanup_ctx.append(self._session_ctx)
-        app.add_routes([web.get("/widget.js", self.widget_js), web.post("/widget/pay", self.widget_pay)]
+        app.add_routes([web.get("/widget.js", self.widget_js), web.post("/widget/pay", self.widget_pay),
+                        web.post("/control/tokens/{token}/decline", self._control_decline),
+                        web.delete("/control/tokens/{token}/decline", self._control_allow)]
                        + [web.post(path, self.api(method)) for path, method in self._methods().items()])
         return app
 
@@ -208,6 +239,7 @@ class CloudPaymentsEmulator:
             self.subscriptions[tx.subscription_id] = {"account_id": account, "amount": amount, "label": label,
                                                       "status": "Active", "token": tx.token, **schedule}
         self.transactions[tx.id] = tx
+        self.tokens.add(tx.token)
         await self.notify(Kind.PAY, transaction_fields(**common, status=tx.status, token=tx.token, data=data,
                                                        subscription_id=tx.subscription_id))
         if schedule is not None:
@@ -234,7 +266,8 @@ class CloudPaymentsEmulator:
 
     def _methods(self) -> dict[str, Any]:
         return {"/test": self._test, "/payments/confirm": self._confirm, "/payments/void": self._void,
-                "/payments/refund": self._refund}
+                "/payments/refund": self._refund, "/payments/tokens/charge": self._charge_token,
+                "/payments/get": self._get, "/payments/find": self._find}
 
     def api(self, method: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -303,6 +336,96 @@ class CloudPaymentsEmulator:
                                                          amount=Money(amount, tx.amount.currency), label=tx.label,
                                                          account_id=tx.account_id))
         return _ok({"TransactionId": refund_id})
+
+    # ---- card-token charges ---------------------------------------------------------------------
+
+    def decline_token(self, token: str, decline: TokenDecline = TokenDecline(), times: int = 0) -> None:
+        """Make the next `times` charges of a token (all of them while 0) fail as `decline` says."""
+        self.token_declines.add(token, decline, times)
+
+    def allow_token(self, token: str) -> None:
+        self.token_declines.clear(token)
+
+    def expire_request_ids(self) -> None:
+        """An hour has passed: CloudPayments no longer answers a repeated X-Request-ID from its store."""
+        self._answered.clear()
+
+    async def _charge_token(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """A merchant-initiated one-stage charge of a saved token: Completed, or Declined (Fail), or stopped
+        for 3-D Secure (no notification until the payer passes it, which never happens here)."""
+        missing = next((name for name in TOKEN_CHARGE_REQUIRED if not fields.get(name)), None)
+        amount = _amount(fields)
+        if missing is not None or amount is None or amount <= 0:
+            return _refused(f"{missing} is required" if missing else "Amount is not a decimal amount")
+        token = fields["Token"]
+        tx = Payment(new_transaction_id(), fields.get("InvoiceId", ""), fields["AccountId"],
+                     Money(amount, fields.get("Currency") or "RUB"), Status.COMPLETED, token,
+                     description=fields.get("Description", ""))
+        self.transactions[tx.id] = tx
+        self.charges.append(tx.id)
+        decline = self.token_declines.take(token) if token in self.tokens else UNKNOWN_TOKEN
+        if decline is not None and decline.secure3d:
+            tx.status = Status.AWAITING_AUTHENTICATION
+            return {"Success": False, "Message": None, "Model": {
+                "TransactionId": tx.id, "PaReq": secrets.token_urlsafe(24), "GoReq": None,
+                "AcsUrl": "https://acs.emulator.test/3ds"}}
+        common: dict[str, Any] = {"transaction_id": tx.id, "amount": tx.amount, "label": tx.label,
+                                  "account_id": tx.account_id, "test": self.test_mode}
+        if decline is not None:
+            tx.status, tx.reason = Status.DECLINED, (decline.code, decline.reason)
+            if self.deliver and self.notify_base:
+                await self.notify(Kind.FAIL, fail_fields(**common, reason=tx.reason))
+            return {"Success": False, "Message": None, "Model": self._model(tx)}
+        if self.deliver and self.notify_base:
+            await self.notify(Kind.PAY, transaction_fields(**common, token=token, description=tx.description))
+        return _ok(self._model(tx))
+
+    async def _get(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        tx = self._transaction(fields)
+        return _refused("Not found") if tx is None else _ok(self._model(tx))
+
+    async def _find(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """The latest transaction of an InvoiceId."""
+        label = fields.get("InvoiceId", "")
+        tx = next((tx for tx in reversed(self.transactions.values()) if label and tx.label == label), None)
+        return _refused("Not found") if tx is None else _ok(self._model(tx))
+
+    def _model(self, tx: Payment) -> dict[str, Any]:
+        """A transaction as the API's Model shows it (amounts as JSON numbers, as CloudPayments writes them)."""
+        first_six, last_four, card_type, expiry = TEST_CARD
+        code, reason = tx.reason or (0, "Approved")
+        amount = float(format_amount(tx.amount.minor))
+        return {
+            "TransactionId": tx.id, "Amount": amount, "Currency": tx.amount.currency, "PaymentAmount": amount,
+            "PaymentCurrency": tx.amount.currency, "InvoiceId": tx.label or None, "AccountId": tx.account_id,
+            "Email": None, "Description": tx.description, "JsonData": None,
+            "CreatedDateIso": tx.created_at.strftime("%Y-%m-%dT%H:%M:%S"), "TestMode": self.test_mode,
+            "Status": tx.status, "Reason": reason, "ReasonCode": code,
+            "CardHolderMessage": "Payment declined" if tx.reason else "Payment successful",
+            "CardFirstSix": first_six, "CardLastFour": last_four, "CardType": card_type, "CardExpDate": expiry,
+            "Name": "CARD HOLDER", "Token": tx.token or None, "SubscriptionId": tx.subscription_id or None,
+        }
+
+    async def _control_decline(self, request: web.Request) -> web.Response:
+        """POST /control/tokens/{token}/decline {"ReasonCode": 5051, "Reason": "InsufficientFunds", "times": N
+        (absent or 0: always), "secure3d": false}."""
+        body = await control_body(request)
+        refusal = web.json_response({"error": "expected ReasonCode: int, Reason: str, times: int >= 0, "
+                                              "secure3d: bool"}, status=400)
+        if body is None:
+            return refusal
+        times, secure3d = times_of(body), body.get("secure3d", False)
+        code, reason = body.get("ReasonCode", INSUFFICIENT_FUNDS[0]), body.get("Reason", INSUFFICIENT_FUNDS[1])
+        if (times is None or not isinstance(code, int) or isinstance(code, bool) or not isinstance(reason, str)
+                or not isinstance(secure3d, bool)):
+            return refusal
+        self.decline_token(request.match_info["token"], TokenDecline(code, reason, secure3d), times)
+        return web.json_response({"ReasonCode": code, "Reason": reason, "times": times, "secure3d": secure3d})
+
+    async def _control_allow(self, request: web.Request) -> web.Response:
+        """DELETE /control/tokens/{token}/decline: the token's charges succeed again."""
+        self.allow_token(request.match_info["token"])
+        return web.json_response({"declined": False})
 
 
 def _recurrent(data: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -6,6 +6,11 @@ created with capture false) or canceled; a refund makes the payment's `refunded_
 A notification carries the object as it is when its status changed; the server under test must
 fetch it again, which this emulator answers. `/control/payments/{id}` changes a payment's state
 without a notification, for `ymds simulate`, which then notifies as YooKassa would.
+
+A charge of a saved method (`payment_method_id`, no confirmation) is decided at once: succeeded, or
+canceled with `permission_revoked` for a method this shop never saved, or with the reason
+`decline_method` (or `POST /control/methods/{id}/decline`) set for its next charges; its notification
+follows in the background, as after any merchant-initiated payment.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from billing.providers.yookassa.protocol import (
 )
 from billing.signing import secrets_equal
 from settings import ConfigError, Settings
-from webhook_server.emulators.common import invoice_amount
+from webhook_server.emulators.common import Declines, control_body, invoice_amount, times_of
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,8 @@ class YooKassaEmulator:
     requests: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
     deliveries: list[tuple[str, int]] = field(default_factory=list)
     saved_methods: set[str] = field(default_factory=set)  # payment_method ids a later charge may use
+    method_declines: Declines[str] = field(default_factory=Declines)  # method id → cancellation reason
+    charges: list[str] = field(default_factory=list)  # ids of the payments made by charging a saved method
     _keys: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -90,6 +97,8 @@ class YooKassaEmulator:
             web.get("/checkout/{id}", self._checkout_page),
             web.post("/checkout/{id}", self._checkout),
             web.post("/control/payments/{id}", self._control),
+            web.post("/control/methods/{id}/decline", self._control_decline),
+            web.delete("/control/methods/{id}/decline", self._control_allow),
         ])
         return app
 
@@ -105,15 +114,34 @@ class YooKassaEmulator:
             "metadata": dict(body.get("metadata") or {}), "_capture": bool(body.get("capture", False)),
             "_save": body.get("save_payment_method") is True,
         }
+        self.payments[payment_id] = payment
         method_id = body.get("payment_method_id")
         if isinstance(method_id, str):
-            payment["_save"] = True
-            self.succeed(payment_id, payment=payment, method_id=method_id)
+            self._charge_method(payment, method_id)
         else:
             payment["confirmation"] = {"type": "redirect", "return_url": body["confirmation"]["return_url"],
                                        "confirmation_url": f"{self.checkout_base}/checkout/{payment_id}"}
-        self.payments[payment_id] = payment
         return payment
+
+    def _charge_method(self, payment: dict[str, Any], method_id: str) -> None:
+        """A merchant-initiated charge: succeeded, or canceled as the issuer or YooKassa would cancel it."""
+        self.charges.append(payment["id"])
+        payment["_save"] = True
+        if method_id not in self.saved_methods:
+            self.cancel(payment["id"], "yoo_money", "permission_revoked")
+            return
+        reason = self.method_declines.take(method_id)
+        if reason is None:
+            self.succeed(payment["id"], payment=payment, method_id=method_id)
+        else:
+            self.cancel(payment["id"], "payment_network", reason)
+
+    def decline_method(self, method_id: str, reason: str, times: int = 0) -> None:
+        """Cancel the next `times` charges of a saved method (all of them while 0) with this reason."""
+        self.method_declines.add(method_id, reason, times)
+
+    def allow_method(self, method_id: str) -> None:
+        self.method_declines.clear(method_id)
 
     def succeed(self, payment_id: str, *, payment: dict[str, Any] | None = None,
                 method_id: str | None = None) -> dict[str, Any]:
@@ -226,12 +254,17 @@ class YooKassaEmulator:
         def make(body: dict[str, Any]) -> tuple[int, Any]:
             if read_amount(body.get("amount")) is None:
                 return 400, error_body("invalid_request", "Invalid amount", "amount")
-            if "payment_method_id" in body:
-                if body["payment_method_id"] not in self.saved_methods:
-                    return 400, error_body("invalid_request", "Payment method is not saved", "payment_method_id")
-            elif not isinstance(body.get("confirmation"), dict) or "return_url" not in body["confirmation"]:
+            charge = "payment_method_id" in body
+            if charge and not isinstance(body["payment_method_id"], str):
+                return 400, error_body("invalid_request", "Invalid payment method id", "payment_method_id")
+            if not charge and (not isinstance(body.get("confirmation"), dict)
+                               or "return_url" not in body["confirmation"]):
                 return 400, error_body("invalid_request", "Confirmation is missing", "confirmation")
-            return 200, self.public(self.create(body))
+            payment = self.create(body)
+            if charge:
+                self._later(PAYMENT_SUCCEEDED if payment["status"] == "succeeded" else PAYMENT_CANCELED,
+                            payment["id"])
+            return 200, self.public(payment)
         return await self._idempotent(request, make)
 
     async def _get_payment(self, request: web.Request) -> web.Response:
@@ -341,6 +374,20 @@ class YooKassaEmulator:
         if outcome == "refund" and payment["status"] == "succeeded":
             return web.json_response(self.refund(payment["id"], read_amount(payment["amount"])))  # type: ignore[arg-type]
         return error(400, "invalid_request", f"cannot {outcome} a {payment['status']} payment")
+
+    async def _control_decline(self, request: web.Request) -> web.Response:
+        """POST /control/methods/{id}/decline {"reason": "insufficient_funds", "times": N (absent or 0: always)}."""
+        body = await control_body(request)
+        reason, times = (body.get("reason"), times_of(body)) if body is not None else (None, None)
+        if not isinstance(reason, str) or not reason or times is None:
+            return error(400, "invalid_request", "expected {\"reason\": str, \"times\": int >= 0}")
+        self.decline_method(request.match_info["id"], reason, times)
+        return web.json_response({"method": request.match_info["id"], "reason": reason, "times": times})
+
+    async def _control_allow(self, request: web.Request) -> web.Response:
+        """DELETE /control/methods/{id}/decline: the method's charges succeed again."""
+        self.allow_method(request.match_info["id"])
+        return web.json_response({"method": request.match_info["id"], "reason": None})
 
 
 EVENTS = ("payment", "canceled", "refund")

@@ -17,7 +17,9 @@ from billing.money import Money
 from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active
-from db import Invoice, InvoiceStatus
+from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_renew
+from db import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
+from db.renewals import OPEN_STATUSES, Renewal
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
 
@@ -103,13 +105,47 @@ async def get_subscription_view(request: web.Request) -> web.Response:
     subscription = await get_subscription(int(raw))
     if subscription is None:
         return json_error(404, "subscription_not_found", "this user has no subscription")
+    return web.json_response(await _subscription_json(subscription, request.app[CLOCK]()))
+
+
+async def patch_subscription_view(request: web.Request) -> web.Response:
+    """{"auto_renew": false} turns automatic renewal off (and deletes the saved method at the provider);
+    {"auto_renew": true} turns it on again while a saved method is kept."""
+    raw = request.match_info["user_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16:
+        return json_error(400, "bad_request", "user_id must be a positive integer")
+    body = await _json_object(request)
+    if set(body) != {"auto_renew"} or not isinstance(body["auto_renew"], bool):
+        return json_error(400, "bad_request", 'give exactly {"auto_renew": true|false}')
     now = request.app[CLOCK]()
-    return web.json_response({
+    try:
+        subscription = await set_auto_renew(int(raw), body["auto_renew"], queue=request.app[QUEUES], now=now)
+    except NoSubscription:
+        return json_error(404, "subscription_not_found", "this user has no subscription")
+    except NoSavedMethod:
+        return json_error(409, "no_saved_method", "no saved payment method to renew with; the user pays by hand")
+    return web.json_response(await _subscription_json(subscription, now))
+
+
+async def _subscription_json(subscription: Subscription, now: datetime) -> dict[str, Any]:
+    renewal = await Renewal.find_one(Renewal.user_id == subscription.user_id,
+                                     Renewal.period_end == subscription.current_period_end)
+    status = ("past_due" if subscription.status is SubscriptionStatus.PAST_DUE
+              else "active" if is_active(subscription, now) else "expired")
+    return {
         "user_id": subscription.user_id,
-        "status": "active" if is_active(subscription, now) else "expired",
+        "status": status,
         "plan": subscription.plan,
         "current_period_end": _iso(subscription.current_period_end),
-    })
+        "auto_renew": subscription.auto_renew and subscription.payment_token is not None,
+        "payment_provider": subscription.payment_provider,
+        "payment_method": subscription.payment_method,
+        "renewal": None if renewal is None else {
+            "status": renewal.status.value, "attempts": renewal.attempts,
+            "next_attempt_at": _iso(renewal.next_attempt_at) if renewal.status in OPEN_STATUSES else None,
+            "last_reason": renewal.last_reason,
+        },
+    }
 
 
 async def refund_invoice_view(request: web.Request) -> web.Response:

@@ -8,8 +8,8 @@ from yarl import URL
 
 from billing.invoices import get_invoice
 from billing.links import check_link
-from bot.texts import catalogue, page_language
-from db import InvoiceStatus
+from bot.texts import Texts, catalogue, page_language
+from db import Invoice, InvoiceStatus
 from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
 
@@ -22,7 +22,9 @@ PROVIDER_NAMES = {  # as each provider writes its own name, for the buttons
 LANG = "lang"
 
 
-async def pay_page(request: web.Request) -> web.Response:
+async def signed_invoice(request: web.Request) -> tuple[Invoice, Texts]:
+    """The invoice of a signed link under /pay/{label} (BadLinkSignature, LinkExpired or InvoiceNotFound
+    otherwise, which the middleware shows as a page), and the texts in the page's language."""
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     now = request.app[CLOCK]()
@@ -31,7 +33,18 @@ async def pay_page(request: web.Request) -> web.Response:
                signed_lang)
     invoice = await get_invoice(label)
     stored = None if signed_lang else await stored_language(invoice.user_id)
-    t = catalogue().texts(page_language(signed_lang, stored, request.headers.get("Accept-Language")))
+    return invoice, catalogue().texts(page_language(signed_lang, stored, request.headers.get("Accept-Language")))
+
+
+def signed_query(request: web.Request) -> dict[str, str]:
+    """The signed link's own query (exp, sig, lang), to carry it to another page under the same link."""
+    return {name: request.query[name] for name in ("exp", LANG, "sig") if name in request.query}
+
+
+async def pay_page(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    label = request.match_info["label"]
+    invoice, t = await signed_invoice(request)
     title = t.plan_title(request.app[PLANS].title(invoice.plan))
     forms = []
     if invoice.status is InvoiceStatus.PENDING:
@@ -50,6 +63,7 @@ async def pay_page(request: web.Request) -> web.Response:
         "paid": invoice.status is InvoiceStatus.PAID,
         "returned": request.query.get(RETURNED) == "1",
         "forms": forms,
+        "renewal_url": str(URL(f"/pay/{label}/renewal").with_query(signed_query(request))),
     }
     response = aiohttp_jinja2.render_template("pay.html", request, context)
     response.headers["Cache-Control"] = "no-store"

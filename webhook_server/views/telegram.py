@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from billing.signing import secrets_equal
 from bot.main import build_dispatcher, make_bot
-from webhook_server.keys import CLOCK, LEDGER, PLANS, SETTINGS
+from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
     with Telegram (a failure there is logged: payments must not wait for Telegram)."""
     bot, dispatcher, settings = app[TELEGRAM_BOT], app[TELEGRAM_DISPATCHER], app[SETTINGS]
     dispatcher["ledger"] = app[LEDGER]
+    dispatcher["renewal_queue"] = app[QUEUES]
     await dispatcher.emit_startup(bot=bot, **dispatcher.workflow_data)
     try:
         await bot.set_webhook(f"{settings.public_base_url.rstrip('/')}{WEBHOOK_PATH}",
@@ -84,7 +85,8 @@ async def polling_ctx(app: web.Application) -> AsyncIterator[None]:
     """`ymds demo` with BOT_TOKEN: the bot long-polls TELEGRAM_API_URL inside the demo's process."""
     settings = app[SETTINGS]
     bot = make_bot(settings)
-    dispatcher = build_dispatcher(settings, app[PLANS], clock=app[CLOCK], ledger=app[LEDGER])
+    dispatcher = build_dispatcher(settings, app[PLANS], clock=app[CLOCK], ledger=app[LEDGER],
+                                  renewal_queue=app[QUEUES])
     polling = asyncio.create_task(_poll(bot, dispatcher), name="ymds-bot-polling")
     yield
     with contextlib.suppress(RuntimeError):  # "Polling is not started": it never got that far

@@ -2,7 +2,8 @@
 
 Everything open-ymds knows about CloudPayments lives in this package: `protocol` (signatures, bodies,
 fields, answers, widget options), `api` (the API client), `notifications` (what each notification
-does), and here the provider object the web app holds. CloudPayments calls
+does), `charges` (renewals charging a saved card token), and here the provider object the web app
+holds. CloudPayments calls
 `POST /notify/cloudpayments/{kind}`; each request is proven by its Content-HMAC before anything is
 parsed, and answered {"code": N}.
 """
@@ -21,8 +22,24 @@ from billing.errors import LedgerUnavailable
 from billing.ledger import Ledger
 from billing.money import Money
 from billing.ports import FulfilmentQueue
-from billing.providers.base import PageForm, ProviderAnswer, RawNotification
-from billing.providers.cloudpayments.api import ApiClient
+from billing.providers.base import (
+    ChargeRequest,
+    ChargeResult,
+    PageForm,
+    ProviderAnswer,
+    ProviderRejected,
+    RawNotification,
+    Remember,
+)
+from billing.providers.cloudpayments.api import ApiClient, message
+from billing.providers.cloudpayments.charges import (
+    charge_fields,
+    charge_request_id,
+    charge_result,
+    holds_money,
+    named_transaction,
+    transaction_model,
+)
 from billing.providers.cloudpayments.notifications import HANDLERS, STEPS, Notifications
 from billing.providers.cloudpayments.protocol import (
     CURRENCY,
@@ -66,6 +83,7 @@ class CloudPayments:
     """The CloudPayments provider, built from explicit credentials and options."""
 
     name = NAME
+    charge_currency = CURRENCY
 
     def __init__(
         self,
@@ -147,6 +165,39 @@ class CloudPayments:
         """Capture a two-stage payment through /payments/confirm (the admin API's confirm)."""
         await self._client.confirm(operation_id, amount)
         log.info("cloudpayments confirm of transaction %s (%s) for %s accepted", operation_id, amount, label)
+
+    # ---- renewals: charging a saved card token without the payer -----------------------------
+
+    async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
+        """Charge `request.token` once per idempotency key, or look up the transaction an earlier run named.
+
+        X-Request-ID makes a repeat within an hour return the first answer; a run later than that (a worker
+        that died before `remember`) first asks /payments/find whether the invoice's money was already taken.
+        A transaction CloudPayments names is remembered before it is judged.
+        """
+        if request.known_operation_id is not None:
+            body = await self._client.transaction(request.known_operation_id)
+            model = transaction_model(body)
+            if model is None:
+                raise ProviderRejected(f"cloudpayments has no transaction {request.known_operation_id}: "
+                                       f"{message(body)}")
+            if (model.get("InvoiceId") or "") != request.label:
+                raise ProviderRejected(f"cloudpayments transaction {request.known_operation_id} pays "
+                                       f"{model.get('InvoiceId')!r}, not {request.label!r}")
+        else:
+            fields = charge_fields(request)
+            body = await self._client.latest_for_invoice(request.label)
+            if not holds_money(body):
+                body = await self._client.charge_token(fields, request_id=charge_request_id(request.idempotency_key))
+            operation_id = named_transaction(body)
+            if operation_id is not None:
+                await remember(operation_id)
+        return charge_result(body, request.token, accept_test=self._test_mode)
+
+    async def forget(self, token: str) -> bool:
+        """CloudPayments' API has no call that deletes a card token (only /payments/tokens/charge and /auth use
+        one): forgetting it is ours alone, by never charging it again."""
+        return False
 
 
 def _refusal(kind: Kind, status: int) -> ProviderAnswer:

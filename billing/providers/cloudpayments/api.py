@@ -34,9 +34,22 @@ class ApiClient:
         Raises ProviderUnavailable (network, timeout, 5xx, 429, an unreadable answer: try again later)
         or ProviderRejected (4xx, or Success false: the same request cannot succeed).
         """
+        body = await self.answer(path, fields, request_id=request_id)
+        if not body["Success"]:
+            raise ProviderRejected(f"cloudpayments {path} refused: {message(body)}")
+        return body
+
+    async def answer(self, path: str, fields: dict[str, str], *, request_id: str | None) -> dict[str, Any]:
+        """POST one method; its envelope whatever Success says, for methods whose refusal is itself an answer
+        (a declined charge, a transaction not found). Without `request_id` no X-Request-ID is sent, so a
+        lookup is never answered from CloudPayments' one-hour store of earlier answers.
+
+        Raises ProviderUnavailable (network, timeout, 5xx, 429, no JSON envelope) or ProviderRejected (4xx).
+        """
         url = f"{self.api_url.rstrip('/')}{path}"
-        headers = {"Authorization": basic_auth(self.public_id, self.api_secret), "X-Request-ID": request_id,
-                   "Accept": "application/json"}
+        headers = {"Authorization": basic_auth(self.public_id, self.api_secret), "Accept": "application/json"}
+        if request_id is not None:
+            headers["X-Request-ID"] = request_id
         try:
             status, body = await self.transport.post_form(url, fields, headers)
         except ProviderHTTPError as err:
@@ -47,8 +60,6 @@ class ApiClient:
             raise ProviderRejected(f"cloudpayments {path} answered HTTP {status}")
         if not isinstance(body, dict) or not isinstance(body.get("Success"), bool):
             raise ProviderUnavailable(f"cloudpayments {path} answered something other than its JSON envelope")
-        if not body["Success"]:
-            raise ProviderRejected(f"cloudpayments {path} refused: {_message(body)}")
         return body
 
     async def refund(self, transaction_id: str, amount: Money) -> dict[str, Any]:
@@ -68,8 +79,20 @@ class ApiClient:
         return await self.call("/payments/void", {"TransactionId": transaction_id},
                                request_id=f"ymds-void-{transaction_id}")
 
+    async def charge_token(self, fields: dict[str, str], *, request_id: str) -> dict[str, Any]:
+        """/payments/tokens/charge: a one-stage charge of a saved card token; a decline is an answer too."""
+        return await self.answer("/payments/tokens/charge", fields, request_id=request_id)
 
-def _message(body: dict[str, Any]) -> str:
+    async def transaction(self, transaction_id: str) -> dict[str, Any]:
+        """/payments/get: one transaction as it is now."""
+        return await self.answer("/payments/get", {"TransactionId": transaction_id}, request_id=None)
+
+    async def latest_for_invoice(self, label: str) -> dict[str, Any]:
+        """/payments/find: the latest transaction whose InvoiceId is `label`."""
+        return await self.answer("/payments/find", {"InvoiceId": label}, request_id=None)
+
+
+def message(body: dict[str, Any]) -> str:
     """The provider's reason, for the admin: Message, else the model's Reason or CardHolderMessage."""
     model: dict[str, Any] = body["Model"] if isinstance(body.get("Model"), dict) else {}
     for value in (body.get("Message"), model.get("CardHolderMessage"), model.get("Reason")):

@@ -27,7 +27,7 @@ from billing.invoices import create_invoice, find_invoice
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.plans import Plan
 from billing.ports import FulfilmentQueue
-from billing.providers.base import EventKind, Outcome, VerifiedEvent
+from billing.providers.base import EventKind, Outcome
 from billing.providers.cloudpayments.protocol import (
     NAME,
     Code,
@@ -40,6 +40,7 @@ from billing.providers.cloudpayments.protocol import (
     read_transaction,
     required,
     text,
+    transaction_event,
     transaction_id,
 )
 from billing.steps import Checkpoint
@@ -137,9 +138,7 @@ class Notifications:
         return Reply(Code.OK, f"{kind.value}_test_refused")
 
     async def _record(self, tx: Transaction, label: str, kind: EventKind) -> Outcome:
-        event = VerifiedEvent(provider=NAME, operation_id=tx.transaction_id, label=label, amount=tx.amount, kind=kind,
-                              occurred_at=tx.occurred_at, payment_method=tx.card, payment_token=tx.token)
-        outcome = await self._ledger.record(event)
+        outcome = await self._ledger.record(transaction_event(tx, label, kind))
         self._checkpoint("after_ledger_record")
         if outcome in (Outcome.UNKNOWN_LABEL, Outcome.WRONG_AMOUNT, Outcome.WRONG_CURRENCY):
             log.error("cloudpayments transaction %s (%s) for %r: %s; the money is taken, refund it from the "

@@ -21,7 +21,7 @@ from urllib.parse import unquote_plus, urlencode
 
 from billing.forms import RepeatedField, strict_form
 from billing.money import Money
-from billing.providers.base import ProviderAnswer
+from billing.providers.base import EventKind, ProviderAnswer, VerifiedEvent
 from billing.signing import secrets_equal
 
 NAME = "cloudpayments"
@@ -64,6 +64,9 @@ class Code(IntEnum):
 class Status(StrEnum):
     COMPLETED = "Completed"  # one-stage: the money is taken
     AUTHORIZED = "Authorized"  # two-stage: the money is held until /payments/confirm
+    DECLINED = "Declined"
+    CANCELLED = "Cancelled"
+    AWAITING_AUTHENTICATION = "AwaitingAuthentication"  # the bank asked for 3-D Secure
 
 
 class Malformed(ValueError):
@@ -132,7 +135,12 @@ def _json_fields(text: str) -> dict[str, str]:
     body = json.loads(text, parse_float=Decimal)
     if not isinstance(body, dict):
         raise Malformed("JSON body must be an object")
-    return {name: _json_text(value) for name, value in body.items()}
+    return text_fields(body)
+
+
+def text_fields(obj: Mapping[str, Any]) -> dict[str, str]:
+    """A JSON object's values as the text a form would carry ("1"/"0" for booleans, "" for null)."""
+    return {name: _json_text(value) for name, value in obj.items()}
 
 
 def _json_text(value: Any) -> str:
@@ -248,6 +256,17 @@ def read_transaction(fields: Mapping[str, str]) -> Transaction:
         card=card_mask(fields),
         token=fields.get("Token") or None,
     )
+
+
+def transaction_event(tx: Transaction, label: str, kind: EventKind) -> VerifiedEvent:
+    """A transaction as the ledger records it: the same from a Pay notification and from an API answer, so
+    the two meet on one (cloudpayments, TransactionId) row.
+
+    A payment of a subscription CloudPayments runs itself (SubscriptionId set) keeps no token: CloudPayments
+    charges that card on its own schedule, and our renewals must never charge it a second time."""
+    token = None if tx.subscription_id else tx.token
+    return VerifiedEvent(provider=NAME, operation_id=tx.transaction_id, label=label, amount=tx.amount, kind=kind,
+                         occurred_at=tx.occurred_at, payment_method=tx.card, payment_token=token)
 
 
 # ---- answers ------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ YooKassa signs nothing: a notification is believed only when it comes from one o
 published addresses (YOOKASSA_NOTIFY_IPS) AND the object it names, fetched again from the API
 with our credentials, has the status and amount it claims; from then on only the fetched object
 is used. The payment page's button posts to /pay/{label}/yookassa, which creates the payment once
-per attempt (the Idempotence-Key is fixed before the first try) and redirects to YooKassa.
+per attempt (the Idempotence-Key is fixed before the first try) and redirects to YooKassa. Renewals
+charge a saved method through `charge` (see `charges`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
 from billing.ports import FulfilmentQueue
 from billing.providers.base import (
+    ChargeRequest,
+    ChargeResult,
     HttpTransport,
     NotificationRejected,
     PageForm,
@@ -31,7 +34,9 @@ from billing.providers.base import (
     ProviderRejected,
     RawNotification,
     RejectReason,
+    Remember,
 )
+from billing.providers.yookassa.charges import charge_body, charge_key, charge_result
 from billing.providers.yookassa.protocol import (
     CURRENCY,
     DESCRIPTION_LIMIT,
@@ -77,6 +82,7 @@ class YooKassa:
     """The YooKassa provider, built from explicit credentials and options."""
 
     name = NAME
+    charge_currency = CURRENCY
 
     def __init__(self, *, shop_id: str, secret_key: str, api_url: str, transport: HttpTransport,
                  notify_networks: Iterable[Network], test_mode: bool = False, save_payment_method: bool = False,
@@ -141,6 +147,29 @@ class YooKassa:
             return await self.api.get_payment(payment_id)
         except ProviderUnavailable:
             return None
+
+    # ---- renewals: charging a saved method without the payer
+
+    async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
+        """Charge `request.token` (a payment_method_id) once per idempotency key, or look up the payment an
+        earlier run of this attempt made. A payment YooKassa names is remembered before it is judged."""
+        if request.known_operation_id is None:
+            payment = await self.api.create_payment(charge_body(request), charge_key(request.idempotency_key))
+            await remember(str(payment["id"]))
+        else:
+            found = await self.api.get_payment(request.known_operation_id)
+            if found is None:
+                raise ProviderRejected(f"yookassa has no payment {request.known_operation_id} for this shop")
+            payment = found
+        if label_of(payment) != request.label:
+            raise ProviderRejected(f"yookassa payment {payment['id']} pays {label_of(payment)!r}, "
+                                   f"not {request.label!r}")
+        return charge_result(payment, test_mode=self._test_mode)
+
+    async def forget(self, token: str) -> bool:
+        """YooKassa's API offers no call that deletes a saved payment method: forgetting it is ours alone, by
+        never charging it again."""
+        return False
 
     # ---- refunds (the admin API)
 

@@ -1,0 +1,76 @@
+"""/cancel: the user turns automatic renewal off, after a confirm button (a callback data factory)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from billing.clock import Clock
+from billing.plans import Catalogue as Plans
+from billing.ports import RenewalQueue
+from billing.renewals.cancel import NoSubscription, set_auto_renew
+from billing.subscriptions import get_subscription, is_active
+from bot.routers.subscribe import mask_method
+from bot.texts import Texts
+
+TURN_OFF = "off"
+KEEP = "keep"
+
+
+class RenewalChoice(CallbackData, prefix="renew"):
+    """The answer to /cancel's question: turn automatic renewal off, or keep it."""
+
+    action: str
+
+
+def router() -> Router:
+    router = Router(name="renewals")
+    router.message.register(cancel_command, Command("cancel"))
+    router.callback_query.register(choice_pressed, RenewalChoice.filter())
+    return router
+
+
+async def cancel_command(message: Message, t: Texts, plans: Plans, clock: Clock) -> None:
+    assert message.from_user is not None
+    subscription = await get_subscription(message.from_user.id)
+    if subscription is None or not is_active(subscription, clock()) or subscription.payment_token is None:
+        await message.answer(t("cancel.none"))
+        return
+    until = t.moment(subscription.current_period_end)
+    if not subscription.auto_renew:
+        await message.answer(t("cancel.already_off", until=until))
+        return
+    method = (mask_method(subscription.payment_method) if subscription.payment_method
+              else t("cancel.saved_method"))
+    keyboard = InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text=t("cancel.yes"), callback_data=RenewalChoice(action=TURN_OFF).pack()),
+        InlineKeyboardButton(text=t("cancel.no"), callback_data=RenewalChoice(action=KEEP).pack()),
+    ]])
+    await message.answer(t("cancel.confirm", plan=t.plan_title(plans.title(subscription.plan)), method=method,
+                           until=until), reply_markup=keyboard)
+
+
+async def choice_pressed(query: CallbackQuery, callback_data: RenewalChoice, t: Texts, clock: Clock,
+                         renewal_queue: RenewalQueue | None) -> None:
+    if callback_data.action != TURN_OFF:
+        await _reply(query, t("cancel.kept"))
+        return
+    if renewal_queue is None:
+        raise RuntimeError("the bot runs without its queue; cannot turn automatic renewal off")
+    try:
+        subscription = await set_auto_renew(query.from_user.id, False, queue=renewal_queue, now=clock())
+    except NoSubscription:
+        await _reply(query, t("cancel.none"))
+        return
+    await _reply(query, t("cancel.done", until=t.moment(subscription.current_period_end)))
+
+
+async def _reply(query: CallbackQuery, text: str) -> None:
+    """Answer the press and replace the question, so its buttons cannot be pressed again."""
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.edit_text(text)
+    else:
+        await query.bot.send_message(query.from_user.id, text) if query.bot else None

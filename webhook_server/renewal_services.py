@@ -1,0 +1,37 @@
+"""The renewal services of each process that needs them: the worker (renewal jobs), `ymds scheduler`, the demo."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from billing.clock import Clock
+from billing.invoices import LinkIssuer
+from billing.ledger import Ledger
+from billing.providers.base import SavedMethodCharger
+from billing.providers.stars import NAME as STARS
+from billing.renewals import RenewalPolicy, RenewalServices
+from bot.offers import reuse_margin
+from rq_access import RqQueues
+from settings import Settings
+from webhook_server.providers import ProviderRegistry
+
+PROVIDER_TIMEOUT_SECONDS = 60  # CloudPayments may take long over a charge; an unknown outcome is looked up again
+
+
+def renewal_policy(settings: Settings) -> RenewalPolicy:
+    self_renewing = {STARS}  # Telegram renews Stars subscriptions itself
+    return RenewalPolicy(retry_intervals=tuple(settings.retry_intervals), max_retries=settings.max_retries,
+                         lead=timedelta(seconds=settings.renewal_lead_seconds), reminder_days=settings.reminder_days,
+                         self_renewing=frozenset(self_renewing))
+
+
+def link_issuer(settings: Settings) -> LinkIssuer:
+    return LinkIssuer(base_url=settings.public_base_url, key=settings.link_key,
+                      link_ttl_seconds=settings.link_ttl_seconds, invoice_ttl_seconds=settings.invoice_ttl_seconds,
+                      min_remaining=reuse_margin(settings))
+
+
+def renewal_services(settings: Settings, queues: RqQueues, providers: ProviderRegistry, clock: Clock) -> RenewalServices:
+    chargers = {provider.name: provider for provider in providers if isinstance(provider, SavedMethodCharger)}
+    return RenewalServices(chargers=chargers, ledger=Ledger(queues, clock), queue=queues,
+                           policy=renewal_policy(settings), links=link_issuer(settings))
