@@ -70,4 +70,20 @@ class PaymeKey(Document):
         indexes = [IndexModel([("slot", ASCENDING)], unique=True, name="slot_unique")]
 
 
-PAYME_DOCUMENTS: list[type[Document]] = [PaymeTransaction, PaymeKey]
+class PaymeCardPayment(Document):
+    """The one Subscribe API receipt the payment page's card binding pays an invoice with.
+
+    Inserted (unique on `label`) before any receipt exists; `receipt_id` is set once Payme names the
+    receipt, by a conditional update from None, so two presses of the button can never pay two
+    receipts for one invoice."""
+
+    label: str
+    receipt_id: str | None = None
+    created_at: datetime
+
+    class Settings:
+        name = "payme_card_payments"
+        indexes = [IndexModel([("label", ASCENDING)], unique=True, name="label_unique")]
+
+
+PAYME_DOCUMENTS: list[type[Document]] = [PaymeTransaction, PaymeKey, PaymeCardPayment]

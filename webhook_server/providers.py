@@ -62,6 +62,8 @@ def build_providers(settings: Settings, transport: AiohttpTransport) -> Provider
             sandbox=settings.payme_sandbox,
             account_field=settings.payme_account_field,
             cancel_after_perform=settings.payme_cancel_after_perform,
+            transport=transport,  # the Subscribe API: saved cards, renewals, the page's card binding
+            api_url=settings.payme_api_url,
         )
     if settings.provider_enabled("cloudpayments"):
         assert settings.cloudpayments_public_id and settings.cloudpayments_api_secret

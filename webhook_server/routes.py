@@ -16,7 +16,7 @@ from webhook_server.metrics import metrics_view
 from webhook_server.views.click import click_handler
 from webhook_server.views.health import healthz, readyz
 from webhook_server.views.notify import notify_handler
-from webhook_server.views.payme import notify_payme
+from webhook_server.views.payme import notify_payme, pay_with_saved_card
 from webhook_server.views.konsol import notify_konsol
 from webhook_server.views.payouts import (
     accept_payout_view, balance_view, get_payout_view, list_payouts_view, reject_payout_view,
@@ -35,6 +35,7 @@ ROUTES = [
     web.post("/notify/click/prepare", click_handler(ClickAction.PREPARE), name="notify_click_prepare"),
     web.post("/notify/click/complete", click_handler(ClickAction.COMPLETE), name="notify_click_complete"),
     web.route("*", "/notify/payme", notify_payme, name="notify_payme"),  # non-POST gets Payme's -32300
+    web.post("/pay/{label}/payme/card", pay_with_saved_card, name="pay_payme_card"),
     web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
     web.post("/api/invoices/{label}/refund", refund_invoice_view, name="api_refund"),

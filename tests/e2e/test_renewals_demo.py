@@ -1,5 +1,5 @@
-"""`ymds demo --clock-speed 86400` (a day a second): a week paid by card through YooKassa or CloudPayments
-renews by itself, charged by the demo's scheduler and worker against the emulators' saved methods."""
+"""`ymds demo --clock-speed 86400` (a day a second): a week paid by card through YooKassa, CloudPayments or
+Payme (a card bound on the payment page) renews by itself, charged by the demo's scheduler and worker against the emulators' saved methods."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urljoin
 
 import aiohttp
 
@@ -19,6 +19,13 @@ from webhook_server.demo import DEMO_USER_ID
 ADMIN = {"Authorization": f"Bearer {CUSTOM['ADMIN_API_TOKEN']}"}
 FAST = ("--clock-speed", "86400")
 WEEK = timedelta(days=7)
+WEEK_PLANS = """
+[plans.week]
+title = "1 week"
+period_days = 7
+prices = { RUB = 9900, UZS = 1000000 }
+"""
+PAYME_DEMO_MERCHANT = "5e730e8e0b852a417aa49ceb"  # webhook_server/emulators/payme.py demo_values
 
 
 async def pay_with_yookassa(session: aiohttp.ClientSession, demo: Demo) -> None:
@@ -42,6 +49,24 @@ async def pay_with_cloudpayments(session: aiohttp.ClientSession, demo: Demo) -> 
         assert (await paid.json())["success"]
 
 
+async def bind_and_pay_with_payme(session: aiohttp.ClientSession, demo: Demo) -> None:
+    """What the page's card form does: the card goes to (emulated) Payme only, then our server gets the token."""
+    api, merchant = f"{demo.base}/emulator/payme/api", {"X-Auth": PAYME_DEMO_MERCHANT}
+
+    async def rpc(method: str, params: dict) -> dict:
+        async with session.post(api, json={"id": 1, "method": method, "params": params}, headers=merchant) as answer:
+            return (await answer.json())["result"]
+
+    token = (await rpc("cards.create", {"card": {"number": "8600069195406311", "expire": "0399"},
+                                        "save": True}))["card"]["token"]
+    await rpc("cards.get_verify_code", {"token": token})
+    await rpc("cards.verify", {"token": token, "code": "666666"})
+    path, _, query = demo.link.partition("?")
+    signed = dict(parse_qsl(query))  # the page's form carries the signed link's fields
+    async with session.post(f"{path}/payme/card", data={**signed, "token": token}) as paid:
+        assert paid.status == 200
+
+
 async def renewed_twice(session: aiohttp.ClientSession, base: str, first_end: datetime) -> dict:
     async with asyncio.timeout(DEADLINE_SECONDS):
         while True:
@@ -53,7 +78,9 @@ async def renewed_twice(session: aiohttp.ClientSession, base: str, first_end: da
 
 
 async def check_renews(tmp_path: Path, pay, provider: str) -> None:  # type: ignore[no-untyped-def]
-    async with running_demo(tmp_path, *FAST) as demo, aiohttp.ClientSession() as session:
+    plans = tmp_path / "week-plans.toml"
+    plans.write_text(WEEK_PLANS)
+    async with running_demo(tmp_path, *FAST, PLANS_FILE=str(plans)) as demo, aiohttp.ClientSession() as session:
         await pay(session, demo)
         first = await wait_for_active(session, demo.base, str(DEMO_USER_ID))
         assert first["auto_renew"] is True and first["payment_provider"] == provider
@@ -69,3 +96,7 @@ async def test_a_yookassa_card_renews_by_itself_in_the_fast_demo(tmp_path: Path)
 
 async def test_a_cloudpayments_card_renews_by_itself_in_the_fast_demo(tmp_path: Path) -> None:
     await check_renews(tmp_path, pay_with_cloudpayments, "cloudpayments")
+
+
+async def test_a_payme_card_bound_on_the_page_renews_by_itself_in_the_fast_demo(tmp_path: Path) -> None:
+    await check_renews(tmp_path, bind_and_pay_with_payme, "payme")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, TokenDecline
+from webhook_server.emulators.payme import PaymeEmulator
+from webhook_server.emulators.payme_subscribe import EmulatedCard
 from webhook_server.emulators.yookassa import YooKassaEmulator
 
 
@@ -41,3 +43,24 @@ def cloudpayments_rig(emulator: CloudPaymentsEmulator) -> Rig:
         emulator.decline_token(token, TokenDecline(5054, "ExpiredCard") if hard else TokenDecline(), times)
 
     return Rig("cloudpayments", emulator, save, decline, lambda: len(emulator.charges))
+
+
+PAYME_INSUFFICIENT_FUNDS = -31630
+PAYME_CARD_EXPIRED = -31301
+ALWAYS = 1000
+
+
+def payme_rig(emulator: PaymeEmulator) -> Rig:
+    subscribe = emulator.subscribe
+
+    def save() -> str:
+        token = "payme-card-token-renew-1"
+        subscribe.cards[token] = EmulatedCard(number="8600069195406311", expire="1299", token=token, recurrent=True,
+                                              verified=True)
+        return token
+
+    def decline(token: str, hard: bool, times: int) -> None:
+        subscribe.decline_next(token, times or ALWAYS, PAYME_CARD_EXPIRED if hard else PAYME_INSUFFICIENT_FUNDS)
+
+    return Rig("payme", emulator, save, decline, lambda: subscribe.methods.count("receipts.pay"),
+               method="860006******6311")

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from billing.ports import RenewalEvent
+from billing.providers.payme.protocol import to_ms
 from billing.renewals import RenewalServices
 from billing.renewals.scheduler import tick
 from billing.subscriptions import get_subscription
@@ -21,9 +22,11 @@ from tests.billing.test_fulfilment import crash_at
 from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, RecordingNotifier, make_settings
 from tests.helpers import get_json, paid_with_saved_method
-from tests.renewals.rigs import Rig, cloudpayments_rig, yookassa_rig
+from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
+from tests.renewals.rigs import Rig, cloudpayments_rig, payme_rig, yookassa_rig
 from tests.yookassa_support import SECRET_KEY, SHOP_ID, yookassa_settings
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator
+from webhook_server.emulators.payme import PaymeEmulator
 from webhook_server.emulators.yookassa import YooKassaEmulator
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.runner import InProcessWorker
@@ -31,16 +34,18 @@ from webhook_server.runner import InProcessWorker
 USER = 9001
 PERIOD = timedelta(days=30)
 RETRIES = [3600, 86400, 259200]
-PROVIDERS = ["yookassa", "cloudpayments"]
+PROVIDERS = ["yookassa", "cloudpayments", "payme"]
 
 
 @pytest.fixture
-async def emulators() -> AsyncIterator[dict[str, tuple[Any, str]]]:
+async def emulators(clock: FrozenClock) -> AsyncIterator[dict[str, tuple[Any, str]]]:
     started: dict[str, tuple[Any, str]] = {}
     servers = []
     for name, emulator in (("yookassa", YooKassaEmulator(shop_id=SHOP_ID, secret_key=SECRET_KEY)),
                            ("cloudpayments", CloudPaymentsEmulator(public_id=CP_PUBLIC_ID, api_secret=CP_SECRET,
-                                                                   notify_base=""))):
+                                                                   notify_base="")),
+                           ("payme", PaymeEmulator(merchant_id=PAYME_MERCHANT, key=PAYME_KEY, notify_url="",
+                                                   clock=lambda: to_ms(clock.now)))):
         server = TestServer(emulator.app())
         await server.start_server()
         servers.append(server)
@@ -58,6 +63,7 @@ def settings(yoomoney_emulator: tuple[YooMoneyEmulator, str], emulators: dict[st
         **yookassa_settings(emulators["yookassa"][1] + "/v3"),
         cloudpayments_public_id=CP_PUBLIC_ID, cloudpayments_api_secret=CP_SECRET, cloudpayments_api_url=cp_url,
         cloudpayments_widget_url=cp_url + "/widget.js", cloudpayments_test_mode=True,
+        payme_merchant_id=PAYME_MERCHANT, payme_key=PAYME_KEY, payme_api_url=emulators["payme"][1] + "/api",
         max_retries=len(RETRIES), retry_intervals=RETRIES,
     )
 
@@ -65,7 +71,7 @@ def settings(yoomoney_emulator: tuple[YooMoneyEmulator, str], emulators: dict[st
 @pytest.fixture(params=PROVIDERS)
 def rig(request: pytest.FixtureRequest, emulators: dict[str, tuple[Any, str]]) -> Rig:
     emulator = emulators[request.param][0]
-    return {"yookassa": yookassa_rig, "cloudpayments": cloudpayments_rig}[request.param](emulator)
+    return {"yookassa": yookassa_rig, "cloudpayments": cloudpayments_rig, "payme": payme_rig}[request.param](emulator)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A Payme emulator: the checkout page a payer reaches through the base64 link, the payer's "Pay"
-step, and Payme's servers calling the shop's Merchant API (Check → Create → Perform, cancels, and
-the whole scenario list of Payme's sandbox), with Payme's Basic auth and JSON-RPC envelope."""
+step, Payme's servers calling the shop's Merchant API (Check → Create → Perform, cancels, and
+the whole scenario list of Payme's sandbox), with Payme's Basic auth and JSON-RPC envelope, and the
+Subscribe API at `/api` (saved cards and receipts, see payme_subscribe.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from aiohttp import web
 from billing.providers.payme.protocol import basic_auth, parse_checkout
 from settings import ConfigError, Settings
 from webhook_server.emulators.common import invoice_amount
+from webhook_server.emulators.payme_subscribe import SubscribeEmulator
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +71,20 @@ class PaymeEmulator:
     account_field: str = "order_id"
     clock: Callable[[], int] = wall_clock_ms  # Payme's own time, sent as CreateTransaction's `time`
     calls: list[RpcResult] = field(default_factory=list)
+    perform_receipts: bool = False  # receipts.pay runs Check/Create/Perform on the shop first (reference §5.3)
     _next_id: int = 1
+    subscribe: SubscribeEmulator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.subscribe = SubscribeEmulator(merchant_id=self.merchant_id, key=self.key, clock=self.clock,
+                                           merchant_hook=self.perform_receipt if self.perform_receipts else None)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.add_routes([
             web.get("/checkout/{encoded:.+}", self.checkout_page),
             web.post("/checkout/{encoded:.+}", self.checkout_pay),
+            *self.subscribe.routes(),
         ])
         return app
 
@@ -116,15 +125,28 @@ class PaymeEmulator:
     async def by_id(self, session: aiohttp.ClientSession, method: str, payme_id: str, **extra: Any) -> RpcResult:
         return await self.call(session, method, {"id": payme_id, **extra})
 
-    async def pay(self, session: aiohttp.ClientSession, label: str, amount: int) -> tuple[str, list[RpcResult]]:
+    async def pay(
+        self, session: aiohttp.ClientSession, label: str, amount: int, payme_id: str | None = None
+    ) -> tuple[str, list[RpcResult]]:
         """What Payme does when a payer pays: Check, Create, then Perform (once the card is debited)."""
-        payme_id = new_payme_id()
+        payme_id = payme_id or new_payme_id()
         answers = [await self.check(session, label, amount)]
         if answers[-1].result:
             answers.append(await self.create(session, payme_id, label, amount))
         if answers[-1].result:
             answers.append(await self.by_id(session, "PerformTransaction", payme_id))
         return payme_id, answers
+
+    async def perform_receipt(self, receipt: dict[str, Any]) -> int | None:
+        """A Subscribe receipt through the shop's Merchant API, its `_id` as the transaction id; the
+        shop's error code, or None once PerformTransaction succeeded."""
+        label = next((item["value"] for item in receipt["account"] if item["name"] == self.account_field), "")
+        async with aiohttp.ClientSession() as session:
+            _, answers = await self.pay(session, label, receipt["amount"], payme_id=receipt["_id"])
+        last = answers[-1]
+        if last.method == "PerformTransaction" and last.result:
+            return None
+        return last.code if isinstance(last.code, int) else -32400
 
     # ---- the sandbox (test.paycom.uz) scenarios -----------------------------------------------
 
@@ -298,6 +320,7 @@ def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:
         "payme_merchant_id": "5e730e8e0b852a417aa49ceb",
         "payme_key": "demo-payme-key",
         "payme_checkout_url": emulator_url + "/checkout",
+        "payme_api_url": emulator_url + "/api",
     }
 
 

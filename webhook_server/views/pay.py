@@ -12,6 +12,7 @@ from bot.texts import Texts, catalogue, page_language
 from db import Invoice, InvoiceStatus
 from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
+from webhook_server.views.payme import card_form
 
 RETURNED = "returned"
 BOT_ONLY_CURRENCIES = frozenset({"XTR"})  # Telegram Stars are paid inside the bot, never on this page
@@ -63,6 +64,7 @@ async def pay_page(request: web.Request) -> web.Response:
         "paid": invoice.status is InvoiceStatus.PAID,
         "returned": request.query.get(RETURNED) == "1",
         "forms": forms,
+        "payme_card": card_form(request, invoice, t) if forms else None,  # Payme's card binding, views/payme.py
         "renewal_url": str(URL(f"/pay/{label}/renewal").with_query(signed_query(request))),
     }
     response = aiohttp_jinja2.render_template("pay.html", request, context)

@@ -1,8 +1,12 @@
-"""Payme (Paycom, Uzbekistan): the checkout link and the Merchant API (JSON-RPC 2.0, Basic auth).
+"""Payme (Paycom, Uzbekistan): the checkout link, the Merchant API (JSON-RPC 2.0, Basic auth), and
+saved cards through the Subscribe API.
 
 Everything open-ymds knows about Payme lives in this package: `protocol` (envelope, auth, errors,
-times, checkout link), `merchant` (the transaction state machine), and here the provider object
-the web app holds. Payme calls `POST /notify/payme`; every answer is HTTP 200 with a JSON-RPC body.
+times, checkout link), `merchant` (the transaction state machine), `subscribe` (the Subscribe API
+client), `charges` (charging a saved card, and why a receipt and a Merchant API transaction are one
+operation), `binding` (the payment page's "pay by card and renew automatically"), and here the
+provider object the web app holds. Payme calls `POST /notify/payme`; every answer is HTTP 200 with
+a JSON-RPC body.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +24,16 @@ from billing.clock import Clock
 from billing.errors import LedgerUnavailable
 from billing.ledger import Ledger
 from billing.ports import FulfilmentQueue
-from billing.providers.base import PageForm, ProviderAnswer, RawNotification
+from billing.providers.base import (
+    ChargeRequest,
+    ChargeResult,
+    HttpTransport,
+    PageForm,
+    ProviderAnswer,
+    RawNotification,
+    Remember,
+)
+from billing.providers.payme.charges import CardCheck, ReceiptCharger
 from billing.providers.payme.merchant import PaymeMerchant
 from billing.providers.payme.protocol import (
     CURRENCY,
@@ -30,7 +44,9 @@ from billing.providers.payme.protocol import (
     NAME,
     NOT_POST,
     PARSE_ERROR,
+    PRODUCTION_API_URL,
     PRODUCTION_CHECKOUT_URL,
+    SANDBOX_API_URL,
     SANDBOX_CHECKOUT_URL,
     SYSTEM_ERROR,
     PaymeError,
@@ -43,12 +59,13 @@ from billing.providers.payme.protocol import (
     request_id_of,
     result_answer,
 )
+from billing.providers.payme.subscribe import SavedCard, SubscribeClient
 from billing.signing import secrets_equal
 from db.payme import PaymeKey
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NAME", "Payme", "PaymeMerchant"]
+__all__ = ["NAME", "CardBinding", "Payme", "PaymeMerchant"]
 
 KEY_SLOT = "merchant"
 MERCHANT_METHODS: dict[str, Callable[[PaymeMerchant, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
@@ -66,10 +83,24 @@ def _fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class CardBinding:
+    """What the payment page's card form needs: where the browser calls the front-end methods, as whom."""
+
+    api_url: str
+    merchant_id: str
+
+
+class NoSubscribeApi(Exception):
+    """Payme was built without an HTTP transport, so it cannot call the Subscribe API."""
+
+
 class Payme:
-    """The Payme provider, built from explicit credentials and options."""
+    """The Payme provider, built from explicit credentials and options. With a transport it is also a
+    SavedMethodCharger (billing.providers.base): renewals charge saved cards through receipts."""
 
     name = NAME
+    charge_currency = CURRENCY
 
     def __init__(
         self,
@@ -80,6 +111,8 @@ class Payme:
         sandbox: bool = False,
         account_field: str = DEFAULT_ACCOUNT_FIELD,
         cancel_after_perform: bool = True,
+        transport: HttpTransport | None = None,
+        api_url: str = PRODUCTION_API_URL,
     ) -> None:
         if not account_field or any(char in account_field for char in ";=. "):
             raise ValueError("the Payme account field name must be a plain identifier such as order_id")
@@ -88,6 +121,10 @@ class Payme:
         self._checkout_url = SANDBOX_CHECKOUT_URL if sandbox else checkout_url
         self.account_field = account_field
         self._cancel_after_perform = cancel_after_perform
+        self._api_url = SANDBOX_API_URL if sandbox and api_url == PRODUCTION_API_URL else api_url
+        self._charger = None if transport is None else ReceiptCharger(
+            SubscribeClient(transport, self._api_url, merchant_id, self.active_key, account_field)
+        )
 
     # ---- the payment page ---------------------------------------------------------------------
 
@@ -101,6 +138,33 @@ class Payme:
             return_url=success_url if ";" not in success_url else None,
         )
         return PageForm(provider=NAME, action=checkout_url(self._checkout_url, text), method="get", fields={})
+
+    def card_binding(self, amounts: Mapping[str, int]) -> CardBinding | None:
+        """The card form for an invoice with a UZS price, when the Subscribe API can be reached."""
+        if CURRENCY not in amounts or self._charger is None:
+            return None
+        return CardBinding(api_url=self._api_url, merchant_id=self._merchant_id)
+
+    # ---- saved cards (Subscribe API) ----------------------------------------------------------
+
+    async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
+        return await self._subscribe().charge(request, remember)
+
+    async def forget(self, token: str) -> bool:
+        return await self._subscribe().forget(token)
+
+    async def check_card(self, token: str) -> CardCheck:
+        """cards.check for the card binding: verified and recurrent, or the decline to show."""
+        return await self._subscribe().check_card(token)
+
+    async def charge_checked(self, request: ChargeRequest, remember: Remember, card: SavedCard | None) -> ChargeResult:
+        """charge() for a card check_card() has just accepted."""
+        return await self._subscribe().charge_checked(request, remember, card)
+
+    def _subscribe(self) -> ReceiptCharger:
+        if self._charger is None:
+            raise NoSubscribeApi("Payme was built without a transport for the Subscribe API")
+        return self._charger
 
     # ---- the Merchant API ---------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ LOGIN = "Paycom"
 TIMEOUT_MS = 43_200_000  # a waiting transaction older than 12 h (from Payme's `time`) is dead
 PRODUCTION_CHECKOUT_URL = "https://checkout.paycom.uz"
 SANDBOX_CHECKOUT_URL = "https://test.paycom.uz"
+PRODUCTION_API_URL = "https://checkout.paycom.uz/api"  # the Subscribe API (saved cards, receipts)
+SANDBOX_API_URL = "https://checkout.test.paycom.uz/api"
 DEFAULT_ACCOUNT_FIELD = "order_id"
 MAX_ID_LENGTH = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,21 @@
+"""A form posted to a sub-route of the payment page (/pay/{label}/...) carries the signed link's exp, lang and
+sig; they are checked exactly as the page checks its query (403 or 410 through the error middleware)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from billing.links import check_link
+from webhook_server.keys import CLOCK, SETTINGS
+
+LINK_FIELDS = ("exp", "lang", "sig")
+
+
+async def signed_form(request: web.Request) -> tuple[MultiDictProxy[str | bytes | web.FileField], dict[str, str]]:
+    """The posted form, and the link fields it carries once their signature and expiry are checked."""
+    form = await request.post()
+    link = {name: value for name in LINK_FIELDS if isinstance(value := form.get(name), str)}
+    check_link(request.app[SETTINGS].link_key, request.match_info["label"], link.get("exp"), link.get("sig"),
+               int(request.app[CLOCK]().timestamp()), link.get("lang"))
+    return form, link
