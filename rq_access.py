@@ -109,7 +109,7 @@ class RqQueues:
 
     async def enqueue_forget_method(self, user_id: int, method_key: str) -> None:
         await self._from_loop(self.fulfilment, f"forget-method-{user_id}-{method_key}", jobs.forget_method,
-                              user_id, method_key, alert=True)
+                              user_id, alert=True)
 
     async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str | int, alert: bool = False) -> None:
         """Enqueue from the event loop without blocking it; a Redis failure becomes LedgerUnavailable."""

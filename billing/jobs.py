@@ -99,9 +99,9 @@ def notify_renewal(user_id: int, period: int, notice: str) -> bool:
                                                 clock=runtime.clock)))
 
 
-def forget_method(user_id: int, method_key: str) -> bool:
+def forget_method(user_id: int) -> bool:
     runtime = current()
-    return bool(runtime.run(forget_saved_method(user_id, chargers=dict(_renewals(runtime).chargers))))
+    return bool(runtime.run(forget_saved_method(user_id, chargers=_renewals(runtime).chargers)))
 
 
 def _renewals(runtime: JobRuntime) -> RenewalServices:

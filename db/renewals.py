@@ -24,6 +24,7 @@ class RenewalStatus(StrEnum):
 
 
 OPEN_STATUSES = (RenewalStatus.DUE, RenewalStatus.CHARGING, RenewalStatus.PENDING)
+OPEN_VALUES = [status.value for status in OPEN_STATUSES]  # for filters
 
 
 class Renewal(Document):
@@ -50,14 +51,6 @@ class Renewal(Document):
             IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
             IndexModel([("notice_pending", ASCENDING)], name="notice_pending"),
         ]
-
-
-async def find_renewal(user_id: int, period_end: datetime) -> Renewal | None:
-    return await Renewal.find_one(Renewal.user_id == user_id, Renewal.period_end == period_end)
-
-
-async def latest_renewal(user_id: int) -> Renewal | None:
-    return await Renewal.find(Renewal.user_id == user_id).sort("-period_end").first_or_none()
 
 
 RENEWAL_DOCUMENTS: list[type[Document]] = [Renewal]

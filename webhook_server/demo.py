@@ -17,10 +17,9 @@ from bot.notifier import close_notifier, notifier_for
 from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators import EMULATORS
-from rq_access import RedisLease
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.payout_services import close_payout_services, payout_services
-from webhook_server.renewal_services import renewal_services
+from webhook_server.renewal_services import renewal_services, scheduler_lease
 from webhook_server.runner import InProcessWorker
 from webhook_server.views.telegram import polling_ctx
 
@@ -91,7 +90,6 @@ def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float =
         if emulator_app is not None:
             app.add_subapp(f"{EMULATOR_ROOT}/{name}", emulator_app)
     app.cleanup_ctx.append(_worker_ctx)
-    app.cleanup_ctx.append(_scheduler_ctx)
     if settings.bot_token is not None and not settings.webhook_mode:
         app.cleanup_ctx.append(polling_ctx)  # the bot, long polling TELEGRAM_API_URL in this process
     app.on_startup.append(_prepare_welcome)
@@ -108,29 +106,23 @@ def print_welcome(app: web.Application) -> None:
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    notifier = notifier_for(app[SETTINGS])  # Telegram when BOT_TOKEN is set
-    payouts = payout_services(app[SETTINGS], app[QUEUES])  # against the konsol.pro emulator
-    renewals = renewal_services(app[SETTINGS], app[QUEUES], app[PROVIDERS], app[CLOCK])
+    """The worker, and the renewal scheduler as `ymds scheduler` runs it, on this process's loop and stores."""
+    settings = app[SETTINGS]
+    notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
+    payouts = payout_services(settings, app[QUEUES])  # against the konsol.pro emulator
+    renewals = renewal_services(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier,
                              payouts=payouts, renewals=renewals, clock=app[CLOCK])
     worker.start()
+    stop = asyncio.Event()
+    scheduler = asyncio.create_task(run_scheduler(renewals, scheduler_lease(settings, app[QUEUES].connection),
+                                                  app[CLOCK], interval=settings.scheduler_interval_seconds, stop=stop))
     yield
+    stop.set()
+    await scheduler
     await worker.stop()
     await close_notifier(notifier)
     await close_payout_services(payouts)
-
-
-async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The renewal scheduler, as `ymds scheduler` runs it, on this process's loop and in-memory stores."""
-    settings = app[SETTINGS]
-    services = renewal_services(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
-    lease = RedisLease(app[QUEUES].connection, ttl_seconds=max(3 * settings.scheduler_interval_seconds, 30))
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_scheduler(services, lease, app[CLOCK],
-                                             interval=settings.scheduler_interval_seconds, stop=stop))
-    yield
-    stop.set()
-    await task
 
 
 async def _prepare_welcome(app: web.Application) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from redis import Redis
+
 from billing.clock import Clock
 from billing.invoices import LinkIssuer
 from billing.ledger import Ledger
@@ -11,10 +13,11 @@ from billing.providers.base import SavedMethodCharger
 from billing.providers.stars import NAME as STARS
 from billing.renewals import RenewalPolicy, RenewalServices
 from bot.offers import reuse_margin
-from rq_access import RqQueues
+from rq_access import RedisLease, RqQueues
 from settings import Settings
 from webhook_server.providers import ProviderRegistry
 
+MIN_LEASE_SECONDS = 30
 PROVIDER_TIMEOUT_SECONDS = 60  # CloudPayments may take long over a charge; an unknown outcome is looked up again
 
 
@@ -35,3 +38,8 @@ def renewal_services(settings: Settings, queues: RqQueues, providers: ProviderRe
     chargers = {provider.name: provider for provider in providers if isinstance(provider, SavedMethodCharger)}
     return RenewalServices(chargers=chargers, ledger=Ledger(queues, clock), queue=queues,
                            policy=renewal_policy(settings), links=link_issuer(settings))
+
+
+def scheduler_lease(settings: Settings, connection: Redis) -> RedisLease:
+    """The scheduler's lease outlives a few ticks, so a standby takes over soon after the holder dies."""
+    return RedisLease(connection, ttl_seconds=max(3 * settings.scheduler_interval_seconds, MIN_LEASE_SECONDS))

@@ -18,11 +18,11 @@ from bot.notifier import close_notifier, notifier_for
 from db import init_db
 from billing.clock import utc_now
 from billing.renewals.scheduler import run_scheduler
-from rq_access import DueJobs, RedisLease, RqQueues, connect, make_worker
+from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 from webhook_server.providers import build_providers
-from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services
+from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services, scheduler_lease
 from webhook_server.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run_scheduler_service(settings: Settings) -> None:
         queues = queues_for(settings)
         transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)
         services = renewal_services(settings, queues, build_providers(settings, transport), utc_now)
-        lease = RedisLease(queues.connection, ttl_seconds=max(3 * settings.scheduler_interval_seconds, 30))
+        lease = scheduler_lease(settings, queues.connection)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -27,7 +27,7 @@ from billing.renewals.periods import period_filter, period_ms
 from billing.steps import Checkpoint, no_checkpoint
 from billing.subscriptions import get_subscription
 from db import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
-from db.renewals import OPEN_STATUSES, Renewal, RenewalStatus
+from db.renewals import OPEN_STATUSES, OPEN_VALUES, Renewal, RenewalStatus
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ async def _give_up(renewal: Renewal, attempt: int, result: ChargeResult, service
     event = RenewalEvent.EXPIRED if ended else RenewalEvent.STOPPED
     notice = f"{event.value}:{attempt}"
     moved = await Renewal.get_motor_collection().update_one(
-        {"_id": renewal.id, "attempts": attempt, "status": {"$in": [status.value for status in OPEN_STATUSES]}},
+        {"_id": renewal.id, "attempts": attempt, "status": {"$in": OPEN_VALUES}},
         {"$set": {"status": RenewalStatus.FAILED.value, "last_reason": result.reason, "hard_decline": result.hard,
                   "notice": notice, "notice_pending": True, "updated_at": now}},
     )
@@ -228,14 +228,14 @@ async def _finish(renewal: Renewal, status: RenewalStatus, now: datetime, operat
     if operation_id is not None:
         changes["operation_id"] = operation_id
     await Renewal.get_motor_collection().update_one(
-        {"_id": renewal.id, "status": {"$in": [status.value for status in OPEN_STATUSES]}}, {"$set": changes})
+        {"_id": renewal.id, "status": {"$in": OPEN_VALUES}}, {"$set": changes})
 
 
 async def close_renewal(renewal: Renewal, now: datetime, *, reason: str) -> None:
     """Nothing to charge any more (renewed by hand, auto-renewal off, method gone). A subscription kept
     past_due for this period goes back to active, so it ends (and is told) at its period end as usual."""
     result = await Renewal.get_motor_collection().update_one(
-        {"_id": renewal.id, "status": {"$in": [status.value for status in OPEN_STATUSES]}},
+        {"_id": renewal.id, "status": {"$in": OPEN_VALUES}},
         {"$set": {"status": RenewalStatus.CLOSED.value, "last_reason": reason, "updated_at": now}},
     )
     if result.modified_count == 1:
@@ -251,7 +251,7 @@ async def close_renewal(renewal: Renewal, now: datetime, *, reason: str) -> None
 async def close_open_renewals(user_id: int, now: datetime, *, reason: str) -> int:
     """Close every open renewal of a user (auto-renewal turned off); how many were open."""
     open_ones = await Renewal.find({"user_id": user_id,
-                                    "status": {"$in": [status.value for status in OPEN_STATUSES]}}).to_list()
+                                    "status": {"$in": OPEN_VALUES}}).to_list()
     for renewal in open_ones:
         await close_renewal(renewal, now, reason=reason)
     return len(open_ones)

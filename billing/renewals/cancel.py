@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from billing.errors import BillingError, LedgerUnavailable
@@ -57,14 +58,14 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
     return subscription
 
 
-async def forget_saved_method(user_id: int, *, chargers: dict[str, SavedMethodCharger] | None) -> bool:
+async def forget_saved_method(user_id: int, *, chargers: Mapping[str, SavedMethodCharger]) -> bool:
     """The job after auto-renewal went off: delete the method at the provider, then here. Nothing when the
     user turned auto-renewal on again meanwhile. Raises ProviderUnavailable (the job retries)."""
     subscription = await get_subscription(user_id)
     if subscription is None or subscription.auto_renew or subscription.payment_token is None:
         return False
     token = subscription.payment_token
-    charger = (chargers or {}).get(subscription.payment_provider or "")
+    charger = chargers.get(subscription.payment_provider or "")
     deleted = await charger.forget(token) if charger is not None else False
     await Subscription.get_motor_collection().update_one(
         {"_id": subscription.id, "auto_renew": False, "payment_token": token},

@@ -16,10 +16,6 @@ def period_from_ms(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-def same_period(moment: datetime, value: int) -> bool:
-    return period_ms(moment) == value
-
-
 def period_filter(value: int) -> dict[str, datetime]:
     """The stored datetimes within that millisecond (the store keeps milliseconds; Python keeps micros)."""
     start = period_from_ms(value)

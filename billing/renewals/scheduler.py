@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,10 +21,11 @@ from billing.errors import LedgerUnavailable
 
 from billing.ports import RenewalEvent
 from billing.renewals import RenewalServices
+from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import token_fingerprint
 from billing.renewals.periods import period_ms, renewal_label
 from db import Subscription, SubscriptionStatus
-from db.renewals import OPEN_STATUSES, Renewal, RenewalStatus
+from db.renewals import OPEN_STATUSES, OPEN_VALUES, Renewal, RenewalStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def _open_due(now: datetime, services: RenewalServices, chargeable: list[s
 
 
 async def _enqueue_due(now: datetime, services: RenewalServices) -> int:
-    due = Renewal.find({"status": {"$in": [status.value for status in OPEN_STATUSES]},
+    due = Renewal.find({"status": {"$in": OPEN_VALUES},
                         "next_attempt_at": {"$lte": now}}).sort("next_attempt_at").limit(BATCH)
     count = 0
     async for renewal in due:
@@ -132,8 +133,7 @@ async def _expire(now: datetime, services: RenewalServices) -> int:
     count = 0
     async for subscription in ended:
         period = period_ms(subscription.current_period_end)
-        renewal = await Renewal.find_one({"user_id": subscription.user_id,
-                                          "period_end": subscription.current_period_end})
+        renewal = await find_period_renewal(subscription.user_id, period)
         if renewal is not None and renewal.status in OPEN_STATUSES:
             continue
         if renewal is None and subscription.payment_provider in services.policy.self_renewing:
@@ -178,9 +178,6 @@ class Lease(Protocol):
         ...
 
     def release(self) -> None: ...
-
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 async def run_scheduler(

@@ -72,5 +72,5 @@ async def _reply(query: CallbackQuery, text: str) -> None:
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(text)
-    else:
-        await query.bot.send_message(query.from_user.id, text) if query.bot else None
+    elif query.bot is not None:  # the question is too old for Telegram to hand back: answer in a new message
+        await query.bot.send_message(query.from_user.id, text)

@@ -17,9 +17,11 @@ from billing.money import Money
 from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active
+from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_renew
+from billing.renewals.periods import period_ms
 from db import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
-from db.renewals import OPEN_STATUSES, Renewal
+from db.renewals import OPEN_STATUSES
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
 
@@ -98,11 +100,17 @@ async def get_invoice_view(request: web.Request) -> web.Response:
     return web.json_response(invoice_json(invoice))
 
 
-async def get_subscription_view(request: web.Request) -> web.Response:
+def _path_user_id(request: web.Request) -> int | None:
+    """The {user_id} of the path; None when it is not a positive integer."""
     raw = request.match_info["user_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 16 else None
+
+
+async def get_subscription_view(request: web.Request) -> web.Response:
+    user_id = _path_user_id(request)
+    if user_id is None:
         return json_error(400, "bad_request", "user_id must be a positive integer")
-    subscription = await get_subscription(int(raw))
+    subscription = await get_subscription(user_id)
     if subscription is None:
         return json_error(404, "subscription_not_found", "this user has no subscription")
     return web.json_response(await _subscription_json(subscription, request.app[CLOCK]()))
@@ -111,15 +119,15 @@ async def get_subscription_view(request: web.Request) -> web.Response:
 async def patch_subscription_view(request: web.Request) -> web.Response:
     """{"auto_renew": false} turns automatic renewal off (and deletes the saved method at the provider);
     {"auto_renew": true} turns it on again while a saved method is kept."""
-    raw = request.match_info["user_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16:
+    user_id = _path_user_id(request)
+    if user_id is None:
         return json_error(400, "bad_request", "user_id must be a positive integer")
     body = await _json_object(request)
     if set(body) != {"auto_renew"} or not isinstance(body["auto_renew"], bool):
         return json_error(400, "bad_request", 'give exactly {"auto_renew": true|false}')
     now = request.app[CLOCK]()
     try:
-        subscription = await set_auto_renew(int(raw), body["auto_renew"], queue=request.app[QUEUES], now=now)
+        subscription = await set_auto_renew(user_id, body["auto_renew"], queue=request.app[QUEUES], now=now)
     except NoSubscription:
         return json_error(404, "subscription_not_found", "this user has no subscription")
     except NoSavedMethod:
@@ -128,8 +136,7 @@ async def patch_subscription_view(request: web.Request) -> web.Response:
 
 
 async def _subscription_json(subscription: Subscription, now: datetime) -> dict[str, Any]:
-    renewal = await Renewal.find_one(Renewal.user_id == subscription.user_id,
-                                     Renewal.period_end == subscription.current_period_end)
+    renewal = await find_period_renewal(subscription.user_id, period_ms(subscription.current_period_end))
     status = ("past_due" if subscription.status is SubscriptionStatus.PAST_DUE
               else "active" if is_active(subscription, now) else "expired")
     return {
