@@ -7,7 +7,6 @@ from aiohttp import web
 from yarl import URL
 
 from billing.invoices import get_invoice
-from billing.links import check_link
 from billing.providers.cloudpayments import NAME, Kind
 from bot.texts import catalogue, page_language
 from db import InvoiceStatus
@@ -15,6 +14,7 @@ from db.users import stored_language
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
 from webhook_server.views.notify import read_raw, to_response
+from webhook_server.views.signed_form import signed_form
 from webhook_server.views.pay import LANG, RETURNED
 
 
@@ -41,10 +41,7 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
-    form = await request.post()
-    signed = {name: value for name in ("exp", LANG, "sig") if isinstance(value := form.get(name), str)}
-    check_link(settings.link_key, label, signed.get("exp"), signed.get("sig"),
-               int(request.app[CLOCK]().timestamp()), signed.get(LANG))
+    _, signed = await signed_form(request)
     invoice = await get_invoice(label)
     page_url = URL(settings.public_base_url.rstrip("/") + f"/pay/{label}").with_query(signed)
     if invoice.status is not InvoiceStatus.PENDING:

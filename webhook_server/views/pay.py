@@ -13,6 +13,7 @@ from db import Invoice, InvoiceStatus
 from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
 from webhook_server.views.payme import card_form
+from webhook_server.views.signed_form import signed_query
 
 RETURNED = "returned"
 BOT_ONLY_CURRENCIES = frozenset({"XTR"})  # Telegram Stars are paid inside the bot, never on this page
@@ -35,11 +36,6 @@ async def signed_invoice(request: web.Request) -> tuple[Invoice, Texts]:
     invoice = await get_invoice(label)
     stored = None if signed_lang else await stored_language(invoice.user_id)
     return invoice, catalogue().texts(page_language(signed_lang, stored, request.headers.get("Accept-Language")))
-
-
-def signed_query(request: web.Request) -> dict[str, str]:
-    """The signed link's own query (exp, sig, lang), to carry it to another page under the same link."""
-    return {name: request.query[name] for name in ("exp", LANG, "sig") if name in request.query}
 
 
 async def pay_page(request: web.Request) -> web.Response:

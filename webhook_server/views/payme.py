@@ -25,7 +25,7 @@ from bot.texts import Texts, catalogue, page_language
 from db import Invoice
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.views.notify import read_raw, to_response
-from webhook_server.views.signed_form import LINK_FIELDS, signed_form
+from webhook_server.views.signed_form import signed_form, signed_query
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def card_form(request: web.Request, invoice: Invoice, t: Texts) -> dict[str, Any
     base = request.app[SETTINGS].public_base_url.rstrip("/")
     return {
         "action": f"{base}/pay/{invoice.label}/payme/card",
-        "fields": {name: request.query[name] for name in LINK_FIELDS if name in request.query},
+        "fields": signed_query(request),
         "price": t.money(Money(invoice.amounts[CURRENCY], CURRENCY)),
         "config": {"apiUrl": binding.api_url, "merchantId": binding.merchant_id, "language": t.language,
                    "texts": {name: t(f"page.payme_card.{name}") for name in SCRIPT_TEXTS}},

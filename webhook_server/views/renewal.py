@@ -16,7 +16,8 @@ from bot.routers.subscribe import mask_method
 from bot.texts import Texts
 from db import Subscription
 from webhook_server.keys import CLOCK, PLANS, QUEUES
-from webhook_server.views.pay import signed_invoice, signed_query
+from webhook_server.views.pay import signed_invoice
+from webhook_server.views.signed_form import signed_query
 
 
 async def renewal_page(request: web.Request) -> web.Response:

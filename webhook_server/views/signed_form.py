@@ -1,5 +1,6 @@
-"""A form posted to a sub-route of the payment page (/pay/{label}/...) carries the signed link's exp, lang and
-sig; they are checked exactly as the page checks its query (403 or 410 through the error middleware)."""
+"""The signed link's fields (exp, lang, sig) under /pay/{label}/: read from the page's query to carry them on, and
+from a form posted to a sub-route, checked exactly as the page checks its query (403 or 410 through the error
+middleware)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,8 @@ async def signed_form(request: web.Request) -> tuple[MultiDictProxy[str | bytes 
     check_link(request.app[SETTINGS].link_key, request.match_info["label"], link.get("exp"), link.get("sig"),
                int(request.app[CLOCK]().timestamp()), link.get("lang"))
     return form, link
+
+
+def signed_query(request: web.Request) -> dict[str, str]:
+    """The signed link's own query (exp, lang, sig), to carry it to another page or form under the same link."""
+    return {name: request.query[name] for name in LINK_FIELDS if name in request.query}

@@ -11,7 +11,6 @@ from yarl import URL
 
 from billing.errors import ProviderUnavailable
 from billing.invoices import get_invoice
-from billing.links import check_link
 from billing.money import Money
 from billing.providers.base import ProviderRejected
 from billing.providers.yookassa import NAME, YooKassa
@@ -21,10 +20,10 @@ from db import InvoiceStatus
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
 from webhook_server.views.notify import read_raw, to_response
+from webhook_server.views.signed_form import signed_form
 
 log = logging.getLogger(__name__)
 
-LINK_FIELDS = ("exp", "lang", "sig")
 RETURNED = "returned"  # the pay page's mark for a payer back from the provider (views/pay.py)
 
 
@@ -50,9 +49,7 @@ async def pay_with_yookassa(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     now = request.app[CLOCK]()
-    form = await request.post()
-    link = {name: value for name in LINK_FIELDS if isinstance(value := form.get(name), str)}
-    check_link(settings.link_key, label, link.get("exp"), link.get("sig"), int(now.timestamp()), link.get("lang"))
+    _, link = await signed_form(request)
     invoice = await get_invoice(label)
     page = URL(settings.public_base_url.rstrip("/") + f"/pay/{label}").with_query(link)
     back = str(page.update_query({RETURNED: "1"}))
