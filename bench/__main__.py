@@ -1,5 +1,6 @@
-"""`python -m bench`: throughput and latency of the notification route against a hello-world route, end to end
-fulfilment with 1 and 2 in-process RQ workers on the real Redis, and peak RSS. Prints a table.
+"""`python -m bench`: throughput and latency of the notification routes against a hello-world route and
+paytechuz, end to end fulfilment with 1 and 2 `ymds worker` processes on the real Redis, and the peak RSS of
+each process. Prints tables.
 
     python -m bench [--requests 3000] [--redis-url redis://127.0.0.1:6379/14]
 """
@@ -12,45 +13,40 @@ import importlib.util
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from urllib.parse import urlencode
 
 import aiohttp
-import redis
 from rq.registry import FinishedJobRegistry
 
+from bench.deployment import (
+    BENCH_ADMIN_TOKEN, BENCH_PAYME_KEY, BENCH_SECRET, STARTUP_DEADLINE_SECONDS, Deployment, cpu_seconds, deployment,
+    free_port,
+)
 from bench.load import Result, closed_loop, fixed_rate
-from bench.server import BENCH_ADMIN_TOKEN, BENCH_PAYME_KEY, BENCH_SECRET
-from billing.providers.payme.protocol import basic_auth
 from billing.money import Money
+from billing.providers.payme.protocol import basic_auth
 from billing.providers.yoomoney import build_notification
-from rq_access import FULFILMENT_QUEUE
+from rq_access import FULFILMENT_QUEUE, NOTICES_QUEUE
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 PAYME_PAIRS = 300
 CONCURRENCY = 32
-STARTUP_DEADLINE_SECONDS = 30
 E2E_DEADLINE_SECONDS = 300
 INVOICE_POOL = 100
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+BOT_USERS = 50
+ADMIN = {"Authorization": f"Bearer {BENCH_ADMIN_TOKEN}"}
 
 
 @asynccontextmanager
-async def server(*args: str) -> AsyncIterator[tuple[str, int]]:
+async def hello_server() -> AsyncIterator[tuple[str, int]]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.server", "--port", str(port), *args, stdout=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "bench.server", "--port", str(port), stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), STARTUP_DEADLINE_SECONDS)
@@ -62,20 +58,45 @@ async def server(*args: str) -> AsyncIterator[tuple[str, int]]:
         await process.wait()
 
 
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+async def count_users(running: Deployment, users: Iterable[int],
+                      check: Callable[[aiohttp.ClientSession, Deployment, int], Awaitable[bool]]) -> int:
+    """How many of `users` pass `check`, asked 50 at a time."""
+    async with aiohttp.ClientSession() as session:
+        ids, passed = list(users), 0
+        for start in range(0, len(ids), 50):
+            passed += sum(await asyncio.gather(*(check(session, running, user) for user in ids[start:start + 50])))
+        return passed
+
+
+async def subscription_active(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
+    async with session.get(f"{running.base}/api/users/{user_id}/subscription", headers=ADMIN) as response:
+        return response.status == 200 and (await response.json())["status"] == "active"
+
+
+async def was_told(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
+    async with session.get(f"{running.telegram}/fake/messages", params={"chat_id": user_id}) as response:
+        return bool((await response.json())["messages"])
+
+
+async def bot_answers(running: Deployment, users: int) -> None:
+    """`users` people send /start to the bot (new users, above the paying ones); waits for every answer."""
+    first = 1_000_000
+    async with aiohttp.ClientSession() as session:
+        for user in range(first, first + users):
+            async with session.post(f"{running.telegram}/fake/send", data={"user_id": user, "text": "/start"}):
+                pass
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while await count_users(running, range(first, first + users), was_told) < users:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the bot did not answer {users} /start within {STARTUP_DEADLINE_SECONDS} s")
+        await asyncio.sleep(0.1)  # polling the fake Bot API for the bot's answers, bounded by the deadline
 
 
 async def invoices(base: str, count: int) -> list[str]:
-    headers = {"Authorization": f"Bearer {BENCH_ADMIN_TOKEN}"}
     async with aiohttp.ClientSession() as session:
         async def one(user_id: int) -> str:
             async with session.post(f"{base}/api/invoices", json={"user_id": user_id, "plan": "month"},
-                                    headers=headers) as response:
+                                    headers=ADMIN) as response:
                 return str((await response.json())["label"])
 
         labels = []
@@ -95,17 +116,18 @@ def payme_calls(method: str, params: list[dict[str, object]]) -> list[bytes]:
 
 
 async def payme_rows(url: str, field: str, accounts: list[str], fresh: list[str], requests: int,
-                     name: str, clients: int = CONCURRENCY) -> list[str]:
+                     name: str, pids: dict[str, int], clients: int = CONCURRENCY) -> list[str]:
     """CheckPerformTransaction back to back over `accounts`, then Create for each fresh account and Perform."""
     auth = {"Authorization": basic_auth(BENCH_PAYME_KEY)}
     checks = [{"amount": 3500000, "account": {field: account}} for account in cycle(accounts, requests)]
-    check = await closed_loop(url, payme_calls("CheckPerformTransaction", checks), clients, JSON, auth)
+    check = await measured(pids, closed_loop(url, payme_calls("CheckPerformTransaction", checks), clients, JSON, auth))
     now_ms = int(time.time() * 1000)
     ids = [f"{n:024x}" for n in range(1, len(fresh) + 1)]
     creates = [{"id": payme_id, "time": now_ms, "amount": 3500000, "account": {field: account}}
                for payme_id, account in zip(ids, fresh, strict=True)]
-    create = await closed_loop(url, payme_calls("CreateTransaction", creates), clients, JSON, auth)
-    perform = await closed_loop(url, payme_calls("PerformTransaction", [{"id": i} for i in ids]), clients, JSON, auth)
+    create = await measured(pids, closed_loop(url, payme_calls("CreateTransaction", creates), clients, JSON, auth))
+    performs = payme_calls("PerformTransaction", [{"id": i} for i in ids])
+    perform = await measured(pids, closed_loop(url, performs, clients, JSON, auth))
     return [row(f"{name}: Payme CheckPerformTransaction, {clients} client(s)", check),
             row(f"{name}: Payme CreateTransaction", create), row(f"{name}: Payme PerformTransaction", perform)]
 
@@ -113,7 +135,7 @@ async def payme_rows(url: str, field: str, accounts: list[str], fresh: list[str]
 async def paytechuz_rows(requests: int) -> list[str]:
     """The same Payme load against paytechuz's FastAPI webhook (the [bench] extra), or a line saying it is absent."""
     if importlib.util.find_spec("paytechuz") is None or importlib.util.find_spec("uvicorn") is None:
-        return ["| paytechuz: not installed (pip install -e '.[bench]') | | | | | |"]
+        return ["| paytechuz: not installed (pip install -e '.[bench]') | | | | | | |"]
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.paytechuz_server", "--port", str(port), "--orders", str(INVOICE_POOL + PAYME_PAIRS),
@@ -133,7 +155,8 @@ async def paytechuz_rows(requests: int) -> list[str]:
         fresh = [str(n) for n in range(INVOICE_POOL + 1, INVOICE_POOL + PAYME_PAIRS + 1)]
         # One client: its async handler runs synchronous SQLAlchemy on the event loop, and with 32 clients a
         # request holding SQLite's write lock stalls every other (requests time out).
-        return await payme_rows(url, "id", orders, fresh, requests, "paytechuz (FastAPI, SQLite)", clients=1)
+        return await payme_rows(url, "id", orders, fresh, requests, "paytechuz (FastAPI, SQLite)",
+                                {"paytechuz": process.pid}, clients=1)
     finally:
         process.terminate()
         await process.wait()
@@ -143,90 +166,98 @@ def cycle(labels: list[str], count: int) -> list[str]:
     return [labels[n % len(labels)] for n in range(count)]
 
 
-def row(name: str, result: Result) -> str:
+async def measured(pids: dict[str, int], load: Awaitable[Result]) -> tuple[Result, dict[str, float]]:
+    """The load's result and the CPU milliseconds each server process spent per request meanwhile."""
+    before = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    result = await load
+    return result, {role: (cpu_seconds(pid) - before[role]) * 1000 / result.requests for role, pid in pids.items()}
+
+
+def row(name: str, measurement: tuple[Result, dict[str, float]]) -> str:
+    result, cpu = measurement
+    parts = " + ".join(f"{role} {ms:.2f}" for role, ms in cpu.items())
+    total = f"{sum(cpu.values()):.2f} ms" + (f" ({parts})" if len(cpu) > 1 else "")
     return (f"| {name} | {result.requests} | {result.rate:,.0f}/s | {result.percentile(50):.1f} ms | "
-            f"{result.percentile(99):.1f} ms | {result.errors} |")
+            f"{result.percentile(99):.1f} ms | {result.errors} | {total} |")
 
 
 async def run(requests: int, redis_url: str) -> None:
-    flush = redis.Redis.from_url(redis_url)
-    flush.flushdb()
-    lines = ["| load | requests | throughput | p50 | p99 | non-200 |", "|---|---|---|---|---|---|"]
+    lines = ["| load | requests | throughput | p50 | p99 | non-200 | server CPU per request |",
+             "|---|---|---|---|---|---|---|"]
 
-    async with server("--hello") as (base, _pid):
+    async with hello_server() as (base, pid):
         await closed_loop(f"{base}/hello", [b"x"] * 500, CONCURRENCY, FORM)
-        hello = await closed_loop(f"{base}/hello", [b"x=1"] * requests, CONCURRENCY, FORM)
+        hello = await measured({"hello": pid}, closed_loop(f"{base}/hello", [b"x=1"] * requests, CONCURRENCY, FORM))
         lines.append(row(f"hello-world, {CONCURRENCY} clients", hello))
 
-    async with server("--redis-url", redis_url) as (base, web_pid):
-        # A few invoices paid again and again (each notification a new operation): mongomock scans instead of
-        # using indexes, so thousands of invoices would measure mongomock rather than the route.
+    rss: dict[str, float] = {}
+    async with deployment(redis_url, workers=0) as running:
+        # No worker runs here: the route alone, its fulfilment jobs waiting in Redis. A few invoices are paid
+        # again and again (each notification a new operation): mongomock scans instead of using indexes, so
+        # thousands of invoices would measure mongomock rather than the route.
+        base = running.base
         labels = await invoices(base, INVOICE_POOL)
         await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, 500), "warm"), CONCURRENCY, FORM)
-        notify = await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "c"),
-                                   CONCURRENCY, FORM)
+        pids = running.server_pids()
+        notify = await measured(pids, closed_loop(f"{base}/notify/yoomoney",
+                                                  notifications(cycle(labels, requests), "c"), CONCURRENCY, FORM))
         lines.append(row(f"POST /notify/yoomoney, {CONCURRENCY} clients", notify))
-        paced = await fixed_rate(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "r"), 1000, FORM)
+        paced = await measured(pids, fixed_rate(f"{base}/notify/yoomoney",
+                                                notifications(cycle(labels, requests), "r"), 1000, FORM))
         lines.append(row("POST /notify/yoomoney at 1,000/s", paced))
         lines += await payme_rows(f"{base}/notify/payme", "order_id", labels, await invoices(base, PAYME_PAIRS),
-                                  requests, "open-ymds")
-        web_rss = peak_rss_mb(web_pid)
-    flush.flushdb()
+                                  requests, "open-ymds", pids)
+        rss["web"] = running.peak_rss("web")
     lines += await paytechuz_rows(requests)
 
-    e2e_lines = ["| end to end | payments | payments/s | peak RSS |", "|---|---|---|---|"]
+    e2e_lines = ["| end to end | payments | payments/s (to active) | subscriptions active | notices/s (to told) | "
+                 "users told | CPU ms per payment |", "|---|---|---|---|---|---|---|"]
     for workers in (1, 2):
-        async with server("--redis-url", redis_url, "--workers", str(workers)) as (base, pid):
-            labels = await invoices(base, requests)
-            finished = FinishedJobRegistry(FULFILMENT_QUEUE, connection=flush)
-            started = time.perf_counter()
-            await closed_loop(f"{base}/notify/yoomoney", notifications(labels, f"e2e{workers}"), CONCURRENCY, FORM)
-            deadline = started + E2E_DEADLINE_SECONDS
-            while finished.count < requests and time.perf_counter() < deadline:
-                await asyncio.sleep(0.05)  # polling Redis for the last fulfilment, bounded by the deadline
-            elapsed = time.perf_counter() - started
-            e2e_lines.append(f"| {workers} in-process worker(s) | {finished.count} | {finished.count / elapsed:,.0f}/s "
-                             f"| {peak_rss_mb(pid):.0f} MB |")
-        flush.flushdb()
-
-    demo_rss = await demo_with_bot_rss(requests)
-    e2e_lines.append(f"| `ymds demo` with the bot (web, worker and bot in one process), {requests} payments | "
-                     f"| | {demo_rss:.0f} MB |")
+        async with deployment(redis_url, workers, bot=True) as running:
+            e2e_lines.append(await end_to_end(running, requests, workers))
+            await bot_answers(running, BOT_USERS)
+            for role in ("web", "worker", "bot", "database"):
+                rss[role] = max(rss.get(role, 0.0), running.peak_rss(role))
 
     print(f"open-ymds benchmark on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}), "
           f"{time.strftime('%Y-%m-%d')}")
     print("\n".join(lines))
-    print(f"\nnotification route / hello-world throughput: {notify.rate / hello.rate:.0%}; "
-          f"web process peak RSS {web_rss:.0f} MB\n")
+    print(f"\nnotification route / hello-world: {notify[0].rate / hello[0].rate:.0%} of the throughput; "
+          f"{sum(hello[1].values()) / notify[1]['web']:.0%} of the web process's CPU per request\n")
     print("\n".join(e2e_lines))
+    print("\n| process | peak RSS |\n|---|---|")
+    print(f"| `ymds web` | {rss['web']:.0f} MB |\n| `ymds worker` (the largest) | {rss['worker']:.0f} MB |\n"
+          f"| `ymds bot` ({BOT_USERS} users sent /start) | {rss['bot']:.0f} MB |\n"
+          f"| the database stand-in (bench.mongo_wire, not part of open-ymds) | {rss['database']:.0f} MB |")
 
 
-async def demo_with_bot_rss(requests: int) -> float:
-    """Peak RSS of `ymds demo` running the bot (against `ymds fake-telegram`) after `requests` payments."""
-    ymds = os.path.join(os.path.dirname(sys.executable), "ymds")
-    telegram_port, demo_port = free_port(), free_port()
-    env = {**os.environ, "BOT_TOKEN": "123456:BENCH", "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
-           "ADMIN_API_TOKEN": BENCH_ADMIN_TOKEN, "YOOMONEY_NOTIFICATION_SECRET": BENCH_SECRET}
-    processes = [await asyncio.create_subprocess_exec(ymds, "fake-telegram", "--port", str(telegram_port), env=env,
-                                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)]
-    try:
-        assert processes[0].stdout is not None
-        await asyncio.wait_for(processes[0].stdout.readline(), STARTUP_DEADLINE_SECONDS)
-        demo = await asyncio.create_subprocess_exec(ymds, "demo", "--port", str(demo_port), env=env,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        processes.append(demo)
-        assert demo.stdout is not None
-        async with asyncio.timeout(STARTUP_DEADLINE_SECONDS):
-            while b"/pay/" not in await demo.stdout.readline():
-                pass
-        base = f"http://127.0.0.1:{demo_port}"
-        labels = await invoices(base, INVOICE_POOL)
-        await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "bot"), CONCURRENCY, FORM)
-        return peak_rss_mb(demo.pid)
-    finally:
-        for process in processes:
-            process.terminate()
-            await process.wait()
+async def end_to_end(running: Deployment, requests: int, workers: int) -> str:
+    """Notifications for `requests` fresh invoices until every fulfilment job finished (payments/s), then until
+    every payment notice went out through the fake Bot API (workers take fulfilment first); then checks through
+    the admin API that each user's subscription is active and through the fake Bot API that each was told."""
+    labels = await invoices(running.base, requests)
+    pids = {f"{role} {n + 1}" if len(running.pids[role]) > 1 else role: pid
+            for role in ("web", "worker", "database") for n, pid in enumerate(running.pids[role])}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.perf_counter()
+    await closed_loop(f"{running.base}/notify/yoomoney", notifications(labels, f"e2e{workers}"), CONCURRENCY, FORM)
+    fulfilled = await finished_jobs(running, FULFILMENT_QUEUE, requests, started)
+    active_after = time.perf_counter() - started
+    notified = await finished_jobs(running, NOTICES_QUEUE, requests, started)
+    told_after = time.perf_counter() - started
+    cpu = ", ".join(f"{name} {(cpu_seconds(pid) - before[name]) * 1000 / requests:.2f}" for name, pid in pids.items())
+    active = await count_users(running, range(1, requests + 1), subscription_active)
+    told = await count_users(running, range(1, requests + 1), was_told)
+    return (f"| {workers} × `ymds worker` | {fulfilled} | {fulfilled / active_after:,.0f}/s | {active} | "
+            f"{notified / told_after:,.0f}/s | {told} | {cpu} |")
+
+
+async def finished_jobs(running: Deployment, queue: str, expected: int, started: float) -> int:
+    """Waits (within E2E_DEADLINE_SECONDS of `started`) until `expected` jobs of `queue` finished."""
+    finished = FinishedJobRegistry(queue, connection=running.redis)
+    while finished.count < expected and time.perf_counter() < started + E2E_DEADLINE_SECONDS:
+        await asyncio.sleep(0.05)  # polling Redis for the last job, bounded by the deadline
+    return int(finished.count)
 
 
 def main() -> None:

@@ -1,0 +1,152 @@
+"""The production shape for the benchmark: `ymds web`, N `ymds worker` and `ymds bot` as separate processes,
+sharing the real Redis and one database (bench.mongo_wire), with `ymds fake-telegram` as the Bot API.
+
+Every process is started exactly as an operator starts it (the `ymds` command, settings in the
+environment), so the figures include what production runs: the JSON logs, the metrics, the request ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import redis
+from rq import Worker
+
+STARTUP_DEADLINE_SECONDS = 30
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_SECRET = "bench-yoomoney-secret"
+BENCH_ADMIN_TOKEN = "bench-admin-token"
+BENCH_PAYME_KEY = "bench-payme-key"
+BENCH_BOT_TOKEN = "123456:BENCH"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The kernel's high-water mark of the process's resident set (VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise LookupError(f"no VmHWM for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process (all its threads) has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Deployment:
+    base: str
+    telegram: str
+    redis: redis.Redis
+    pids: dict[str, list[int]] = field(default_factory=dict)
+
+    def peak_rss(self, role: str) -> float:
+        """The largest peak among the processes of one role."""
+        return max(peak_rss_mb(pid) for pid in self.pids[role])
+
+    def server_pids(self) -> dict[str, int]:
+        """The processes that answer a notification: the web process and the database."""
+        return {"web": self.pids["web"][0], "database": self.pids["database"][0]}
+
+
+def service_env(mongodb_port: int, redis_url: str, web_port: int, telegram: str) -> dict[str, str]:
+    return {
+        **os.environ, "ENVIRONMENT": "development",
+        "ADMIN_API_TOKEN": BENCH_ADMIN_TOKEN, "LINK_SECRET": "bench-link", "PUBLIC_BASE_URL": "http://127.0.0.1",
+        "MONGODB_URI": f"mongodb://127.0.0.1:{mongodb_port}/?directConnection=true", "REDIS_URL": redis_url,
+        "PLANS_FILE": str(ROOT / "plans.toml"), "WEB_PORT": str(web_port), "JOB_MAX_RETRIES": "0",
+        "YOOMONEY_WALLET": "4100118000000000", "YOOMONEY_NOTIFICATION_SECRET": BENCH_SECRET,
+        "PAYME_MERCHANT_ID": "5e730e8e0b852a417aa49ceb", "PAYME_KEY": BENCH_PAYME_KEY,
+        "BOT_TOKEN": BENCH_BOT_TOKEN, "TELEGRAM_API_URL": telegram,
+    }
+
+
+async def start(stack: AsyncExitStack, *args: str, env: dict[str, str] | None = None,
+                ready_line: bytes | None = None) -> asyncio.subprocess.Process:
+    """Start a process that is terminated when `stack` closes; with `ready_line`, wait until it prints it."""
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.PIPE if ready_line else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+    async def stop() -> None:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+    stack.push_async_callback(stop)
+    if ready_line is not None:
+        assert process.stdout is not None
+        async with asyncio.timeout(STARTUP_DEADLINE_SECONDS):
+            while ready_line not in await process.stdout.readline():
+                if process.stdout.at_eof():
+                    raise RuntimeError(f"{args} exited before it was ready")
+    return process
+
+
+async def wait_ready(url: str) -> None:
+    """Poll `url` until it answers 200, within the startup deadline."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 within {STARTUP_DEADLINE_SECONDS} s")
+            await asyncio.sleep(0.1)  # polling a process that is starting, bounded by the deadline
+
+
+@asynccontextmanager
+async def deployment(redis_url: str, workers: int, *, bot: bool = False) -> AsyncIterator[Deployment]:
+    """The database, the fake Bot API, `ymds web`, `workers` × `ymds worker` and, with `bot`, `ymds bot`."""
+    ymds = str(Path(sys.executable).with_name("ymds"))
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    async with AsyncExitStack() as stack:
+        mongodb_port, telegram_port, web_port = free_port(), free_port(), free_port()
+        telegram = f"http://127.0.0.1:{telegram_port}"
+        env = service_env(mongodb_port, redis_url, web_port, telegram)
+        database = await start(stack, sys.executable, "-m", "bench.mongo_wire", "--port", str(mongodb_port),
+                               ready_line=b"ready")
+        await start(stack, ymds, "fake-telegram", "--port", str(telegram_port), env=env, ready_line=b"fake Telegram")
+        web = await start(stack, ymds, "web", env=env)
+        await wait_ready(f"http://127.0.0.1:{web_port}/readyz")
+        running = Deployment(f"http://127.0.0.1:{web_port}", telegram, connection,
+                             {"database": [database.pid], "web": [web.pid], "worker": [], "bot": []})
+        for _ in range(workers):
+            running.pids["worker"].append((await start(stack, ymds, "worker", env=env)).pid)
+        await wait_for_workers(connection, workers)
+        if bot:
+            running.pids["bot"].append((await start(stack, ymds, "bot", env=env)).pid)
+        yield running
+    connection.flushdb()
+
+
+async def wait_for_workers(connection: redis.Redis, count: int) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while Worker.count(connection=connection) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} RQ worker(s) did not register within {STARTUP_DEADLINE_SECONDS} s")
+        await asyncio.sleep(0.1)  # polling Redis for the workers' registration, bounded by the deadline
