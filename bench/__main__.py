@@ -15,21 +15,18 @@ import os
 import platform
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from urllib.parse import urlencode
 
 import aiohttp
 from rq.registry import FinishedJobRegistry
 
 from bench.deployment import (
-    BENCH_ADMIN_TOKEN, BENCH_PAYME_KEY, BENCH_SECRET, STARTUP_DEADLINE_SECONDS, Deployment, cpu_seconds, deployment,
-    free_port,
+    BENCH_PAYME_KEY, STARTUP_DEADLINE_SECONDS, Deployment, bot_answers, count_users, cpu_seconds, deployment,
+    free_port, invoices, notifications, subscription_active, was_told,
 )
 from bench.load import Result, closed_loop, fixed_rate
-from billing.money import Money
 from billing.providers.payme.protocol import basic_auth
-from billing.providers.yoomoney import build_notification
 from rq_access import FULFILMENT_QUEUE, NOTICES_QUEUE
 
 FORM = "application/x-www-form-urlencoded"
@@ -39,7 +36,6 @@ CONCURRENCY = 32
 E2E_DEADLINE_SECONDS = 300
 INVOICE_POOL = 100
 BOT_USERS = 50
-ADMIN = {"Authorization": f"Bearer {BENCH_ADMIN_TOKEN}"}
 
 
 @asynccontextmanager
@@ -56,58 +52,6 @@ async def hello_server() -> AsyncIterator[tuple[str, int]]:
     finally:
         process.terminate()
         await process.wait()
-
-
-async def count_users(running: Deployment, users: Iterable[int],
-                      check: Callable[[aiohttp.ClientSession, Deployment, int], Awaitable[bool]]) -> int:
-    """How many of `users` pass `check`, asked 50 at a time."""
-    async with aiohttp.ClientSession() as session:
-        ids, passed = list(users), 0
-        for start in range(0, len(ids), 50):
-            passed += sum(await asyncio.gather(*(check(session, running, user) for user in ids[start:start + 50])))
-        return passed
-
-
-async def subscription_active(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
-    async with session.get(f"{running.base}/api/users/{user_id}/subscription", headers=ADMIN) as response:
-        return response.status == 200 and (await response.json())["status"] == "active"
-
-
-async def was_told(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
-    async with session.get(f"{running.telegram}/fake/messages", params={"chat_id": user_id}) as response:
-        return bool((await response.json())["messages"])
-
-
-async def bot_answers(running: Deployment, users: int) -> None:
-    """`users` people send /start to the bot (new users, above the paying ones); waits for every answer."""
-    first = 1_000_000
-    async with aiohttp.ClientSession() as session:
-        for user in range(first, first + users):
-            async with session.post(f"{running.telegram}/fake/send", data={"user_id": user, "text": "/start"}):
-                pass
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while await count_users(running, range(first, first + users), was_told) < users:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the bot did not answer {users} /start within {STARTUP_DEADLINE_SECONDS} s")
-        await asyncio.sleep(0.1)  # polling the fake Bot API for the bot's answers, bounded by the deadline
-
-
-async def invoices(base: str, count: int) -> list[str]:
-    async with aiohttp.ClientSession() as session:
-        async def one(user_id: int) -> str:
-            async with session.post(f"{base}/api/invoices", json={"user_id": user_id, "plan": "month"},
-                                    headers=ADMIN) as response:
-                return str((await response.json())["label"])
-
-        labels = []
-        for start in range(0, count, 200):
-            labels += await asyncio.gather(*(one(n + 1) for n in range(start, min(count, start + 200))))
-        return labels
-
-
-def notifications(labels: list[str], tag: str) -> list[bytes]:
-    return [urlencode(build_notification(BENCH_SECRET, operation_id=f"{tag}-{n}", paid=Money(29900, "RUB"),
-                                         label=label)).encode() for n, label in enumerate(labels)]
 
 
 def payme_calls(method: str, params: list[dict[str, object]]) -> list[bytes]:

@@ -12,14 +12,18 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 import redis
 from rq import Worker
+
+from billing.money import Money
+from billing.providers.yoomoney import build_notification
 
 STARTUP_DEADLINE_SECONDS = 30
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +31,8 @@ BENCH_SECRET = "bench-yoomoney-secret"
 BENCH_ADMIN_TOKEN = "bench-admin-token"
 BENCH_PAYME_KEY = "bench-payme-key"
 BENCH_BOT_TOKEN = "123456:BENCH"
+ADMIN = {"Authorization": f"Bearer {BENCH_ADMIN_TOKEN}"}
+PLAN_PRICE = Money(29900, "RUB")  # plans.toml's month
 
 
 def free_port() -> int:
@@ -79,12 +85,14 @@ def service_env(mongodb_port: int, redis_url: str, web_port: int, telegram: str)
     }
 
 
-async def start(stack: AsyncExitStack, *args: str, env: dict[str, str] | None = None,
+async def start(stack: AsyncExitStack, *args: str, log: Path | None, env: dict[str, str] | None = None,
                 ready_line: bytes | None = None) -> asyncio.subprocess.Process:
-    """Start a process that is terminated when `stack` closes; with `ready_line`, wait until it prints it."""
+    """Start a process that is terminated when `stack` closes, its stderr (the logs) going to `log`; with
+    `ready_line`, wait until it prints it."""
+    stderr = stack.enter_context(log.open("ab")) if log else asyncio.subprocess.DEVNULL
     process = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.PIPE if ready_line else asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE if ready_line else asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
 
     async def stop() -> None:
@@ -119,8 +127,10 @@ async def wait_ready(url: str) -> None:
 
 
 @asynccontextmanager
-async def deployment(redis_url: str, workers: int, *, bot: bool = False) -> AsyncIterator[Deployment]:
-    """The database, the fake Bot API, `ymds web`, `workers` × `ymds worker` and, with `bot`, `ymds bot`."""
+async def deployment(redis_url: str, workers: int, *, bot: bool = False,
+                     logs: Path | None = None) -> AsyncIterator[Deployment]:
+    """The database, the fake Bot API, `ymds web`, `workers` × `ymds worker` and, with `bot`, `ymds bot`; with
+    `logs`, each process's log goes to a file there named after it."""
     ymds = str(Path(sys.executable).with_name("ymds"))
     connection = redis.Redis.from_url(redis_url)
     connection.flushdb()
@@ -128,18 +138,22 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False) -> Asyn
         mongodb_port, telegram_port, web_port = free_port(), free_port(), free_port()
         telegram = f"http://127.0.0.1:{telegram_port}"
         env = service_env(mongodb_port, redis_url, web_port, telegram)
+        def log(name: str) -> Path | None:
+            return logs / f"{name}.log" if logs else None
+
         database = await start(stack, sys.executable, "-m", "bench.mongo_wire", "--port", str(mongodb_port),
-                               ready_line=b"ready")
-        await start(stack, ymds, "fake-telegram", "--port", str(telegram_port), env=env, ready_line=b"fake Telegram")
-        web = await start(stack, ymds, "web", env=env)
+                               log=log("database"), ready_line=b"ready")
+        await start(stack, ymds, "fake-telegram", "--port", str(telegram_port), log=log("telegram"), env=env,
+                    ready_line=b"fake Telegram")
+        web = await start(stack, ymds, "web", log=log("web"), env=env)
         await wait_ready(f"http://127.0.0.1:{web_port}/readyz")
         running = Deployment(f"http://127.0.0.1:{web_port}", telegram, connection,
                              {"database": [database.pid], "web": [web.pid], "worker": [], "bot": []})
-        for _ in range(workers):
-            running.pids["worker"].append((await start(stack, ymds, "worker", env=env)).pid)
+        for n in range(workers):
+            running.pids["worker"].append((await start(stack, ymds, "worker", log=log(f"worker-{n + 1}"), env=env)).pid)
         await wait_for_workers(connection, workers)
         if bot:
-            running.pids["bot"].append((await start(stack, ymds, "bot", env=env)).pid)
+            running.pids["bot"].append((await start(stack, ymds, "bot", log=log("bot"), env=env)).pid)
         yield running
     connection.flushdb()
 
@@ -150,3 +164,57 @@ async def wait_for_workers(connection: redis.Redis, count: int) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} RQ worker(s) did not register within {STARTUP_DEADLINE_SECONDS} s")
         await asyncio.sleep(0.1)  # polling Redis for the workers' registration, bounded by the deadline
+
+
+async def invoices(base: str, count: int) -> list[str]:
+    """Month invoices for users 1..count through the admin API; their labels."""
+    async with aiohttp.ClientSession() as session:
+        async def one(user_id: int) -> str:
+            async with session.post(f"{base}/api/invoices", json={"user_id": user_id, "plan": "month"},
+                                    headers=ADMIN) as response:
+                return str((await response.json())["label"])
+
+        labels = []
+        for start in range(0, count, 200):
+            labels += await asyncio.gather(*(one(n + 1) for n in range(start, min(count, start + 200))))
+        return labels
+
+
+def notifications(labels: list[str], tag: str) -> list[bytes]:
+    """A correctly signed YooMoney notification paying each label in full (operation ids `tag`-n)."""
+    return [urlencode(build_notification(BENCH_SECRET, operation_id=f"{tag}-{n}", paid=PLAN_PRICE,
+                                         label=label)).encode() for n, label in enumerate(labels)]
+
+
+async def count_users(running: Deployment, users: Iterable[int],
+                      check: Callable[[aiohttp.ClientSession, Deployment, int], Awaitable[bool]]) -> int:
+    """How many of `users` pass `check`, asked 50 at a time."""
+    async with aiohttp.ClientSession() as session:
+        ids, passed = list(users), 0
+        for start in range(0, len(ids), 50):
+            passed += sum(await asyncio.gather(*(check(session, running, user) for user in ids[start:start + 50])))
+        return passed
+
+
+async def subscription_active(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
+    async with session.get(f"{running.base}/api/users/{user_id}/subscription", headers=ADMIN) as response:
+        return response.status == 200 and (await response.json())["status"] == "active"
+
+
+async def was_told(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
+    async with session.get(f"{running.telegram}/fake/messages", params={"chat_id": user_id}) as response:
+        return bool((await response.json())["messages"])
+
+
+async def bot_answers(running: Deployment, users: int) -> None:
+    """`users` people send /start to the bot (new users, above the paying ones); waits for every answer."""
+    first = 1_000_000
+    async with aiohttp.ClientSession() as session:
+        for user in range(first, first + users):
+            async with session.post(f"{running.telegram}/fake/send", data={"user_id": user, "text": "/start"}):
+                pass
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while await count_users(running, range(first, first + users), was_told) < users:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the bot did not answer {users} /start within {STARTUP_DEADLINE_SECONDS} s")
+        await asyncio.sleep(0.1)  # polling the fake Bot API for the bot's answers, bounded by the deadline

@@ -1,0 +1,68 @@
+"""bench/mongo_wire.py, the database the separate processes share in the benchmark and in
+tests/e2e/test_production_processes.py: what the ledger relies on must come back through the wire as a real
+MongoDB answers it (duplicate keys as DuplicateKeyError, conditional updates, upserts)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from bench.mongo_wire import Database, serve
+
+
+@pytest.fixture
+async def collection() -> AsyncIterator[AsyncIOMotorCollection]:
+    database = Database()
+    server = await asyncio.start_server(lambda reader, writer: serve(database, reader, writer), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client: AsyncIOMotorClient = AsyncIOMotorClient(f"mongodb://127.0.0.1:{port}/?directConnection=true",
+                                                    serverSelectionTimeoutMS=5000)
+    operations = client["ledger"]["operations"]
+    await operations.create_index([("provider", 1), ("operation_id", 1)], unique=True, name="operation_unique")
+    yield operations
+    await asyncio.to_thread(client.close)  # its endSessions needs this loop, where the server runs, to answer
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_second_insert_of_a_unique_key_is_a_duplicate_key_error(collection):
+    await collection.insert_one({"provider": "yoomoney", "operation_id": "1", "amount": 29900})
+    with pytest.raises(DuplicateKeyError):
+        await collection.insert_one({"provider": "yoomoney", "operation_id": "1", "amount": 1})
+    assert await collection.count_documents({}) == 1
+    assert (await collection.find_one({"operation_id": "1"}))["amount"] == 29900
+
+
+async def test_an_update_onto_a_taken_unique_key_is_a_duplicate_key_error(collection):
+    await collection.insert_many([{"provider": "payme", "operation_id": "a"}, {"provider": "payme", "operation_id": "b"}])
+    with pytest.raises(DuplicateKeyError):
+        await collection.update_one({"operation_id": "b"}, {"$set": {"operation_id": "a"}})
+    with pytest.raises(DuplicateKeyError):
+        await collection.find_one_and_update({"operation_id": "b"}, {"$set": {"operation_id": "a"}})
+    assert sorted(await collection.distinct("operation_id")) == ["a", "b"]
+
+
+async def test_conditional_updates_and_upserts_report_what_they_did(collection):
+    await collection.insert_one({"provider": "click", "operation_id": "7", "status": "recorded"})
+    moved = await collection.update_one({"operation_id": "7", "status": "recorded"}, {"$set": {"status": "applied"}})
+    again = await collection.update_one({"operation_id": "7", "status": "recorded"}, {"$set": {"status": "applied"}})
+    assert (moved.matched_count, moved.modified_count) == (1, 1)
+    assert (again.matched_count, again.modified_count) == (0, 0), "the second transition finds nothing to move"
+    upserted = await collection.find_one_and_update(
+        {"provider": "click", "operation_id": "8"}, {"$setOnInsert": {"status": "recorded"}}, upsert=True,
+        return_document=ReturnDocument.AFTER)
+    assert upserted["status"] == "recorded"
+    found = [doc["operation_id"] async for doc in collection.find({}).sort("operation_id", -1).limit(1)]
+    assert found == ["8"]
+    assert (await collection.delete_many({"provider": "click"})).deleted_count == 2
+
+
+async def test_a_command_it_does_not_know_is_refused_by_name(collection):
+    with pytest.raises(OperationFailure, match="no such command") as refused:
+        await collection.database.command({"compact": "operations"})
+    assert refused.value.code == 59
