@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -173,6 +174,16 @@ async def run(requests: int, redis_url: str) -> None:
     print(f"| `ymds web` | {rss['web']:.0f} MB |\n| `ymds worker` (the largest) | {rss['worker']:.0f} MB |\n"
           f"| `ymds bot` ({BOT_USERS} users sent /start) | {rss['bot']:.0f} MB |\n"
           f"| the database stand-in (bench.mongo_wire, not part of open-ymds) | {rss['database']:.0f} MB |")
+    bare, with_aiogram = import_rss_mb(""), import_rss_mb("aiogram")
+    print(f"\nA Python process that imports nothing: {bare:.0f} MB; one that imports only aiogram (which builds the "
+          f"models of the whole Bot API): {with_aiogram:.0f} MB.")
+
+
+def import_rss_mb(module: str) -> float:
+    """The resident set of a fresh interpreter after importing `module` (nothing when empty)."""
+    script = (f"import {module}\n" if module else "") + (
+        "print(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1])")
+    return int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout) / 1024
 
 
 async def end_to_end(running: Deployment, requests: int, workers: int) -> str:

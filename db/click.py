@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from beanie import Document
+from db.record import Record
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -29,7 +29,7 @@ class ClickAttemptState(StrEnum):
     CANCELLED = "cancelled"  # Click reported a failure (Complete with error < 0); never paid
 
 
-class ClickAttempt(Document):
+class ClickAttempt(Record):
     """One Click payment attempt (`click_trans_id`) for one invoice label."""
 
     click_trans_id: int
@@ -80,7 +80,7 @@ class ClickAttempt(Document):
         return bool(result.modified_count == 1)
 
 
-class ClickCounter(Document):
+class ClickCounter(Record):
     """A named monotonically increasing counter (`$inc`), unique by name."""
 
     name: str

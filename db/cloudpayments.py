@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from beanie import Document
+from db.record import Record
 from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 
-class CloudPaymentsNotice(Document):
+class CloudPaymentsNotice(Record):
     """One notification other than a payment, kept for the admin and for refunds that add up."""
 
     kind: str  # fail, refund, cancel, recurrent, or pay/check refused in test mode
@@ -58,7 +58,7 @@ class CloudPaymentsNotice(Document):
         return cancelled, sum(row.amount or 0 for row in rows if row.kind == "refund")
 
 
-class CloudPaymentsSubscription(Document):
+class CloudPaymentsSubscription(Record):
     """A subscription the widget created (`data.CloudPayments.recurrent`): what each renewal buys."""
 
     subscription_id: str
@@ -101,4 +101,4 @@ class CloudPaymentsSubscription(Document):
         return bool(result.modified_count == 1)
 
 
-CLOUDPAYMENTS_DOCUMENTS: list[type[Document]] = [CloudPaymentsNotice, CloudPaymentsSubscription]
+CLOUDPAYMENTS_DOCUMENTS: list[type[Record]] = [CloudPaymentsNotice, CloudPaymentsSubscription]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from beanie import Document
+from db.record import Record
 from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
@@ -40,7 +40,7 @@ class SubscriptionStatus(StrEnum):
     EXPIRED = "expired"
 
 
-class Invoice(Document):
+class Invoice(Record):
     label: str
     user_id: int
     plan: str
@@ -64,7 +64,7 @@ class Invoice(Document):
         ]
 
 
-class Operation(Document):
+class Operation(Record):
     """The ledger: one row per verified provider operation, unique on (provider, operation_id)."""
 
     provider: str
@@ -97,7 +97,7 @@ class Operation(Document):
         ]
 
 
-class Subscription(Document):
+class Subscription(Record):
     user_id: int
     plan: str
     status: SubscriptionStatus = SubscriptionStatus.ACTIVE
@@ -117,7 +117,7 @@ class Subscription(Document):
         indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter]
+DOCUMENT_MODELS: list[type[Record]] = [Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter]
 DOCUMENT_MODELS += PAYME_DOCUMENTS
 DOCUMENT_MODELS += CLOUDPAYMENTS_DOCUMENTS
 DOCUMENT_MODELS += YOOKASSA_DOCUMENTS

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from beanie import Document
+from db.record import Record
 from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
@@ -31,7 +31,7 @@ def released_lock(payme_id: str) -> str:
     return RELEASED_PREFIX + payme_id
 
 
-class PaymeTransaction(Document):
+class PaymeTransaction(Record):
     payme_id: str  # Payme's transaction id (params.id), unique
     payme_time: int  # Payme's creation time, epoch ms, as Payme sent it
     amount: int  # tiyin
@@ -56,7 +56,7 @@ class PaymeTransaction(Document):
         ]
 
 
-class PaymeKey(Document):
+class PaymeKey(Record):
     """A key Payme set with ChangePassword. It replaces PAYME_KEY only while PAYME_KEY is still the
     value it replaced (`replaced_sha256`): an operator who sets a new PAYME_KEY wins over it."""
 
@@ -70,7 +70,7 @@ class PaymeKey(Document):
         indexes = [IndexModel([("slot", ASCENDING)], unique=True, name="slot_unique")]
 
 
-class PaymeCardPayment(Document):
+class PaymeCardPayment(Record):
     """The one Subscribe API receipt the payment page's card binding pays an invoice with.
 
     Inserted (unique on `label`) before any receipt exists; `receipt_id` is set once Payme names the
@@ -86,4 +86,4 @@ class PaymeCardPayment(Document):
         indexes = [IndexModel([("label", ASCENDING)], unique=True, name="label_unique")]
 
 
-PAYME_DOCUMENTS: list[type[Document]] = [PaymeTransaction, PaymeKey, PaymeCardPayment]
+PAYME_DOCUMENTS: list[type[Record]] = [PaymeTransaction, PaymeKey, PaymeCardPayment]

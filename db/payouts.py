@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from beanie import Document
+from db.record import Record
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
@@ -49,7 +49,7 @@ class AttemptState(StrEnum):
     OUTCOME_UNKNOWN = "outcome_unknown"  # timeout or lost connection: only ever looked up, never sent again
 
 
-class PayoutClaim(Document):
+class PayoutClaim(Record):
     label: str  # "po_" + 16 hex digits; what admins, the API and konsol.pro's purpose text show
     external_id: str  # "claim_<label>": open-ymds's own key (konsol.pro has no idempotency key)
     user_id: int
@@ -97,7 +97,7 @@ class PayoutClaim(Document):
         ]
 
 
-class KonsolWebhookLog(Document):
+class KonsolWebhookLog(Record):
     """One row per request to POST /notify/konsol: what it claimed and what came of it. Never its body, a
     card number, a signature or a token."""
 
@@ -120,7 +120,7 @@ class KonsolWebhookLog(Document):
                    IndexModel([("payment_id", ASCENDING)], name="payment_id")]
 
 
-class SbpBankDirectory(Document):
+class SbpBankDirectory(Record):
     """konsol.pro's SBP bank list, fetched at most once a day and shared by every process."""
 
     key: str = "fps_bank_members"
@@ -132,4 +132,4 @@ class SbpBankDirectory(Document):
         indexes = [IndexModel([("key", ASCENDING)], unique=True, name="key_unique")]
 
 
-PAYOUT_DOCUMENTS: list[type[Document]] = [PayoutClaim, KonsolWebhookLog, SbpBankDirectory]
+PAYOUT_DOCUMENTS: list[type[Record]] = [PayoutClaim, KonsolWebhookLog, SbpBankDirectory]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from beanie import Document
+from db.record import Record
 from pymongo import ASCENDING, IndexModel
 
 
@@ -27,7 +27,7 @@ OPEN_STATUSES = (RenewalStatus.DUE, RenewalStatus.CHARGING, RenewalStatus.PENDIN
 OPEN_VALUES = [status.value for status in OPEN_STATUSES]  # for filters
 
 
-class Renewal(Document):
+class Renewal(Record):
     user_id: int
     period_end: datetime  # the end of the period this renewal continues
     provider: str
@@ -53,4 +53,4 @@ class Renewal(Document):
         ]
 
 
-RENEWAL_DOCUMENTS: list[type[Document]] = [Renewal]
+RENEWAL_DOCUMENTS: list[type[Record]] = [Renewal]

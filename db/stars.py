@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from beanie import Document
+from db.record import Record
 from pymongo import ASCENDING, IndexModel
 
 
@@ -22,7 +22,7 @@ class RenewalState(StrEnum):
     FAILED = "failed"  # Telegram could not charge the renewal (e.g. too few Stars); access lapses at the end
 
 
-class StarsCharge(Document):
+class StarsCharge(Record):
     """One successful Stars payment, unique on its charge id (also the ledger's operation id)."""
 
     charge_id: str
@@ -46,7 +46,7 @@ class StarsCharge(Document):
         ]
 
 
-class StarsSubscription(Document):
+class StarsSubscription(Record):
     """A Stars subscription: the invoice whose link started it, and its renewal state as Telegram last told."""
 
     label: str  # the invoice that started it; every renewal carries it as invoice_payload
@@ -68,7 +68,7 @@ class StarsSubscription(Document):
         ]
 
 
-class StarsLink(Document):
+class StarsLink(Record):
     """An invoice link made with createInvoiceLink, reused while its invoice is pending."""
 
     label: str
@@ -80,4 +80,4 @@ class StarsLink(Document):
         indexes = [IndexModel([("label", ASCENDING)], unique=True, name="label_unique")]
 
 
-STARS_DOCUMENTS: list[type[Document]] = [StarsCharge, StarsSubscription, StarsLink]
+STARS_DOCUMENTS: list[type[Record]] = [StarsCharge, StarsSubscription, StarsLink]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from beanie import Document
+from db.record import Record
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 
-class BotUser(Document):
+class BotUser(Record):
     """A Telegram user the bot has seen. Only what the bot needs: no names, no usernames."""
 
     user_id: int
@@ -24,7 +24,7 @@ class BotUser(Document):
         indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
 
 
-class SentNotice(Document):
+class SentNotice(Record):
     """One notice delivered (or given up on) to one recipient, so a retried job never sends it twice."""
 
     key: str  # e.g. "paid:inv_...:user"

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from beanie import Document
+from db.record import Record
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
@@ -31,7 +31,7 @@ class YooKassaStatus(StrEnum):
 OPEN = (YooKassaStatus.CREATING.value, YooKassaStatus.PENDING.value, YooKassaStatus.WAITING_FOR_CAPTURE.value)
 
 
-class YooKassaPayment(Document):
+class YooKassaPayment(Record):
     key: str  # the Idempotence-Key of the create request
     label: str
     attempt: int  # 0, 1, ... per invoice; EXTERNAL_ATTEMPT for a payment created elsewhere
@@ -109,4 +109,4 @@ async def attempts(label: str) -> list[YooKassaPayment]:
     return await YooKassaPayment.find(YooKassaPayment.label == label).sort(+YooKassaPayment.attempt).to_list()
 
 
-YOOKASSA_DOCUMENTS: list[type[Document]] = [YooKassaPayment]
+YOOKASSA_DOCUMENTS: list[type[Record]] = [YooKassaPayment]
