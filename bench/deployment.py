@@ -133,6 +133,10 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False,
     `logs`, each process's log goes to a file there named after it."""
     ymds = str(Path(sys.executable).with_name("ymds"))
     connection = redis.Redis.from_url(redis_url)
+    strangers = len(Worker.all(connection=connection))  # registrations whose key expired are not counted
+    if strangers:
+        raise RuntimeError(f"{strangers} RQ worker(s) already listen on {redis_url}; they would take this run's jobs: "
+                           "stop them or give another --redis-url")
     connection.flushdb()
     async with AsyncExitStack() as stack:
         mongodb_port, telegram_port, web_port = free_port(), free_port(), free_port()
