@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -85,13 +86,13 @@ def service_env(mongodb_port: int, redis_url: str, web_port: int, telegram: str)
     }
 
 
-async def start(stack: AsyncExitStack, *args: str, log: Path | None, env: dict[str, str] | None = None,
-                ready_line: bytes | None = None) -> asyncio.subprocess.Process:
-    """Start a process that is terminated when `stack` closes, its stderr (the logs) going to `log`; with
-    `ready_line`, wait until it prints it."""
+async def start(stack: AsyncExitStack, *args: str, log: Path | None, cwd: Path = ROOT,
+                env: dict[str, str] | None = None, ready_line: bytes | None = None) -> asyncio.subprocess.Process:
+    """Start a process in `cwd` that is terminated when `stack` closes, its stderr (the logs) going to `log`;
+    with `ready_line`, wait until it prints it."""
     stderr = stack.enter_context(log.open("ab")) if log else asyncio.subprocess.DEVNULL
     process = await asyncio.create_subprocess_exec(
-        *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE if ready_line else asyncio.subprocess.DEVNULL,
+        *args, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE if ready_line else asyncio.subprocess.DEVNULL,
         stderr=stderr,
     )
 
@@ -145,19 +146,22 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False,
         def log(name: str) -> Path | None:
             return logs / f"{name}.log" if logs else None
 
+        # The services run in an empty directory, so that no .env of the checkout's adds settings to theirs.
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ymds-bench-")))
         database = await start(stack, sys.executable, "-m", "bench.mongo_wire", "--port", str(mongodb_port),
                                log=log("database"), ready_line=b"ready")
-        await start(stack, ymds, "fake-telegram", "--port", str(telegram_port), log=log("telegram"), env=env,
-                    ready_line=b"fake Telegram")
-        web = await start(stack, ymds, "web", log=log("web"), env=env)
+        await start(stack, ymds, "fake-telegram", "--port", str(telegram_port), log=log("telegram"), cwd=home,
+                    env=env, ready_line=b"fake Telegram")
+        web = await start(stack, ymds, "web", log=log("web"), cwd=home, env=env)
         await wait_ready(f"http://127.0.0.1:{web_port}/readyz")
         running = Deployment(f"http://127.0.0.1:{web_port}", telegram, connection,
                              {"database": [database.pid], "web": [web.pid], "worker": [], "bot": []})
         for n in range(workers):
-            running.pids["worker"].append((await start(stack, ymds, "worker", log=log(f"worker-{n + 1}"), env=env)).pid)
+            worker = await start(stack, ymds, "worker", log=log(f"worker-{n + 1}"), cwd=home, env=env)
+            running.pids["worker"].append(worker.pid)
         await wait_for_workers(connection, workers)
         if bot:
-            running.pids["bot"].append((await start(stack, ymds, "bot", log=log("bot"), env=env)).pid)
+            running.pids["bot"].append((await start(stack, ymds, "bot", log=log("bot"), cwd=home, env=env)).pid)
         yield running
     connection.flushdb()
 
