@@ -32,7 +32,8 @@ from rq_access import FULFILMENT_QUEUE, NOTICES_QUEUE
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
-PAYME_PAIRS = 300
+PAYME_PAIRS = 300  # this, WARM_UP and BOT_USERS are capped at --requests
+WARM_UP = 500
 CONCURRENCY = 32
 E2E_DEADLINE_SECONDS = 300
 INVOICE_POOL = 100
@@ -77,13 +78,13 @@ async def payme_rows(url: str, field: str, accounts: list[str], fresh: list[str]
             row(f"{name}: Payme CreateTransaction", create), row(f"{name}: Payme PerformTransaction", perform)]
 
 
-async def paytechuz_rows(requests: int) -> list[str]:
+async def paytechuz_rows(requests: int, pairs: int) -> list[str]:
     """The same Payme load against paytechuz's FastAPI webhook (the [bench] extra), or a line saying it is absent."""
     if importlib.util.find_spec("paytechuz") is None or importlib.util.find_spec("uvicorn") is None:
         return ["| paytechuz: not installed (pip install -e '.[bench]') | | | | | | |"]
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.paytechuz_server", "--port", str(port), "--orders", str(INVOICE_POOL + PAYME_PAIRS),
+        sys.executable, "-m", "bench.paytechuz_server", "--port", str(port), "--orders", str(INVOICE_POOL + pairs),
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -97,7 +98,7 @@ async def paytechuz_rows(requests: int) -> list[str]:
             except aiohttp.ClientConnectorError:
                 await asyncio.sleep(0.1)
         orders = [str(n) for n in range(1, INVOICE_POOL + 1)]
-        fresh = [str(n) for n in range(INVOICE_POOL + 1, INVOICE_POOL + PAYME_PAIRS + 1)]
+        fresh = [str(n) for n in range(INVOICE_POOL + 1, INVOICE_POOL + pairs + 1)]
         # One client: its async handler runs synchronous SQLAlchemy on the event loop, and with 32 clients a
         # request holding SQLite's write lock stalls every other (requests time out).
         return await payme_rows(url, "id", orders, fresh, requests, "paytechuz (FastAPI, SQLite)",
@@ -127,11 +128,12 @@ def row(name: str, measurement: tuple[Result, dict[str, float]]) -> str:
 
 
 async def run(requests: int, redis_url: str) -> None:
+    pairs, warm_up, bot_users = min(PAYME_PAIRS, requests), min(WARM_UP, requests), min(BOT_USERS, requests)
     lines = ["| load | requests | throughput | p50 | p99 | non-200 | server CPU per request |",
              "|---|---|---|---|---|---|---|"]
 
     async with hello_server() as (base, pid):
-        await closed_loop(f"{base}/hello", [b"x"] * 500, CONCURRENCY, FORM)
+        await closed_loop(f"{base}/hello", [b"x"] * warm_up, CONCURRENCY, FORM)
         hello = await measured({"hello": pid}, closed_loop(f"{base}/hello", [b"x=1"] * requests, CONCURRENCY, FORM))
         lines.append(row(f"hello-world, {CONCURRENCY} clients", hello))
 
@@ -142,7 +144,7 @@ async def run(requests: int, redis_url: str) -> None:
         # thousands of invoices would measure mongomock rather than the route.
         base = running.base
         labels = await invoices(base, INVOICE_POOL)
-        await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, 500), "warm"), CONCURRENCY, FORM)
+        await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, warm_up), "warm"), CONCURRENCY, FORM)
         pids = running.server_pids()
         notify = await measured(pids, closed_loop(f"{base}/notify/yoomoney",
                                                   notifications(cycle(labels, requests), "c"), CONCURRENCY, FORM))
@@ -150,17 +152,17 @@ async def run(requests: int, redis_url: str) -> None:
         paced = await measured(pids, fixed_rate(f"{base}/notify/yoomoney",
                                                 notifications(cycle(labels, requests), "r"), 1000, FORM))
         lines.append(row("POST /notify/yoomoney at 1,000/s", paced))
-        lines += await payme_rows(f"{base}/notify/payme", "order_id", labels, await invoices(base, PAYME_PAIRS),
+        lines += await payme_rows(f"{base}/notify/payme", "order_id", labels, await invoices(base, pairs),
                                   requests, "open-ymds", pids)
         rss["web"] = running.peak_rss("web")
-    lines += await paytechuz_rows(requests)
+    lines += await paytechuz_rows(requests, pairs)
 
     e2e_lines = ["| end to end | payments | payments/s (to active) | subscriptions active | notices/s (to told) | "
                  "users told | CPU ms per payment |", "|---|---|---|---|---|---|---|"]
     for workers in (1, 2):
         async with deployment(redis_url, workers, bot=True) as running:
             e2e_lines.append(await end_to_end(running, requests, workers))
-            await bot_answers(running, BOT_USERS)
+            await bot_answers(running, bot_users)
             for role in ("web", "worker", "bot", "database"):
                 rss[role] = max(rss.get(role, 0.0), running.peak_rss(role))
 
@@ -172,7 +174,7 @@ async def run(requests: int, redis_url: str) -> None:
     print("\n".join(e2e_lines))
     print("\n| process | peak RSS |\n|---|---|")
     print(f"| `ymds web` | {rss['web']:.0f} MB |\n| `ymds worker` (the largest) | {rss['worker']:.0f} MB |\n"
-          f"| `ymds bot` ({BOT_USERS} users sent /start) | {rss['bot']:.0f} MB |\n"
+          f"| `ymds bot` ({bot_users} users sent /start) | {rss['bot']:.0f} MB |\n"
           f"| the database stand-in (bench.mongo_wire, not part of open-ymds) | {rss['database']:.0f} MB |")
     bare, with_aiogram = import_rss_mb(""), import_rss_mb("aiogram")
     print(f"\nA Python process that imports nothing: {bare:.0f} MB; one that imports only aiogram (which builds the "

@@ -1,0 +1,35 @@
+"""`python -m bench` prints every figure it promises (bench/README.md), with a small load: a guard against the
+command rotting between the runs that publish its figures. The figures themselves are not asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import redis
+
+from bench.deployment import ROOT
+from tests.conftest import REDIS_TEST_URL
+
+PAYMENTS = 40
+NUMBER = r"[\d,.]+"
+
+
+def test_the_bench_command_prints_every_figure(redis_conn: redis.Redis):
+    run = subprocess.run([sys.executable, "-m", "bench", "--requests", str(PAYMENTS), "--redis-url", REDIS_TEST_URL],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    for load in ("hello-world, 32 clients", "POST /notify/yoomoney, 32 clients", "POST /notify/yoomoney at 1,000/s",
+                 "open-ymds: Payme CheckPerformTransaction", "open-ymds: Payme CreateTransaction",
+                 "open-ymds: Payme PerformTransaction"):
+        assert re.search(rf"\| {re.escape(load)}.* \| {NUMBER}/s \| {NUMBER} ms \| {NUMBER} ms \| 0 \| {NUMBER} ms",
+                         out), f"no figures for {load!r}:\n{out}"
+    assert "paytechuz" in out, "the comparison, or a line saying the [bench] extra is not installed"
+    assert re.search(r"notification route / hello-world: \d+% of the throughput", out)
+    for workers in (1, 2):
+        assert re.search(rf"\| {workers} × `ymds worker` \| {PAYMENTS} \| {NUMBER}/s \| {PAYMENTS} \| {NUMBER}/s \| "
+                         rf"{PAYMENTS} \|", out), f"every payment active and told with {workers} worker(s):\n{out}"
+    for process in ("`ymds web`", "`ymds worker` (the largest)", "`ymds bot`", "the database stand-in"):
+        assert re.search(rf"\| {re.escape(process)}.* \| \d+ MB \|", out), f"no peak RSS for {process}:\n{out}"
