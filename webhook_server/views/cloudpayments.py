@@ -11,17 +11,15 @@ from billing.providers.cloudpayments import NAME, Kind
 from bot.texts import catalogue, page_language
 from db import InvoiceStatus
 from db.users import stored_language
-from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
+from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
-from webhook_server.views.notify import read_raw, to_response
+from webhook_server.views.notify import enabled_provider, read_raw, to_response
 from webhook_server.views.signed_form import signed_form
 from webhook_server.views.pay import LANG, RETURNED
 
 
 async def notify_cloudpayments(request: web.Request) -> web.Response:
-    provider = request.app[PROVIDERS].get(NAME)
-    if provider is None:
-        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
+    provider = enabled_provider(request, NAME)
     try:
         kind = Kind(request.match_info["kind"])
     except ValueError:
@@ -36,9 +34,7 @@ async def notify_cloudpayments(request: web.Request) -> web.Response:
 async def widget_page(request: web.Request) -> web.StreamResponse:
     """POST /pay/{label}/cloudpayments from the payment page's button: the link is checked exactly as the
     payment page checks it, then the page opens the CloudPayments widget."""
-    provider = request.app[PROVIDERS].get(NAME)
-    if provider is None:
-        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
+    provider = enabled_provider(request, NAME)
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     _, signed = await signed_form(request)

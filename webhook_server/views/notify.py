@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -23,15 +24,21 @@ async def read_raw(request: web.Request) -> RawNotification:
     return RawNotification(path=request.path, headers=dict(request.headers), body=body, remote=remote)
 
 
+def enabled_provider(request: web.Request, name: str) -> Any:
+    """The provider module `name` as configured, or 404 when its credentials are unset (it is disabled)."""
+    provider = request.app[PROVIDERS].get(name)
+    if provider is None:
+        raise web.HTTPNotFound(reason=f"{name} is not enabled")
+    return provider
+
+
 def to_response(answer: ProviderAnswer) -> web.Response:
     return web.Response(status=answer.status, text=answer.body, content_type=answer.content_type)
 
 
 def notify_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def notify(request: web.Request) -> web.Response:
-        provider = request.app[PROVIDERS].get(name)
-        if provider is None:
-            raise web.HTTPNotFound(reason=f"{name} is not enabled")
+        provider = enabled_provider(request, name)
         raw = await read_raw(request)
         try:
             event = await provider.verify(raw)

@@ -24,7 +24,7 @@ from billing.providers.payme.subscribe import PaymeSubscribeError
 from bot.texts import Texts, catalogue, page_language
 from db import Invoice
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
-from webhook_server.views.notify import read_raw, to_response
+from webhook_server.views.notify import enabled_provider, read_raw, to_response
 from webhook_server.views.signed_form import signed_form, signed_query
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,8 @@ UNAVAILABLE_STATUS = 503
 SCRIPT_TEXTS = ("code_sent", "failed", "network")  # the card form's messages its script shows
 
 
-def _provider(request: web.Request) -> Payme:
-    provider = request.app[PROVIDERS].get(NAME)
-    if provider is None:
-        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
-    return provider  # type: ignore[no-any-return]
-
-
 async def notify_payme(request: web.Request) -> web.Response:
-    provider = _provider(request)
+    provider: Payme = enabled_provider(request, NAME)
     raw = await read_raw(request)
     answer = await provider.handle(
         raw, http_method=request.method, ledger=request.app[LEDGER], reversals=request.app[QUEUES],
@@ -77,7 +70,7 @@ def card_form(request: web.Request, invoice: Invoice, t: Texts) -> dict[str, Any
 async def pay_with_saved_card(request: web.Request) -> web.StreamResponse:
     """POST /pay/{label}/payme/card: the link is checked exactly as the payment page checks it; then the
     card is checked and charged once for the invoice, and the payment recorded with the card's token."""
-    provider = _provider(request)
+    provider: Payme = enabled_provider(request, NAME)
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     form, link = await signed_form(request)

@@ -17,9 +17,9 @@ from billing.providers.yookassa import NAME, YooKassa
 from billing.providers.yookassa.protocol import CURRENCY
 from bot.texts import catalogue, page_language
 from db import InvoiceStatus
-from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
+from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
-from webhook_server.views.notify import read_raw, to_response
+from webhook_server.views.notify import enabled_provider, read_raw, to_response
 from webhook_server.views.signed_form import signed_form
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,8 @@ log = logging.getLogger(__name__)
 RETURNED = "returned"  # the pay page's mark for a payer back from the provider (views/pay.py)
 
 
-def _provider(request: web.Request) -> YooKassa:
-    provider = request.app[PROVIDERS].get(NAME)
-    if provider is None:
-        raise web.HTTPNotFound(reason=f"{NAME} is not enabled")
-    return provider  # type: ignore[no-any-return]
-
-
 async def notify_yookassa(request: web.Request) -> web.Response:
-    provider = _provider(request)
+    provider: YooKassa = enabled_provider(request, NAME)
     raw = await read_raw(request)  # 413 past the body limit; `remote` believes X-Forwarded-For only from our proxies
     answer, outcome = await provider.handle(raw, ledger=request.app[LEDGER], reversals=request.app[QUEUES],
                                             now=request.app[CLOCK]())
@@ -45,7 +38,7 @@ async def notify_yookassa(request: web.Request) -> web.Response:
 
 async def pay_with_yookassa(request: web.Request) -> web.Response:
     """The page's button: check the link exactly as the page does, then open (or reuse) the payment."""
-    provider = _provider(request)
+    provider: YooKassa = enabled_provider(request, NAME)
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     now = request.app[CLOCK]()
