@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiohttp
 from rq.registry import FinishedJobRegistry
 
 from bench.deployment import (
     BENCH_PAYME_KEY, STARTUP_DEADLINE_SECONDS, Deployment, bot_answers, count_users, cpu_seconds, deployment,
-    free_port, invoices, notifications, subscription_active, was_told,
+    free_port, invoices, notifications, start, subscription_active, was_told,
 )
 from bench.load import Result, closed_loop, fixed_rate
 from billing.providers.payme.protocol import basic_auth
@@ -43,17 +43,10 @@ BOT_USERS = 50
 @asynccontextmanager
 async def hello_server() -> AsyncIterator[tuple[str, int]]:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.server", "--port", str(port), stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), STARTUP_DEADLINE_SECONDS)
-    assert line.strip() == b"ready", line
-    try:
+    async with AsyncExitStack() as stack:
+        process = await start(stack, sys.executable, "-m", "bench.server", "--port", str(port), log=None,
+                              ready_line=b"ready")
         yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 def payme_calls(method: str, params: list[dict[str, object]]) -> list[bytes]:
@@ -83,13 +76,9 @@ async def paytechuz_rows(requests: int, pairs: int) -> list[str]:
     if importlib.util.find_spec("paytechuz") is None or importlib.util.find_spec("uvicorn") is None:
         return ["| paytechuz: not installed (pip install -e '.[bench]') | | | | | | |"]
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.paytechuz_server", "--port", str(port), "--orders", str(INVOICE_POOL + pairs),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    try:
-        assert (await asyncio.wait_for(process.stdout.readline(), STARTUP_DEADLINE_SECONDS)).strip() == b"ready"
+    async with AsyncExitStack() as stack:
+        process = await start(stack, sys.executable, "-m", "bench.paytechuz_server", "--port", str(port),
+                              "--orders", str(INVOICE_POOL + pairs), log=None, ready_line=b"ready")
         url = f"http://127.0.0.1:{port}/payments/payme/webhook"
         for _ in range(STARTUP_DEADLINE_SECONDS * 10):  # uvicorn binds just after "ready"
             try:
@@ -103,9 +92,6 @@ async def paytechuz_rows(requests: int, pairs: int) -> list[str]:
         # request holding SQLite's write lock stalls every other (requests time out).
         return await payme_rows(url, "id", orders, fresh, requests, "paytechuz (FastAPI, SQLite)",
                                 {"paytechuz": process.pid}, clients=1)
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 def cycle(labels: list[str], count: int) -> list[str]:

@@ -111,20 +111,26 @@ async def start(stack: AsyncExitStack, *args: str, log: Path | None, cwd: Path =
     return process
 
 
+async def until(probe: Callable[[], Awaitable[bool]], what: str, seconds: float = STARTUP_DEADLINE_SECONDS) -> None:
+    """Ask `probe` every 0.1 s until it says yes; after `seconds`, a TimeoutError saying what did not happen."""
+    deadline = time.monotonic() + seconds
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {seconds:g} s")
+        await asyncio.sleep(0.1)  # polling another process's state, bounded by the deadline
+
+
 async def wait_ready(url: str) -> None:
-    """Poll `url` until it answers 200, within the startup deadline."""
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    """Until `url` answers 200 (a process that is starting refuses connections first)."""
     async with aiohttp.ClientSession() as session:
-        while True:
+        async def answers() -> bool:
             try:
                 async with session.get(url) as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except aiohttp.ClientConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer 200 within {STARTUP_DEADLINE_SECONDS} s")
-            await asyncio.sleep(0.1)  # polling a process that is starting, bounded by the deadline
+                return False
+
+        await until(answers, f"{url} did not answer 200")
 
 
 @asynccontextmanager
@@ -167,11 +173,10 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False,
 
 
 async def wait_for_workers(connection: redis.Redis, count: int) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while Worker.count(connection=connection) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{count} RQ worker(s) did not register within {STARTUP_DEADLINE_SECONDS} s")
-        await asyncio.sleep(0.1)  # polling Redis for the workers' registration, bounded by the deadline
+    async def registered() -> bool:
+        return bool(Worker.count(connection=connection) >= count)
+
+    await until(registered, f"{count} RQ worker(s) did not register")
 
 
 async def invoices(base: str, count: int) -> list[str]:
@@ -221,8 +226,7 @@ async def bot_answers(running: Deployment, users: int) -> None:
         for user in range(first, first + users):
             async with session.post(f"{running.telegram}/fake/send", data={"user_id": user, "text": "/start"}):
                 pass
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while await count_users(running, range(first, first + users), was_told) < users:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the bot did not answer {users} /start within {STARTUP_DEADLINE_SECONDS} s")
-        await asyncio.sleep(0.1)  # polling the fake Bot API for the bot's answers, bounded by the deadline
+    async def all_answered() -> bool:
+        return await count_users(running, range(first, first + users), was_told) == users
+
+    await until(all_answered, f"the bot did not answer {users} /start")

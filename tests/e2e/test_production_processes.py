@@ -6,7 +6,7 @@ since no MongoDB server can be installed here). The benchmark measures this same
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +16,7 @@ from rq import Queue
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from bench.deployment import (
-    ADMIN, Deployment, bot_answers, deployment, invoices, notifications, subscription_active, was_told,
+    ADMIN, Deployment, bot_answers, deployment, invoices, notifications, subscription_active, until, was_told,
 )
 from rq_access import FULFILMENT_QUEUE, QUEUE_NAMES
 from tests.conftest import REDIS_TEST_URL
@@ -29,12 +29,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 async def running(redis_conn: redis.Redis, tmp_path: Path) -> AsyncIterator[Deployment]:
     async with deployment(REDIS_TEST_URL, workers=2, bot=True, logs=tmp_path) as started:
         yield started
-
-
-async def until_true(probe: Callable[[], Awaitable[bool]]) -> None:
-    async with asyncio.timeout(DEADLINE_SECONDS):
-        while not await probe():
-            await asyncio.sleep(0.05)  # polling the other processes' state, bounded by the deadline
 
 
 async def jobs_settled(connection: redis.Redis) -> bool:
@@ -65,14 +59,14 @@ async def test_a_payment_is_fulfilled_once_by_separate_workers_whatever_the_deli
         async def fulfilled() -> bool:
             return await subscription_active(session, running, 1)
 
-        await until_true(fulfilled)
+        await until(fulfilled, "the subscription was not active", DEADLINE_SECONDS)
         period_end = (await subscription(session, running.base, 1))["current_period_end"]
         assert await deliver(genuine) == 200, "a late repeat is acknowledged"
 
         async def told_and_settled() -> bool:
             return await was_told(session, running, 1) and await jobs_settled(running.redis)
 
-        await until_true(told_and_settled)
+        await until(told_and_settled, "the user was not told, or jobs still ran", DEADLINE_SECONDS)
         async with session.get(f"{running.telegram}/fake/messages", params={"chat_id": 1}) as answer:
             assert len((await answer.json())["messages"]) == 1, "the user is told once"
         async with session.get(f"{running.base}/api/invoices/{first}", headers=ADMIN) as answer:
