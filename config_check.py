@@ -31,6 +31,8 @@ EXAMPLES: dict[str, str] = {
     "renewal_lead_seconds": "3600",
     "reminder_days": "3",
     "scheduler_interval_seconds": "60",
+    "reconcile_interval_seconds": "300",
+    "reconcile_window_hours": "72",
     "job_max_retries": "5",
     "job_retry_intervals": "10,60,300,1800,7200",
     "konsol_timeout": "15",

@@ -93,6 +93,14 @@ class RqQueues:
         await self._from_loop(self.notices, job_id("hold-notice", provider, operation_id), jobs.notify_hold,
                               provider, operation_id)
 
+    async def enqueue_extra(self, provider: str, operation_id: str) -> None:
+        await self._from_loop(self.fulfilment, job_id("extra", provider, operation_id), jobs.settle_extra_payment,
+                              provider, operation_id, alert=True)
+
+    def enqueue_extra_from_job(self, provider: str, operation_id: str) -> None:
+        self._enqueue_once(self.fulfilment, job_id("extra", provider, operation_id), jobs.settle_extra_payment,
+                           provider, operation_id, alert=True)
+
     def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
         self._enqueue_once(
             self.notices, job_id("reversal-notice", provider, operation_id), jobs.notify_reversal,

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     renewal_lead_seconds: int = Field(default=3600, ge=0)  # charge this long before the period ends
     reminder_days: int = Field(default=3, ge=0)  # remind users without a saved method this many days ahead
     scheduler_interval_seconds: float = Field(default=60, gt=0)
+    # `ymds scheduler` asks each provider with an API for the payments of this window, this often
+    reconcile_interval_seconds: float = Field(default=300, gt=0)
+    reconcile_window_hours: int = Field(default=72, gt=0, le=24 * 90)
     # RQ jobs: a job that raised is retried JOB_MAX_RETRIES times after JOB_RETRY_INTERVALS (seconds)
     job_max_retries: int = Field(default=5, ge=0)
     job_retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [10, 60, 300, 1800, 7200])

@@ -69,15 +69,29 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=8081)
     fake.add_argument("--token", default=None, help="accept only this bot token (default: any well-formed one)")
     fake.set_defaults(command=cmd_fake_telegram)
-    reconcile = sub.add_parser("reconcile", help="compare the ledger with a provider's transactions for a period")
-    reconcile.add_argument("provider", choices=["payme", "stars"])
+    reconcile = sub.add_parser("reconcile", help="ask a provider for a period's payments and record what the "
+                               "ledger lacks (payme, stars: compare and print the mismatches)")
+    reconcile.add_argument("provider", choices=["yoomoney", "yookassa", "cloudpayments", "click", "payme", "stars"])
     reconcile.add_argument("--from", dest="start", required=True, help="ISO date/date-time (UTC) or epoch ms")
     reconcile.add_argument("--to", dest="end", required=True, help="end of the period, exclusive")
     reconcile.set_defaults(command=cmd_reconcile)
+    extras = sub.add_parser("extras", help="payments for invoices another payment had claimed: list them, or mark "
+                            "a manual refund done")
+    extras.add_argument("action", nargs="?", choices=["list", "refunded"], default="list")
+    extras.add_argument("ids", nargs="*", metavar="PROVIDER OPERATION_ID")
+    extras.add_argument("--manual", action="store_true", help="with list: only those still to refund by hand")
+    extras.set_defaults(command=cmd_extras)
     return parser
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    if args.provider not in ("payme", "stars"):
+        from webhook_server.commands import reconcile_with
+
+        status, lines = reconcile_with(load_settings(), args.provider, args.start, args.end)
+        for line in lines:
+            print(line)
+        return status
     if args.provider == "stars":
         from bot.stars_reconcile import run
     else:
@@ -87,6 +101,24 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return status
+
+
+def cmd_extras(args: argparse.Namespace) -> int:
+    from webhook_server.commands import extra_refunded, list_extras
+
+    settings = load_settings()
+    if args.action == "refunded":
+        if len(args.ids) != 2:
+            print("usage: ymds extras refunded PROVIDER OPERATION_ID", file=sys.stderr)
+            return 2
+        if not extra_refunded(settings, *args.ids, by="ymds extras"):
+            print(f"{args.ids[0]}:{args.ids[1]} is not an extra payment waiting for a manual refund", file=sys.stderr)
+            return 1
+        print(f"{args.ids[0]}:{args.ids[1]} marked refunded by hand")
+        return 0
+    for line in list_extras(settings, manual_only=args.manual):
+        print(line)
+    return 0
 
 
 def load_settings() -> Settings:

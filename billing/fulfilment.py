@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from billing import claims
 from billing.clock import Clock, utc_now
 from billing.errors import OperationNotRecorded
 from billing.invoices import get_invoice, mark_paid
@@ -39,7 +40,10 @@ async def successful_payment_callback(
     if operation is None or operation.label != label:
         raise OperationNotRecorded(f"{provider}:{operation_id} for {label}")
     checkpoint("after_ledger_insert")
-    if operation.status in (OperationStatus.APPLIED, OperationStatus.EXTRA):
+    if operation.status is OperationStatus.EXTRA:
+        notices.enqueue_extra_from_job(provider, operation_id)
+        return Outcome.EXTRA
+    if operation.status is OperationStatus.APPLIED:
         _ensure_notice(operation, notices, checkpoint)
         return Outcome.DUPLICATE
     if operation.status is OperationStatus.REVERSED:
@@ -49,14 +53,16 @@ async def successful_payment_callback(
         log.info("%s not fulfilled: status %s", operation.key, operation.status.value)
         return Outcome.DUPLICATE
     now = clock()
-    paid_here = await mark_paid(
+    paid_here = await claims.claim(label, operation.key, now=now) and await mark_paid(
         label, by=operation.key, provider=provider, amount=operation.amount, currency=operation.currency, now=now
     )
     checkpoint("after_invoice_update")
     if not paid_here:
-        await _settle(operation, OperationStatus.EXTRA, now)
-        log.warning("%s paid invoice %s a second time: refund it by hand", operation.key, label)
-        return Outcome.DUPLICATE
+        if await _settle(operation, OperationStatus.EXTRA, now):
+            log.warning("%s paid invoice %s, which another payment had claimed: kept as extra for a refund",
+                        operation.key, label)
+        notices.enqueue_extra_from_job(provider, operation_id)
+        return Outcome.EXTRA
     invoice = await get_invoice(label)
     await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now)
     if operation.payment_token or operation.payment_method:

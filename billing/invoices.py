@@ -86,9 +86,10 @@ async def find_invoice(label: str) -> Invoice | None:
 
 
 async def mark_paid(label: str, *, by: str, provider: str, amount: int, currency: str, now: datetime) -> bool:
-    """pending → paid, once. True when this operation paid it (now or in an earlier, interrupted run)."""
+    """pending → paid, once, by the operation that claimed it (billing/claims.py). True when this operation
+    paid it (now or in an earlier, interrupted run)."""
     result = await Invoice.get_motor_collection().update_one(
-        {"label": label, "status": InvoiceStatus.PENDING.value},
+        {"label": label, "status": InvoiceStatus.PENDING.value, "claimed_by": by},
         {"$set": {
             "status": InvoiceStatus.PAID.value, "paid_by": by, "provider": provider, "paid_at": now,
             "paid_amount": amount, "paid_currency": currency,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billing.extras import settle_extra
 from billing.fulfilment import successful_payment_callback
 from billing.notices import send_hold_notice, send_payment_notice, send_reversal_notice
 from billing.ports import JobFailureNotice
@@ -50,6 +51,14 @@ def reverse(provider: str, operation_id: str, reason: str) -> bool:
             )
         )
     )
+
+
+def settle_extra_payment(provider: str, operation_id: str) -> str:
+    """Refund an extra payment through its provider, or list it for a manual refund."""
+    runtime = current()
+    refund = runtime.run(settle_extra(provider, operation_id, providers=runtime.providers,
+                                      notifier=runtime.notifier, clock=runtime.clock))
+    return str(refund)
 
 
 def notify_hold(provider: str, operation_id: str) -> bool:

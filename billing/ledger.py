@@ -8,10 +8,11 @@ that makes the provider deliver again; a redelivery finds the recorded row and e
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from billing import claims
 from billing.clock import Clock, utc_now
 from billing.errors import LedgerUnavailable
 from billing.invoices import find_invoice
@@ -64,10 +65,14 @@ class Ledger:
         return len(stranded)
 
     async def _record(self, event: VerifiedEvent) -> Outcome:
+        if event.kind is EventKind.UNVERIFIED:
+            return await self._keep_unverified(event)
         invoice = await find_invoice(event.label) if event.label else None
         verdict = _check_against(invoice, event.amount)
         if verdict is not None:
-            await self._insert(event, OperationStatus.REJECTED, reason=_REJECTION[verdict])
+            operation, _ = await self._insert(event, OperationStatus.REJECTED, reason=_REJECTION[verdict])
+            if operation.status is OperationStatus.UNVERIFIED:
+                await self._promote(operation, event, OperationStatus.REJECTED, reason=_REJECTION[verdict])
             log.warning(
                 "%s operation %s for label %r rejected: %s (paid %s); kept for review",
                 event.provider, event.operation_id, event.label, verdict.value, event.amount,
@@ -75,16 +80,88 @@ class Ledger:
             return verdict
         status = OperationStatus.HELD if event.kind is EventKind.HELD else OperationStatus.RECORDED
         operation, fresh = await self._insert(event, status)
+        if operation.status is OperationStatus.UNVERIFIED:
+            operation, fresh = await self._promote(operation, event, status), True
         if operation.status is OperationStatus.HELD and event.kind is EventKind.PAYMENT:
             operation = await self._release(operation)
+        if operation.status in (OperationStatus.HELD, OperationStatus.RECORDED):
+            operation = await self._claim_or_extra(operation)
         if operation.status is OperationStatus.HELD:
             log.info("%s operation %s held: money not yet available", event.provider, event.operation_id)
             if fresh:
                 await self._queue.enqueue_hold_notice(operation.provider, operation.operation_id)
             return Outcome.HELD
+        if operation.status is OperationStatus.EXTRA:
+            await self._queue.enqueue_extra(operation.provider, operation.operation_id)
+            return Outcome.EXTRA
         if _unfinished(operation):
             await self._queue.enqueue_fulfilment(operation.provider, operation.operation_id, operation.label)
         return Outcome.ACCEPTED if fresh else Outcome.DUPLICATE
+
+    async def _keep_unverified(self, event: VerifiedEvent) -> Outcome:
+        """Store an unproven notification so that it is never lost; it pays nothing until confirmed."""
+        operation, fresh = await self._insert(event, OperationStatus.UNVERIFIED)
+        if operation.status is not OperationStatus.UNVERIFIED:
+            return Outcome.DUPLICATE  # already confirmed (or judged) through the provider's API
+        if fresh:
+            log.info("%s operation %s for label %r kept as unverified until the provider confirms it",
+                     event.provider, event.operation_id, event.label)
+        return Outcome.UNVERIFIED
+
+    async def _claim_or_extra(self, operation: Operation) -> Operation:
+        """Claim the invoice for this operation in the request that records it; money for an invoice that
+        another payment claimed first is `extra` (a recorded one; a held one waits until it is released)."""
+        if await claims.claim(operation.label, operation.key, now=self._clock()):
+            return operation
+        if operation.status is OperationStatus.HELD:
+            log.warning("%s held for invoice %s, which another payment has claimed", operation.key, operation.label)
+            return operation
+        return await mark_extra(operation)
+
+    async def dismiss(self, provider: str, operation_id: str, reason: str) -> bool:
+        """unverified → rejected: the provider's API does not confirm the operation. True when this call did it."""
+        try:
+            result = await Operation.get_motor_collection().update_one(
+                {"provider": provider, "operation_id": operation_id, "status": OperationStatus.UNVERIFIED.value},
+                {"$set": {"status": OperationStatus.REJECTED.value, "reason": reason}},
+            )
+        except PyMongoError as err:
+            raise LedgerUnavailable(f"database: {type(err).__name__}") from err
+        if result.modified_count:
+            log.warning("%s:%s dismissed: %s", provider, operation_id, reason)
+        return result.modified_count == 1
+
+    async def unverified(self, provider: str, limit: int = STRANDED_BATCH) -> list[Operation]:
+        """The provider's operations still waiting for its API to confirm them, oldest first."""
+        return await self._by_status(provider, OperationStatus.UNVERIFIED, limit)
+
+    async def held(self, provider: str, limit: int = STRANDED_BATCH) -> list[Operation]:
+        """The provider's operations whose money is not yet available, oldest first."""
+        return await self._by_status(provider, OperationStatus.HELD, limit)
+
+    async def _by_status(self, provider: str, status: OperationStatus, limit: int) -> list[Operation]:
+        try:
+            return await Operation.find({"provider": provider, "status": status.value}).sort(
+                "recorded_at").limit(limit).to_list()
+        except PyMongoError as err:
+            raise LedgerUnavailable(f"database: {type(err).__name__}") from err
+
+    async def _promote(self, operation: Operation, event: VerifiedEvent, status: OperationStatus,
+                       reason: str | None = None) -> Operation:
+        """unverified → `status` with what the provider's API confirmed (its amounts and label, never the
+        unproven notification's)."""
+        await Operation.get_motor_collection().update_one(
+            {"_id": operation.id, "status": OperationStatus.UNVERIFIED.value},
+            {"$set": {
+                "status": status.value, "reason": reason, "label": event.label, "amount": event.amount.minor,
+                "currency": event.amount.currency,
+                "net_amount": event.net_amount.minor if event.net_amount else None,
+                "payment_method": event.payment_method, "payment_token": event.payment_token,
+            }},
+        )
+        promoted = await find_operation(operation.provider, operation.operation_id)
+        assert promoted is not None, "operations are never deleted"
+        return promoted
 
     async def _insert(
         self, event: VerifiedEvent, status: OperationStatus, reason: str | None = None
@@ -141,18 +218,39 @@ def _check_against(invoice: Invoice | None, amount: Money) -> Outcome | None:
     return None
 
 
-async def check_payable(label: str, amount: Money, *, exact: bool = False) -> Outcome | None:
+async def check_payable(
+    label: str, amount: Money, *, exact: bool = False, now: datetime | None = None, holder: str | None = None
+) -> Outcome | None:
     """For a provider's pre-payment check (Payme CheckPerformTransaction, Click Prepare, CloudPayments
-    Check): None when the invoice may be paid with `amount`, else why not. `exact` refuses overpayment."""
+    Check): None when the invoice may be paid with `amount`, else why not. `exact` refuses overpayment.
+
+    An invoice that another payment or live hold has claimed (billing/claims.py) is ALREADY_PAID before any
+    worker has run; `holder` is the caller's own claim key, which does not count against it."""
     invoice = await find_invoice(label) if label else None
-    if invoice is not None and invoice.status is not InvoiceStatus.PENDING:
-        return Outcome.ALREADY_PAID
+    if invoice is not None:
+        taken_by = claims.holder(invoice, now or utc_now())
+        if invoice.status is not InvoiceStatus.PENDING or (taken_by is not None and taken_by != holder):
+            return Outcome.ALREADY_PAID
     verdict = _check_against(invoice, amount)
     if verdict is not None or invoice is None:
         return verdict
     if exact and amount.minor != invoice.amounts[amount.currency]:
         return Outcome.WRONG_AMOUNT
     return None
+
+
+async def mark_extra(operation: Operation) -> Operation:
+    """recorded → extra: the invoice was claimed by another payment; refund it (settle_extra) or by hand."""
+    await Operation.get_motor_collection().update_one(
+        {"_id": operation.id, "status": OperationStatus.RECORDED.value},
+        {"$set": {"status": OperationStatus.EXTRA.value}},
+    )
+    current = await find_operation(operation.provider, operation.operation_id)
+    assert current is not None, "operations are never deleted"
+    if current.status is OperationStatus.EXTRA:
+        log.warning("%s paid invoice %s, which another payment had claimed: kept as extra for a refund",
+                    current.key, current.label)
+    return current
 
 
 async def find_operation(provider: str, operation_id: str) -> Operation | None:

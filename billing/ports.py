@@ -26,6 +26,10 @@ class FulfilmentQueue(Protocol):
         """Enqueue the admin notice of a held payment; a duplicate enqueue is harmless."""
         ...
 
+    async def enqueue_extra(self, provider: str, operation_id: str) -> None:
+        """Enqueue settle_extra (refund an extra payment, or list it for a manual refund); idempotent."""
+        ...
+
 
 class NoticeQueue(Protocol):
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
@@ -34,6 +38,10 @@ class NoticeQueue(Protocol):
 
     def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
         """Enqueue the notice of a reversed payment (called from inside a worker job)."""
+        ...
+
+    def enqueue_extra_from_job(self, provider: str, operation_id: str) -> None:
+        """Enqueue settle_extra from inside a worker job (fulfilment found the invoice paid by another)."""
         ...
 
 
@@ -76,6 +84,19 @@ class ReversalNotice:
     reason: str
     period_end: datetime | None  # the subscription's end after the period was taken back
     paid: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraNotice:
+    """A payment for an invoice another payment had claimed: refunded through the API, or to refund by hand."""
+
+    user_id: int
+    label: str
+    provider: str
+    operation_id: str
+    amount: str
+    refunded: bool  # True: refunded through the provider's API; False: the owner must refund it by hand
+    detail: str = ""  # why it is manual (no refund API, the provider's refusal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +170,10 @@ class Notifier(Protocol):
         """Tell the admin chat that a payment job failed for good and waits for `ymds jobs requeue`."""
         ...
 
+    async def extra_payment(self, notice: ExtraNotice) -> None:
+        """Tell the admin chat of an extra payment: refunded through the API, or to be refunded by hand."""
+        ...
+
     async def payment_held(self, notice: HoldNotice) -> None:
         """Tell the admin chat that a payment is held for their confirm (two-stage), with a Confirm button."""
         ...
@@ -197,6 +222,15 @@ class LogNotifier:
                  notice.user_id, notice.plan_title, notice.period_end.isoformat(),
                  notice.next_attempt_at.isoformat() if notice.next_attempt_at else None, notice.reason or None,
                  notice.pay_url)
+
+    async def extra_payment(self, notice: ExtraNotice) -> None:
+        if notice.refunded:
+            log.warning("extra payment %s:%s for invoice %s (%s) refunded through the provider", notice.provider,
+                        notice.operation_id, notice.label, notice.amount)
+        else:
+            log.warning("extra payment %s:%s for invoice %s (%s): refund it by hand (%s), then POST "
+                        "/api/extras/%s/%s/refunded", notice.provider, notice.operation_id, notice.label,
+                        notice.amount, notice.detail, notice.provider, notice.operation_id)
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",

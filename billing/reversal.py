@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from billing import claims
 from billing.clock import Clock, utc_now
 from billing.errors import OperationNotRecorded
 from billing.invoices import get_invoice, mark_refunded
@@ -64,6 +65,7 @@ async def undo_operation(
     """Take back what a reversed operation had applied, if anything; safe to repeat."""
     invoice = await get_invoice(operation.label)
     if invoice.paid_by != operation.key:
+        await claims.release(invoice.label, operation.key)  # a recorded or held payment reversed before it paid
         return
     await mark_refunded(invoice.label, by=operation.key, now=now)
     checkpoint("after_invoice_update")

@@ -7,8 +7,8 @@ reached through `current()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from billing.clock import Clock, utc_now
@@ -34,6 +34,7 @@ class JobRuntime:
     checkpoint: Checkpoint = no_checkpoint
     payouts: PayoutServices | None = None  # konsol.pro's client and the card cipher, when payouts are configured
     renewals: RenewalServices | None = None  # the chargers of saved methods, the ledger, the renewal policy
+    providers: Mapping[str, Any] = field(default_factory=dict)  # the enabled provider objects (extra refunds)
 
 
 _installed: list[JobRuntime] = []

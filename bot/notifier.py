@@ -22,6 +22,7 @@ from aiogram.types import InlineKeyboardMarkup
 
 from billing.clock import Clock, utc_now
 from billing.ports import (
+    ExtraNotice,
     HoldNotice,
     JobFailureNotice,
     LogNotifier,
@@ -93,6 +94,14 @@ class TelegramNotifier:
         a = self._admin_texts
         await self._to_admins(f"job-failed:{notice.job_id}:{self._clock().isoformat()}", a(
             "notice.job_failed.admin", description=notice.description, error=notice.error, job_id=notice.job_id))
+
+    async def extra_payment(self, notice: ExtraNotice) -> None:
+        """Money for an invoice another payment had claimed: the admin chat hears whether it went back."""
+        a = self._admin_texts
+        key = "notice.extra.refunded.admin" if notice.refunded else "notice.extra.manual.admin"
+        await self._to_admins(f"extra:{notice.provider}:{notice.operation_id}", a(
+            key, label=notice.label, user_id=notice.user_id, amount=notice.amount, provider=notice.provider,
+            operation_id=notice.operation_id, detail=notice.detail))
 
     async def payment_held(self, notice: HoldNotice) -> None:
         """A two-stage payment waits for an admin: the admin chat gets it with a Confirm button."""

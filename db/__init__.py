@@ -2,6 +2,7 @@
 
 from db.init import init_db, ping
 from db.models import (
+    ExtraRefund,
     Invoice,
     InvoiceStatus,
     Operation,
@@ -11,6 +12,6 @@ from db.models import (
 )
 
 __all__ = [
-    "Invoice", "InvoiceStatus", "Operation", "OperationStatus", "Subscription", "SubscriptionStatus",
+    "ExtraRefund", "Invoice", "InvoiceStatus", "Operation", "OperationStatus", "Subscription", "SubscriptionStatus",
     "init_db", "ping",
 ]

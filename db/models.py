@@ -32,6 +32,15 @@ class OperationStatus(StrEnum):
     HELD = "held"  # money not yet available (protected or unaccepted transfer): not fulfilled
     REJECTED = "rejected"  # authentic but unusable (unknown label, wrong amount or currency): for review
     REVERSED = "reversed"  # refunded or cancelled by the provider after (or instead of) being applied
+    UNVERIFIED = "unverified"  # received unsigned: kept, not paid, until the provider's API confirms it
+
+
+class ExtraRefund(StrEnum):
+    """What became of an `extra` payment (money for an invoice another payment had claimed)."""
+
+    REFUNDED = "refunded"  # refunded through the provider's API
+    MANUAL = "manual"  # the provider has no refund API (or refused): the owner refunds by hand
+    REFUNDED_BY_HAND = "refunded_by_hand"  # an admin said the manual refund is done
 
 
 class SubscriptionStatus(StrEnum):
@@ -55,6 +64,9 @@ class Invoice(Record):
     paid_amount: int | None = None
     paid_currency: str | None = None
     refunded_at: datetime | None = None
+    claimed_by: str | None = None  # the operation key that holds the invoice (see billing/claims.py)
+    claim_until: datetime | None = None  # a hold lapses then; None: a final claim by a recorded payment
+    claimed_at: datetime | None = None
 
     class Settings:
         name = "invoices"
@@ -84,6 +96,9 @@ class Operation(Record):
     reversal_reason: str | None = None
     was_applied: bool = False  # set with REVERSED: whether the payment had been applied before
     reversal_notified_at: datetime | None = None
+    extra_refund: ExtraRefund | None = None  # EXTRA: refunded through the API, or waiting for a manual refund
+    extra_detail: str | None = None  # EXTRA: why it is manual (the provider's refusal), or the refund's note
+    extra_notified_at: datetime | None = None  # EXTRA: when the admin chat was told
 
     @property
     def key(self) -> str:

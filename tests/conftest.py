@@ -16,7 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from billing import runtime
 from billing.plans import Catalogue, load_plans
-from billing.ports import HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, RenewalNotice, ReversalNotice
+from billing.ports import (
+    ExtraNotice, HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, RenewalNotice, ReversalNotice,
+)
 from rq_access import RqQueues
 from settings import Settings
 from webhook_server.app import create_app
@@ -124,6 +126,7 @@ class RecordingNotifier:
         self.notices: list[PaymentNotice] = []
         self.reversals: list[ReversalNotice] = []
         self.failures: list[JobFailureNotice] = []
+        self.extras: list[ExtraNotice] = []
         self.holds: list[HoldNotice] = []
         self.payouts: list[PayoutNotice] = []  # every payout notice, its kind in .event ("filed", "paid", ...)
         self.renewals: list[RenewalNotice] = []
@@ -136,6 +139,9 @@ class RecordingNotifier:
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         self.failures.append(notice)
+
+    async def extra_payment(self, notice: ExtraNotice) -> None:
+        self.extras.append(notice)
 
     async def payment_held(self, notice: HoldNotice) -> None:
         self.holds.append(notice)
@@ -165,6 +171,6 @@ async def worker(
     """A real RQ worker on the real Redis, running jobs on the test's event loop (where the database lives)."""
     renewals = renewal_services(client.app[SETTINGS], client.app[QUEUES], client.app[PROVIDERS], clock)
     in_process = InProcessWorker(client.app[QUEUES], asyncio.get_running_loop(), plans, clock=clock,
-                                 notifier=notifier, renewals=renewals)
+                                 notifier=notifier, renewals=renewals, providers=client.app[PROVIDERS].providers)
     yield in_process
     runtime.uninstall()

@@ -20,7 +20,7 @@ from webhook_server.emulators import EMULATORS
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.payout_services import close_payout_services, payout_services
 from webhook_server.renewal_services import renewal_services, scheduler_lease
-from webhook_server.runner import InProcessWorker
+from webhook_server.runner import InProcessWorker, sweeper_for
 from webhook_server.views.telegram import polling_ctx
 
 log = logging.getLogger(__name__)
@@ -112,11 +112,13 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     payouts = payout_services(settings, app[QUEUES])  # against the konsol.pro emulator
     renewals = renewal_services(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier,
-                             payouts=payouts, renewals=renewals, clock=app[CLOCK])
+                             payouts=payouts, renewals=renewals, clock=app[CLOCK], providers=app[PROVIDERS].providers)
     worker.start()
     stop = asyncio.Event()
+    sweeper = sweeper_for(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
     scheduler = asyncio.create_task(run_scheduler(renewals, scheduler_lease(settings, app[QUEUES].connection),
-                                                  app[CLOCK], interval=settings.scheduler_interval_seconds, stop=stop))
+                                                  app[CLOCK], interval=settings.scheduler_interval_seconds, stop=stop,
+                                                  sweeper=sweeper))
     yield
     stop.set()
     await scheduler

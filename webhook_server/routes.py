@@ -11,6 +11,7 @@ from webhook_server.views.api import (
     refund_invoice_view,
 )
 from webhook_server.views.api import confirm_invoice_view
+from webhook_server.views.extras import extra_refunded_view, list_extras_view
 from webhook_server.views.cloudpayments import notify_cloudpayments, widget_page as cloudpayments_widget_page
 from webhook_server.metrics import metrics_view
 from webhook_server.views.click import click_handler
@@ -40,6 +41,8 @@ ROUTES = [
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
     web.post("/api/invoices/{label}/refund", refund_invoice_view, name="api_refund"),
     web.post("/api/invoices/{label}/confirm", confirm_invoice_view, name="api_confirm"),
+    web.get("/api/extras", list_extras_view, name="api_extras"),
+    web.post("/api/extras/{provider}/{operation_id}/refunded", extra_refunded_view, name="api_extra_refunded"),
     web.post("/pay/{label}/cloudpayments", cloudpayments_widget_page, name="pay_cloudpayments"),
     web.post("/notify/cloudpayments/{kind}", notify_cloudpayments, name="notify_cloudpayments"),
     web.get("/api/users/{user_id}/subscription", get_subscription_view, name="api_subscription"),

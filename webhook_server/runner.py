@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -16,12 +17,14 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from bot.notifier import close_notifier, notifier_for
 from db import init_db
-from billing.clock import utc_now
+from billing.clock import Clock, utc_now
+from billing.ledger import Ledger
+from billing.sweep import Sweeper, reconcilers
 from billing.renewals.scheduler import run_scheduler
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
-from webhook_server.providers import build_providers
+from webhook_server.providers import ProviderRegistry, build_providers
 from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services, scheduler_lease
 from webhook_server.tls import ReloadableTLS
 
@@ -64,9 +67,11 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
     payouts = payout_services(settings, queues)  # konsol.pro, when KONSOL_API_TOKEN is set
     transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)  # the saved-method chargers' HTTP client
-    renewals = renewal_services(settings, queues, build_providers(settings, transport), utc_now)
+    providers = build_providers(settings, transport)
+    renewals = renewal_services(settings, queues, providers, utc_now)
     runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
-                                       plans=plans, payouts=payouts, renewals=renewals))
+                                       plans=plans, payouts=payouts, renewals=renewals,
+                                       providers=providers.providers))
     try:
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
@@ -78,6 +83,13 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
         loop.close()
 
 
+def sweeper_for(settings: Settings, queues: RqQueues, providers: ProviderRegistry, clock: Clock) -> Sweeper:
+    """The scheduler's reconciliation with every enabled provider that can be asked (billing/sweep.py)."""
+    return Sweeper(reconcilers(providers), Ledger(queues, clock),
+                   window=timedelta(hours=settings.reconcile_window_hours),
+                   interval=timedelta(seconds=settings.reconcile_interval_seconds))
+
+
 def run_scheduler_service(settings: Settings) -> None:
     """`ymds scheduler`: renewal ticks every SCHEDULER_INTERVAL_SECONDS while this instance holds the Redis
     lease (a second instance waits as a standby); SIGTERM and SIGINT stop it after the current tick."""
@@ -86,15 +98,20 @@ def run_scheduler_service(settings: Settings) -> None:
         client = await init_db(settings.mongodb_uri, settings.mongodb_db)
         queues = queues_for(settings)
         transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)
-        services = renewal_services(settings, queues, build_providers(settings, transport), utc_now)
+        providers = build_providers(settings, transport)
+        services = renewal_services(settings, queues, providers, utc_now)
+        sweeper = sweeper_for(settings, queues, providers, utc_now)
         lease = scheduler_lease(settings, queues.connection)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        log.info("renewal scheduler started: a tick every %s s", settings.scheduler_interval_seconds)
+        log.info("scheduler started: a renewal tick every %s s, reconciliation with %s every %s s",
+                 settings.scheduler_interval_seconds, ", ".join(r.name for r in sweeper.asked) or "no provider",
+                 settings.reconcile_interval_seconds)
         try:
-            await run_scheduler(services, lease, utc_now, interval=settings.scheduler_interval_seconds, stop=stop)
+            await run_scheduler(services, lease, utc_now, interval=settings.scheduler_interval_seconds, stop=stop,
+                                sweeper=sweeper)
         finally:
             await transport.close()
             client.close()

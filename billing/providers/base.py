@@ -25,6 +25,7 @@ class EventKind(StrEnum):
     PAYMENT = "payment"  # money received and available: fulfil
     HELD = "held"  # money received but not yet available to us: record, do not fulfil
     TEST = "test"  # the provider's settings-page test: log only
+    UNVERIFIED = "unverified"  # authenticity not proven (an unsigned notification): keep it, pay nothing yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Outcome(StrEnum):
     WRONG_AMOUNT = "wrong_amount"
     WRONG_CURRENCY = "wrong_currency"
     ALREADY_PAID = "already_paid"  # only from pre-payment checks (check_payable)
+    EXTRA = "extra"  # money for an invoice another payment had claimed: recorded, refunded or listed for refund
+    UNVERIFIED = "unverified"  # kept as unverified until the provider's API confirms it
 
 
 class RejectReason(StrEnum):

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from billing.errors import LedgerUnavailable
 
 from billing.ports import RenewalEvent
+from billing.sweep import Sweeper
 from billing.renewals import RenewalServices
 from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import token_fingerprint
@@ -182,10 +183,11 @@ class Lease(Protocol):
 
 async def run_scheduler(
     services: RenewalServices, lease: Lease, clock: Callable[[], datetime], *, interval: float,
-    stop: asyncio.Event,
+    stop: asyncio.Event, sweeper: Sweeper | None = None,
 ) -> None:
-    """Tick every `interval` seconds while holding the lease, until `stop` is set. A failing tick (the
-    database or Redis away) is logged and tried again at the next interval."""
+    """Tick every `interval` seconds while holding the lease, until `stop` is set; the `sweeper` reconciles
+    with the providers when its own interval has passed. A failing tick (the database or Redis away) is
+    logged and tried again at the next interval."""
     holding = False
     try:
         while not stop.is_set():
@@ -196,8 +198,10 @@ async def run_scheduler(
             if holding:
                 try:
                     await tick(clock(), services)
+                    if sweeper is not None:
+                        await sweeper.run_if_due(clock())
                 except (PyMongoError, LedgerUnavailable):
-                    log.exception("renewal tick failed; tried again in %s s", interval)
+                    log.exception("scheduler tick failed; tried again in %s s", interval)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:

@@ -75,6 +75,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "paid_at": _iso(invoice.paid_at),
         "paid_amount": invoice.paid_amount,
         "paid_currency": invoice.paid_currency,
+        "claimed_by": invoice.claimed_by,
         "created_at": _iso(invoice.created_at),
         "expires_at": _iso(invoice.expires_at),
     }

@@ -1,0 +1,80 @@
+"""`ymds reconcile PROVIDER` for the providers we can ask, and `ymds extras`: one-shot commands against the
+configured MongoDB and Redis, with the same provider objects the services build."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from billing.clock import utc_now
+from billing.extras import extra_json, extras, mark_refunded_by_hand
+from billing.ledger import Ledger
+from billing.reconciliation import parse_period, require_database
+from billing.sweep import reconcilers, sweep_once
+from db import init_db
+from settings import ConfigError, Settings
+from webhook_server.payout_services import OwnSessionTransport
+from webhook_server.providers import build_providers
+from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS
+from webhook_server.runner import queues_for
+
+T = TypeVar("T")
+ASKABLE = ("yoomoney", "yookassa", "cloudpayments", "click")
+
+
+def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    require_database(settings)
+
+    async def run() -> T:
+        client = await init_db(settings.mongodb_uri, settings.mongodb_db)
+        try:
+            return await work()
+        finally:
+            client.close()
+
+    return asyncio.run(run())
+
+
+def reconcile_with(settings: Settings, provider: str, start_text: str, end_text: str) -> tuple[int, list[str]]:
+    """Ask `provider` for the payments of the period and record what the ledger lacks: exit status 0 when
+    nothing was missing, 1 when payments were recorded now, and the lines to print."""
+    start, end = parse_period(start_text, end_text)
+    if settings.redis_url == "memory://":
+        raise ConfigError("REDIS_URL: memory:// lives inside one process; point it at the Redis the workers use")
+
+    async def work() -> tuple[int, list[str]]:
+        transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)
+        try:
+            asked = [r for r in reconcilers(build_providers(settings, transport)) if r.name == provider]
+            if not asked:
+                raise ConfigError(f"{provider} is not enabled, or its API credentials are unset: it cannot be asked")
+            ledger = Ledger(queues_for(settings), utc_now)
+            reports = await sweep_once(asked, ledger, start=start, end=end, now=utc_now())
+        finally:
+            await transport.close()
+        if not reports:
+            raise ConfigError(f"{provider} could not be asked now (see the log); try again")
+        report = reports[0]
+        return (1 if report.recorded else 0), [*report.lines, report.summary()]
+
+    return _with_database(settings, work)
+
+
+def list_extras(settings: Settings, *, manual_only: bool) -> list[str]:
+    async def work() -> list[str]:
+        found = [extra_json(operation) for operation in await extras(manual_only=manual_only)]
+        lines = [f"{e['provider']}:{e['operation_id']}  {e['label']}  {e['amount']} {e['currency']}  "
+                 f"{e['refund']}  {e['detail'] or ''}".rstrip() for e in found]
+        return [*lines, f"{len(found)} extra payment(s)"]
+
+    return _with_database(settings, work)
+
+
+def extra_refunded(settings: Settings, provider: str, operation_id: str, *, by: str) -> bool:
+    async def work() -> bool:
+        now: datetime = utc_now()
+        return await mark_refunded_by_hand(provider, operation_id, by=by, now=now) is not None
+
+    return _with_database(settings, work)
