@@ -7,16 +7,20 @@ has a refund API, otherwise listed for a manual refund (admin chat, admin API, `
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import ymds
 
 from billing import claims
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
 from billing.providers.base import EventKind, Outcome, VerifiedEvent
-from db import ExtraRefund, InvoiceStatus, OperationStatus, Subscription
+from db import ExtraRefund, InvoiceStatus, Operation, OperationStatus, Subscription, init_db
 from tests.conftest import AUTH
 from tests.helpers import new_invoice, notification, post_notification
+from webhook_server import commands
 
 UZS_PRICE = 3500000
 
@@ -173,3 +177,27 @@ async def test_an_unverified_notification_is_judged_on_what_the_api_confirms(cli
     await worker.drain()
     invoice = await find_invoice(label)
     assert invoice is not None and invoice.status is InvoiceStatus.PENDING and invoice.claimed_by is None
+
+
+def test_ymds_extras_lists_the_manual_refunds_and_marks_one_done(monkeypatch, tmp_path, capsys):
+    now = datetime(2026, 5, 20, tzinfo=UTC)
+
+    async def seeded_db(uri: str, name: str) -> Any:
+        client = await init_db("memory://", name)
+        for operation_id, refund in (("111", ExtraRefund.MANUAL), ("222", ExtraRefund.REFUNDED)):
+            await Operation(provider="yoomoney", operation_id=operation_id, label="inv_1", amount=29900,
+                            currency="RUB", status=OperationStatus.EXTRA, extra_refund=refund,
+                            extra_detail="the provider has no refund API" if refund is ExtraRefund.MANUAL else "",
+                            recorded_at=now).insert()
+        return client
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONGODB_URI", "mongodb://db.invalid:27017")
+    monkeypatch.setattr(commands, "init_db", seeded_db)
+    assert ymds.main(["extras", "--manual"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "yoomoney:111  inv_1  29900 RUB  manual  the provider has no refund API", "1 extra payment(s)"]
+    assert ymds.main(["extras", "refunded", "yoomoney", "111"]) == 0
+    assert capsys.readouterr().out.strip() == "yoomoney:111 marked refunded by hand"
+    assert ymds.main(["extras", "refunded", "yoomoney", "222"]) == 1, "refunded through the API: not manual"
+    assert ymds.main(["extras", "refunded", "yoomoney"]) == 2
