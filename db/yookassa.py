@@ -50,6 +50,7 @@ class YooKassaPayment(Record):
             IndexModel([("key", ASCENDING)], unique=True, name="key_unique"),
             IndexModel([("label", ASCENDING), ("attempt", DESCENDING)], name="label_attempt"),
             IndexModel([("payment_id", ASCENDING)], name="payment_id"),
+            IndexModel([("status", ASCENDING), ("created_at", ASCENDING)], name="status_created"),
         ]
 
 
@@ -103,6 +104,16 @@ async def record_status(payment_id: str, status: YooKassaStatus, now: datetime, 
         ).insert()
     except DuplicateKeyError:
         pass  # a concurrent delivery of the same cancellation recorded it
+
+
+async def open_payments(limit: int = 500) -> list[YooKassaPayment]:
+    """The payments we created that YooKassa may still complete (pending or waiting for capture), oldest
+    first: what the reconciliation asks YooKassa about. A reserved attempt without a payment id is found
+    by the payments list instead (its metadata carries the label)."""
+    return await YooKassaPayment.find(
+        {"status": {"$in": [YooKassaStatus.PENDING.value, YooKassaStatus.WAITING_FOR_CAPTURE.value]},
+         "payment_id": {"$ne": None}}
+    ).sort(+YooKassaPayment.created_at).limit(limit).to_list()
 
 
 async def attempts(label: str) -> list[YooKassaPayment]:

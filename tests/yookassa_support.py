@@ -7,16 +7,22 @@ yookassa_emulator, yookassa`): its `settings` replaces conftest's, so `client` a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from billing.money import Money
+from billing.providers.yookassa import YooKassa
 from billing.providers.yookassa.protocol import payment_request
 from settings import Settings
-from tests.conftest import YOOMONEY_API_TOKEN, make_settings
+from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
+from tests.helpers import notification as yoomoney_notification
+from tests.helpers import post_notification as post_yoomoney
+from webhook_server.keys import PROVIDERS
 from webhook_server.emulators.yookassa import YooKassaEmulator
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 
@@ -39,7 +45,8 @@ def yookassa_settings(api_url: str, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def yookassa_emulator() -> AsyncIterator[tuple[YooKassaEmulator, str]]:
-    emulator = YooKassaEmulator(shop_id=SHOP_ID, secret_key=SECRET_KEY)
+    emulator = YooKassaEmulator(shop_id=SHOP_ID, secret_key=SECRET_KEY,
+                                clock=FrozenClock(datetime.now(UTC).replace(microsecond=0)))  # YooKassa's own time
     server = TestServer(emulator.app())
     await server.start_server()
     emulator.checkout_base = str(server.make_url("")).rstrip("/")
@@ -96,3 +103,27 @@ async def press_pay(client: TestClient, invoice: dict[str, Any], **changes: str)
     response = await client.post(f"/pay/{invoice['label']}/yookassa", data=fields, allow_redirects=False)
     await response.read()
     return response.status, response.headers.get("Location", "")
+
+
+def yookassa_clock(emulator: YooKassaEmulator) -> FrozenClock:
+    """The emulator's own clock, which tests move to run YooKassa's redelivery schedule."""
+    assert isinstance(emulator.clock, FrozenClock)
+    return emulator.clock
+
+
+def provider_of(client: TestClient) -> YooKassa:
+    provider = client.app[PROVIDERS].get("yookassa")
+    assert isinstance(provider, YooKassa)
+    return provider
+
+
+async def checkout(url: str, outcome: str = "pay") -> int:
+    """The payer on YooKassa's confirmation page: pays (or declines); the status of YooKassa's answer."""
+    async with aiohttp.ClientSession() as browser:
+        async with browser.post(url, data={"outcome": outcome}, allow_redirects=False) as response:
+            return response.status
+
+
+async def paid_with_yoomoney(client: TestClient, label: str, minor: int = PRICE_MONTH_RUB) -> None:
+    """Another provider pays the invoice: a signed YooMoney notification, recorded (no worker runs)."""
+    assert await post_yoomoney(client, yoomoney_notification(label, minor)) == 200

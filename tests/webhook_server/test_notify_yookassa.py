@@ -27,6 +27,7 @@ from tests.yookassa_support import (
     SHOP_ID,
     created_payment,
     paid_payment,
+    paid_with_yoomoney,
     post_notification,
     settings,
     yookassa,
@@ -360,3 +361,17 @@ async def test_money_left_in_the_emulator_matches_the_ledger(client, worker, yoo
     assert refund["status"] == "succeeded"
     assert yookassa.payments[payment_id]["refunded_amount"] == {"value": "1.00", "currency": "RUB"}
     assert yookassa.payments[payment_id]["refundable"] is True
+
+
+async def test_held_payment_for_an_invoice_another_provider_has_claimed_is_released(client, worker, yookassa):
+    invoice = await new_invoice(client, user_id=17)
+    await paid_with_yoomoney(client, invoice["label"])  # recorded, not yet fulfilled
+    payment_id = created_payment(yookassa, invoice["label"], capture=False)
+    yookassa.succeed(payment_id)
+    assert await post_notification(client, yookassa.notification("payment.waiting_for_capture", payment_id)) == 200
+    await yookassa.settle()
+    assert yookassa.payments[payment_id]["status"] == "canceled", "the money goes back to the payer untaken"
+    await worker.drain()
+    paid = await Invoice.find_one(Invoice.label == invoice["label"])
+    assert paid.status is InvoiceStatus.PAID and paid.paid_by.startswith("yoomoney:")
+    assert [op.provider for op in await operations()] == ["yoomoney"]

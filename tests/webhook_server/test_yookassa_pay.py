@@ -14,16 +14,19 @@ from billing.links import signed_pay_url
 from billing.money import Money
 from billing.plans import Catalogue, Plan
 from billing.providers.yookassa.protocol import authorization, create_key, payment_request
-from db import Invoice, InvoiceStatus, Subscription
+from db import Invoice, InvoiceStatus, OperationStatus, Subscription
 from db.yookassa import YooKassaPayment, attempts
-from tests.helpers import Forms, new_invoice
+from tests.helpers import Forms, new_invoice, operations
 from tests.yookassa_support import (
     SECRET_KEY,
     SHOP_ID,
+    checkout,
     link_fields,
+    paid_with_yoomoney,
     press_pay,
     settings,
     yookassa,
+    yookassa_clock,
     yookassa_emulator,
 )
 from webhook_server.app import create_app
@@ -194,3 +197,44 @@ async def test_oversized_press_gets_413(client, yookassa):
     response = await client.post(f"/pay/{invoice['label']}/yookassa", data=b"exp=" + b"1" * (1024 * 1024 + 1),
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status == 413 and yookassa.requests == []
+
+
+async def test_an_invoice_another_provider_has_just_paid_gets_already_paid_and_no_payment(client, yookassa):
+    """YooMoney's payment is recorded (the invoice claimed) but no worker has run yet: the invoice is still
+    pending, and the button must not open a second payment for it."""
+    invoice = await new_invoice(client, user_id=44)
+    await paid_with_yoomoney(client, invoice["label"])
+    assert (await Invoice.find_one(Invoice.label == invoice["label"])).status is InvoiceStatus.PENDING
+    response = await client.post(f"/pay/{invoice['label']}/yookassa", data=link_fields(invoice["pay_url"]),
+                                 allow_redirects=False)
+    parser = Forms()
+    parser.feed(await response.text())
+    assert response.status == 409 and 'id="already-paid"' in await response.text()
+    assert "pay-yookassa" not in parser.forms, "no button to pay again"
+    assert yookassa.requests == [] and await YooKassaPayment.find_all().to_list() == []
+
+
+async def test_a_press_after_a_lost_notification_records_the_succeeded_payment(client, worker, yookassa, clock,
+                                                                               notifier):
+    invoice = await new_invoice(client, user_id=45)
+    _, confirmation = await press_pay(client, invoice)
+    yookassa.drop_deliveries()  # payment.succeeded never reaches us
+    assert await checkout(confirmation) == 303
+    [payment_id] = yookassa.payments
+    assert await operations() == []
+    status, location = await press_pay(client, invoice)
+    assert (status, location) == (303, invoice["pay_url"] + "&returned=1"), "back to the page, which confirms"
+    [operation] = await operations()
+    assert (operation.operation_id, operation.status) == (payment_id, OperationStatus.RECORDED)
+    assert len(creations(yookassa)) == 1, "no second payment"
+    await worker.drain()
+    subscription = await Subscription.find_one(Subscription.user_id == 45)
+    assert subscription.current_period_end == clock.now + timedelta(days=30) and len(notifier.notices) == 1
+    assert subscription.payment_method == "MasterCard •••• 4444"
+    yookassa.deliver_again()
+    yookassa_clock(yookassa).now += timedelta(minutes=1)
+    assert await yookassa.redeliver_due() == 1 and yookassa.deliveries == [("payment.succeeded", 200)]
+    await worker.drain()
+    later = await Subscription.find_one(Subscription.user_id == 45)
+    assert later.current_period_end == subscription.current_period_end
+    assert [op.status for op in await operations()] == [OperationStatus.APPLIED] and len(notifier.notices) == 1

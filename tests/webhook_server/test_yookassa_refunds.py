@@ -10,13 +10,23 @@ from datetime import timedelta
 import pytest
 from aiohttp.test_utils import TestClient
 
+from billing.ledger import find_operation
 from billing.money import Money
+from billing.providers.base import ProviderRejected
 from billing.providers.yookassa.protocol import idempotence_key
-from db import Invoice, InvoiceStatus, OperationStatus, Subscription
+from db import ExtraRefund, Invoice, InvoiceStatus, OperationStatus, Subscription
+from settings import ConfigError
 from tests.conftest import AUTH
 from tests.helpers import new_invoice, operations
-from settings import ConfigError
-from tests.yookassa_support import paid_payment, post_notification, settings, yookassa, yookassa_emulator
+from tests.yookassa_support import (
+    paid_payment,
+    paid_with_yoomoney,
+    post_notification,
+    provider_of,
+    settings,
+    yookassa,
+    yookassa_emulator,
+)
 from webhook_server.emulators.yookassa import simulate
 
 __all__ = ["settings", "yookassa", "yookassa_emulator"]  # fixtures, imported for pytest
@@ -175,3 +185,66 @@ async def test_simulate_underpaying_is_acknowledged_and_not_credited(client, wor
     assert await invoice_status(invoice["label"]) is InvoiceStatus.PENDING
     with pytest.raises(ConfigError, match="amount"):
         await simulate(settings, client.session, base, "payment", invoice["label"], "1.5.0")
+
+
+async def first_payer_pays(client, emulator, label: str, first: str) -> str:
+    """The invoice is paid first, by YooMoney or by another YooKassa payment; returns that operation's key."""
+    if first == "yoomoney":
+        await paid_with_yoomoney(client, label)
+        [operation] = await operations()
+        return operation.key
+    payment_id = paid_payment(emulator, label)
+    assert await post_notification(client, emulator.notification("payment.succeeded", payment_id)) == 200
+    return f"yookassa:{payment_id}"
+
+
+@pytest.mark.parametrize("first", ["yoomoney", "yookassa"])
+async def test_a_payment_for_an_invoice_already_paid_is_extra_and_refunded_once(client, worker, yookassa, clock,
+                                                                                notifier, first):
+    invoice = await new_invoice(client, user_id=39)
+    label = invoice["label"]
+    paid_by = await first_payer_pays(client, yookassa, label, first)
+    second = paid_payment(yookassa, label)  # the payer paid again at YooKassa (another tab, a stale page)
+    body = yookassa.notification("payment.succeeded", second)
+    assert await post_notification(client, body) == 200, "the money is taken: YooKassa must stop redelivering"
+    assert (await find_operation("yookassa", second)).status is OperationStatus.EXTRA
+    await worker.drain()  # fulfils the first payment, settles the extra one through YooKassa's refund API
+    [refund] = yookassa.refunds_of(second)
+    assert (refund["status"], refund["amount"]) == ("succeeded", {"value": "299.00", "currency": "RUB"})
+    [(headers, request)] = refund_calls(yookassa)
+    assert headers["Idempotence-Key"] == idempotence_key("refund", second) and request["payment_id"] == second
+    extra = await find_operation("yookassa", second)
+    assert extra.extra_refund is ExtraRefund.REFUNDED and [notice.refunded for notice in notifier.extras] == [True]
+
+    await yookassa.settle()  # YooKassa's refund.succeeded for the extra payment
+    assert yookassa.deliveries[-1] == ("refund.succeeded", 200)
+    assert await post_notification(client, body) == 200  # and a late redelivery of its payment.succeeded
+    await worker.drain()
+    invoice_now = await Invoice.find_one(Invoice.label == label)
+    assert (invoice_now.status, invoice_now.paid_by) == (InvoiceStatus.PAID, paid_by), "the invoice is untouched"
+    subscription = await Subscription.find_one(Subscription.user_id == 39)
+    assert subscription.current_period_end == clock.now + timedelta(days=30), "one period, never taken back"
+    assert notifier.reversals == [] and len(notifier.notices) == 1
+    assert len(yookassa.refunds_of(second)) == 1 and len(refund_calls(yookassa)) == 1
+
+
+async def test_refunding_the_extra_payment_again_refunds_nothing_more(client, yookassa):
+    invoice = await new_invoice(client, user_id=40)
+    await paid_with_yoomoney(client, invoice["label"])
+    second = paid_payment(yookassa, invoice["label"])
+    for _ in range(3):  # settle_extra run again after a crash: the same Idempotence-Key, the same refund
+        await provider_of(client).refund(operation_id=second, amount=Money(29900, "RUB"), label=invoice["label"])
+    assert len(yookassa.refunds_of(second)) == 1 and len(refund_calls(yookassa)) == 3
+
+
+async def test_a_payment_refunded_in_full_in_the_profile_counts_as_refunded_and_a_partial_one_does_not(
+        client, yookassa):
+    invoice = await new_invoice(client, user_id=41)
+    in_full, in_part = paid_payment(yookassa, invoice["label"]), paid_payment(yookassa, invoice["label"])
+    yookassa.refund(in_full, Money(29900, "RUB"))  # by hand in the YooKassa profile, before settle_extra ran
+    yookassa.refund(in_part, Money(10000, "RUB"))
+    provider = provider_of(client)
+    await provider.refund(operation_id=in_full, amount=Money(29900, "RUB"), label=invoice["label"])
+    with pytest.raises(ProviderRejected, match="exceeds"):
+        await provider.refund(operation_id=in_part, amount=Money(29900, "RUB"), label=invoice["label"])
+    assert [len(yookassa.refunds_of(payment)) for payment in (in_full, in_part)] == [1, 1]

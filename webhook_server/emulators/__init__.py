@@ -1,7 +1,8 @@
 """Local stand-ins for the providers' servers, speaking their real protocols and signatures.
 
-They power `ymds demo`, `ymds simulate` and the tests; the protocol knowledge they use comes
-from the provider modules in billing/providers/. Each emulator module offers the same four
+They power `ymds demo`, `ymds simulate` and the tests. Each is written from the provider's own
+documentation (../shared/providers/), never from our provider modules: an emulator that borrowed
+billing/providers/ code would agree with the bug it should reveal. Each emulator module offers the same four
 things, listed in EMULATORS: EVENTS and simulate() for `ymds simulate`, demo_values() and
 demo_app() for `ymds demo` (mounted at /emulator/{name}).
 """

@@ -1,11 +1,14 @@
-"""A YooKassa emulator: API v3 (payments, capture, cancel, refunds; Basic auth, Idempotence-Key and
-YooKassa's error bodies), a confirmation page where the payer pays or declines, and notifications.
+"""A YooKassa emulator: API v3 (payments, the payments list, capture, cancel, refunds; Basic auth,
+Idempotence-Key and YooKassa's error bodies), a confirmation page where the payer pays or declines, and
+notifications that are redelivered on the emulator's own clock for 24 hours, then given up.
 
-The objects it keeps move as YooKassa's do: pending → succeeded (or waiting_for_capture when
-created with capture false) or canceled; a refund makes the payment's `refunded_amount` grow.
-A notification carries the object as it is when its status changed; the server under test must
-fetch it again, which this emulator answers. `/control/payments/{id}` changes a payment's state
-without a notification, for `ymds simulate`, which then notifies as YooKassa would.
+Its formats come from the reference through `yookassa_wire`, never from billing/providers/yookassa. The
+objects it keeps move as YooKassa's do: pending → succeeded (or waiting_for_capture when created with
+capture false) or canceled; a refund makes the payment's `refunded_amount` grow. A notification carries
+the object as it was when its status changed; the server under test must fetch it again, which this
+emulator answers. `/control/payments/{id}` changes a payment's state without a notification, for
+`ymds simulate`, which then notifies as YooKassa would; `/control/notifications/drop` loses deliveries
+(the next N, or all) and `/control/notifications/redeliver` runs the redelivery schedule now.
 
 A charge of a saved method (`payment_method_id`, no confirmation) is decided at once: succeeded, or
 canceled with `permission_revoked` for a method this shop never saved, or with the reason
@@ -16,44 +19,42 @@ follows in the background, as after any merchant-initiated payment.
 from __future__ import annotations
 
 import asyncio
-import html
+import copy
+import hmac
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from billing.money import Money
-from billing.providers.yookassa.protocol import (
+from settings import Settings
+from webhook_server.emulators.common import control_body, times_of
+from webhook_server.emulators.yookassa_outbox import Notice, Outbox
+from webhook_server.emulators.yookassa_pages import checkout_page
+from webhook_server.emulators.yookassa_simulate import EVENTS, MOUNT, emulator_base, simulate
+from webhook_server.emulators.yookassa_state import TEST_CARD, YooKassaShop
+from webhook_server.emulators.yookassa_wire import (
     PAYMENT_CANCELED,
     PAYMENT_SUCCEEDED,
     PAYMENT_WAITING,
     REFUND_SUCCEEDED,
-    amount_json,
-    authorization,
-    build_notification,
-    payment_request,
-    read_amount,
+    ListQuery,
+    ListRefused,
+    amount_minor,
+    basic_auth,
+    list_page,
 )
-from billing.signing import secrets_equal
-from settings import ConfigError, Settings
-from webhook_server.emulators.common import Declines, control_body, invoice_amount, times_of
 
 log = logging.getLogger(__name__)
 
-MOUNT = "/emulator/yookassa"  # where `ymds demo` mounts it (webhook_server/demo.py EMULATOR_ROOT + name)
-FEE_PER_MILLE = 35  # YooKassa's fee (3.5 %) in tenths of a percent, for income_amount
-TEST_CARD = {"first6": "555555", "last4": "4444", "expiry_month": "12", "expiry_year": "2030",
-             "card_type": "MasterCard", "issuer_country": "RU"}
+__all__ = ["EVENTS", "MOUNT", "YooKassaEmulator", "demo_app", "demo_values", "emulator_base", "simulate"]
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+DEMO_REDELIVERY_SECONDS = 30.0
 
 
 def error_body(code: str, description: str, parameter: str | None = None) -> dict[str, str]:
@@ -67,28 +68,24 @@ def error(status: int, code: str, description: str, parameter: str | None = None
 
 
 @dataclass(slots=True)
-class YooKassaEmulator:
-    shop_id: str
-    secret_key: str
-    checkout_base: str = ""  # where the payer's browser reaches this emulator
+class YooKassaEmulator(YooKassaShop):
     notify_url: str | None = None  # None: no notifications unless a test sends them
-    test: bool = True
-    refund_status: str = "succeeded"  # what a new refund becomes: succeeded, pending or canceled
     fail_with: int | None = None  # answer every API call with this HTTP status (an outage)
-    payments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    redeliver_every: float | None = None  # seconds between runs of the schedule in the background; None: on call
     requests: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
-    deliveries: list[tuple[str, int]] = field(default_factory=list)
-    saved_methods: set[str] = field(default_factory=set)  # payment_method ids a later charge may use
-    method_declines: Declines[str] = field(default_factory=Declines)  # method id → cancellation reason
-    charges: list[str] = field(default_factory=list)  # ids of the payments made by charging a saved method
+    deliveries: list[tuple[str, int]] = field(default_factory=list)  # (event, the shop's HTTP status)
+    outbox: Outbox = field(init=False)
     _keys: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(clock=lambda: self.clock(), send=self._send)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.add_routes([
             web.post("/v3/payments", self._create_payment),
+            web.get("/v3/payments", self._list_payments),
             web.get("/v3/payments/{id}", self._get_payment),
             web.post("/v3/payments/{id}/capture", self._capture),
             web.post("/v3/payments/{id}/cancel", self._cancel),
@@ -99,118 +96,78 @@ class YooKassaEmulator:
             web.post("/control/payments/{id}", self._control),
             web.post("/control/methods/{id}/decline", self._control_decline),
             web.delete("/control/methods/{id}/decline", self._control_allow),
+            web.post("/control/notifications/drop", self._control_drop),
+            web.delete("/control/notifications/drop", self._control_deliver),
+            web.post("/control/notifications/redeliver", self._control_redeliver),
         ])
+        if self.redeliver_every is not None:
+            app.cleanup_ctx.append(self._redelivery_loop)
         return app
 
-    # ---- the state machine (tests call it directly too)
+    # ---- notifications: delivered at once, redelivered on the clock (yookassa_outbox)
 
-    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        payment_id = str(uuid.uuid4())
-        payment: dict[str, Any] = {
-            "id": payment_id, "status": "pending", "paid": False, "amount": dict(body["amount"]),
-            "description": body.get("description", ""), "recipient": {"account_id": self.shop_id,
-                                                                       "gateway_id": "2190001"},
-            "created_at": now_iso(), "test": self.test, "refundable": False,
-            "metadata": dict(body.get("metadata") or {}), "_capture": bool(body.get("capture", False)),
-            "_save": body.get("save_payment_method") is True,
-        }
-        self.payments[payment_id] = payment
-        method_id = body.get("payment_method_id")
-        if isinstance(method_id, str):
-            self._charge_method(payment, method_id)
-        else:
-            payment["confirmation"] = {"type": "redirect", "return_url": body["confirmation"]["return_url"],
-                                       "confirmation_url": f"{self.checkout_base}/checkout/{payment_id}"}
-        return payment
+    def drop_deliveries(self, times: int = 0) -> None:
+        """Lose the next `times` deliveries (all of them while 0) until `deliver_again`."""
+        self.outbox.drop(times)
 
-    def _charge_method(self, payment: dict[str, Any], method_id: str) -> None:
-        """A merchant-initiated charge: succeeded, or canceled as the issuer or YooKassa would cancel it."""
-        self.charges.append(payment["id"])
-        payment["_save"] = True
-        if method_id not in self.saved_methods:
-            self.cancel(payment["id"], "yoo_money", "permission_revoked")
-            return
-        reason = self.method_declines.take(method_id)
-        if reason is None:
-            self.succeed(payment["id"], payment=payment, method_id=method_id)
-        else:
-            self.cancel(payment["id"], "payment_network", reason)
+    def deliver_again(self) -> None:
+        self.outbox.stop_dropping()
 
-    def decline_method(self, method_id: str, reason: str, times: int = 0) -> None:
-        """Cancel the next `times` charges of a saved method (all of them while 0) with this reason."""
-        self.method_declines.add(method_id, reason, times)
+    async def redeliver_due(self) -> int:
+        """Run the redelivery schedule at the clock's time; returns the attempts made."""
+        return await self.outbox.redeliver_due()
 
-    def allow_method(self, method_id: str) -> None:
-        self.method_declines.clear(method_id)
-
-    def succeed(self, payment_id: str, *, payment: dict[str, Any] | None = None,
-                method_id: str | None = None) -> dict[str, Any]:
-        """The payer paid: succeeded (captured) or, for capture false, waiting_for_capture."""
-        payment = payment or self.payments[payment_id]
-        payment.pop("confirmation", None)
-        minor = read_amount(payment["amount"]).minor  # type: ignore[union-attr]
-        saved = payment["_save"]
-        payment.update({
-            "paid": True, "status": "succeeded" if payment["_capture"] or method_id else "waiting_for_capture",
-            "income_amount": amount_json(Money(minor - -(-minor * FEE_PER_MILLE // 1000), payment["amount"]["currency"])),
-            "payment_method": {"type": "bank_card", "id": method_id or payment_id, "saved": saved,
-                               "title": f"Bank card *{TEST_CARD['last4']}", "card": dict(TEST_CARD)},
-            "authorization_details": {"rrn": "603668680243", "auth_code": "000000",
-                                      "three_d_secure": {"applied": False}},
-        })
-        if payment["status"] == "succeeded":
-            self._captured(payment)
-        if saved:
-            self.saved_methods.add(payment["payment_method"]["id"])
-        return payment
-
-    def _captured(self, payment: dict[str, Any]) -> None:
-        payment.update({"status": "succeeded", "captured_at": now_iso(), "refundable": True,
-                        "refunded_amount": {"value": "0.00", "currency": payment["amount"]["currency"]}})
-
-    def cancel(self, payment_id: str, party: str = "payment_network",
-               reason: str = "insufficient_funds") -> dict[str, Any]:
-        payment = self.payments[payment_id]
-        payment.pop("confirmation", None)
-        payment.update({"status": "canceled", "paid": False,
-                        "cancellation_details": {"party": party, "reason": reason}})
-        return payment
-
-    def refund(self, payment_id: str, amount: Money, description: str = "") -> dict[str, Any]:
-        payment = self.payments[payment_id]
-        refund = {"id": str(uuid.uuid4()), "payment_id": payment_id, "status": self.refund_status,
-                  "created_at": now_iso(), "amount": amount_json(amount), "description": description}
-        if self.refund_status == "canceled":
-            refund["cancellation_details"] = {"party": "yoo_money", "reason": "rejected_by_payee"}
-        else:
-            refunded = read_amount(payment["refunded_amount"]).minor + amount.minor  # type: ignore[union-attr]
-            payment["refunded_amount"] = amount_json(Money(refunded, amount.currency))
-            payment["refundable"] = refunded < read_amount(payment["amount"]).minor  # type: ignore[union-attr]
-        self.refunds[refund["id"]] = refund
-        return refund
-
-    def public(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """An object as the API shows it (without the emulator's own bookkeeping)."""
-        return {name: value for name, value in obj.items() if not name.startswith("_")}
-
-    def notification(self, event: str, object_id: str) -> dict[str, Any]:
-        store = self.refunds if event == REFUND_SUCCEEDED else self.payments
-        return build_notification(event, self.public(store[object_id]))
+    async def notify(self, event: str, object_id: str) -> int | None:
+        """A status changed: notify the shop (if a URL is set), redelivering later until it answers 200."""
+        if self.notify_url is None:
+            return None
+        return await self.outbox.notify(event, object_id, copy.deepcopy(self.notification(event, object_id)))
 
     async def deliver(self, event: str, object_id: str, url: str | None = None) -> int:
-        """POST a notification as YooKassa does; returns the HTTP status the shop answered."""
+        """POST the current notification once, by hand, outside the schedule; the shop's HTTP status."""
         target = url or self.notify_url
         assert target is not None
         async with aiohttp.ClientSession() as session:
-            async with session.post(target, json=self.notification(event, object_id)) as response:
-                await response.read()
-                self.deliveries.append((event, response.status))
-                return response.status
+            return await self._post(session, target, event, self.notification(event, object_id))
+
+    async def _send(self, notice: Notice) -> int | None:
+        if self.notify_url is None:
+            return None
+        try:
+            async with aiohttp.ClientSession() as session:
+                return await self._post(session, self.notify_url, notice.event, notice.body)
+        except aiohttp.ClientError as err:
+            log.info("yookassa emulator could not reach %s: %s", self.notify_url, err)
+            return None
+
+    async def _post(self, session: aiohttp.ClientSession, url: str, event: str, body: dict[str, Any]) -> int:
+        async with session.post(url, json=body) as response:
+            await response.read()
+            self.deliveries.append((event, response.status))
+            return response.status
+
+    def _later(self, event: str, object_id: str) -> None:
+        """Notify in the background, after the API call has answered (as YooKassa does)."""
+        if self.notify_url is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.notify(event, object_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> None:
-        """Wait for the notifications sent in the background (refunds)."""
+        """Wait for the notifications sent in the background."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+
+    async def _redelivery_loop(self, _: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            assert self.redeliver_every is not None
+            while True:
+                await asyncio.sleep(self.redeliver_every)
+                await self.redeliver_due()
+        task = asyncio.get_running_loop().create_task(loop())
+        yield
+        task.cancel()
 
     # ---- the API
 
@@ -224,7 +181,8 @@ class YooKassaEmulator:
         self.requests.append((request.method, request.path, dict(request.headers), body))
         if self.fail_with is not None:
             return error(self.fail_with, "internal_server_error", "emulated outage"), None
-        if not secrets_equal(authorization(self.shop_id, self.secret_key), request.headers.get("Authorization", "")):
+        expected = basic_auth(self.shop_id, self.secret_key).encode()
+        if not hmac.compare_digest(expected, request.headers.get("Authorization", "").encode()):
             return error(401, "invalid_credentials", "Login or password is incorrect"), None
         if request.method == "POST":
             key = request.headers.get("Idempotence-Key", "")
@@ -235,7 +193,8 @@ class YooKassaEmulator:
                 return error(400, "invalid_request", "Request body is not a JSON object"), None
         return None, body
 
-    async def _idempotent(self, request: web.Request, make: Any) -> web.Response:
+    async def _idempotent(self, request: web.Request, make: Callable[[dict[str, Any]], tuple[int, Any]]
+                          ) -> web.Response:
         refusal, body = await self._api(request)
         if refusal is not None:
             return refusal
@@ -252,7 +211,7 @@ class YooKassaEmulator:
 
     async def _create_payment(self, request: web.Request) -> web.Response:
         def make(body: dict[str, Any]) -> tuple[int, Any]:
-            if read_amount(body.get("amount")) is None:
+            if amount_minor(body.get("amount")) is None:
                 return 400, error_body("invalid_request", "Invalid amount", "amount")
             charge = "payment_method_id" in body
             if charge and not isinstance(body["payment_method_id"], str):
@@ -266,6 +225,16 @@ class YooKassaEmulator:
                             payment["id"])
             return 200, self.public(payment)
         return await self._idempotent(request, make)
+
+    async def _list_payments(self, request: web.Request) -> web.Response:
+        refusal, _ = await self._api(request)
+        if refusal is not None:
+            return refusal
+        try:
+            query = ListQuery.parse(request.query)
+        except ListRefused as err:
+            return error(400, "invalid_request", f"Invalid value of {err}", str(err))
+        return web.json_response(list_page(map(self.public, self.payments.values()), query))
 
     async def _get_payment(self, request: web.Request) -> web.Response:
         return await self._get(request, self.payments)
@@ -305,42 +274,29 @@ class YooKassaEmulator:
     async def _create_refund(self, request: web.Request) -> web.Response:
         def make(body: dict[str, Any]) -> tuple[int, Any]:
             payment = self.payments.get(str(body.get("payment_id")))
-            amount = read_amount(body.get("amount"))
-            if payment is None or payment["status"] != "succeeded" or amount is None:
+            asked = amount_minor(body.get("amount"))
+            if payment is None or payment["status"] != "succeeded" or asked is None:
                 return 400, error_body("invalid_request", "Payment cannot be refunded", "payment_id")
-            paid, refunded = read_amount(payment["amount"]), read_amount(payment["refunded_amount"])
-            if paid is None or refunded is None or amount.minor > paid.minor - refunded.minor:
+            paid, refunded = self.amount_of(payment, "amount")[0], self.amount_of(payment, "refunded_amount")[0]
+            if asked[1] != payment["amount"]["currency"] or asked[0] > paid - refunded:
                 return 400, error_body("invalid_request", "Refund amount exceeds the payment's remainder", "amount")
-            refund = self.refund(payment["id"], amount, str(body.get("description", "")))
+            refund = self.refund(payment["id"], Money(*asked), str(body.get("description", "")))
             if refund["status"] == "succeeded":
                 self._later(REFUND_SUCCEEDED, refund["id"])
             return 200, refund
         return await self._idempotent(request, make)
 
-    def _later(self, event: str, object_id: str) -> None:
-        """Notify in the background, after the API call has answered (as YooKassa does)."""
-        if self.notify_url is None:
-            return
-        task = asyncio.get_running_loop().create_task(self.deliver(event, object_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # ---- the payer's confirmation page, and the control the simulator uses
+    # ---- the payer's confirmation page, and the controls
 
     async def _checkout_page(self, request: web.Request) -> web.Response:
         payment = self.payments.get(request.match_info["id"])
         if payment is None or payment["status"] != "pending":
             return web.Response(status=404, text="no payment waits for confirmation here")
-        body = (
-            "<!doctype html><meta charset='utf-8'><title>YooKassa emulator</title><h1>YooKassa emulator</h1>"
-            f"<p>Pay {html.escape(payment['amount']['value'])} {html.escape(payment['amount']['currency'])}: "
-            f"{html.escape(payment['description'])}</p><p>Test card {TEST_CARD['first6']}******{TEST_CARD['last4']}"
-            "</p><form method='post'><button type='submit' name='outcome' value='pay' id='emulator-pay'>Pay</button> "
-            "<button type='submit' name='outcome' value='decline' id='emulator-decline'>Decline</button></form>"
-        )
-        return web.Response(text=body, content_type="text/html")
+        return checkout_page(payment, TEST_CARD)
 
     async def _checkout(self, request: web.Request) -> web.Response:
+        """The payer pays or declines; YooKassa notifies the shop and sends the payer back whatever the
+        shop answered (a notification that failed is redelivered later)."""
         payment = self.payments.get(request.match_info["id"])
         if payment is None or payment["status"] != "pending":
             return web.Response(status=404, text="no payment waits for confirmation here")
@@ -352,19 +308,13 @@ class YooKassaEmulator:
             self.succeed(payment["id"])
         event = PAYMENT_CANCELED if declined else {"succeeded": PAYMENT_SUCCEEDED}.get(payment["status"],
                                                                                        PAYMENT_WAITING)
-        if self.notify_url is not None:
-            status = await self.deliver(event, payment["id"])
-            if status != 200:
-                return web.Response(status=502, text=f"the shop answered the notification with HTTP {status}")
+        await self.notify(event, payment["id"])
         raise web.HTTPSeeOther(return_url)
 
     async def _control(self, request: web.Request) -> web.Response:
         payment = self.payments.get(request.match_info["id"])
-        try:
-            body = await request.json()
-        except ValueError:
-            return error(400, "invalid_request", "Request body is not JSON")
-        if payment is None or not isinstance(body, dict):
+        body = await control_body(request)
+        if payment is None or body is None:
             return error(404, "not_found", "Object not found")
         outcome = body.get("outcome")
         if outcome == "pay" and payment["status"] == "pending":
@@ -372,7 +322,7 @@ class YooKassaEmulator:
         if outcome == "decline" and payment["status"] == "pending":
             return web.json_response(self.public(self.cancel(payment["id"])))
         if outcome == "refund" and payment["status"] == "succeeded":
-            return web.json_response(self.refund(payment["id"], read_amount(payment["amount"])))  # type: ignore[arg-type]
+            return web.json_response(self.refund(payment["id"], Money(*self.amount_of(payment, "amount"))))
         return error(400, "invalid_request", f"cannot {outcome} a {payment['status']} payment")
 
     async def _control_decline(self, request: web.Request) -> web.Response:
@@ -389,58 +339,23 @@ class YooKassaEmulator:
         self.allow_method(request.match_info["id"])
         return web.json_response({"method": request.match_info["id"], "reason": None})
 
+    async def _control_drop(self, request: web.Request) -> web.Response:
+        """POST /control/notifications/drop {"times": N (absent or 0: every delivery until DELETE)}."""
+        body = await control_body(request)
+        times = times_of(body) if body is not None else None
+        if times is None:
+            return error(400, "invalid_request", "expected {\"times\": int >= 0}")
+        self.drop_deliveries(times)
+        return web.json_response({"dropping": times or "all"})
 
-EVENTS = ("payment", "canceled", "refund")
+    async def _control_deliver(self, _: web.Request) -> web.Response:
+        self.deliver_again()
+        return web.json_response({"dropping": None})
 
-
-def emulator_base(settings: Settings, url: str) -> str:
-    """The emulator the server at `url` talks to: the demo's own (mounted inside it), or YOOKASSA_API_URL's."""
-    api = settings.yookassa_api_url.rstrip("/")
-    return url.rstrip("/") + MOUNT if api.endswith(MOUNT + "/v3") else api.removesuffix("/v3")
-
-
-async def simulate(
-    settings: Settings, session: aiohttp.ClientSession, url: str, event: str, label: str, amount: str | None
-) -> int:
-    """`ymds simulate yookassa EVENT`: a payment for the invoice at the emulator, paid (or declined, or paid and
-    refunded) there, then its notifications sent from here as YooKassa sends them. Returns our server's answer
-    (the first that was not 200)."""
-    assert settings.yookassa_shop_id is not None and settings.yookassa_secret_key is not None
-    paid = read_amount({"value": amount, "currency": "RUB"}) if amount else Money(
-        await invoice_amount(session, settings, url, label, "RUB"), "RUB")
-    if paid is None:
-        raise ConfigError(f"--amount {amount!r} is not an amount such as 299.00")
-    base = emulator_base(settings, url)
-    headers = {"Authorization": authorization(settings.yookassa_shop_id,
-                                              settings.yookassa_secret_key.get_secret_value()),
-               "Idempotence-Key": str(uuid.uuid4())}
-    body = payment_request(amount=paid, return_url=f"{url}/pay/{label}", description=f"ymds simulate {event}",
-                           label=label, save_method=settings.yookassa_save_payment_method)
-    async with session.post(f"{base}/v3/payments", json=body, headers=headers) as response:
-        if response.status != 200:
-            raise ConfigError(f"the YooKassa emulator at {base} answered HTTP {response.status}; `ymds simulate "
-                              "yookassa` needs the emulator of `ymds demo` (or YOOKASSA_API_URL pointing at one)")
-        payment = await response.json()
-    changed = await _control(session, base, payment["id"], "decline" if event == "canceled" else "pay")
-    status = await _notify(session, url, PAYMENT_CANCELED if event == "canceled" else PAYMENT_SUCCEEDED, changed)
-    if event != "refund" or status != 200:
-        return status
-    return await _notify(session, url, REFUND_SUCCEEDED, await _control(session, base, payment["id"], "refund"))
-
-
-async def _control(session: aiohttp.ClientSession, base: str, payment_id: str, outcome: str) -> dict[str, Any]:
-    async with session.post(f"{base}/control/payments/{payment_id}", json={"outcome": outcome}) as response:
-        if response.status != 200:
-            raise ConfigError(f"the YooKassa emulator could not {outcome} payment {payment_id}: HTTP {response.status}")
-        answer: dict[str, Any] = await response.json()
-        return answer
-
-
-async def _notify(session: aiohttp.ClientSession, url: str, event: str, obj: dict[str, Any]) -> int:
-    async with session.post(f"{url}/notify/yookassa", json=build_notification(event, obj)) as response:
-        await response.read()
-        log.info("yookassa %s for %s: our server answered HTTP %s", event, obj.get("id"), response.status)
-        return response.status
+    async def _control_redeliver(self, _: web.Request) -> web.Response:
+        made = await self.redeliver_due()
+        return web.json_response({"attempts": made, "waiting": len(self.outbox.waiting),
+                                  "given_up": len(self.outbox.given_up)})
 
 
 def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:
@@ -465,4 +380,5 @@ def demo_app(settings: Settings, local_base: str) -> web.Application | None:
         checkout_base=settings.public_base_url.rstrip("/") + MOUNT,
         notify_url=local_base + "/notify/yookassa",
         test=settings.yookassa_test_mode,
+        redeliver_every=DEMO_REDELIVERY_SECONDS,
     ).app()

@@ -37,7 +37,8 @@ async def notify_yookassa(request: web.Request) -> web.Response:
 
 
 async def pay_with_yookassa(request: web.Request) -> web.Response:
-    """The page's button: check the link exactly as the page does, then open (or reuse) the payment."""
+    """The page's button: check the link exactly as the page does, then open (or reuse) the payment; an
+    invoice another payment has claimed gets the "already paid" page and nothing is created."""
     provider: YooKassa = enabled_provider(request, NAME)
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
@@ -51,13 +52,18 @@ async def pay_with_yookassa(request: web.Request) -> web.Response:
     if CURRENCY not in invoice.amounts:
         raise web.HTTPNotFound(reason=f"this invoice has no {CURRENCY} price")
     title = request.app[PLANS].title(invoice.plan)
+    t = catalogue().texts(page_language(link.get("lang"), None, request.headers.get("Accept-Language")))
     try:
-        url = await provider.start_payment(label=label, amount=Money(invoice.amounts[CURRENCY], CURRENCY),
-                                           return_url=back, description=f"{title}, invoice {label}", now=now)
+        checkout = await provider.start_payment(
+            label=label, amount=Money(invoice.amounts[CURRENCY], CURRENCY), return_url=back,
+            description=f"{title}, invoice {label}", now=now, ledger=request.app[LEDGER])
     except (ProviderUnavailable, ProviderRejected) as err:
         status = 503 if isinstance(err, ProviderUnavailable) else 502
         log.error("yookassa payment for %s not opened (%s): %s", label, status, err)
-        t = catalogue().texts(page_language(link.get("lang"), None, request.headers.get("Accept-Language")))
         context = {"t": t, "status": status, "action": request.path, "fields": link, "invoice": invoice}
         return aiohttp_jinja2.render_template("yookassa.html", request, context, status=status)
-    raise web.HTTPSeeOther(url or back)
+    if checkout.already_paid:
+        log.info("yookassa button for %s refused: another payment has the invoice", label)
+        return aiohttp_jinja2.render_template("yookassa_paid.html", request, {"t": t, "invoice": invoice},
+                                              status=409)
+    raise web.HTTPSeeOther(checkout.url or back)

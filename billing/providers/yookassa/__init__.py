@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pymongo.errors import PyMongoError
 
+from billing import claims
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
@@ -29,6 +30,7 @@ from billing.providers.base import (
     ChargeResult,
     HttpTransport,
     NotificationRejected,
+    Outcome,
     PageForm,
     ProviderAnswer,
     ProviderRejected,
@@ -37,22 +39,20 @@ from billing.providers.base import (
     Remember,
 )
 from billing.providers.yookassa.charges import charge_body, charge_key, charge_result
+from billing.providers.yookassa.checkout import Checkout, open_checkout
+from billing.providers.yookassa.reconcile import reconcile
 from billing.providers.yookassa.protocol import (
     CURRENCY,
     DESCRIPTION_LIMIT,
     HANDLED_EVENTS,
     NAME,
     OBJECT_ID,
-    PAYMENT_CANCELED,
-    PAYMENT_SUCCEEDED,
     REFUND_SUCCEEDED,
     ApiClient,
     Network,
     Notice,
     amount_json,
     cancellation,
-    confirmation_url,
-    create_key,
     idempotence_key,
     label_of,
     parse_notification,
@@ -63,13 +63,14 @@ from billing.providers.yookassa.protocol import (
     sender_allowed,
 )
 from billing.steps import Checkpoint, no_checkpoint
-from db.yookassa import YooKassaStatus, latest_attempt, record_created, record_status, reserve
+from billing.sweep import ReconcileReport
+from db.yookassa import YooKassaStatus, record_status
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NAME", "YooKassa"]
+__all__ = ["NAME", "Checkout", "YooKassa"]
 
-MAX_CREATE_ROUNDS = 4  # a press can meet a cancelled attempt, reserve the next, and lose a race once more
+CAPTURE_HOLD = timedelta(minutes=10)  # how long a payment waiting for capture holds the invoice while we capture
 STEPS = ("after_fetch", "after_ledger_record")
 OK = ProviderAnswer(200)
 MALFORMED = ProviderAnswer(400, "malformed notification")
@@ -107,46 +108,29 @@ class YooKassa:
         return PageForm(provider=NAME, action=f"{parts.path.rstrip('/')}/{NAME}", method="post", fields=fields)
 
     async def start_payment(self, *, label: str, amount: Money, return_url: str, description: str,
-                            now: datetime) -> str | None:
-        """Where to send the payer: the confirmation URL of this invoice's open payment, created once per
-        attempt; None when the invoice's payment already succeeded (or waits for capture)."""
+                            now: datetime, ledger: Ledger) -> Checkout:
+        """The pay button: refuse an invoice another payment has claimed before creating anything; else
+        open (or reuse) this invoice's payment, settling one YooKassa already decided (see `checkout`)."""
+        verdict = await check_payable(label, amount, now=now)
+        if verdict is Outcome.ALREADY_PAID:
+            return Checkout(outcome=Outcome.ALREADY_PAID)
+        if verdict is not None:
+            raise ProviderRejected(f"invoice {label} cannot be paid with {amount}: {verdict.value}")
         request = payment_request(amount=amount, return_url=return_url, description=description, label=label,
                                   save_method=self._save_method)
-        for _ in range(MAX_CREATE_ROUNDS):
-            record = await latest_attempt(label)
-            if record is None or record.status is YooKassaStatus.CANCELED:
-                attempt = 0 if record is None else record.attempt + 1
-                record = await reserve(create_key(label, attempt), label, attempt, request, now)
-            if record.status in (YooKassaStatus.SUCCEEDED, YooKassaStatus.WAITING_FOR_CAPTURE):
-                return None
-            if record.status is YooKassaStatus.CANCELED:
-                continue
-            if record.status is YooKassaStatus.PENDING and record.payment_id:
-                payment = await self._refresh(record.payment_id)
-                if payment is None:  # YooKassa did not answer: the stored page is still the best guess
-                    return record.confirmation_url
-                status = payment_status(payment)
-            else:  # creating: (re)send the reserved request under its key; YooKassa answers once
-                payment = await self.api.create_payment(record.request, record.key)
-                status = payment_status(payment)
-                await record_created(record.key, payment["id"], status, confirmation_url(payment), now,
-                                     **cancellation(payment))
-            if status in (YooKassaStatus.SUCCEEDED, YooKassaStatus.WAITING_FOR_CAPTURE):
-                return None
-            if status is YooKassaStatus.CANCELED:
-                await record_status(payment["id"], status, now, label=label, **cancellation(payment))
-                continue
-            url = confirmation_url(payment) or record.confirmation_url
-            if url is None:
-                raise ProviderUnavailable(f"yookassa payment {payment['id']} is pending without a confirmation URL")
-            return url
-        raise ProviderUnavailable(f"yookassa: no payment could be opened for {label}")
 
-    async def _refresh(self, payment_id: str) -> dict[str, Any] | None:
-        try:
-            return await self.api.get_payment(payment_id)
-        except ProviderUnavailable:
-            return None
+        async def settle(payment: Mapping[str, Any]) -> tuple[str, Outcome | None]:
+            return await self._settle(payment, ledger, now)
+        return await open_checkout(self.api, request, label, now, settle)
+
+    # ---- reconciliation (billing/sweep.py)
+
+    async def reconcile(self, start: datetime, end: datetime, *, ledger: Ledger, now: datetime) -> ReconcileReport:
+        """Ask YooKassa about our open payments and our invoices' succeeded payments of [start, end), and
+        settle each as its notification would; ProviderUnavailable when the API does not answer."""
+        async def settle(payment: Mapping[str, Any]) -> tuple[str, Outcome | None]:
+            return await self._settle(payment, ledger, now)
+        return await reconcile(self.api, settle, start, end, now=now)
 
     # ---- renewals: charging a saved method without the payer
 
@@ -174,14 +158,27 @@ class YooKassa:
     # ---- refunds (the admin API)
 
     async def refund(self, *, operation_id: str, amount: Money, label: str) -> None:
-        """Refund a payment in full; one Idempotence-Key per payment, so a repeated request refunds once."""
+        """Refund a payment in full: the invoice's own (the admin API) or an extra one (money for an invoice
+        another payment had claimed, from settle_extra). One Idempotence-Key per payment, so a repeated
+        request refunds once; a payment already refunded in full otherwise (in the profile) counts as done."""
         body = {"payment_id": operation_id, "amount": amount_json(amount),
                 "description": f"Refund of invoice {label}"[:DESCRIPTION_LIMIT]}
-        refund = await self.api.create_refund(body, idempotence_key("refund", operation_id))
+        try:
+            refund = await self.api.create_refund(body, idempotence_key("refund", operation_id))
+        except ProviderRejected:
+            if await self._refunded_in_full(operation_id, amount):
+                log.info("yookassa payment %s was refunded in full already", operation_id)
+                return
+            raise
         if refund.get("status") == "canceled":
             details = cancellation(refund)
             raise ProviderRejected(f"yookassa canceled the refund ({details['party']}: {details['reason']})")
         log.info("yookassa refund %s of payment %s: %s", refund["id"], operation_id, refund.get("status"))
+
+    async def _refunded_in_full(self, payment_id: str, amount: Money) -> bool:
+        payment = await self.api.get_payment(payment_id)
+        refunded = read_amount(payment.get("refunded_amount")) if payment is not None else None
+        return refunded is not None and refunded.currency == amount.currency and refunded.minor >= amount.minor
 
     # ---- notifications
 
@@ -225,38 +222,52 @@ class YooKassa:
             return await self._refunded(fetched, ledger, reversals)
         if fetched.get("test") is not self._test_mode:
             return self._wrong_mode(fetched)
-        if notice.event == PAYMENT_SUCCEEDED:
-            outcome = await ledger.record(payment_event(fetched))
+        name, _ = await self._settle(fetched, ledger, now)
+        return OK, name
+
+    async def _settle(self, payment: Mapping[str, Any], ledger: Ledger, now: datetime) -> tuple[str, Outcome | None]:
+        """The one path for a fetched Payment, whoever fetched it (a notification, the pay button, the sweep):
+        succeeded → the ledger (operation id = the payment id); canceled → kept with why; waiting for capture
+        → captured or released. Returns a name for the metrics and the ledger's outcome when it recorded."""
+        status, payment_id, label = payment_status(payment), str(payment["id"]), label_of(payment)
+        if status is YooKassaStatus.SUCCEEDED:
+            if payment.get("test") is not self._test_mode:
+                raise ProviderRejected(f"yookassa payment {payment_id} has test={payment.get('test')!r} but "
+                                       f"YOOKASSA_TEST_MODE is {self._test_mode}")
+            outcome = await ledger.record(payment_event(payment))
             self.checkpoint("after_ledger_record")
-            await record_status(notice.object_id, YooKassaStatus.SUCCEEDED, now)
-            return OK, outcome.value
-        if notice.event == PAYMENT_CANCELED:
-            details = cancellation(fetched)
-            label = label_of(fetched)
-            await record_status(notice.object_id, YooKassaStatus.CANCELED, now, label=label, **details)
-            log.info("yookassa payment %s for %r canceled by %s: %s", notice.object_id, label, details["party"],
+            await record_status(payment_id, YooKassaStatus.SUCCEEDED, now)
+            return outcome.value, outcome
+        if status is YooKassaStatus.CANCELED:
+            details = cancellation(payment)
+            await record_status(payment_id, status, now, label=label, **details)
+            log.info("yookassa payment %s for %r canceled by %s: %s", payment_id, label, details["party"],
                      details["reason"])
-            return OK, "canceled"
-        return await self._capture_or_release(fetched)
+            return "canceled", None
+        if status is YooKassaStatus.WAITING_FOR_CAPTURE:
+            return await self._capture_or_release(payment, now), None
+        return "pending", None
 
     def _wrong_mode(self, payment: Mapping[str, Any]) -> tuple[ProviderAnswer, str]:
         log.error("yookassa payment %s has test=%r but YOOKASSA_TEST_MODE is %s: not credited; YooKassa delivers "
                   "it again for 24 hours", payment.get("id"), payment.get("test"), self._test_mode)
         return UNCONFIRMED, "test_mode_mismatch"
 
-    async def _capture_or_release(self, payment: Mapping[str, Any]) -> tuple[ProviderAnswer, str]:
+    async def _capture_or_release(self, payment: Mapping[str, Any], now: datetime) -> str:
         """A payment held for capture (we always ask for capture: true, so this is a defence): capture it when
-        it pays a pending invoice exactly, release the money otherwise."""
+        it pays a pending invoice exactly and nobody else has it (held for us while we capture, so another
+        provider's payment cannot slip in), release the money otherwise. It can still be refused here."""
         event = payment_event(payment)
-        verdict = await check_payable(event.label, event.amount, exact=True)
-        if verdict is None:
+        key = claims.hold_key(NAME, event.operation_id)
+        verdict = await check_payable(event.label, event.amount, exact=True, now=now, holder=key)
+        if verdict is None and await claims.claim(event.label, key, now=now, until=now + CAPTURE_HOLD):
             await self.api.capture(event.operation_id, event.amount)
             log.warning("yookassa payment %s for %s waited for capture: captured", event.operation_id, event.label)
-            return OK, "captured"
+            return "captured"
         await self.api.cancel(event.operation_id)
         log.warning("yookassa payment %s for %r waited for capture: released (%s)", event.operation_id, event.label,
-                    verdict.value)
-        return OK, "released"
+                    (verdict or Outcome.ALREADY_PAID).value)
+        return "released"
 
     async def _refunded(self, refund: Mapping[str, Any], ledger: Ledger,
                         reversals: FulfilmentQueue) -> tuple[ProviderAnswer, str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from billing.errors import ProviderUnavailable
 from billing.networks import Network, address_in
@@ -43,8 +43,7 @@ HANDLED_EVENTS = frozenset({PAYMENT_SUCCEEDED, PAYMENT_CANCELED, PAYMENT_WAITING
 OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # object ids go into URL paths: nothing else may pass
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-
-
+LIST_LIMIT = 100  # the most one page of a list holds (docs: "Работа со списками объектов")
 
 def authorization(shop_id: str, secret_key: str) -> str:
     """HTTP Basic with the shop id and the API secret key (TV1)."""
@@ -194,6 +193,15 @@ class ApiClient:
     async def get_refund(self, refund_id: str) -> dict[str, Any] | None:
         return await self._find(f"/refunds/{quote(refund_id, safe='')}")
 
+    async def list_payments(self, *, created_from: datetime, created_before: datetime, status: str,
+                            cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of GET /payments created in [created_from, created_before) with this status: its items
+        and the cursor of the next page (None on the last)."""
+        query = {"created_at.gte": api_time(created_from), "created_at.lt": api_time(created_before),
+                 "status": status, "limit": str(LIST_LIMIT), **({"cursor": cursor} if cursor else {})}
+        status_code, answer = await self._send("GET", "/payments?" + urlencode(query), None, None)
+        return _page(status_code, answer)
+
     async def create_refund(self, body: Mapping[str, Any], key: str) -> dict[str, Any]:
         return await self._post("/refunds", body, key)
 
@@ -224,18 +232,36 @@ class ApiClient:
                 headers=headers,
             )
         except ProviderHTTPError as err:
-            raise ProviderUnavailable(f"yookassa {method} {path.split('/')[1]}: {err}") from err
+            raise ProviderUnavailable(f"yookassa {method} {path.partition('?')[0].split('/')[1]}: {err}") from err
 
 
 def _object(what: str, status: int, answer: Any) -> dict[str, Any]:
     """The API object of a 200 answer; an error answer raised as what the caller should do about it."""
     if status == 200 and isinstance(answer, dict) and isinstance(answer.get("id"), str):
         return answer
+    raise _failure(what, status, answer)
+
+
+def _failure(what: str, status: int, answer: Any) -> Exception:
     if status >= 500 or status in (200, 202, 429):
-        raise ProviderUnavailable(f"yookassa {what} answered HTTP {status}; outcome unknown")
+        return ProviderUnavailable(f"yookassa {what} answered HTTP {status}; outcome unknown")
     error = answer if isinstance(answer, dict) else {}
     detail = " ".join(str(error[name])[:200] for name in ("code", "description", "parameter") if error.get(name))
-    raise ProviderRejected(f"HTTP {status} from yookassa {what}: {detail or 'no details'}")
+    return ProviderRejected(f"HTTP {status} from yookassa {what}: {detail or 'no details'}")
+
+
+def _page(status: int, answer: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """A list answer's items and next cursor; any other answer raised as `_object` raises it."""
+    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("items"), list):
+        cursor = answer.get("next_cursor")
+        items = [item for item in answer["items"] if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        return items, cursor if isinstance(cursor, str) and cursor else None
+    raise _failure("GET payments", status, answer)
+
+
+def api_time(moment: datetime) -> str:
+    """A time as the API writes it: ISO 8601 in UTC with milliseconds, 2026-03-01T10:14:03.551Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def payment_status(payment: Mapping[str, Any]) -> YooKassaStatus:

@@ -4,8 +4,9 @@ answers to every kind of reply, through a recording transport."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from pydantic import ValidationError
@@ -229,7 +230,8 @@ async def test_refund_request_and_a_canceled_refund_is_a_refusal():
     first, second = transport.calls
     assert first["json"] == {"payment_id": "p1", "amount": {"value": "299.00", "currency": "RUB"},
                              "description": "Refund of invoice inv_1"}
-    assert first["headers"]["Idempotence-Key"] == second["headers"]["Idempotence-Key"] == idempotence_key("refund", "p1")
+    key = idempotence_key("refund", "p1")
+    assert first["headers"]["Idempotence-Key"] == second["headers"]["Idempotence-Key"] == key
 
 
 def test_page_form_posts_the_signed_link_back_to_us():
@@ -240,3 +242,31 @@ def test_page_form_posts_the_signed_link_back_to_us():
     assert form.fields == {"exp": "9", "lang": "ru", "sig": "ab"}
     assert provider.page_form(label="inv_1", amounts={"UZS": 100}, title="t",
                               success_url="https://pay.example.org/pay/inv_1?exp=9&sig=ab") is None
+
+
+async def test_payments_list_asks_for_the_period_in_utc_milliseconds_and_follows_the_cursor():
+    api, transport = client((200, {"type": "list", "items": [{"id": "p2"}, {"id": "p1"}], "next_cursor": "c2"}),
+                            (200, {"type": "list", "items": []}))
+    start = datetime(2026, 3, 1, 13, 14, 3, 551000, tzinfo=timezone(timedelta(hours=3)))
+    end = datetime(2026, 3, 2, 10, 14, 3, tzinfo=UTC)
+    items, cursor = await api.list_payments(created_from=start, created_before=end, status="succeeded")
+    assert ([item["id"] for item in items], cursor) == (["p2", "p1"], "c2")
+    assert await api.list_payments(created_from=start, created_before=end, status="succeeded",
+                                   cursor=cursor) == ([], None)
+    first, second = (urlsplit(call["url"]) for call in transport.calls)
+    assert first.path == "/v3/payments" and dict(parse_qsl(first.query)) == {
+        "created_at.gte": "2026-03-01T10:14:03.551Z", "created_at.lt": "2026-03-02T10:14:03.000Z",
+        "status": "succeeded", "limit": "100"}
+    assert dict(parse_qsl(second.query))["cursor"] == "c2"
+    assert [call["method"] for call in transport.calls] == ["GET", "GET"]
+    assert "Idempotence-Key" not in transport.calls[0]["headers"]
+
+
+@pytest.mark.parametrize(("answer", "error"), [((200, {"type": "error"}), ProviderUnavailable),
+                                               ((500, None), ProviderUnavailable),
+                                               ((401, {"code": "invalid_credentials"}), ProviderRejected)])
+async def test_payments_list_answer_that_is_not_a_list_is_raised(answer, error):
+    api, _ = client(answer)
+    moment = datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(error):
+        await api.list_payments(created_from=moment, created_before=moment, status="succeeded")
