@@ -1,5 +1,6 @@
 """CloudPayments' own state: the notifications that are not payments (Fail, Refund, Cancel, Recurrent,
-refused test payments), and the subscriptions the widget created.
+refused test payments, and the refunds we asked for), the subscriptions the widget created, and the
+invoices whose widget was opened (what the reconciliation asks /payments/find about).
 
 A notice row is unique on (kind, key), so a redelivery inserts nothing; what follows the insert is
 idempotent and runs again on every delivery. A subscription row is written once, by the first Pay
@@ -20,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 class CloudPaymentsNotice(Record):
     """One notification other than a payment, kept for the admin and for refunds that add up."""
 
-    kind: str  # fail, refund, cancel, recurrent, or pay/check refused in test mode
+    kind: str  # fail, refund, cancel, recurrent, test_refused, or refund_sent (a refund we asked the API for)
     key: str  # TransactionId; for Recurrent "<Id>:<Status>:<successes>:<failures>"
     transaction_id: str | None = None
     payment_transaction_id: str | None = None  # refund/cancel: the payment they take back
@@ -101,4 +102,38 @@ class CloudPaymentsSubscription(Record):
         return bool(result.modified_count == 1)
 
 
-CLOUDPAYMENTS_DOCUMENTS: list[type[Record]] = [CloudPaymentsNotice, CloudPaymentsSubscription]
+class CloudPaymentsWidgetOpening(Record):
+    """An invoice whose CloudPayments widget our page served: a payment for it may exist at CloudPayments
+    even when no notification reached us. One row per invoice; each opening moves `last_opened_at`."""
+
+    label: str
+    first_opened_at: datetime
+    last_opened_at: datetime
+
+    class Settings:
+        name = "cloudpayments_widget_openings"
+        indexes = [
+            IndexModel([("label", ASCENDING)], unique=True, name="label_unique"),
+            IndexModel([("last_opened_at", ASCENDING)], name="last_opened_at"),
+        ]
+
+    @classmethod
+    async def opened(cls, label: str, now: datetime) -> None:
+        """Note that the widget for `label` was served at `now` (an upsert: concurrent openings make one row)."""
+        await cls.get_motor_collection().update_one(
+            {"label": label},
+            {"$setOnInsert": {"label": label, "first_opened_at": now}, "$max": {"last_opened_at": now}},
+            upsert=True,
+        )
+
+    @classmethod
+    async def labels_opened(cls, start: datetime, end: datetime, limit: int) -> list[str]:
+        """The invoices whose widget was served at some time in [start, end): first opened before `end`,
+        last opened at or after `start` (an invoice opened before and after the window is asked about too)."""
+        rows = await cls.find({"first_opened_at": {"$lt": end}, "last_opened_at": {"$gte": start}}).sort(
+            "last_opened_at").limit(limit).to_list()
+        return [row.label for row in rows]
+
+
+CLOUDPAYMENTS_DOCUMENTS: list[type[Record]] = [CloudPaymentsNotice, CloudPaymentsSubscription,
+                                               CloudPaymentsWidgetOpening]

@@ -7,25 +7,41 @@ module's `settings` then overrides conftest's, so `client` is built with CloudPa
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from billing.money import Money
-from billing.providers.cloudpayments.builders import transaction_fields
-from billing.providers.cloudpayments.protocol import FORM, Kind, encode, signed_headers
+from billing.providers.cloudpayments.protocol import Kind
 from db import Invoice
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, new_transaction_id
+from webhook_server.emulators.cloudpayments_wire import FORM, notification_body, notification_headers, \
+    transaction_fields
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 
 CP_PUBLIC_ID = "pk_test_0000000000000000000000"
 CP_SECRET = "test_api_secret"  # the reference's test-vector secret
 PRICE_MONTH_RUB = 29900
 MONTH = Money(PRICE_MONTH_RUB, "RUB")
+# The reference's worked vectors (cloudpayments.md §9.2 and §9.4), signed with CP_SECRET.
+VECTOR_BODY = (
+    b"TransactionId=1234567&Amount=299.00&Currency=RUB&PaymentAmount=299.00&PaymentCurrency=RUB"
+    b"&DateTime=2024-05-01+12%3A30%3A00&CardFirstSix=424242&CardLastFour=4242&CardType=Visa"
+    b"&CardExpDate=12%2F27&TestMode=1&Status=Completed&OperationType=Payment&GatewayName=Test"
+    b"&InvoiceId=inv-42&AccountId=tg-100500&SubscriptionId=&Name=IVAN+PETROV&Email=user%40example.com"
+    b"&IpAddress=203.0.113.7&Description=Pro+plan&AuthCode=A1B2C3&Token=tk_0123456789abcdef"
+    b"&Data=%7B%22label%22%3A%22inv-42%22%7D&TotalFee=0.00"
+)
+VECTOR_JSON = b'{"TransactionId":1234567,"Amount":299.00,"Currency":"RUB","InvoiceId":"inv-42","Status":"Completed"}'
 
 
 def cloudpayments_settings(emulator_url: str, **overrides: Any) -> Settings:
@@ -70,9 +86,10 @@ def pay_fields(label: str, user_id: int, *, amount: Money = MONTH, transaction_i
 async def post(client: TestClient, kind: Kind | str, fields: dict[str, str] | None = None, *,
                body: bytes | None = None, content_type: str = FORM, secret: str = CP_SECRET,
                headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """A notification as bytes on the wire, signed over exactly those bytes unless `headers` says otherwise."""
-    data = body if body is not None else encode(fields or {}, content_type)
-    sent = signed_headers(data, secret, content_type) if headers is None else headers
+    """A notification as bytes on the wire (written by the emulator's own code, as CloudPayments writes it),
+    signed over exactly those bytes unless `headers` says otherwise."""
+    data = body if body is not None else notification_body(fields or {}, content_type)
+    sent = notification_headers(data, secret, content_type) if headers is None else headers
     response = await client.post(f"/notify/cloudpayments/{kind}", data=data, headers=sent)
     text = await response.text()
     try:
@@ -99,3 +116,28 @@ def reconfigure(client: TestClient, **changes: Any) -> Any:
     provider = build_providers(updated, AiohttpTransport(client.app[HTTP])).get("cloudpayments")
     client.app[PROVIDERS].providers["cloudpayments"] = provider
     return provider
+
+
+def link_fields(pay_url: str) -> dict[str, str]:
+    """The signed link's query (exp, lang, sig) as the payment page's form posts it."""
+    return {name: values[0] for name, values in parse_qs(urlsplit(pay_url).query).items()}
+
+
+async def widget_page(client: TestClient, label: str, fields: dict[str, str]) -> ClientResponse:
+    """POST /pay/{label}/cloudpayments, as the payment page's CloudPayments button does."""
+    return await client.post(f"/pay/{label}/cloudpayments", data=fields, allow_redirects=False)
+
+
+def widget_config(page: str) -> dict[str, Any]:
+    """The widget's configuration our widget page hands its script (scheme, options, returnUrl)."""
+    found = re.search(r'<script type="application/json" id="cloudpayments-config">(.*?)</script>', page, re.S)
+    assert found, page
+    config: dict[str, Any] = json.loads(found.group(1), parse_float=Decimal)
+    return config
+
+
+async def open_widget(client: TestClient, invoice: dict[str, Any]) -> dict[str, Any]:
+    """The payer opens the CloudPayments widget for `invoice` through our pages; its configuration."""
+    response = await widget_page(client, invoice["label"], link_fields(invoice["pay_url"]))
+    assert response.status == 200, await response.text()
+    return widget_config(await response.text())

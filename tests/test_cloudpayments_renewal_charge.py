@@ -13,7 +13,6 @@ from billing.errors import ProviderUnavailable
 from billing.money import Money
 from billing.providers.base import ChargeStatus, Outcome, ProviderRejected, SavedMethodCharger
 from billing.providers.cloudpayments import ApiClient, CloudPayments
-from billing.providers.cloudpayments.builders import transaction_fields
 from billing.providers.cloudpayments.protocol import Kind, basic_auth
 from db import OperationStatus, Subscription
 from db.cloudpayments import CloudPaymentsNotice
@@ -22,6 +21,7 @@ from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server, 
 from tests.helpers import new_invoice, operations
 from tests.webhook_server.test_redis_faults import free_port
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, TokenDecline
+from webhook_server.emulators.cloudpayments_wire import transaction_fields
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import HTTP, LEDGER
 

@@ -42,7 +42,7 @@ async def test_refund_through_the_admin_api_reverses_once(client, cp, worker, cl
     path, fields, request_id = cp.api_calls[-1]
     assert (path, fields) == ("/payments/refund", {"TransactionId": str(transaction), "Amount": "299.00"})
     assert request_id == f"ymds-refund-{transaction}-{PRICE_MONTH_RUB}"
-    assert [kind for kind, _ in cp.replies][-1] is Kind.REFUND and cp.replies[-1][1].ok
+    assert [kind for kind, _ in cp.replies][-1] == Kind.REFUND and cp.replies[-1][1].ok
     assert (await invoice_of(invoice["label"])).status is InvoiceStatus.REFUNDED
     assert (await Subscription.find_one(Subscription.user_id == 61)).current_period_end == clock.now
     assert len(notifier.reversals) == 1

@@ -3,43 +3,30 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from decimal import Decimal
-from urllib.parse import parse_qs, urlsplit
 
 from billing.links import link_signature, signed_pay_url
 from db import InvoiceStatus, Subscription
-from db.cloudpayments import CloudPaymentsNotice, CloudPaymentsSubscription
+from db.cloudpayments import CloudPaymentsNotice, CloudPaymentsSubscription, CloudPaymentsWidgetOpening
 from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     CP_PUBLIC_ID,
     cp,
     cp_server,
     invoice_of,
+    link_fields,
     pay_fields,
     post,
     reconfigure,
     settings,
+    widget_config,
+    widget_page,
 )
 from tests.conftest import AUTH
 from tests.helpers import new_invoice, path_of
 from webhook_server.keys import SETTINGS
 
 FORM_ID = 'id="pay-cloudpayments"'
-
-
-def link_fields(pay_url: str) -> dict[str, str]:
-    return {name: values[0] for name, values in parse_qs(urlsplit(pay_url).query).items()}
-
-
-async def widget_page(client, label: str, fields: dict[str, str]):
-    return await client.post(f"/pay/{label}/cloudpayments", data=fields, allow_redirects=False)
-
-
-def widget_config(page: str) -> dict:
-    found = re.search(r'<script type="application/json" id="cloudpayments-config">(.*?)</script>', page, re.S)
-    assert found, page
-    return json.loads(found.group(1), parse_float=Decimal)
 
 
 async def test_payment_page_offers_cloudpayments_with_the_signed_link(client):
@@ -66,6 +53,23 @@ async def test_widget_page_opens_the_widget_for_the_invoice(client, cp_server):
         "invoiceId": invoice["label"], "accountId": "71", "data": {"label": invoice["label"]},
     }
     assert '"amount":299.00' in page, "the amount is an exact number literal"
+    [opening] = await CloudPaymentsWidgetOpening.find_all().to_list()
+    assert opening.label == invoice["label"], "noted for the reconciliation"
+
+
+async def test_each_opening_of_the_widget_moves_the_last_opening(client, clock):
+    invoice = await new_invoice(client, user_id=80)
+    first = clock.now
+    assert (await widget_page(client, invoice["label"], link_fields(invoice["pay_url"]))).status == 200
+    clock.now += timedelta(minutes=10)
+    assert (await widget_page(client, invoice["label"], link_fields(invoice["pay_url"]))).status == 200
+    [opening] = await CloudPaymentsWidgetOpening.find_all().to_list()
+    assert (opening.first_opened_at, opening.last_opened_at) == (first, clock.now)
+    window = await CloudPaymentsWidgetOpening.labels_opened(first + timedelta(minutes=5), clock.now, limit=10)
+    assert window == [invoice["label"]], "opened before and after the window's start: still asked about"
+    assert await CloudPaymentsWidgetOpening.labels_opened(clock.now + timedelta(seconds=1),
+                                                          clock.now + timedelta(hours=1), limit=10) == []
+    assert await CloudPaymentsWidgetOpening.labels_opened(first - timedelta(hours=1), first, limit=10) == []
 
 
 async def test_widget_sets_up_a_subscription_only_for_plans_that_renew(client):

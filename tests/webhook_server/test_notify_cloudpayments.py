@@ -12,13 +12,7 @@ import pytest
 
 from billing.money import Money
 from billing.providers.cloudpayments.notifications import STEPS
-from billing.providers.cloudpayments.builders import (
-    cancel_fields,
-    fail_fields,
-    recurrent_fields,
-    refund_fields,
-)
-from billing.providers.cloudpayments.protocol import JSON, Kind, Status, encode, sign, signed_headers
+from billing.providers.cloudpayments.protocol import Kind, Status
 from db import InvoiceStatus, OperationStatus, Subscription
 from db.cloudpayments import CloudPaymentsNotice
 from tests.cloudpayments_support import (  # noqa: F401 - fixtures
@@ -34,6 +28,17 @@ from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     settings,
 )
 from tests.helpers import get_json, new_invoice, operations
+from webhook_server.emulators.cloudpayments_wire import (
+    FORM,
+    JSON,
+    cancel_fields,
+    content_hmac,
+    fail_fields,
+    form_body,
+    notification_headers,
+    recurrent_fields,
+    refund_fields,
+)
 from webhook_server.keys import PROVIDERS
 
 OK = {"code": 0}
@@ -134,10 +139,10 @@ async def test_pay_as_json_is_accepted(client, worker):
 
 async def test_wrong_missing_or_hex_signature_is_refused_and_changes_nothing(client, worker, queues):
     invoice = await new_invoice(client, user_id=13)
-    body = encode(pay_fields(invoice["label"], 13))
-    good = signed_headers(body, CP_SECRET, "application/x-www-form-urlencoded")
+    body = form_body(pay_fields(invoice["label"], 13))
+    good = notification_headers(body, CP_SECRET, FORM)
     hex_digest = hmac.new(CP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    for headers in ({**good, "Content-HMAC": sign(body, "wrong-secret")},
+    for headers in ({**good, "Content-HMAC": content_hmac(body, "wrong-secret")},
                     {key: value for key, value in good.items() if key != "Content-HMAC"},
                     {**good, "Content-HMAC": hex_digest},
                     {**good, "Content-HMAC": good["X-Content-HMAC"]}):
@@ -151,10 +156,10 @@ async def test_wrong_missing_or_hex_signature_is_refused_and_changes_nothing(cli
 async def test_hmac_over_a_re_encoded_body_is_refused(client, queues):
     """The signature covers the bytes sent: the same fields with '%20' for '+' are another message."""
     invoice = await new_invoice(client, user_id=14)
-    body = encode(pay_fields(invoice["label"], 14, description="Pro plan"))
+    body = form_body(pay_fields(invoice["label"], 14, description="Pro plan"))
     assert b"+" in body
     re_encoded = body.replace(b"+", b"%20")
-    headers = signed_headers(body, CP_SECRET, "application/x-www-form-urlencoded")
+    headers = notification_headers(body, CP_SECRET, FORM)
     assert await post(client, Kind.PAY, body=re_encoded, headers=headers) == (401, {"code": 13})
     assert await operations() == []
     assert await post(client, Kind.PAY, body=re_encoded) == (200, OK), "signed over its own bytes it is fine"
@@ -162,8 +167,8 @@ async def test_hmac_over_a_re_encoded_body_is_refused(client, queues):
 
 async def test_tampered_amount_breaks_the_signature(client, queues):
     invoice = await new_invoice(client, user_id=15)
-    body = encode(pay_fields(invoice["label"], 15))
-    headers = signed_headers(body, CP_SECRET, "application/x-www-form-urlencoded")
+    body = form_body(pay_fields(invoice["label"], 15))
+    headers = notification_headers(body, CP_SECRET, FORM)
     tampered = body.replace(b"Amount=299.00", b"Amount=999.00", 1)
     assert await post(client, Kind.PAY, body=tampered, headers=headers) == (401, {"code": 13})
     assert await operations() == []
@@ -213,12 +218,12 @@ async def test_malformed_authentic_bodies_are_refused_and_change_nothing(client)
     good = pay_fields(invoice["label"], 20)
     bodies = [
         b"\xff\xfe", b"a=1&&&b", b"Amount=1&Amount=2",
-        encode({k: v for k, v in good.items() if k != "TransactionId"}),
-        encode({**good, "TransactionId": "12ab"}),
-        encode({**good, "Amount": "1e9"}),
-        encode({**good, "Amount": "299,00"}),
-        encode({**good, "Status": "Declined"}),
-        encode({**good, "TestMode": "maybe"}),
+        form_body({k: v for k, v in good.items() if k != "TransactionId"}),
+        form_body({**good, "TransactionId": "12ab"}),
+        form_body({**good, "Amount": "1e9"}),
+        form_body({**good, "Amount": "299,00"}),
+        form_body({**good, "Status": "Declined"}),
+        form_body({**good, "TestMode": "maybe"}),
     ]
     for body in bodies:
         assert await post(client, Kind.PAY, body=body) == (400, {"code": 13}), body

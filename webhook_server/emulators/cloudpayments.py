@@ -1,15 +1,26 @@
 """A CloudPayments emulator: a stand-in widget script, the seven notifications signed with Content-HMAC,
 and the API (Basic auth, X-Request-ID) for confirm, void, refund, card-token charges and lookups.
 
+It speaks the protocol reference (../shared/providers/cloudpayments.md) through its own wire code
+(`cloudpayments_wire`), never through billing/providers/cloudpayments.
+
 The widget script defines `cp.CloudPayments` with `pay()` (and the legacy `charge()`/`auth()`): it shows
 Pay and Decline buttons, and the emulator then runs Check → Pay (or Fail), with Recurrent when the
 payment sets up a subscription, against our notification routes, exactly as CloudPayments does.
+
+Failure modes on demand (attributes, or `POST /control/notifications`):
+- `skip_check`: the terminal has no Check notification configured, so a payment goes straight to Pay
+  (nothing asks the shop first, as with real terminals set up without Check).
+- `drop_notifications(*kinds)`: notifications of those kinds (all, without kinds) are lost on the way and
+  kept in `dropped`; `redeliver_dropped()` sends them late. A lost Check gets no answer, and CloudPayments
+  then declines the payment (the emulator's reading; the reference does not say).
+- `deliver = False`: API operations (confirm, void, refund, token charges) send no notification.
 
 A widget payment issues a card token; `/payments/tokens/charge` charges a token it issued (an unknown
 one is declined) and sends Pay (or Fail) as CloudPayments does. `decline_token` (or
 `POST /control/tokens/{token}/decline`) makes a token's next charges decline with a ReasonCode, or ask
 for 3-D Secure. A repeated X-Request-ID gets the stored answer for the emulator's life (CloudPayments
-keeps it an hour; `expire_request_ids` plays that hour passing).
+keeps it an hour; `expire_request_ids` plays that hour passing). Every refund the API made is in `refunds`.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -27,34 +38,34 @@ import aiohttp
 from aiohttp import web
 
 from billing.money import Money
-from billing.providers.cloudpayments import accepts_test_payments
-from billing.providers.cloudpayments.builders import (
+from settings import ConfigError, Environment, Settings
+from webhook_server.emulators.cloudpayments_wire import (
+    AUTHORIZED,
+    AWAITING_AUTHENTICATION,
+    CANCELLED,
+    COMPLETED,
+    DECLINED,
+    FORM,
     INSUFFICIENT_FUNDS,
     TEST_CARD,
+    Kind,
+    basic_auth,
     cancel_fields,
+    decimal_text,
     fail_fields,
+    minor_units,
+    notification_body,
+    notification_headers,
+    read_request,
     recurrent_fields,
     refund_fields,
     transaction_fields,
 )
-from billing.providers.cloudpayments.protocol import (
-    FORM,
-    NAME,
-    Kind,
-    Malformed,
-    Status,
-    basic_auth,
-    encode,
-    format_amount,
-    parse_amount,
-    parse_body,
-    signed_headers,
-)
-from settings import ConfigError, Environment, Settings
 from webhook_server.emulators.common import Declines, control_body, fetch_invoice, times_of
 
 log = logging.getLogger(__name__)
 
+NAME = "cloudpayments"
 WIDGET_JS = """(function () {
   var script = document.currentScript;
   var base = script.src.replace(/\\/widget\\.js(\\?.*)?$/, "");
@@ -91,9 +102,14 @@ def new_transaction_id() -> int:
     return secrets.randbelow(9 * 10**9) + 10**9
 
 
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Our server's answer as CloudPayments reads it: the HTTP status and the code (None if not JSON)."""
+    """Our server's answer as CloudPayments reads it: the HTTP status and the code (None if not JSON).
+    A lost notification has status 0: CloudPayments got no answer at all."""
 
     status: int
     code: int | None
@@ -101,6 +117,9 @@ class Reply:
     @property
     def ok(self) -> bool:
         return self.status == 200 and self.code == 0
+
+
+LOST = Reply(0, None)
 
 
 @dataclass(slots=True)
@@ -113,10 +132,11 @@ class NotificationSender:
     content_type: str = FORM
     sent: list[tuple[Kind, dict[str, str], Reply]] = field(default_factory=list)
 
-    async def send(self, kind: Kind, fields: Mapping[str, str]) -> Reply:
-        body = encode(fields, self.content_type)
+    async def send(self, kind: Kind | str, fields: Mapping[str, str]) -> Reply:
+        kind = Kind(kind)
+        body = notification_body(fields, self.content_type)
         async with self.session.post(f"{self.notify_base}/{kind.value}", data=body,
-                                     headers=signed_headers(body, self.secret, self.content_type)) as response:
+                                     headers=notification_headers(body, self.secret, self.content_type)) as response:
             try:
                 answer = await response.json(content_type=None)
             except ValueError:
@@ -139,7 +159,16 @@ class Payment:
     refunded: int = 0
     description: str = ""
     reason: tuple[int, str] | None = None  # a declined transaction's ReasonCode and Reason
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    created_at: datetime = field(default_factory=utc_clock)
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """One refund the API made (a repeated X-Request-ID is answered from the store and makes none)."""
+
+    refund_id: int
+    payment_id: int
+    amount: int  # kopecks
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +182,7 @@ class TokenDecline:
 
 UNKNOWN_TOKEN = TokenDecline(5057, "TransactionNotPermitted")
 TOKEN_CHARGE_REQUIRED = ("Amount", "AccountId", "Token", "TrInitiatorCode")
+SUCCEEDED = (COMPLETED, AUTHORIZED)  # the statuses whose lookup answers Success true
 
 
 @dataclass(slots=True)
@@ -162,15 +192,21 @@ class CloudPaymentsEmulator:
     notify_base: str
     test_mode: bool = True
     content_type: str = FORM
-    deliver: bool = True  # False: API operations send no notification (one lost on the way)
+    deliver: bool = True  # False: API operations send no notification
+    skip_check: bool = False  # True: a terminal without Check; payments go straight to Pay
+    drop: set[Kind] = field(default_factory=set)  # notifications of these kinds are lost on the way
     down: bool = False  # True: the API answers 503
+    clock: Callable[[], datetime] = utc_clock
     transactions: dict[int, Payment] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)  # card tokens its widget payments issued
     token_declines: Declines[TokenDecline] = field(default_factory=Declines)
     charges: list[int] = field(default_factory=list)  # transactions made by /payments/tokens/charge
+    refunds: list[Refund] = field(default_factory=list)
     api_calls: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
     replies: list[tuple[Kind, Reply]] = field(default_factory=list)
+    delivered: list[tuple[Kind, dict[str, str]]] = field(default_factory=list)  # what reached the shop
+    dropped: list[tuple[Kind, dict[str, str]]] = field(default_factory=list)
     _answered: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _session: aiohttp.ClientSession | None = None
 
@@ -178,6 +214,8 @@ class CloudPaymentsEmulator:
         app = web.Application()
         app.cleanup_ctx.append(self._session_ctx)
         app.add_routes([web.get("/widget.js", self.widget_js), web.post("/widget/pay", self.widget_pay),
+                        web.post("/control/notifications", self._control_notifications),
+                        web.post("/control/notifications/redeliver", self._control_redeliver),
                         web.post("/control/tokens/{token}/decline", self._control_decline),
                         web.delete("/control/tokens/{token}/decline", self._control_allow)]
                        + [web.post(path, self.api(method)) for path, method in self._methods().items()])
@@ -192,10 +230,31 @@ class CloudPaymentsEmulator:
         assert self._session is not None, "the emulator's app is not running"
         return NotificationSender(self._session, self.notify_base, self.api_secret, self.content_type)
 
-    async def notify(self, kind: Kind, fields: Mapping[str, str]) -> Reply:
+    # ---- notifications ------------------------------------------------------------------------
+
+    def drop_notifications(self, *kinds: Kind | str) -> None:
+        """Lose every later notification of these kinds (of every kind when none is named)."""
+        self.drop = {Kind(kind) for kind in kinds} if kinds else set(Kind)
+
+    async def notify(self, kind: Kind | str, fields: Mapping[str, str]) -> Reply:
+        """Send one notification, or lose it when its kind is dropped (kept for `redeliver_dropped`)."""
+        kind = Kind(kind)
+        if kind in self.drop:
+            self.dropped.append((kind, dict(fields)))
+            log.info("cloudpayments emulator lost a %s notification on the way", kind.value)
+            return LOST
+        return await self._deliver(kind, fields)
+
+    async def _deliver(self, kind: Kind, fields: Mapping[str, str]) -> Reply:
         reply = await self.sender().send(kind, fields)
         self.replies.append((kind, reply))
+        self.delivered.append((kind, dict(fields)))
         return reply
+
+    async def redeliver_dropped(self) -> list[Reply]:
+        """The lost notifications arrive late, in the order they were sent (whatever `drop` says now)."""
+        late, self.dropped = self.dropped, []
+        return [await self._deliver(kind, fields) for kind, fields in late]
 
     # ---- the widget ---------------------------------------------------------------------------
 
@@ -213,26 +272,29 @@ class CloudPaymentsEmulator:
 
     async def pay_widget(self, options: Mapping[str, Any], scheme: str = "charge",
                          outcome: str = "pay") -> dict[str, Any]:
-        """The payer pressed Pay (or Decline) in the widget: Check, then Pay or Fail, then Recurrent."""
+        """The payer pressed Pay (or Decline) in the widget: Check (unless skipped), then Pay or Fail, then
+        Recurrent when the payment sets up a subscription."""
         if options.get("publicId") != self.public_id:
             return {"success": False, "reason": "unknown publicId"}
-        try:
-            amount = Money(parse_amount(format(Decimal(options.get("amount", "")), "f")),
-                           str(options.get("currency") or "RUB"))
-        except (InvalidOperation, Malformed, TypeError):
+        amount = _widget_amount(options)
+        if amount is None:
             return {"success": False, "reason": "bad amount"}
         label, account = str(options.get("invoiceId", "")), str(options.get("accountId", ""))
         data: dict[str, Any] = options["data"] if isinstance(options.get("data"), dict) else {}
-        tx = Payment(new_transaction_id(), label, account, amount,
-                     Status.AUTHORIZED if scheme == "auth" else Status.COMPLETED, "tk_" + secrets.token_hex(12))
+        tx = Payment(new_transaction_id(), label, account, amount, AUTHORIZED if scheme == "auth" else COMPLETED,
+                     "tk_" + secrets.token_hex(12), created_at=self.clock())
         common: dict[str, Any] = {"transaction_id": tx.id, "amount": amount, "label": label, "account_id": account,
                                   "test": self.test_mode}
-        check = await self.notify(Kind.CHECK, transaction_fields(**common, status=tx.status, pay=False, data=data))
-        if not check.ok:
-            return {"success": False, "reason": f"the shop declined the payment (code {check.code})"}
+        if not self.skip_check:
+            check = await self.notify(Kind.CHECK, transaction_fields(**common, status=tx.status, pay=False,
+                                                                     data=data))
+            if not check.ok:
+                reason = "the shop did not answer Check" if check is LOST else \
+                    f"the shop declined the payment (code {check.code})"
+                return {"success": False, "reason": reason}
         if outcome == "decline":
             await self.notify(Kind.FAIL, fail_fields(**common))
-            return {"success": False, "reason": "InsufficientFunds"}
+            return {"success": False, "reason": INSUFFICIENT_FUNDS[1]}
         schedule = _recurrent(data)
         if schedule is not None:
             tx.subscription_id = "sc_" + secrets.token_hex(12)
@@ -250,7 +312,7 @@ class CloudPaymentsEmulator:
         """A scheduled charge of a subscription: Pay with its SubscriptionId (InvoiceId only if asked)."""
         sub = self.subscriptions[subscription_id]
         tx = Payment(new_transaction_id(), sub["label"] if with_invoice_id else "", sub["account_id"],
-                     sub["amount"], Status.COMPLETED, sub["token"], subscription_id)
+                     sub["amount"], COMPLETED, sub["token"], subscription_id, created_at=self.clock())
         self.transactions[tx.id] = tx
         await self.notify(Kind.PAY, transaction_fields(
             transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id, test=self.test_mode,
@@ -261,6 +323,11 @@ class CloudPaymentsEmulator:
         sub = self.subscriptions[subscription_id]
         return recurrent_fields(subscription_id=subscription_id, account_id=sub["account_id"], amount=sub["amount"],
                                 status=sub["status"], interval=sub["interval"], period=sub["period"])
+
+    async def _after_api(self, kind: Kind, fields: Mapping[str, str]) -> None:
+        """The notification an API operation causes, unless `deliver` is off."""
+        if self.deliver and self.notify_base:
+            await self.notify(kind, fields)
 
     # ---- the API ------------------------------------------------------------------------------
 
@@ -275,9 +342,8 @@ class CloudPaymentsEmulator:
                 return web.Response(status=503, text="Service Unavailable")
             if request.headers.get("Authorization") != basic_auth(self.public_id, self.api_secret):
                 return web.Response(status=401, text="Unauthorized")
-            try:
-                fields = parse_body(await request.read(), request.headers.get("Content-Type"))
-            except Malformed:
+            fields = read_request(await request.read(), request.headers.get("Content-Type"))
+            if fields is None:
                 return web.json_response({"Success": False, "Message": "Bad request", "Model": None})
             request_id = request.headers.get("X-Request-ID", "")
             self.api_calls.append((request.path, fields, request_id))
@@ -300,42 +366,42 @@ class CloudPaymentsEmulator:
 
     async def _confirm(self, fields: Mapping[str, str]) -> dict[str, Any]:
         tx = self._transaction(fields)
-        if tx is None or tx.status != Status.AUTHORIZED:
+        if tx is None or tx.status != AUTHORIZED:
             return _refused("Payment is not authorized")
-        amount = _amount(fields)
+        amount = minor_units(fields.get("Amount", ""))
         if amount is None or amount > tx.amount.minor:
             return _refused("Amount exceeds the authorized amount")
-        tx.status, tx.amount = Status.COMPLETED, Money(amount, tx.amount.currency)
-        if self.deliver:
-            await self.notify(Kind.CONFIRM, transaction_fields(
-                transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id,
-                test=self.test_mode, token=tx.token, subscription_id=tx.subscription_id))
+        tx.status, tx.amount = COMPLETED, Money(amount, tx.amount.currency)
+        await self._after_api(Kind.CONFIRM, transaction_fields(
+            transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id,
+            test=self.test_mode, token=tx.token, subscription_id=tx.subscription_id))
         return _ok(None)
 
     async def _void(self, fields: Mapping[str, str]) -> dict[str, Any]:
         tx = self._transaction(fields)
-        if tx is None or tx.status not in (Status.AUTHORIZED, Status.COMPLETED):
+        if tx is None or tx.status not in (AUTHORIZED, COMPLETED):
             return _refused("Payment cannot be voided")
-        tx.status = "Cancelled"
-        if self.deliver:
-            await self.notify(Kind.CANCEL, cancel_fields(transaction_id=tx.id, amount=tx.amount, label=tx.label,
+        tx.status = CANCELLED
+        await self._after_api(Kind.CANCEL, cancel_fields(transaction_id=tx.id, amount=tx.amount, label=tx.label,
                                                          account_id=tx.account_id))
         return _ok(None)
 
     async def _refund(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """§6: a refund of a completed payment, partial allowed, never more than paid; a Refund notification
+        (PaymentTransactionId = the payment) follows."""
         tx = self._transaction(fields)
-        amount = _amount(fields)
-        if tx is None or tx.status != Status.COMPLETED:
+        amount = minor_units(fields.get("Amount", ""))
+        if tx is None or tx.status != COMPLETED:
             return _refused("Payment is not completed")
         if amount is None or amount <= 0 or tx.refunded + amount > tx.amount.minor:
             return _refused("Refund amount exceeds the payment")
         tx.refunded += amount
-        refund_id = new_transaction_id()
-        if self.deliver:
-            await self.notify(Kind.REFUND, refund_fields(refund_id=refund_id, payment_id=tx.id,
-                                                         amount=Money(amount, tx.amount.currency), label=tx.label,
-                                                         account_id=tx.account_id))
-        return _ok({"TransactionId": refund_id})
+        refund = Refund(new_transaction_id(), tx.id, amount)
+        self.refunds.append(refund)
+        await self._after_api(Kind.REFUND, refund_fields(
+            refund_id=refund.refund_id, payment_id=tx.id, amount=Money(amount, tx.amount.currency), label=tx.label,
+            account_id=tx.account_id))
+        return _ok({"TransactionId": refund.refund_id})
 
     # ---- card-token charges ---------------------------------------------------------------------
 
@@ -354,57 +420,87 @@ class CloudPaymentsEmulator:
         """A merchant-initiated one-stage charge of a saved token: Completed, or Declined (Fail), or stopped
         for 3-D Secure (no notification until the payer passes it, which never happens here)."""
         missing = next((name for name in TOKEN_CHARGE_REQUIRED if not fields.get(name)), None)
-        amount = _amount(fields)
+        amount = minor_units(fields.get("Amount", ""))
         if missing is not None or amount is None or amount <= 0:
             return _refused(f"{missing} is required" if missing else "Amount is not a decimal amount")
         token = fields["Token"]
         tx = Payment(new_transaction_id(), fields.get("InvoiceId", ""), fields["AccountId"],
-                     Money(amount, fields.get("Currency") or "RUB"), Status.COMPLETED, token,
-                     description=fields.get("Description", ""))
+                     Money(amount, fields.get("Currency") or "RUB"), COMPLETED, token,
+                     description=fields.get("Description", ""), created_at=self.clock())
         self.transactions[tx.id] = tx
         self.charges.append(tx.id)
         decline = self.token_declines.take(token) if token in self.tokens else UNKNOWN_TOKEN
         if decline is not None and decline.secure3d:
-            tx.status = Status.AWAITING_AUTHENTICATION
+            tx.status = AWAITING_AUTHENTICATION
             return {"Success": False, "Message": None, "Model": {
                 "TransactionId": tx.id, "PaReq": secrets.token_urlsafe(24), "GoReq": None,
                 "AcsUrl": "https://acs.emulator.test/3ds"}}
         common: dict[str, Any] = {"transaction_id": tx.id, "amount": tx.amount, "label": tx.label,
                                   "account_id": tx.account_id, "test": self.test_mode}
         if decline is not None:
-            tx.status, tx.reason = Status.DECLINED, (decline.code, decline.reason)
-            if self.deliver and self.notify_base:
-                await self.notify(Kind.FAIL, fail_fields(**common, reason=tx.reason))
+            tx.status, tx.reason = DECLINED, (decline.code, decline.reason)
+            await self._after_api(Kind.FAIL, fail_fields(**common, reason=tx.reason))
             return {"Success": False, "Message": None, "Model": self._model(tx)}
-        if self.deliver and self.notify_base:
-            await self.notify(Kind.PAY, transaction_fields(**common, token=token, description=tx.description))
+        await self._after_api(Kind.PAY, transaction_fields(**common, token=token, description=tx.description))
         return _ok(self._model(tx))
 
     async def _get(self, fields: Mapping[str, str]) -> dict[str, Any]:
         tx = self._transaction(fields)
-        return _refused("Not found") if tx is None else _ok(self._model(tx))
+        return _refused("Not found") if tx is None else self._envelope(tx)
 
     async def _find(self, fields: Mapping[str, str]) -> dict[str, Any]:
-        """The latest transaction of an InvoiceId."""
+        """§4: the latest transaction whose InvoiceId is the one asked for; Success says whether it took (or
+        holds) the money, and a declined one comes back as a model with Success false."""
         label = fields.get("InvoiceId", "")
-        tx = next((tx for tx in reversed(self.transactions.values()) if label and tx.label == label), None)
-        return _refused("Not found") if tx is None else _ok(self._model(tx))
+        if not label:
+            return _refused("InvoiceId is required")
+        tx = next((tx for tx in reversed(self.transactions.values()) if tx.label == label), None)
+        return _refused("Not found") if tx is None else self._envelope(tx)
+
+    def _envelope(self, tx: Payment) -> dict[str, Any]:
+        return {"Success": tx.status in SUCCEEDED, "Message": None, "Model": self._model(tx)}
 
     def _model(self, tx: Payment) -> dict[str, Any]:
         """A transaction as the API's Model shows it (amounts as JSON numbers, as CloudPayments writes them)."""
         first_six, last_four, card_type, expiry = TEST_CARD
         code, reason = tx.reason or (0, "Approved")
-        amount = float(format_amount(tx.amount.minor))
+        amount = float(decimal_text(tx.amount.minor))
         return {
             "TransactionId": tx.id, "Amount": amount, "Currency": tx.amount.currency, "PaymentAmount": amount,
             "PaymentCurrency": tx.amount.currency, "InvoiceId": tx.label or None, "AccountId": tx.account_id,
             "Email": None, "Description": tx.description, "JsonData": None,
-            "CreatedDateIso": tx.created_at.strftime("%Y-%m-%dT%H:%M:%S"), "TestMode": self.test_mode,
+            "CreatedDateIso": tx.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "TestMode": self.test_mode,
             "Status": tx.status, "Reason": reason, "ReasonCode": code,
             "CardHolderMessage": "Payment declined" if tx.reason else "Payment successful",
             "CardFirstSix": first_six, "CardLastFour": last_four, "CardType": card_type, "CardExpDate": expiry,
             "Name": "CARD HOLDER", "Token": tx.token or None, "SubscriptionId": tx.subscription_id or None,
         }
+
+    # ---- the control API ------------------------------------------------------------------------
+
+    async def _control_notifications(self, request: web.Request) -> web.Response:
+        """POST /control/notifications {"drop": "all" | ["pay", ...] | [], "skip_check": bool}: which
+        notifications are lost on the way, and whether the terminal sends Check at all."""
+        body = await control_body(request)
+        drop = body.get("drop", sorted(self.drop)) if body is not None else None
+        skip_check = body.get("skip_check", self.skip_check) if body is not None else None
+        kinds = [Kind.__members__.get(str(kind).upper()) for kind in drop] if isinstance(drop, list) else None
+        if not isinstance(skip_check, bool) or not (drop == "all" or (kinds is not None and None not in kinds)):
+            return web.json_response({"error": f"expected drop: \"all\" or a list of {[k.value for k in Kind]}, "
+                                               "skip_check: bool"}, status=400)
+        self.drop = set(Kind) if drop == "all" else {kind for kind in kinds or [] if kind is not None}
+        self.skip_check = skip_check
+        return web.json_response(self._control_state())
+
+    async def _control_redeliver(self, request: web.Request) -> web.Response:
+        """POST /control/notifications/redeliver: the lost notifications arrive now."""
+        replies = await self.redeliver_dropped()
+        return web.json_response({**self._control_state(), "redelivered": len(replies),
+                                  "answered": sum(reply.ok for reply in replies)})
+
+    def _control_state(self) -> dict[str, Any]:
+        return {"drop": sorted(kind.value for kind in self.drop), "skip_check": self.skip_check,
+                "dropped": len(self.dropped), "refunds": len(self.refunds)}
 
     async def _control_decline(self, request: web.Request) -> web.Response:
         """POST /control/tokens/{token}/decline {"ReasonCode": 5051, "Reason": "InsufficientFunds", "times": N
@@ -428,19 +524,21 @@ class CloudPaymentsEmulator:
         return web.json_response({"declined": False})
 
 
+def _widget_amount(options: Mapping[str, Any]) -> Money | None:
+    """The widget's `amount` (major units, a number or its text) and `currency`, as exact kopecks."""
+    try:
+        minor = minor_units(format(Decimal(str(options.get("amount", ""))), "f"))
+    except InvalidOperation:
+        return None
+    return None if minor is None else Money(minor, str(options.get("currency") or "RUB"))
+
+
 def _recurrent(data: Mapping[str, Any]) -> dict[str, Any] | None:
     section = data.get("CloudPayments") or data.get("cloudPayments")
     schedule = section.get("recurrent") if isinstance(section, dict) else None
     if not isinstance(schedule, dict):
         return None
     return {"interval": str(schedule.get("interval", "Month")), "period": int(schedule.get("period", 1))}
-
-
-def _amount(fields: Mapping[str, str]) -> int | None:
-    try:
-        return parse_amount(fields.get("Amount", ""))
-    except Malformed:
-        return None
 
 
 def _ok(model: Any) -> dict[str, Any]:
@@ -471,11 +569,7 @@ async def simulate(
     """
     assert settings.cloudpayments_api_secret is not None
     invoice = await fetch_invoice(session, settings, url, label)
-    paid = Money(parse_amount(amount, "--amount"), "RUB") if amount else None
-    if paid is None:
-        if "RUB" not in invoice.get("amounts", {}):
-            raise ConfigError(f"invoice {label} has no RUB price")
-        paid = Money(int(invoice["amounts"]["RUB"]), "RUB")
+    paid = _simulated_amount(invoice, label, amount)
     secret = settings.cloudpayments_api_secret.get_secret_value()
     sender = NotificationSender(session, f"{url}/notify/cloudpayments", secret)
     payment_id = new_transaction_id()
@@ -483,7 +577,7 @@ async def simulate(
                               "account_id": str(invoice["user_id"]), "test": plays_test_site(settings)}
     held = event in ("hold", "confirm", "cancel")
     subscription = "sc_" + secrets.token_hex(12) if event in ("subscription", "renewal") else ""
-    status = Status.AUTHORIZED if held else Status.COMPLETED
+    status = AUTHORIZED if held else COMPLETED
     replies = [await sender.send(Kind.CHECK, transaction_fields(**common, status=status, pay=False))]
     if event == "fail":
         replies.append(await sender.send(Kind.FAIL, fail_fields(**common)))
@@ -515,6 +609,18 @@ async def simulate(
     return 200 if all(reply.ok for reply in replies) else 422
 
 
+def _simulated_amount(invoice: Mapping[str, Any], label: str, amount: str | None) -> Money:
+    """--amount (major units), else the invoice's RUB price."""
+    if amount is not None:
+        minor = minor_units(amount)
+        if minor is None:
+            raise ConfigError("--amount is not a decimal amount")
+        return Money(minor, "RUB")
+    if "RUB" not in invoice.get("amounts", {}):
+        raise ConfigError(f"invoice {label} has no RUB price")
+    return Money(int(invoice["amounts"]["RUB"]), "RUB")
+
+
 def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:
     return {
         "cloudpayments_public_id": "pk_demo00000000000000000000000",
@@ -540,5 +646,8 @@ def demo_app(settings: Settings, local_base: str) -> web.Application | None:
 
 
 def plays_test_site(settings: Settings) -> bool:
-    """The emulator plays a site in test mode (TestMode=1) when our server grants test payments."""
-    return accepts_test_payments(settings.cloudpayments_test_mode, settings.environment is Environment.DEVELOPMENT)
+    """The emulator plays a site in test mode (TestMode=1) when our server grants test payments:
+    CLOUDPAYMENTS_TEST_MODE, or unset, in development."""
+    if settings.cloudpayments_test_mode is not None:
+        return settings.cloudpayments_test_mode
+    return settings.environment is Environment.DEVELOPMENT

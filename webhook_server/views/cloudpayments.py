@@ -33,7 +33,8 @@ async def notify_cloudpayments(request: web.Request) -> web.Response:
 
 async def widget_page(request: web.Request) -> web.StreamResponse:
     """POST /pay/{label}/cloudpayments from the payment page's button: the link is checked exactly as the
-    payment page checks it, then the page opens the CloudPayments widget."""
+    payment page checks it, then the page opens the CloudPayments widget (and the opening is noted, for
+    the reconciliation)."""
     provider = enabled_provider(request, NAME)
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
@@ -45,8 +46,9 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
     stored = None if LANG in signed else await stored_language(invoice.user_id)
     t = catalogue().texts(page_language(signed.get(LANG), stored, request.headers.get("Accept-Language")))
     title = t.plan_title(request.app[PLANS].title(invoice.plan))
-    widget = provider.widget_page(invoice=invoice, description=title, language=t.language,
-                                  return_url=str(page_url.update_query({RETURNED: "1"})))
+    widget = await provider.open_widget(invoice=invoice, description=title, language=t.language,
+                                        return_url=str(page_url.update_query({RETURNED: "1"})),
+                                        now=request.app[CLOCK]())
     if widget is None:
         raise web.HTTPSeeOther(str(page_url))
     context = {"invoice": invoice, "title": title, "prices": t.prices(invoice.amounts), "t": t, "widget": widget}

@@ -2,8 +2,9 @@
 
 Everything open-ymds knows about CloudPayments lives in this package: `protocol` (signatures, bodies,
 fields, answers, widget options), `api` (the API client), `notifications` (what each notification
-does), `charges` (renewals charging a saved card token), and here the provider object the web app
-holds. CloudPayments calls
+does), `charges` (renewals charging a saved card token), `reconcile` (payments found through
+/payments/find when their Pay never arrived), and here the provider object the web app holds.
+CloudPayments calls
 `POST /notify/cloudpayments/{kind}`; each request is proven by its Content-HMAC before anything is
 parsed, and answered {"code": N}.
 """
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pymongo.errors import PyMongoError
 
+from billing.clock import utc_now
 from billing.errors import LedgerUnavailable
 from billing.ledger import Ledger
 from billing.money import Money
@@ -41,6 +43,7 @@ from billing.providers.cloudpayments.charges import (
     transaction_model,
 )
 from billing.providers.cloudpayments.notifications import HANDLERS, STEPS, Notifications
+from billing.providers.cloudpayments.reconcile import reconcile_openings
 from billing.providers.cloudpayments.protocol import (
     CURRENCY,
     NAME,
@@ -57,13 +60,16 @@ from billing.providers.cloudpayments.protocol import (
     widget_options,
 )
 from billing.steps import Checkpoint, no_checkpoint
+from billing.sweep import ReconcileReport
 from db import Invoice
+from db.cloudpayments import CloudPaymentsNotice, CloudPaymentsWidgetOpening
 
 log = logging.getLogger(__name__)
 
 __all__ = ["NAME", "STEPS", "ApiClient", "CloudPayments", "Kind", "WidgetPage", "accepts_test_payments"]
 
 LINK_FIELDS = ("exp", "lang", "sig")  # the signed link's parameters, carried to our widget page
+REFUND_SENT = "refund_sent"  # a CloudPaymentsNotice kind: a refund /payments/refund accepted from us
 
 
 def accepts_test_payments(test_mode: bool | None, development: bool) -> bool:
@@ -132,6 +138,16 @@ class CloudPayments:
                   "options": options, "returnUrl": return_url}
         return WidgetPage(script_url=self._widget_url, config_json=script_json(config))
 
+    async def open_widget(self, *, invoice: Invoice, description: str, language: str, return_url: str,
+                          now: datetime) -> WidgetPage | None:
+        """The widget page, noting that this invoice's widget was opened: a payment made in it may reach
+        us only through the reconciliation's /payments/find, which asks about opened invoices."""
+        page = self.widget_page(invoice=invoice, description=description, language=language,
+                                return_url=return_url)
+        if page is not None:
+            await CloudPaymentsWidgetOpening.opened(invoice.label, now)
+        return page
+
     # ---- notifications ------------------------------------------------------------------------
 
     async def handle(self, kind: Kind, raw: RawNotification, *, ledger: Ledger, reversals: FulfilmentQueue,
@@ -157,14 +173,38 @@ class CloudPayments:
     # ---- the API ------------------------------------------------------------------------------
 
     async def refund(self, *, operation_id: str, amount: Money, label: str) -> None:
-        """Refund a completed payment in full through /payments/refund (the admin API's refund)."""
-        await self._client.refund(operation_id, amount)
+        """Refund a completed payment in full through /payments/refund: the admin API's refund, and
+        settle_extra's for an extra payment.
+
+        Idempotent: nothing is asked again once our refund went through or CloudPayments' Refund (or Cancel)
+        notifications show the payment taken back; a rerun before either (a worker that died mid-call)
+        repeats the same X-Request-ID, which CloudPayments answers from its store for an hour.
+        """
+        if await _refunded_already(operation_id, amount):
+            log.info("cloudpayments transaction %s for %s is refunded already; not asked again", operation_id, label)
+            return
+        body = await self._client.refund(operation_id, amount)
+        model = body.get("Model") if isinstance(body.get("Model"), dict) else {}
+        await CloudPaymentsNotice(
+            kind=REFUND_SENT, key=operation_id, transaction_id=str(model.get("TransactionId") or "") or None,
+            payment_transaction_id=operation_id, label=label, amount=amount.minor, currency=amount.currency,
+            received_at=utc_now(),
+        ).record()
         log.info("cloudpayments refund of transaction %s (%s) for %s accepted", operation_id, amount, label)
 
     async def confirm(self, *, operation_id: str, amount: Money, label: str) -> None:
         """Capture a two-stage payment through /payments/confirm (the admin API's confirm)."""
         await self._client.confirm(operation_id, amount)
         log.info("cloudpayments confirm of transaction %s (%s) for %s accepted", operation_id, amount, label)
+
+    # ---- reconciliation -----------------------------------------------------------------------
+
+    async def reconcile(self, start: datetime, end: datetime, *, ledger: Ledger, now: datetime) -> ReconcileReport:
+        """Record the payments CloudPayments holds for invoices whose widget was opened in [start, end) and
+        whose Pay never reached us (see `reconcile`). Raises ProviderUnavailable when it cannot be asked."""
+        notifications = Notifications(ledger=ledger, reversals=None, now=now, accept_test=self._test_mode,
+                                      checkpoint=self.checkpoint)
+        return await reconcile_openings(self._client, notifications, start, end)
 
     # ---- renewals: charging a saved card token without the payer -----------------------------
 
@@ -198,6 +238,14 @@ class CloudPayments:
         """CloudPayments' API has no call that deletes a card token (only /payments/tokens/charge and /auth use
         one): forgetting it is ours alone, by never charging it again."""
         return False
+
+
+async def _refunded_already(operation_id: str, amount: Money) -> bool:
+    """Whether we refunded this payment through the API, or CloudPayments says it is refunded or cancelled."""
+    if await CloudPaymentsNotice.find_one({"kind": REFUND_SENT, "key": operation_id}) is not None:
+        return True
+    cancelled, refunded = await CloudPaymentsNotice.taken_back(operation_id)
+    return cancelled or refunded >= amount.minor
 
 
 def _refusal(kind: Kind, status: int) -> ProviderAnswer:

@@ -123,11 +123,19 @@ def charge_result(body: Mapping[str, Any], token: str, *, accept_test: bool) -> 
                         hard=code in HARD_DECLINE_CODES)
 
 
-def _event(model: Mapping[str, Any], token: str, accept_test: bool) -> VerifiedEvent:
-    """The ledger's event, read from the model as from a Pay notification; the API's CreatedDateIso stands
-    in for DateTime, and the token charged stands in when the model leaves Token out."""
+def model_fields(model: Mapping[str, Any]) -> dict[str, str]:
+    """A transaction model of the API as the fields of a Pay notification (read by the same code): the
+    values as form text, and the API's CreatedDateIso standing in for DateTime."""
     fields = text_fields(model)
-    fields.setdefault("DateTime", fields.get("CreatedDateIso", ""))
+    if not fields.get("DateTime"):
+        fields["DateTime"] = fields.get("CreatedDateIso", "")
+    return fields
+
+
+def _event(model: Mapping[str, Any], token: str, accept_test: bool) -> VerifiedEvent:
+    """The ledger's event, read from the model as from a Pay notification; the token charged stands in when
+    the model leaves Token out."""
+    fields = model_fields(model)
     if not fields.get("Token"):
         fields["Token"] = token
     try:

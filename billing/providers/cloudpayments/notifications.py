@@ -1,8 +1,14 @@
 """What each of the seven notifications does, once its Content-HMAC has been verified.
 
-- Check answers whether the invoice may be paid (codes 10, 11, 12, 13, 20); it changes nothing.
+- Check answers whether the invoice may be paid (codes 10, 11, 12, 13, 20); it changes nothing. An
+  invoice another payment has claimed (any provider, before any worker has run) is refused with 13.
 - Pay records the payment in the ledger once per TransactionId: Completed is fulfilled, Authorized
   (two-stage) is held until Confirm releases it. The card token rides along to the subscription.
+  The reconciliation records a transaction /payments/find names through the same `payment` step, so
+  Pay and the API meet on one (cloudpayments, TransactionId) row whichever comes first.
+- A Pay for an invoice another payment has claimed (a terminal without Check, or a race lost) is
+  `extra`: the money is taken, so Pay is answered 0 and the ledger's settle_extra job refunds it
+  through the provider's `refund`; the Refund notification that follows changes nothing more.
 - Fail is kept for the admin; the invoice stays payable.
 - Refund and Cancel are kept, then the payment is reversed (once, through the same reversal queue as the
   admin API) when it was cancelled or its refunds add up to what was paid.
@@ -44,7 +50,7 @@ from billing.providers.cloudpayments.protocol import (
     transaction_id,
 )
 from billing.steps import Checkpoint
-from db import Operation, OperationStatus
+from db import OperationStatus
 from db.cloudpayments import CloudPaymentsNotice, CloudPaymentsSubscription
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ STEPS = ("after_subscription_insert", "after_ledger_record", "after_notice_inser
 RENEWAL_PREFIX = "cpr_"
 RENEWAL_TTL_SECONDS = 86400
 TEST_REFUSED = "test_refused"
+_NOT_REVERSED = (OperationStatus.REJECTED, OperationStatus.EXTRA, OperationStatus.UNVERIFIED)
 _PAYABLE_REFUSAL = {
     Outcome.UNKNOWN_LABEL: Code.UNKNOWN_INVOICE,
     Outcome.ALREADY_PAID: Code.REFUSED,
@@ -68,9 +75,12 @@ class Reply:
 
 
 class Notifications:
-    """One notification's view of the domain: the ledger, the reversal queue, the time, the options."""
+    """One notification's view of the domain: the ledger, the reversal queue, the time, the options.
 
-    def __init__(self, *, ledger: Ledger, reversals: FulfilmentQueue, now: datetime, accept_test: bool,
+    `reversals` is None for the reconciliation, which has no queue of its own and records nothing that
+    CloudPayments has already taken back (it asks `taken_back` first)."""
+
+    def __init__(self, *, ledger: Ledger, reversals: FulfilmentQueue | None, now: datetime, accept_test: bool,
                  checkpoint: Checkpoint) -> None:
         self._ledger = ledger
         self._reversals = reversals
@@ -86,7 +96,8 @@ class Notifications:
         return Reply(code, f"check_{code.name.lower()}")
 
     async def _judge(self, tx: Transaction) -> Code:
-        """Check's verdict: label (10), account (11), paid (13), amount or currency (12), hold (13), expiry (20)."""
+        """Check's verdict: label (10), account (11), paid or claimed (13), amount or currency (12), expiry (20).
+        A two-stage hold claims its invoice too, so a second payment of it is refused while the hold lasts."""
         if tx.test and not self._accept_test:
             log.warning("cloudpayments check %s is a test payment; CLOUDPAYMENTS_TEST_MODE is off", tx.transaction_id)
             return Code.REFUSED
@@ -101,11 +112,9 @@ class Notifications:
             return Code.UNKNOWN_INVOICE
         if tx.account_id != str(invoice.user_id):
             return Code.WRONG_ACCOUNT
-        verdict = await check_payable(invoice.label, tx.amount, exact=True)
+        verdict = await check_payable(invoice.label, tx.amount, exact=True, now=self._now)
         if verdict is not None:
             return _PAYABLE_REFUSAL.get(verdict, Code.REFUSED)
-        if await _held(invoice.label):
-            return Code.REFUSED  # a two-stage payment of this invoice awaits the admin's confirm
         if invoice.expires_at <= self._now:
             return Code.EXPIRED
         return Code.OK
@@ -114,12 +123,18 @@ class Notifications:
         tx = read_transaction(fields)
         if tx.status not in (Status.COMPLETED, Status.AUTHORIZED):
             raise Malformed(f"Pay with Status {tx.status[:40]!r}")
+        outcome = await self.payment(tx)
+        return Reply(Code.OK, f"pay_{outcome.value if outcome is not None else TEST_REFUSED}")
+
+    async def payment(self, tx: Transaction) -> Outcome | None:
+        """Record a Completed (or, held, an Authorized) transaction, from Pay or from /payments/find; None when
+        it is a test payment while CLOUDPAYMENTS_TEST_MODE is off (kept for review, never granted)."""
         if tx.test and not self._accept_test:
-            return await self._refuse_test(Kind.PAY, tx)
+            await self._refuse_test(Kind.PAY, tx)
+            return None
         label = await self._label_for(tx)
         kind = EventKind.HELD if tx.status == Status.AUTHORIZED else EventKind.PAYMENT
-        outcome = await self._record(tx, label, kind)
-        return Reply(Code.OK, f"pay_{outcome.value}")
+        return await self._record(tx, label, kind)
 
     async def confirm(self, fields: Mapping[str, str]) -> Reply:
         tx = read_transaction(fields)
@@ -143,6 +158,9 @@ class Notifications:
         if outcome in (Outcome.UNKNOWN_LABEL, Outcome.WRONG_AMOUNT, Outcome.WRONG_CURRENCY):
             log.error("cloudpayments transaction %s (%s) for %r: %s; the money is taken, refund it from the "
                       "cabinet", tx.transaction_id, tx.amount, label, outcome.value)
+        elif outcome is Outcome.EXTRA:
+            log.warning("cloudpayments transaction %s (%s) paid %r, which another payment had claimed: refunded "
+                        "through /payments/refund", tx.transaction_id, tx.amount, label)
         await self._reverse_if_taken_back(tx.transaction_id)  # a Refund or Cancel that overtook this delivery
         return outcome
 
@@ -234,9 +252,10 @@ class Notifications:
 
     async def _reverse_if_taken_back(self, payment_id: str) -> None:
         """Reverse a recorded payment that CloudPayments cancelled or refunded in full (once: the queue
-        dedupes, and reverse_payment acts once); a partial refund is only logged."""
+        dedupes, and reverse_payment acts once); a partial refund is only logged. An extra payment is
+        settle_extra's to refund, and it never paid anything: its Refund changes nothing more."""
         operation = await find_operation(NAME, payment_id)
-        if operation is None or operation.status is OperationStatus.REJECTED:
+        if self._reversals is None or operation is None or operation.status in _NOT_REVERSED:
             return
         cancelled, refunded = await CloudPaymentsNotice.taken_back(payment_id)
         if cancelled:
@@ -249,12 +268,6 @@ class Notifications:
                             "keeps its period", payment_id, refunded, operation.amount)
             return
         await self._reversals.enqueue_reversal(NAME, payment_id, reason)
-
-
-async def _held(label: str) -> bool:
-    """Whether a two-stage payment holds money for this invoice."""
-    held = await Operation.find_one({"provider": NAME, "label": label, "status": OperationStatus.HELD.value})
-    return held is not None
 
 
 Handler = Callable[[Notifications, Mapping[str, str]], Awaitable[Reply]]

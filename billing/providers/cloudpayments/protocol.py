@@ -1,7 +1,8 @@
 """CloudPayments' wire formats: notification signatures, bodies, fields, answers, and the widget's options.
 
-Pure functions over bytes and strings (no database, no network), shared by the provider, its
-emulator, `ymds simulate cloudpayments` and the tests, so nothing about the protocol is written twice.
+Pure functions over bytes and strings (no database, no network), used by the provider's notification
+handlers, its API client and its renewals. The emulator writes CloudPayments' side with its own code
+(webhook_server/emulators/cloudpayments_wire.py), so that it cannot agree with a mistake made here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
-from urllib.parse import unquote_plus, urlencode
 
 from billing.forms import RepeatedField, strict_form
 from billing.money import Money
@@ -28,7 +28,6 @@ NAME = "cloudpayments"
 CURRENCY = "RUB"
 WIDGET_URL = "https://widget.cloudpayments.ru/bundles/cloudpayments.js"
 HMAC_HEADER = "Content-HMAC"
-DECODED_HMAC_HEADER = "X-Content-HMAC"  # unconfirmed meaning (decoded body); sent by the emulator, never trusted
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
@@ -92,26 +91,12 @@ def authentic(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
     return given is not None and secrets_equal(sign(body, secret), given.strip())
 
 
-def signed_headers(body: bytes, secret: str, content_type: str) -> dict[str, str]:
-    """The headers CloudPayments sends with a notification (for the emulator and `ymds simulate`)."""
-    decoded = unquote_plus(body.decode("utf-8", "replace")).encode("utf-8") if content_type == FORM else body
-    return {"Content-Type": f"{content_type}; charset=utf-8", HMAC_HEADER: sign(body, secret),
-            DECODED_HMAC_HEADER: sign(decoded, secret)}
-
-
 def basic_auth(public_id: str, api_secret: str) -> str:
     """The API's Authorization header: Basic base64("<Public ID>:<API secret>")."""
     return "Basic " + base64.b64encode(f"{public_id}:{api_secret}".encode()).decode("ascii")
 
 
 # ---- bodies -------------------------------------------------------------------------------------
-
-
-def encode(fields: Mapping[str, str], content_type: str = FORM) -> bytes:
-    """A notification body as CloudPayments writes it: form (spaces as '+') or JSON text."""
-    if content_type == JSON:
-        return json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return urlencode(dict(fields)).encode("ascii")
 
 
 def parse_body(body: bytes, content_type: str | None) -> dict[str, str]:
