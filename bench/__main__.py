@@ -27,7 +27,7 @@ from bench.deployment import (
     free_port, invoices, notifications, start, subscription_active, was_told,
 )
 from bench.load import Result, closed_loop, fixed_rate
-from billing.providers.payme.protocol import basic_auth
+from webhook_server.emulators.payme import basic_auth
 from rq_access import FULFILMENT_QUEUE, NOTICES_QUEUE
 
 FORM = "application/x-www-form-urlencoded"

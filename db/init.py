@@ -8,6 +8,7 @@ from beanie import init_beanie
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from db.models import DOCUMENT_MODELS
+from db.payme import drop_retired_indexes
 
 MEMORY_URI = "memory://"
 
@@ -21,6 +22,7 @@ async def init_db(uri: str, db_name: str) -> Any:
     else:
         client = AsyncIOMotorClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
     await init_beanie(database=client[db_name], document_models=DOCUMENT_MODELS)
+    await drop_retired_indexes(client[db_name])
     return client
 
 

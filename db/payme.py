@@ -1,9 +1,8 @@
 """Payme Merchant API documents: the transactions Payme creates on our side, and a key Payme changed.
 
 A transaction moves 1 → 2 → −2 or 1 → −1, each step one conditional update whose filter names the
-state it leaves. `order_lock` enforces "one live transaction per invoice" under a plain unique
-index: it holds the invoice label while the transaction is waiting or performed, and a value
-unique to the transaction once it is cancelled, so the invoice is free again.
+state it leaves. "One live transaction per invoice" is the invoice's claim (billing.claims), held
+under "payme:<payme_id>", not a field of the transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from db.record import Record
 from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
-RELEASED_PREFIX = "released:"
+RETIRED_INDEXES = {"payme_transactions": ("order_lock_unique",)}  # dropped by drop_retired_indexes()
 
 
 class PaymeState(IntEnum):
@@ -24,11 +23,6 @@ class PaymeState(IntEnum):
     PERFORMED = 2  # paid
     CANCELLED = -1  # cancelled before perform
     CANCELLED_AFTER_PERFORM = -2  # cancelled after perform: the payment is reversed
-
-
-def released_lock(payme_id: str) -> str:
-    """The order_lock of a cancelled transaction: unique to it, never an invoice label."""
-    return RELEASED_PREFIX + payme_id
 
 
 class PaymeTransaction(Record):
@@ -42,7 +36,6 @@ class PaymeTransaction(Record):
     perform_time: int = 0
     cancel_time: int = 0
     reason: int | None = None
-    order_lock: str  # label while state is 1 or 2, released_lock(payme_id) after a cancel
     fiscal_data: dict[str, dict[str, Any]] = Field(default_factory=dict)  # SetFiscalData, per type
     created_at: datetime
 
@@ -50,7 +43,6 @@ class PaymeTransaction(Record):
         name = "payme_transactions"
         indexes = [
             IndexModel([("payme_id", ASCENDING)], unique=True, name="payme_id_unique"),
-            IndexModel([("order_lock", ASCENDING)], unique=True, name="order_lock_unique"),
             IndexModel([("payme_time", ASCENDING)], name="payme_time"),
             IndexModel([("label", ASCENDING)], name="label"),
         ]
@@ -84,6 +76,17 @@ class PaymeCardPayment(Record):
     class Settings:
         name = "payme_card_payments"
         indexes = [IndexModel([("label", ASCENDING)], unique=True, name="label_unique")]
+
+
+async def drop_retired_indexes(database: Any) -> None:
+    """Drop the indexes earlier versions created and this one no longer declares. `order_lock_unique`
+    must go: transactions no longer carry `order_lock`, and a unique index over a missing field would
+    let only one of them be inserted. Safe to run at every start."""
+    for collection, names in RETIRED_INDEXES.items():
+        existing = await database[collection].index_information()
+        for name in names:
+            if name in existing:
+                await database[collection].drop_index(name)
 
 
 PAYME_DOCUMENTS: list[type[Record]] = [PaymeTransaction, PaymeKey, PaymeCardPayment]

@@ -13,14 +13,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from billing.providers.payme.protocol import basic_auth, to_ms
+from billing.providers.payme.protocol import to_ms
 from db.payme import PaymeTransaction
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
-from webhook_server.emulators.payme import PaymeEmulator, RpcResult
+from webhook_server.emulators.payme import PaymeEmulator, RpcResult, basic_auth
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 
-PAYME_MERCHANT = "5e730e8e0b852a417aa49ceb"
+PAYME_MERCHANT = "5e730e8e0b852a417aa49ceb"  # also the merchant of the reference's worked vectors (payme.md §9)
+# The reference's checkout vectors for invoice inv-42, 3 500 000 tiyin: plain, and with l=ru and a return URL.
+INV_42 = "bT01ZTczMGU4ZTBiODUyYTQxN2FhNDljZWI7YWMub3JkZXJfaWQ9aW52LTQyO2E9MzUwMDAwMA=="
+INV_42_WITH_RETURN = ("bT01ZTczMGU4ZTBiODUyYTQxN2FhNDljZWI7YWMub3JkZXJfaWQ9aW52LTQyO2E9MzUwMDAwMDtsPXJ1O2M9"
+                      "aHR0cHM6Ly9leGFtcGxlLmNvbS9wYWlkL2ludi00Mg==")
 PAYME_KEY = "TEST#KEY&with?odd%chars@and:colon"  # Payme keys hold such characters; never URL-decoded
 PAYME_CHECKOUT = "http://payme.test/checkout"
 PRICE_MONTH_UZS = 3500000

@@ -14,7 +14,7 @@ import pytest
 from billing.plans import Catalogue, load_plans
 from db import Invoice, InvoiceStatus, Operation, Subscription
 from db.payme import PaymeCardPayment, PaymeState, PaymeTransaction
-from tests.helpers import Forms, new_invoice, path_of
+from tests.helpers import Forms, new_invoice, notification, path_of, post_notification
 from tests import payme_subscribe_support
 from tests.payme_subscribe_support import (
     SANDBOX_CARD_MASKED,
@@ -22,6 +22,7 @@ from tests.payme_subscribe_support import (
     bind_card,
 )
 from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
+from webhook_server.emulators.payme import new_payme_id
 from webhook_server.emulators.payme_subscribe import INSUFFICIENT_FUNDS_CARD
 
 PLANS = """
@@ -158,6 +159,33 @@ async def test_a_declined_card_shows_why_and_the_invoice_stays_pending(client, p
     assert (await stored(invoice["label"])).status is InvoiceStatus.PAID
     assert len(payme_api.subscribe.receipts) == 1, "the declined receipt is the one paid with the next card"
     assert len(payme_api.subscribe.paid_receipts()) == 1
+
+
+async def test_an_invoice_another_provider_has_just_paid_is_refused_before_any_charge(client, payme_api: PaymeApi,
+                                                                                     worker):
+    invoice = await new_invoice(client)
+    token = await bind_card(client.session, payme_api.url)
+    assert await post_notification(client, notification(invoice["label"])) == 200  # no worker has run
+    before = list(payme_api.subscribe.methods)
+
+    refused = await post_card(client, invoice, token)
+    assert refused.status == 303 and refused.headers["Location"] == invoice["pay_url"], "back to the page"
+    assert payme_api.subscribe.methods == before, "not even cards.check: nothing was charged"
+    await worker.drain()
+    assert [op.provider for op in await Operation.find_all().to_list()] == ["yoomoney"]
+    assert await PaymeCardPayment.find_all().count() == 0
+
+
+async def test_an_invoice_a_waiting_payme_transaction_holds_is_refused(client, payme_api: PaymeApi):
+    invoice = await new_invoice(client)
+    payme_api.emulator.notify_url = str(client.make_url("/notify/payme"))
+    created = await payme_api.emulator.create(client.session, new_payme_id(), invoice["label"], 3500000)
+    assert created.result["state"] == 1
+    token = await bind_card(client.session, payme_api.url)
+
+    refused = await post_card(client, invoice, token)
+    assert refused.status == 303 and refused.headers["Location"] == invoice["pay_url"]
+    assert payme_api.subscribe.receipts == {} and "cards.check" not in payme_api.subscribe.methods
 
 
 async def test_a_card_that_cannot_renew_is_refused_before_any_receipt(client, payme_api: PaymeApi):

@@ -111,7 +111,7 @@ def test_the_command_prints_each_mismatch_and_exits_1(monkeypatch, tmp_path, cap
         client = await init_db("memory://", name)
         await PaymeTransaction(payme_id="a" * 24, payme_time=to_ms(start) + 5, amount=PRICE_MONTH_UZS, label="inv_1",
                                account={"order_id": "inv_1"}, state=PaymeState.PERFORMED, create_time=1,
-                               perform_time=2, order_lock="inv_1", created_at=start).insert()
+                               perform_time=2, created_at=start).insert()
         return client
 
     monkeypatch.chdir(tmp_path)

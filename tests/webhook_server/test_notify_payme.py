@@ -197,15 +197,20 @@ async def test_cancel_after_perform_reverses_the_payment_once(client, worker, cl
     assert (check.result["state"], check.result["reason"]) == (-2, 5)
 
 
-async def test_perform_of_an_invoice_paid_by_another_provider_is_refused(client, worker, payme):
+async def test_money_from_another_provider_while_payme_holds_the_invoice_is_extra(client, worker, payme):
+    """A waiting Payme transaction holds the invoice: a YooMoney transfer (which cannot be refused) that
+    arrives meanwhile is kept as extra, and Payme's Perform still pays the invoice."""
     invoice = await new_invoice(client, user_id=32)
     payme_id = new_payme_id()
     await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS)
     assert await post_notification(client, notification(invoice["label"])) == 200
     await worker.drain()
 
-    assert error_code(await payme.by_id(client.session, "PerformTransaction", payme_id)) == -31008
-    assert [op.provider for op in await operations()] == ["yoomoney"]
+    assert (await payme.by_id(client.session, "PerformTransaction", payme_id)).result["state"] == 2
+    await worker.drain()
+    assert {op.provider: op.status for op in await operations()} == {
+        "yoomoney": OperationStatus.EXTRA, "payme": OperationStatus.APPLIED}
+    assert (await invoice_of(invoice["label"])).paid_by == f"payme:{payme_id}"
 
 
 async def test_unknown_transaction_gets_31003(client, payme):

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from billing.providers.payme import Payme
-from billing.providers.payme.protocol import checkout_text, encode_checkout, parse_checkout, to_ms
+from billing.providers.payme.protocol import to_ms
 from db.payme import PaymeState
 from tests.e2e.test_demo import FormReader
 from tests.helpers import get_json, new_invoice
@@ -24,7 +24,7 @@ from tests.payme_support import (  # noqa: F401 - fixtures
     transactions,
 )
 from settings import ConfigError
-from webhook_server.emulators.payme import new_payme_id, simulate
+from webhook_server.emulators.payme import checkout_link, new_payme_id, read_checkout, simulate
 
 STATEMENT_KEYS = {"id", "time", "amount", "account", "create_time", "perform_time", "cancel_time", "transaction",
                   "state", "reason", "receivers"}
@@ -98,7 +98,7 @@ async def test_pay_page_offers_payme_with_the_base64_checkout_link(client):
     reader = PaymeForm()
     reader.feed(page)
     assert reader.method == "get" and reader.action.startswith(PAYME_CHECKOUT + "/")
-    params = parse_checkout(reader.action.removeprefix(PAYME_CHECKOUT + "/"))
+    params = read_checkout(reader.action.removeprefix(PAYME_CHECKOUT + "/"))
     assert params == {"m": PAYME_MERCHANT, "ac.order_id": invoice["label"], "a": str(PRICE_MONTH_UZS),
                       "c": invoice["pay_url"] + "&returned=1"}
 
@@ -137,8 +137,8 @@ async def test_emulator_checkout_refuses_a_foreign_merchant_link(client, payme):
     server = TestServer(payme.app())
     await server.start_server()
     try:
-        link = encode_checkout(checkout_text(merchant_id="0" * 24, account_field="order_id", label="inv_x", amount=1))
-        async with client.session.get(server.make_url(f"/checkout/{link}")) as page:
+        link = checkout_link(str(server.make_url("/checkout")), {"m": "0" * 24, "ac.order_id": "inv_x", "a": "1"})
+        async with client.session.get(link) as page:
             assert page.status == 400
     finally:
         await server.close()

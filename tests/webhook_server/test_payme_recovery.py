@@ -154,8 +154,7 @@ async def test_perform_racing_a_cancel_never_leaves_a_payment_applied(client, wo
     async def record_then_cancel(event: Any) -> Any:
         outcome = await original(event)
         await PaymeTransaction.get_motor_collection().update_one(
-            {"payme_id": payme_id}, {"$set": {"state": -1, "reason": 3, "cancel_time": 1,
-                                              "order_lock": "released:" + payme_id}})
+            {"payme_id": payme_id}, {"$set": {"state": -1, "reason": 3, "cancel_time": 1}})
         return outcome
 
     monkeypatch.setattr(ledger, "record", record_then_cancel)

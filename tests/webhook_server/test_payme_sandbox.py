@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from billing.providers.payme.protocol import basic_auth, to_ms
+from billing.providers.payme.protocol import to_ms
 from db import Invoice, InvoiceStatus, OperationStatus, Subscription, SubscriptionStatus
 from tests.helpers import new_invoice, operations
 from tests.payme_support import PRICE_MONTH_UZS, payme, rpc, settings, transactions  # noqa: F401 - fixtures
-from webhook_server.emulators.payme import Step
+from webhook_server.emulators.payme import Step, basic_auth
 
 
 def failures(steps: list[Step]) -> list[tuple[str, object]]:

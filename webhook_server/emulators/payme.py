@@ -1,15 +1,23 @@
 """A Payme emulator: the checkout page a payer reaches through the base64 link, the payer's "Pay"
 step, Payme's servers calling the shop's Merchant API (Check → Create → Perform, cancels, and
 the whole scenario list of Payme's sandbox), with Payme's Basic auth and JSON-RPC envelope, and the
-Subscribe API at `/api` (saved cards and receipts, see payme_subscribe.py)."""
+Subscribe API at `/api` (saved cards and receipts, see payme_subscribe.py).
+
+Written from the Payme reference (../shared/providers/payme.md), never from billing/providers/payme:
+the Authorization header, the checkout link's encoding and the transaction states below are the
+emulator's own, checked against the reference's worked vectors (§9), so an emulator that agreed with
+a wrong implementation would show up as a failing vector instead of hiding the bug.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,15 +25,49 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from billing.providers.payme.protocol import basic_auth, parse_checkout
 from settings import ConfigError, Settings
 from webhook_server.emulators.common import invoice_amount
 from webhook_server.emulators.payme_subscribe import SubscribeEmulator
 
 log = logging.getLogger(__name__)
 
+LOGIN = "Paycom"  # reference §3.2: Basic base64("Paycom:" + KEY)
+# Transaction states (reference §3.3)
+STATE_CREATED = 1
+STATE_PERFORMED = 2
+STATE_CANCELLED = -1
+STATE_CANCELLED_AFTER_PERFORM = -2
+# Cancel reasons (reference §3.3)
 REASON_EXECUTION_ERROR = 3
+REASON_TIMEOUT = 4
 REASON_REFUND = 5
+TIMEOUT_MS = 43_200_000  # a state-1 transaction older than 12 h (from Payme's `time`) is dead
+
+
+def basic_auth(key: str) -> str:
+    """The Authorization header Payme's servers send: `Basic base64("Paycom:" + KEY)`, the key as is."""
+    return "Basic " + base64.b64encode(f"{LOGIN}:{key}".encode()).decode("ascii")
+
+
+def checkout_link(base_url: str, params: Mapping[str, str]) -> str:
+    """`<checkout host>/<base64("k=v;k=v…")>` (reference §2.1), standard alphabet with padding."""
+    text = ";".join(f"{name}={value}" for name, value in params.items())
+    return f"{base_url.rstrip('/')}/{base64.b64encode(text.encode()).decode('ascii')}"
+
+
+def read_checkout(encoded: str) -> dict[str, str]:
+    """What Payme's checkout page reads from a link's last segment. Raises ValueError on a bad link."""
+    try:
+        text = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as err:
+        raise ValueError("the checkout parameters are not base64 of UTF-8 text") from err
+    params: dict[str, str] = {}
+    for pair in text.split(";"):
+        name, eq, value = pair.partition("=")
+        if not eq or not name or name in params:
+            raise ValueError(f"bad checkout parameter {pair!r}")
+        params[name] = value
+    return params
 
 
 def wall_clock_ms() -> int:
@@ -137,6 +179,10 @@ class PaymeEmulator:
             answers.append(await self.by_id(session, "PerformTransaction", payme_id))
         return payme_id, answers
 
+    async def time_out(self, session: aiohttp.ClientSession, payme_id: str) -> RpcResult:
+        """What Payme does with a transaction left in state 1 past its 12 hours: CancelTransaction, reason 4."""
+        return await self.by_id(session, "CancelTransaction", payme_id, reason=REASON_TIMEOUT)
+
     async def perform_receipt(self, receipt: dict[str, Any]) -> int | None:
         """A Subscribe receipt through the shop's Merchant API, its `_id` as the transaction id; the
         shop's error code, or None once PerformTransaction succeeded."""
@@ -179,20 +225,23 @@ class PaymeEmulator:
         expect("CheckPerformTransaction", await self.check(session, label, amount),
                lambda answer: answer.result == {"allow": True})
         payme_id, payme_time = new_payme_id(), self.clock()
-        first = expect("CreateTransaction", await self.create(session, payme_id, label, amount, payme_time), state(1))
+        first = expect("CreateTransaction", await self.create(session, payme_id, label, amount, payme_time),
+                       state(STATE_CREATED))
         expect("CreateTransaction repeated", await self.create(session, payme_id, label, amount, payme_time),
                same_as(first))
-        expect("CheckTransaction", await self.by_id(session, "CheckTransaction", payme_id), state(1, reason=None))
+        expect("CheckTransaction", await self.by_id(session, "CheckTransaction", payme_id),
+               state(STATE_CREATED, reason=None))
         expect("CreateTransaction with a new id for the waiting order",
                await self.create(session, new_payme_id(), label, amount), code(-31008))
-        reason, cancelled = REASON_EXECUTION_ERROR, -1
+        reason, cancelled = REASON_EXECUTION_ERROR, STATE_CANCELLED
         if perform:
-            done = expect("PerformTransaction", await self.by_id(session, "PerformTransaction", payme_id), state(2))
+            done = expect("PerformTransaction", await self.by_id(session, "PerformTransaction", payme_id),
+                          state(STATE_PERFORMED))
             expect("PerformTransaction repeated", await self.by_id(session, "PerformTransaction", payme_id),
                    same_as(done))
             expect("CheckTransaction after perform", await self.by_id(session, "CheckTransaction", payme_id),
-                   state(2, reason=None))
-            reason, cancelled = REASON_REFUND, -2
+                   state(STATE_PERFORMED, reason=None))
+            reason, cancelled = REASON_REFUND, STATE_CANCELLED_AFTER_PERFORM
         cancel = expect("CancelTransaction",
                         await self.by_id(session, "CancelTransaction", payme_id, reason=reason), state(cancelled))
         expect("CancelTransaction repeated", await self.by_id(session, "CancelTransaction", payme_id, reason=reason),
@@ -212,7 +261,7 @@ class PaymeEmulator:
 
     def _read_link(self, request: web.Request) -> tuple[str, int, str | None]:
         try:
-            params = parse_checkout(request.match_info["encoded"])
+            params = read_checkout(request.match_info["encoded"])
             amount = int(params["a"])
             label = params[f"ac.{self.account_field}"]
         except (ValueError, KeyError) as err:

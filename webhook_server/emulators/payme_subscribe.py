@@ -24,10 +24,13 @@ from typing import Any
 from aiohttp import web
 
 from billing.luhn import luhn_valid
-from billing.providers.payme.subscribe import RECEIPT_CANCEL_QUEUED, RECEIPT_CANCELLED, RECEIPT_CREATED, RECEIPT_PAID
-from billing.providers.payme.subscribe import masked
 from billing.signing import secrets_equal
 
+# Receipt states (reference §4), the emulator's own: 0 waiting, 4 paid, 21 queued for cancel, 50 cancelled.
+RECEIPT_CREATED = 0
+RECEIPT_PAID = 4
+RECEIPT_CANCEL_QUEUED = 21
+RECEIPT_CANCELLED = 50
 VERIFY_CODE = "666666"
 PHONE = "99890*****31"
 CODE_WAIT_MS = 60_000
@@ -42,6 +45,11 @@ CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Method
 
 # Merchant API hook: pay the receipt through the shop's /notify/payme; an error code, or None when performed.
 MerchantHook = Callable[[dict[str, Any]], Awaitable[int | None]]
+
+
+def masked(number: str) -> str:
+    """A card number as Payme shows it in `card.number`: the first six and last four digits (860006******6311)."""
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
 
 
 class RpcFailure(Exception):

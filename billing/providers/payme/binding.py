@@ -2,7 +2,8 @@
 has just bound (cards.create → SMS code → cards.verify, straight between the browser and Payme), so the
 card's token is saved on the subscription for renewals.
 
-The server only ever sees the token. It checks the card (verified, recurrent), pays the invoice with
+The server only ever sees the token. It refuses an invoice another payment has claimed (billing.claims)
+before it charges anything, checks the card (verified, recurrent), pays the invoice with
 one Subscribe API receipt, and records the payment in the ledger with the card's masked number and
 token, as a first payment of any provider. The receipt is bound to the invoice (PaymeCardPayment)
 before it is paid: a second press, a replayed POST or a concurrent one looks that receipt up instead
@@ -18,6 +19,7 @@ from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
 
+from billing import claims
 from billing.ledger import Ledger, find_operation
 from billing.money import Money
 from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, Outcome, Remember, VerifiedEvent
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 
 class BindingOutcome(StrEnum):
     PAID = "paid"  # charged (now or by an earlier press) and recorded
-    ALREADY_PAID = "already_paid"  # the invoice is no longer pending: nothing was charged
+    ALREADY_PAID = "already_paid"  # the invoice is paid or claimed by another payment: nothing was charged
     DECLINED = "declined"  # the card was refused: nothing was charged
     PENDING = "pending"  # Payme has not finished the receipt yet
     BUSY = "busy"  # another press is paying this invoice at this moment
@@ -53,7 +55,7 @@ class ReceiptTaken(Exception):
 async def pay_with_card(payme: Payme, ledger: Ledger, invoice: Invoice, *, token: str, description: str,
                         now: datetime) -> BindingResult:
     """Pay `invoice` (its UZS price) with the verified card `token` and record it; see the module docstring."""
-    if invoice.status is not InvoiceStatus.PENDING:
+    if invoice.status is not InvoiceStatus.PENDING or await _claimed_elsewhere(invoice, now):
         return BindingResult(BindingOutcome.ALREADY_PAID)
     amount = invoice.amounts.get(CURRENCY)
     if amount is None:
@@ -85,6 +87,17 @@ async def pay_with_card(payme: Payme, ledger: Ledger, invoice: Invoice, *, token
         log.error("payme card payment %s for %s: the ledger kept it for review (%s)",
                   result.event.operation_id, invoice.label, outcome.value)
     return BindingResult(BindingOutcome.PAID)
+
+
+async def _claimed_elsewhere(invoice: Invoice, now: datetime) -> bool:
+    """Another payment's live claim holds the invoice. The claim of this invoice's own receipt (Payme's
+    Merchant API transaction for it, or its recorded payment) is not another's: a press after it resumes."""
+    holder = claims.holder(invoice, now)
+    if holder is None:
+        return False
+    slot = await PaymeCardPayment.find_one(PaymeCardPayment.label == invoice.label)
+    own = claims.hold_key(NAME, slot.receipt_id) if slot is not None and slot.receipt_id else None
+    return holder != own
 
 
 def _declined(result: ChargeResult) -> BindingResult:

@@ -2,6 +2,13 @@
 
 Every transition is one conditional update whose filter names the state it leaves, followed by a
 fresh read, so concurrent or repeated calls answer from what is stored (same times, same ids).
+
+One invoice, one payment (billing.claims): a waiting transaction (state 1) HOLDS its invoice under the
+key "payme:<Payme id>" until its 12-hour timeout, taken by CreateTransaction before it answers, so no
+other provider and no other Payme transaction can take the invoice meanwhile; PerformTransaction turns
+that hold into the FINAL claim before it records the payment, and a cancel or the timeout releases it.
+Check and Create refuse an invoice another live claim holds.
+
 PerformTransaction records the payment in the ledger *before* it marks the transaction performed:
 a crash in between leaves a waiting transaction whose recorded payment a later Cancel takes back,
 never a performed transaction without a payment.
@@ -17,6 +24,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from billing import claims
 from billing.clock import Clock
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, find_operation
@@ -32,6 +40,7 @@ from billing.providers.payme.protocol import (
     NAME,
     ORDER_BUSY,
     ORDER_EXPIRED,
+    ORDER_HELD,
     ORDER_NOT_FOUND,
     ORDER_NOT_IN_UZS,
     ORDER_NOT_PAYABLE,
@@ -51,8 +60,8 @@ from billing.providers.payme.protocol import (
     param_str,
     to_ms,
 )
-from db import InvoiceStatus
-from db.payme import PaymeState, PaymeTransaction, released_lock
+from db import Invoice, InvoiceStatus
+from db.payme import PaymeState, PaymeTransaction
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +136,14 @@ class PaymeMerchant:
     async def check_perform_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
         amount = param_amount(params)
         label, _ = param_account(params, self._field)
-        await self._check_order(label, amount, cancel_stale=False)
+        await self._check_order(label, amount)
         return {"allow": True}
 
-    async def _check_order(self, label: str, amount: int, *, cancel_stale: bool) -> None:
-        """The invoice exists, costs exactly `amount` tiyin, has no live transaction, and is payable.
+    async def _check_order(self, label: str, amount: int, *, own: str | None = None) -> None:
+        """The invoice exists, costs exactly `amount` tiyin, no other live claim holds it, and it is payable.
 
-        A waiting transaction past 12 hours does not hold the invoice: Create cancels it (reason 4)
-        if Payme has not yet done so; Check only looks past it."""
+        `own` is the claim key of the transaction asking (Create): its own hold does not refuse it. A
+        waiting transaction past 12 hours no longer holds the invoice: its hold has lapsed."""
         invoice = await find_invoice(label)
         if invoice is None:
             raise PaymeError(ORDER_NOT_FOUND, self._field)
@@ -143,19 +152,22 @@ class PaymeMerchant:
             raise PaymeError(ORDER_NOT_IN_UZS, self._field)
         if amount != expected:
             raise PaymeError(WRONG_AMOUNT)
-        holder = await PaymeTransaction.find_one(PaymeTransaction.order_lock == label)
-        if holder is not None and holder.state is PaymeState.CREATED and self._timed_out(holder):
-            if not cancel_stale:
-                holder = None
-            else:
-                await self._time_out(holder)
-                holder = await self._reread(holder)
-        if holder is not None and holder.order_lock == label:
-            raise PaymeError(ORDER_BUSY)
+        holder = claims.holder(invoice, self._clock())
+        if holder is not None and holder != own:
+            raise self._claimed(invoice, holder)
         if invoice.status is not InvoiceStatus.PENDING:
             raise PaymeError(ORDER_NOT_PAYABLE, self._field)
         if _aware(invoice.expires_at) <= self._clock():
             raise PaymeError(ORDER_EXPIRED, self._field)
+
+    def _claimed(self, invoice: Invoice, holder: str) -> PaymeError:
+        """Why another claim refuses the invoice: another Payme transaction (−31008, as Payme's sandbox
+        expects), a payment recorded by another provider (paid), or another provider's live hold (busy)."""
+        if holder.startswith(f"{NAME}:"):
+            return PaymeError(ORDER_BUSY)
+        if invoice.claim_until is None:
+            return PaymeError(ORDER_NOT_PAYABLE, self._field)
+        return PaymeError(ORDER_HELD, self._field)
 
     async def create_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
         payme_id = param_str(params, "id")
@@ -165,23 +177,45 @@ class PaymeMerchant:
         existing = await find_transaction(payme_id)
         if existing is not None:
             return await self._create_again(existing)
-        await self._check_order(label, amount, cancel_stale=True)
+        key = claims.hold_key(NAME, payme_id)
+        await self._check_order(label, amount, own=key)
         now = self._clock()
         if to_ms(now) - payme_time > TIMEOUT_MS:
             raise PaymeError(TOO_OLD, "time")
+        if not await claims.claim(label, key, now=now, until=hold_until(payme_time)):
+            raise await self._refusal(label)  # another claim got the invoice since the check
         tx = PaymeTransaction(
             payme_id=payme_id, payme_time=payme_time, amount=amount, label=label, account=account,
-            state=PaymeState.CREATED, create_time=to_ms(now), order_lock=label, created_at=now,
+            state=PaymeState.CREATED, create_time=to_ms(now), created_at=now,
         )
         try:
             await tx.insert()
         except DuplicateKeyError:
             existing = await find_transaction(payme_id)
-            if existing is not None:  # the same Create, delivered twice at once
-                return await self._create_again(existing)
-            raise PaymeError(ORDER_BUSY) from None  # another transaction took the invoice meanwhile
+            if existing is None:  # the unique index said it exists; transactions are never deleted
+                raise
+            return await self._create_again(existing)  # the same Create, delivered twice at once
         log.info("payme transaction %s created for %s (%s tiyin)", payme_id, label, amount)
+        await self._time_out_lapsed(label, payme_id)
         return _created(tx)
+
+    async def _refusal(self, label: str) -> PaymeError:
+        """The error for an invoice whose claim Create just lost."""
+        invoice = await find_invoice(label)
+        holder = claims.holder(invoice, self._clock()) if invoice is not None else None
+        if invoice is None or holder is None:
+            return PaymeError(ORDER_NOT_PAYABLE, self._field)
+        return self._claimed(invoice, holder)
+
+    async def _time_out_lapsed(self, label: str, payme_id: str) -> None:
+        """Cancel (reason 4) the invoice's earlier waiting transactions whose hold had lapsed, if Payme has
+        not yet done so: the new transaction's claim proves none of them is live any more."""
+        waiting = await PaymeTransaction.find(
+            PaymeTransaction.label == label, PaymeTransaction.state == PaymeState.CREATED,
+        ).to_list()
+        for stale in waiting:
+            if stale.payme_id != payme_id and self._timed_out(stale):
+                await self._time_out(stale)
 
     async def _create_again(self, tx: PaymeTransaction) -> dict[str, Any]:
         if tx.state is not PaymeState.CREATED:
@@ -203,10 +237,8 @@ class PaymeMerchant:
             raise PaymeError(CANNOT_PERFORM)
         if self._timed_out(tx):
             raise await self._time_out(tx)
-        invoice = await find_invoice(tx.label)
-        key = f"{NAME}:{tx.payme_id}"
-        if invoice is None or (invoice.status is not InvoiceStatus.PENDING and invoice.paid_by != key):
-            raise PaymeError(PAID_ELSEWHERE)  # Payme cancels and returns the money; we take none twice
+        if not await claims.claim(tx.label, claims.hold_key(NAME, tx.payme_id), now=self._clock()):
+            raise PaymeError(PAID_ELSEWHERE)  # Payme cancels and returns the money; we record nothing
         outcome = await self._ledger.record(VerifiedEvent(
             provider=NAME, operation_id=tx.payme_id, label=tx.label, amount=Money(tx.amount, CURRENCY),
             kind=EventKind.PAYMENT, occurred_at=from_ms(tx.payme_time),
@@ -255,19 +287,20 @@ class PaymeMerchant:
         return PaymeError(TIMED_OUT)
 
     async def _transition(self, tx: PaymeTransaction, leaving: PaymeState, entering: PaymeState, reason: int) -> None:
-        """Cancel (to −1 or −2) only from `leaving`; the invoice is released for a new transaction."""
+        """Cancel (to −1 or −2) only from `leaving`."""
         await PaymeTransaction.get_motor_collection().update_one(
             {"_id": tx.id, "state": int(leaving)},
-            {"$set": {"state": int(entering), "reason": reason, "cancel_time": self._now_ms(),
-                      "order_lock": released_lock(tx.payme_id)}},
+            {"$set": {"state": int(entering), "reason": reason, "cancel_time": self._now_ms()}},
         )
 
     async def _take_back(self, tx: PaymeTransaction) -> None:
-        """A cancelled transaction whose payment the ledger holds: reverse it (once; safe to repeat,
-        so a repeated Cancel also recovers a reversal that a crash left unqueued)."""
+        """A cancelled transaction gives the invoice back: its payment, when the ledger holds one, is
+        reversed (the reversal drops the claim); otherwise its hold is released. Both are safe to repeat,
+        so a repeated Cancel also recovers what a crash left undone."""
         if tx.state not in (PaymeState.CANCELLED, PaymeState.CANCELLED_AFTER_PERFORM):
             return
         if await find_operation(NAME, tx.payme_id) is None:
+            await claims.release(tx.label, claims.hold_key(NAME, tx.payme_id))
             return
         await self._reversals.enqueue_reversal(NAME, tx.payme_id, reversal_reason(tx.reason))
 
@@ -312,6 +345,12 @@ class PaymeMerchant:
         fresh = await find_transaction(tx.payme_id)
         assert fresh is not None, "transactions are never deleted"
         return fresh
+
+
+def hold_until(payme_time: int) -> datetime:
+    """When a waiting transaction's hold lapses: the first millisecond past its 12 hours from Payme's
+    `time` (at exactly 12 hours it may still be performed)."""
+    return from_ms(payme_time + TIMEOUT_MS + 1)
 
 
 def _created(tx: PaymeTransaction) -> dict[str, Any]:

@@ -106,6 +106,10 @@ ORDER_EXPIRED = Fault(-31052, "Срок оплаты заказа истёк", "
 ORDER_NOT_IN_UZS = Fault(
     -31053, "Заказ нельзя оплатить в сумах", "Buyurtmani so'mda to'lab bo'lmaydi", "The order cannot be paid in UZS"
 )
+ORDER_HELD = Fault(
+    -31054, "Заказ сейчас оплачивается другим способом", "Buyurtma hozir boshqa usulda to'lanmoqda",
+    "The order is being paid by other means right now",
+)
 RECEIPT_NOT_FOUND = Fault(-32001, "Чек не найден", "Chek topilmadi", "Receipt not found")
 INVALID_PARAMS = Fault(-32602, "Неверные параметры", "Parametrlar noto'g'ri", "Invalid parameters")
 
@@ -139,11 +143,6 @@ def from_ms(ms: int) -> datetime:
 
 
 # ---- authentication -------------------------------------------------------------------------
-
-
-def basic_auth(key: str, login: str = LOGIN) -> str:
-    """The Authorization header Payme sends: Basic base64("Paycom:" + KEY)."""
-    return "Basic " + base64.b64encode(f"{login}:{key}".encode()).decode("ascii")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -303,18 +302,3 @@ def encode_checkout(text: str) -> str:
 def checkout_url(base_url: str, text: str) -> str:
     """`<checkout host>/<base64(params)>`, standard alphabet with padding, as Payme's example."""
     return f"{base_url.rstrip('/')}/{encode_checkout(text)}"
-
-
-def parse_checkout(encoded: str) -> dict[str, str]:
-    """The parameters of a checkout link (what Payme's checkout page reads). Raises ValueError."""
-    try:
-        text = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as err:
-        raise ValueError("checkout parameters are not base64 of UTF-8 text") from err
-    params: dict[str, str] = {}
-    for pair in text.split(";"):
-        name, eq, value = pair.partition("=")
-        if not eq or not name or name in params:
-            raise ValueError(f"bad checkout parameter {pair!r}")
-        params[name] = value
-    return params

@@ -20,26 +20,23 @@ from billing.providers.payme import protocol
 from billing.providers.payme.protocol import (
     PaymeError,
     authorized,
-    basic_auth,
     checkout_text,
     checkout_url,
     error_answer,
     from_ms,
     param_account,
     param_amount,
-    parse_checkout,
     read_request,
     result_answer,
     to_ms,
 )
 from tests.conftest import make_settings
 from webhook_server.emulators import payme as payme_emulator
+from tests.payme_support import INV_42, INV_42_WITH_RETURN
+from tests.payme_support import PAYME_MERCHANT as MERCHANT
+from webhook_server.emulators.payme import basic_auth, read_checkout
 
 ROOT = Path(__file__).resolve().parents[3]
-MERCHANT = "5e730e8e0b852a417aa49ceb"
-INV_42 = "bT01ZTczMGU4ZTBiODUyYTQxN2FhNDljZWI7YWMub3JkZXJfaWQ9aW52LTQyO2E9MzUwMDAwMA=="
-INV_42_WITH_RETURN = ("bT01ZTczMGU4ZTBiODUyYTQxN2FhNDljZWI7YWMub3JkZXJfaWQ9aW52LTQyO2E9MzUwMDAwMDtsPXJ1O2M9"
-                      "aHR0cHM6Ly9leGFtcGxlLmNvbS9wYWlkL2ludi00Mg==")
 
 
 def test_authorization_header_vector():
@@ -94,10 +91,10 @@ def test_a_semicolon_in_a_checkout_value_is_refused():
 
 @given(st.text(alphabet=st.characters(blacklist_characters=";", blacklist_categories=["Cs"]), min_size=1),
        st.integers(min_value=1, max_value=10**15))
-def test_checkout_parameters_round_trip(label, amount):
+def test_the_emulators_checkout_reads_back_every_link(label, amount):
     text = checkout_text(merchant_id=MERCHANT, account_field="order_id", label=label, amount=amount,
                          return_url="https://shop.example/pay/x?exp=1&sig=ab&returned=1")
-    params = parse_checkout(checkout_url("https://x", text).removeprefix("https://x/"))
+    params = read_checkout(checkout_url("https://x", text).removeprefix("https://x/"))
     assert params["ac.order_id"] == label and params["a"] == str(amount)
     assert params["c"] == "https://shop.example/pay/x?exp=1&sig=ab&returned=1"
 
@@ -118,7 +115,7 @@ def test_page_form_uses_the_sandbox_host_and_the_configured_field():
                   account_field="invoice")
     form = payme.page_form(label="inv-42", amounts={"UZS": 3500000}, title="t", success_url="https://e/x;y")
     assert form is not None and form.action.startswith("https://test.paycom.uz/")
-    assert parse_checkout(form.action.removeprefix("https://test.paycom.uz/")) == {
+    assert read_checkout(form.action.removeprefix("https://test.paycom.uz/")) == {
         "m": MERCHANT, "ac.invoice": "inv-42", "a": "3500000"}
 
 
