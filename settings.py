@@ -21,7 +21,7 @@ PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
     "yookassa": ("yookassa_shop_id", "yookassa_secret_key"),
     "cloudpayments": ("cloudpayments_public_id", "cloudpayments_api_secret"),
     "payme": ("payme_merchant_id", "payme_key"),
-    "click": ("click_service_id", "click_merchant_id", "click_secret_key", "click_merchant_user_id"),
+    "click": ("click_service_id", "click_merchant_id", "click_secret_key"),  # + CLICK_MERCHANT_USER_ID to reconcile
     "konsol": ("konsol_api_token",),
     "telegram_stars": ("bot_token",),  # and STARS_ENABLED=true: Stars are paid to the bot itself
 }

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from billing.providers.click import Click
+from billing.providers.click.config import click_from_settings
 from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi, CloudPayments, accepts_test_payments
 from billing.providers.payme import Payme
 from billing.providers.stars import NAME as STARS, TelegramStars
@@ -46,13 +46,7 @@ def build_providers(settings: Settings, transport: AiohttpTransport) -> Provider
             wallet_client=client,
         )
     if settings.provider_enabled("click"):
-        assert settings.click_service_id and settings.click_merchant_id and settings.click_secret_key
-        registry.providers["click"] = Click(
-            service_id=settings.click_service_id,
-            merchant_id=settings.click_merchant_id,
-            secret_key=settings.click_secret_key.get_secret_value(),
-            pay_url=settings.click_pay_url,
-        )
+        registry.providers["click"] = click_from_settings(settings, transport)
     if settings.provider_enabled("payme"):
         assert settings.payme_merchant_id and settings.payme_key
         registry.providers["payme"] = Payme(

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.errors import AutoReconnect
 
-from billing.providers.click import STEPS, Action, build_request
+from billing.providers.click import HOLD, STEPS, Action, build_request
 from db import Invoice, InvoiceStatus, Operation, OperationStatus, Subscription
 from db.click import PREPARE_ID_COUNTER, ClickAttempt, ClickAttemptState, ClickCounter
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
@@ -24,7 +24,7 @@ from tests.webhook_server.test_redis_faults import OwnRedis
 from webhook_server.app import create_app
 from webhook_server.demo import DEMO_USER_ID
 from webhook_server.emulators.click import (
-    CLICK_FAILURE, Attempt, ClickCaller, ClickEmulator, run_test_suite, simulate,
+    CLICK_FAILURE, COMPLETE, PREPARE, Attempt, ClickCaller, ClickEmulator, run_test_suite, simulate,
 )
 from webhook_server.keys import PROVIDERS
 
@@ -106,7 +106,7 @@ async def test_worked_vectors_get_exactly_the_reference_replies(client, worker, 
     assert await invoice_status("inv-42") is InvoiceStatus.PAID
     [operation] = await operations()
     assert (operation.provider, operation.operation_id, operation.amount, operation.currency) == (
-        "click", "1234567", 3500000, "UZS")
+        "click", "1234567:inv-42", 3500000, "UZS")
     assert operation.status is OperationStatus.APPLIED
 
 
@@ -124,12 +124,13 @@ async def test_payment_activates_the_subscription(client, worker, caller, clock,
     assert subscription["status"] == "active"
     assert subscription["current_period_end"] == (clock.now + timedelta(days=30)).isoformat()
     [operation] = await operations()
-    assert operation.operation_id == str(caller.sent[0][0]["click_trans_id"]) and len(notifier.notices) == 1
+    assert operation.operation_id == f'{caller.sent[0][0]["click_trans_id"]}:{label}' and len(notifier.notices) == 1
 
 
-async def test_clicks_test_tool_scenarios_all_pass(client, worker, caller, clock):
+@pytest.mark.parametrize("one_click_trans_id", [True, False], ids=["as Click's tool: one id", "fresh ids"])
+async def test_clicks_test_tool_scenarios_all_pass(client, worker, caller, clock, one_click_trans_id):
     labels = [await uzs_invoice(client, user_id=8) for _ in range(3)]
-    results = await run_test_suite(caller, labels, MONTH_UZS)
+    results = await run_test_suite(caller, labels, MONTH_UZS, one_click_trans_id=one_click_trans_id)
     assert [(r.number, r.got) for r in results if not r.passed] == []
     assert len(results) == 15
     await worker.drain()
@@ -141,9 +142,9 @@ async def test_clicks_test_tool_scenarios_all_pass(client, worker, caller, clock
 
 async def test_repeated_prepare_returns_the_same_merchant_prepare_id(client, caller, queues):
     label = await uzs_invoice(client)
-    fields = caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS))
-    first = await caller.send(Action.PREPARE, fields)
-    replies = await asyncio.gather(*(caller.send(Action.PREPARE, fields) for _ in range(24)))
+    fields = caller.fields(PREPARE, Attempt(label, MONTH_UZS))
+    first = await caller.send(PREPARE, fields)
+    replies = await asyncio.gather(*(caller.send(PREPARE, fields) for _ in range(24)))
     assert {reply.body["merchant_prepare_id"] for reply in replies} == {first.body["merchant_prepare_id"]}
     assert {reply.error for reply in replies} == {0}
     assert len(await ClickAttempt.find_all().to_list()) == 1 and await nothing_recorded(queues)
@@ -151,15 +152,14 @@ async def test_repeated_prepare_returns_the_same_merchant_prepare_id(client, cal
 
 async def test_concurrent_first_prepares_store_one_attempt(client, caller):
     label = await uzs_invoice(client)
-    fields = caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS))
-    replies = await asyncio.gather(*(caller.send(Action.PREPARE, fields) for _ in range(24)))
+    fields = caller.fields(PREPARE, Attempt(label, MONTH_UZS))
+    replies = await asyncio.gather(*(caller.send(PREPARE, fields) for _ in range(24)))
     assert len({reply.body["merchant_prepare_id"] for reply in replies}) == 1
     assert len(await ClickAttempt.find_all().to_list()) == 1
 
 
-async def test_several_open_attempts_get_distinct_prepare_ids(client, caller):
-    label = await uzs_invoice(client)
-    replies = [await caller.prepare(Attempt(label, MONTH_UZS)) for _ in range(3)]
+async def test_attempts_get_distinct_prepare_ids(client, caller):
+    replies = [await caller.prepare(Attempt(await uzs_invoice(client), MONTH_UZS)) for _ in range(3)]
     assert [reply.error for reply in replies] == [0, 0, 0]
     ids = [reply.body["merchant_prepare_id"] for reply in replies]
     assert len(set(ids)) == 3 and all(isinstance(value, int) and 0 < value < 2**31 for value in ids)
@@ -170,7 +170,7 @@ async def test_several_open_attempts_get_distinct_prepare_ids(client, caller):
                                      {"sign_time": "2026-11-22 12:00:01"}])
 async def test_prepare_with_a_bad_or_stale_sign_string_is_minus_1(client, caller, queues, changes):
     label = await uzs_invoice(client)
-    reply = await caller.send(Action.PREPARE, {**caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS)), **changes})
+    reply = await caller.send(PREPARE, {**caller.fields(PREPARE, Attempt(label, MONTH_UZS)), **changes})
     assert (reply.status, reply.error, reply.body["error_note"]) == (200, -1, "SIGN CHECK FAILED!")
     assert await ClickAttempt.find_all().to_list() == [] and await nothing_recorded(queues)
 
@@ -179,13 +179,13 @@ async def test_correctly_signed_foreign_service_id_is_minus_1(client, caller):
     label = await uzs_invoice(client)
     foreign = build_request(SECRET, action=Action.PREPARE, click_trans_id=1, service_id="99999", label=label,
                             amount=MONTH_UZS, sign_time="2026-11-22 12:00:00", click_paydoc_id=2)
-    assert (await caller.send(Action.PREPARE, foreign)).error == -1
+    assert (await caller.send(PREPARE, foreign)).error == -1
 
 
 async def test_upper_case_sign_string_is_accepted(client, caller):
     label = await uzs_invoice(client)
-    fields = caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS))
-    assert (await caller.send(Action.PREPARE, {**fields, "sign_string": fields["sign_string"].upper()})).error == 0
+    fields = caller.fields(PREPARE, Attempt(label, MONTH_UZS))
+    assert (await caller.send(PREPARE, {**fields, "sign_string": fields["sign_string"].upper()})).error == 0
 
 
 async def test_prepare_for_an_unknown_label_is_minus_5(client, caller):
@@ -214,12 +214,12 @@ async def test_invoice_without_a_uzs_price_is_minus_2(client, caller, clock):
 async def test_action_that_does_not_match_the_route_is_minus_3(client, caller):
     label = await uzs_invoice(client)
     attempt = Attempt(label, MONTH_UZS)
-    complete_fields = caller.fields(Action.COMPLETE, attempt, prepare_id=1)
-    assert (await caller.send(Action.PREPARE, complete_fields)).error == -3
-    assert (await caller.send(Action.COMPLETE, caller.fields(Action.PREPARE, attempt))).error == -8, \
+    complete_fields = caller.fields(COMPLETE, attempt, prepare_id=1)
+    assert (await caller.send(PREPARE, complete_fields)).error == -3
+    assert (await caller.send(COMPLETE, caller.fields(PREPARE, attempt))).error == -8, \
         "a Prepare sent to /complete lacks merchant_prepare_id"
-    assert (await caller.send(Action.COMPLETE, {**complete_fields, "action": "0"})).error == -3
-    assert (await caller.send(Action.PREPARE, {**caller.fields(Action.PREPARE, attempt), "action": "2"})).error == -3
+    assert (await caller.send(COMPLETE, {**complete_fields, "action": "0"})).error == -3
+    assert (await caller.send(PREPARE, {**caller.fields(PREPARE, attempt), "action": "2"})).error == -3
 
 
 async def test_prepare_on_a_paid_invoice_is_minus_4(client, worker, caller):
@@ -240,7 +240,7 @@ async def test_prepare_reporting_clicks_failure_is_minus_9(client, caller):
     label = await uzs_invoice(client)
     fields = build_request(SECRET, action=Action.PREPARE, click_trans_id=5, service_id="11111", label=label,
                            amount=MONTH_UZS, sign_time="2026-11-22 12:00:00", click_paydoc_id=6, error=CLICK_FAILURE)
-    assert (await caller.send(Action.PREPARE, fields)).error == -9
+    assert (await caller.send(PREPARE, fields)).error == -9
     assert await ClickAttempt.find_all().to_list() == []
 
 
@@ -265,9 +265,9 @@ async def test_complete_checks_label_prepare_id_and_amount(client, caller, queue
     assert (await caller.complete(attempt, 999999999)).error == -6
     assert (await caller.complete(attempt, foreign_id)).error == -6, "another label's attempt"
     assert (await caller.complete(Attempt(label, MONTH_UZS), prepare_id)).error == -6, "another click_trans_id"
-    wrong = caller.fields(Action.COMPLETE, Attempt(label, "300", attempt.click_trans_id, attempt.click_paydoc_id),
+    wrong = caller.fields(COMPLETE, Attempt(label, "300", attempt.click_trans_id, attempt.click_paydoc_id),
                           prepare_id=prepare_id)
-    reply = await caller.send(Action.COMPLETE, wrong)
+    reply = await caller.send(COMPLETE, wrong)
     assert (reply.error, reply.body["merchant_confirm_id"]) == (-2, prepare_id)
     assert (await caller.complete(attempt, prepare_id, sign_string="0" * 32)).error == -1
     assert await attempt_state(prepare_id) is ClickAttemptState.PREPARED and await nothing_recorded(queues)
@@ -303,7 +303,10 @@ async def test_repeated_complete_of_a_paid_order_is_minus_4_and_changes_nothing(
     again = await caller.complete(attempt, prepare_id)
     assert (again.error, again.body["merchant_confirm_id"]) == (-4, prepare_id)
     assert (await caller.prepare(attempt)).error == -4
-    assert (await caller.complete(attempt, prepare_id, error=CLICK_FAILURE)).error == -4, "never un-paid"
+    cancelled = await caller.complete(attempt, prepare_id, error=CLICK_FAILURE)
+    assert cancelled.error == -9, "Click's current test suite (scenario 8) wants -9 here"
+    stored = await ClickAttempt.by_prepare_id(prepare_id)
+    assert (stored.state, stored.click_error) == (ClickAttemptState.COMPLETED, CLICK_FAILURE), "never un-paid"
     await worker.drain()
     assert await invoice_status(label) is InvoiceStatus.PAID
     subscription = await Subscription.find_one(Subscription.user_id == 9)
@@ -315,9 +318,9 @@ async def test_24_concurrent_completes_activate_once(client, worker, caller, que
     label = await uzs_invoice(client, user_id=10)
     attempt = Attempt(label, MONTH_UZS)
     prepare_id = (await caller.prepare(attempt)).body["merchant_prepare_id"]
-    fields = caller.fields(Action.COMPLETE, attempt, prepare_id=prepare_id)
+    fields = caller.fields(COMPLETE, attempt, prepare_id=prepare_id)
 
-    replies = await asyncio.gather(*(caller.send(Action.COMPLETE, fields) for _ in range(24)))
+    replies = await asyncio.gather(*(caller.send(COMPLETE, fields) for _ in range(24)))
     assert sorted(reply.error for reply in replies) == [-4] * 23 + [0]
     assert queues.depth() == 1
     await worker.drain()
@@ -334,25 +337,31 @@ async def test_concurrent_complete_and_cancel_agree_on_one_fate(client, worker, 
     errors = [reply.error for reply in await asyncio.gather(*requests)]
     await worker.drain()
     state = await attempt_state(prepare_id)
-    if state is ClickAttemptState.COMPLETED:
-        assert errors.count(0) == 1 and -9 not in errors and len(await operations()) == 1
+    if state is ClickAttemptState.COMPLETED:  # every cancel came after the debit won: -9, and kept paid
+        confirms, cancels = errors[0::2], errors[1::2]
+        assert sorted(confirms) == [-4] * 11 + [0] and set(cancels) == {-9} and len(await operations()) == 1
         assert await invoice_status(label) is InvoiceStatus.PAID
     else:
         assert state is ClickAttemptState.CANCELLED and set(errors) == {-9}
         assert await operations() == [] and await invoice_status(label) is InvoiceStatus.PENDING
 
 
-async def test_second_attempt_completing_a_paid_invoice_is_minus_4_and_kept_for_refund(client, worker, caller, clock):
+async def test_complete_after_the_hold_lapsed_and_another_attempt_paid_is_minus_4_and_kept_for_refund(
+        client, worker, caller, clock):
     label = await uzs_invoice(client, user_id=11)
     first, second = Attempt(label, MONTH_UZS), Attempt(label, MONTH_UZS)
     first_id = (await caller.prepare(first)).body["merchant_prepare_id"]
+    assert (await caller.prepare(second)).error == -4, "the first attempt holds the invoice"
+    clock.now += HOLD + timedelta(seconds=1)
     second_id = (await caller.prepare(second)).body["merchant_prepare_id"]
-    assert (await caller.complete(first, first_id)).error == 0
-    assert (await caller.complete(second, second_id)).error == -4
+    assert (await caller.complete(second, second_id)).error == 0
+    late = await caller.complete(first, first_id)
+    assert (late.error, late.body["merchant_confirm_id"]) == (-4, first_id), "Click keeps the debit: -4"
+    assert (await caller.complete(first, first_id)).error == -4, "and again on a repeat"
     await worker.drain()
     statuses = {op.operation_id: op.status for op in await operations()}
-    assert statuses == {str(first.click_trans_id): OperationStatus.APPLIED,
-                        str(second.click_trans_id): OperationStatus.EXTRA}
+    assert statuses == {f"{second.click_trans_id}:{label}": OperationStatus.APPLIED,
+                        f"{first.click_trans_id}:{label}": OperationStatus.EXTRA}, "the debit listed for a refund"
     subscription = await Subscription.find_one(Subscription.user_id == 11)
     assert subscription.current_period_end == clock.now + timedelta(days=30)
 
@@ -369,14 +378,14 @@ async def test_malformed_form_is_minus_8_in_json(client, queues, body):
                                    "action", "error", "error_note", "sign_time", "sign_string"])
 async def test_missing_field_is_minus_8(client, caller, field):
     label = await uzs_invoice(client)
-    fields = caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS))
+    fields = caller.fields(PREPARE, Attempt(label, MONTH_UZS))
     del fields[field]
-    assert (await caller.send(Action.PREPARE, fields)).error == -8
+    assert (await caller.send(PREPARE, fields)).error == -8
 
 
 async def test_json_body_is_accepted(client, caller):
     label = await uzs_invoice(client)
-    fields = caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS))
+    fields = caller.fields(PREPARE, Attempt(label, MONTH_UZS))
     body = json.dumps({**fields, "click_trans_id": int(fields["click_trans_id"]), "action": 0})
     status, reply = await post(client, "prepare", body.encode(), {"Content-Type": "application/json"})
     assert (status, reply["error"]) == (200, 0)
@@ -386,7 +395,7 @@ async def test_json_body_is_accepted(client, caller):
 
 async def test_oversized_body_gets_413_and_changes_nothing(client, caller, queues):
     label = await uzs_invoice(client)
-    fields = caller.fields(Action.PREPARE, Attempt(label, MONTH_UZS))
+    fields = caller.fields(PREPARE, Attempt(label, MONTH_UZS))
     body = urlencode({**fields, "padding": "x" * (1024 * 1024)}).encode()
     for route in ("prepare", "complete"):
         status, _ = await post(client, route, body)
@@ -394,6 +403,7 @@ async def test_oversized_body_gets_413_and_changes_nothing(client, caller, queue
     assert await ClickAttempt.find_all().to_list() == [] and await nothing_recorded(queues)
 
 
+PREPARE_STEPS = ("after_hold", "after_prepare_insert")
 FAILURES = {"crash": (Crash("process died"), 500, None), "database": (AutoReconnect("connection reset"), 200, -7)}
 
 
@@ -407,21 +417,21 @@ async def test_failure_between_steps_then_redelivery_activates_once(step, failur
     attempt = Attempt(label, MONTH_UZS)
     provider = client.app[PROVIDERS].get("click")
     provider.checkpoint = fail_at(step, error)
-    prepare_fields = caller.fields(Action.PREPARE, attempt)
-    prepared = await caller.send(Action.PREPARE, prepare_fields)
-    if step == "after_prepare_insert":
+    prepare_fields = caller.fields(PREPARE, attempt)
+    prepared = await caller.send(PREPARE, prepare_fields)
+    if step in PREPARE_STEPS:
         assert (prepared.status, prepared.error) == (status, click_error)
         provider.checkpoint = lambda reached: None
-        prepared = await caller.send(Action.PREPARE, prepare_fields)
+        prepared = await caller.send(PREPARE, prepare_fields)
     prepare_id = prepared.body["merchant_prepare_id"]
-    complete_fields = caller.fields(Action.COMPLETE, attempt, prepare_id=prepare_id)
-    completed = await caller.send(Action.COMPLETE, complete_fields)
-    if step != "after_prepare_insert":
+    complete_fields = caller.fields(COMPLETE, attempt, prepare_id=prepare_id)
+    completed = await caller.send(COMPLETE, complete_fields)
+    if step not in PREPARE_STEPS:
         assert (completed.status, completed.error) == (status, click_error)
         provider.checkpoint = lambda reached: None
-        completed = await caller.send(Action.COMPLETE, complete_fields)
+        completed = await caller.send(COMPLETE, complete_fields)
     assert completed.error == 0, "the failed answer was no success, so the repeat is"
-    assert (await caller.send(Action.COMPLETE, complete_fields)).error == -4
+    assert (await caller.send(COMPLETE, complete_fields)).error == -4
     await worker.drain()
     subscription = await Subscription.find_one(Subscription.user_id == 12)
     assert subscription.current_period_end == clock.now + timedelta(days=30)
@@ -501,6 +511,21 @@ async def test_paying_through_the_emulator_page(client, worker, click_emulator, 
     await worker.drain()
     expected = {"pay": (InvoiceStatus.PAID, [0, 0]), "decline": (InvoiceStatus.PENDING, [0, -9])}[outcome]
     assert (await invoice_status(invoice["label"]), [r.error for r in emulator.payments[0]]) == expected
+
+
+@pytest.mark.parametrize(("dropped", "status"), [({"complete"}, 303), ({"prepare"}, 502)])
+async def test_the_emulator_page_with_a_lost_delivery(client, worker, click_emulator, dropped, status):
+    """A lost Complete: the payer is debited and sent back, nobody told us. A lost Prepare: Click refuses."""
+    emulator, emulator_url = click_emulator
+    emulator.state.drop = dropped
+    invoice = await new_invoice(client, user_id=78)
+    form = await click_form(client, invoice["pay_url"])
+    async with client.session.post(emulator_url, data={**form["fields"], "outcome": "pay"},
+                                   allow_redirects=False) as paid:
+        assert paid.status == status
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) is InvoiceStatus.PENDING and await operations() == []
+    assert len(emulator.state.undelivered) == (1 if "complete" in dropped else 0)
 
 
 async def test_emulator_refuses_a_foreign_merchant(client, click_emulator):

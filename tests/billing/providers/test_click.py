@@ -1,8 +1,11 @@
-"""billing/providers/click.py: the reference's sign_string and Auth vectors, amounts, requests, answers, page form."""
+"""billing/providers/click: the reference's sign_string and Auth vectors, amounts, requests, answers, page form."""
 
 from __future__ import annotations
 
+import ast
 import json
+from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import strategies as st
 from billing.providers.base import RawNotification
 from billing.providers.click import (
     REQUIRED_FIELDS, Action, Click, ClickError, ClickRequest, Malformed, Reply, answer, build_request, click_amount,
-    merchant_auth, parse_amount, parse_body, read_request, sign,
+    click_days, merchant_auth, operation_id, parse_amount, parse_body, read_request, sign,
 )
 from settings import ConfigError
 from tests.conftest import make_settings
@@ -221,3 +224,30 @@ def test_check_config_refuses_a_non_numeric_click_id(field: str) -> None:
     with pytest.raises(ConfigError, match=field.upper()):
         settings.validate_for_run()
     assert make_settings(**ids, click_secret_key=SECRET).provider_enabled("click")
+
+
+def test_operation_id_is_the_click_trans_id_for_one_order() -> None:
+    assert operation_id(1234567, "inv-42") == "1234567:inv-42"
+    assert operation_id(1234567, "inv-42") != operation_id(1234567, "inv-43")
+
+
+@pytest.mark.parametrize(("first", "last", "now", "days"), [
+    ("2026-11-22T12:00:00+00:00", "2026-11-22T12:30:00+00:00", "2026-11-22T13:00:00+00:00", ["2026-11-22"]),
+    ("2026-11-22T18:50:00+00:00", "2026-11-22T19:20:00+00:00", "2026-11-23T08:00:00+00:00",
+     ["2026-11-22", "2026-11-23"]),  # 23:50 to 00:20 in Tashkent
+    ("2026-11-22T18:50:00+00:00", "2026-11-22T19:20:00+00:00", "2026-11-22T18:55:00+00:00", ["2026-11-22"]),
+])
+def test_click_days_are_tashkent_days_from_prepare_to_the_hold_or_now(first: str, last: str, now: str,
+                                                                      days: list[str]) -> None:
+    moments = [datetime.fromisoformat(text) for text in (first, last, now)]
+    assert [day.isoformat() for day in click_days(*moments)] == days
+
+
+def test_the_emulator_has_its_own_protocol_code() -> None:
+    """The Click emulator must not agree with this module by importing it (DESIGN.md, Testing)."""
+    import webhook_server.emulators.click as emulator
+
+    tree = ast.parse(Path(emulator.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {name for name in imported if name and name.startswith("billing")}
