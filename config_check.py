@@ -83,6 +83,25 @@ def production_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+YOOMONEY_UNCONFIRMED = (
+    "YOOMONEY_API_TOKEN: unset, so YooMoney payments cannot be confirmed: YooMoney no longer signs its "
+    "notifications (no sha1_hash since May 2026), and an unsigned one pays only once the wallet API confirms it; "
+    "until then every YooMoney payment is kept as unverified, unpaid (see the README's YooMoney section for how "
+    "to issue the token)"
+)
+
+
+def yoomoney_confirmation(settings: Settings) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about confirming YooMoney payments: without the wallet API token, an error in
+    production (payers would pay and get nothing), a warning in development."""
+    token = settings.yoomoney_api_token.get_secret_value() if settings.yoomoney_api_token else ""
+    if not settings.provider_enabled("yoomoney") or token:
+        return [], []
+    if settings.environment is Environment.PRODUCTION:
+        return [YOOMONEY_UNCONFIRMED], []
+    return [], [YOOMONEY_UNCONFIRMED]
+
+
 async def unreachable_stores(settings: Settings) -> list[str]:
     """MongoDB and Redis that do not answer, each with the redacted address tried."""
     from motor.motor_asyncio import AsyncIOMotorClient

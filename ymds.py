@@ -133,9 +133,13 @@ def load_settings() -> Settings:
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     warnings = [*settings.validate_for_run(), *config_check.production_warnings(settings)]
+    errors, more = config_check.yoomoney_confirmation(settings)
+    warnings += more
     plans = load_plans(settings.plans_file)
     for warning in warnings:
         print(f"warning: {warning}")
+    if errors:
+        raise ConfigError("\n".join(errors))
     print(f"environment: {settings.environment.value}")
     print(f"plans: {', '.join(plans.names())} (from {settings.plans_file})")
     print(f"enabled providers: {', '.join(settings.enabled_providers) or 'none'}")

@@ -118,6 +118,10 @@ class Ledger:
             return operation
         return await mark_extra(operation)
 
+    async def reverse(self, provider: str, operation_id: str, reason: str) -> None:
+        """Queue the reversal of a recorded or held operation the provider took back or never credited."""
+        await self._queue.enqueue_reversal(provider, operation_id, reason)
+
     async def dismiss(self, provider: str, operation_id: str, reason: str) -> bool:
         """unverified → rejected: the provider's API does not confirm the operation. True when this call did it."""
         try:

@@ -51,7 +51,7 @@ async def send_reversal_notice(provider: str, operation_id: str, *, notifier: No
     if operation is None or operation.status is not OperationStatus.REVERSED or operation.reversal_notified_at:
         return False
     invoice = await get_invoice(operation.label)
-    if invoice.paid_by != operation.key:
+    if invoice.paid_by != operation.key and operation.reversed_from is not OperationStatus.HELD:
         return False
     subscription = await get_subscription(invoice.user_id)
     await notifier.payment_reversed(

@@ -46,7 +46,8 @@ async def reverse_payment(
     if operation.status in REVERSIBLE:
         result = await Operation.get_motor_collection().update_one(
             {"_id": operation.id, "status": operation.status.value},
-            {"$set": {"status": OperationStatus.REVERSED.value, "reversed_at": now, "reversal_reason": reason}},
+            {"$set": {"status": OperationStatus.REVERSED.value, "reversed_at": now, "reversal_reason": reason,
+                      "reversed_from": operation.status.value}},
         )
         first = result.modified_count == 1
         operation = await find_operation(provider, operation_id) or operation
@@ -66,6 +67,9 @@ async def undo_operation(
     invoice = await get_invoice(operation.label)
     if invoice.paid_by != operation.key:
         await claims.release(invoice.label, operation.key)  # a recorded or held payment reversed before it paid
+        if _told_of(operation):
+            checkpoint("before_notification")
+            notices.enqueue_reversal_notice(operation.provider, operation.operation_id)
         return
     await mark_refunded(invoice.label, by=operation.key, now=now)
     checkpoint("after_invoice_update")
@@ -74,3 +78,8 @@ async def undo_operation(
     if operation.reversal_notified_at is None:
         checkpoint("before_notification")
         notices.enqueue_reversal_notice(operation.provider, operation.operation_id)
+
+
+def _told_of(operation: Operation) -> bool:
+    """A held payment that never paid the invoice is still told of when it ends: the admins heard of the hold."""
+    return operation.reversed_from is OperationStatus.HELD and operation.reversal_notified_at is None

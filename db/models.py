@@ -95,6 +95,7 @@ class Operation(Record):
     reversed_at: datetime | None = None
     reversal_reason: str | None = None
     was_applied: bool = False  # set with REVERSED: whether the payment had been applied before
+    reversed_from: OperationStatus | None = None  # set with REVERSED: the status it left (held: never credited)
     reversal_notified_at: datetime | None = None
     extra_refund: ExtraRefund | None = None  # EXTRA: refunded through the API, or waiting for a manual refund
     extra_detail: str | None = None  # EXTRA: why it is manual (the provider's refusal), or the refund's note

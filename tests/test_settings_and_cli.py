@@ -31,6 +31,7 @@ def valid_env(home: Path) -> dict[str, str]:
         "PLANS_FILE": str(ROOT / "plans.toml"),
         "YOOMONEY_WALLET": "4100118000000000",
         "YOOMONEY_NOTIFICATION_SECRET": YM_SECRET,
+        "YOOMONEY_API_TOKEN": "4100118000000000.wallet-api-token",
     }
 
 

@@ -31,7 +31,8 @@ async def test_metrics_count_notifications_and_read_the_stores(client, worker, c
 
     await worker.drain()
     worker.runtime.checkpoint = crash_at("after_ledger_insert")
-    await post_notification(client, notification(crashing["label"], operation_id="crash-2"))
+    crashed = await new_invoice(client, user_id=63)
+    await post_notification(client, notification(crashed["label"], operation_id="crash-2"))
     await worker.drain()
 
     figures = await scrape(client)
@@ -40,7 +41,7 @@ async def test_metrics_count_notifications_and_read_the_stores(client, worker, c
         (("outcome", "accepted"), ("provider", "yoomoney")): 3,
         (("outcome", "bad_signature"), ("provider", "yoomoney")): 1,
         (("outcome", "unknown_label"), ("provider", "yoomoney")): 1,
-    }
+    }, "each notification pays its own invoice: none is extra"
     assert figures[("ymds_active_subscriptions", ())] == 2
     assert figures[("ymds_queue_depth", (("queue", "ymds-fulfilment"),))] == 0
     assert figures[("ymds_failed_jobs", (("queue", "ymds-fulfilment"),))] == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from billing.money import Money
 from db import Invoice, Operation, OperationStatus, Subscription
 from tests.helpers import (
     PRICE_MONTH_RUB,
@@ -63,25 +62,76 @@ async def test_tampered_fields_break_the_signature(client, queues):
     assert await operations() == [] and queues.depth() == 0
 
 
-async def test_unsigned_notification_is_trusted_only_when_the_wallet_api_confirms_it(
-    client, worker, yoomoney_emulator
-):
+async def test_unsigned_notification_is_confirmed_at_once_and_activates(client, worker, yoomoney_emulator, notifier):
+    """As YooMoney sends them since May 2026: no sha1_hash. The route keeps it, asks the wallet API, pays."""
+    emulator, _ = yoomoney_emulator
+    invoice = await new_invoice(client, user_id=70)
+    operation = await emulator.pay(invoice["label"], PRICE_MONTH_RUB)
+    assert emulator.deliveries == [200]
+    assert [call for call, _ in emulator.api_calls] == ["operation-details"]
+    await worker.drain()
+
+    assert await invoice_status(invoice["label"]) == "paid"
+    status, sub = await get_json(client, "/api/users/70/subscription")
+    assert sub["status"] == "active"
+    [row] = await operations()
+    assert (row.operation_id, row.status, row.net_amount) == (operation.operation_id, OperationStatus.APPLIED, 29003)
+    assert [n.user_id for n in notifier.notices] == [70]
+
+
+async def test_forged_unsigned_notification_pays_nothing(client, worker, yoomoney_emulator, queues):
     emulator, _ = yoomoney_emulator
     invoice = await new_invoice(client)
-    real = emulator.record_payment(invoice["label"], paid=Money(PRICE_MONTH_RUB, "RUB"))
-    forged = notification(invoice["label"])
-    forged.pop("sha1_hash")
-    assert await post_notification(client, forged) == 400
-    assert await operations() == []
-
-    real.pop("sha1_hash")
-    assert await post_notification(client, real) == 200
+    forged = notification(invoice["label"], signed=False)  # an operation the wallet has never seen
+    assert await post_notification(client, forged) == 200, "recorded (and dismissed): YooMoney must stop"
     await worker.drain()
-    assert await invoice_status(invoice["label"]) == "paid"
+    [row] = await operations()
+    assert row.status is OperationStatus.REJECTED and row.reason == "the wallet has no such operation"
+    assert await invoice_status(invoice["label"]) == "pending" and queues.depth() == 0
+    assert [call for call, _ in emulator.api_calls] == ["operation-details"]
 
 
-async def test_unknown_label_is_refused_and_kept_for_review(client, queues):
-    assert await post_notification(client, notification("inv_doesnotexist")) == 404
+async def test_unsigned_notification_naming_a_real_operation_pays_only_what_the_wallet_has(
+        client, worker, yoomoney_emulator):
+    """A forger who learned a small payment's operation_id points it at a dear invoice: the API's label wins."""
+    emulator, _ = yoomoney_emulator
+    cheap, dear = await new_invoice(client, user_id=71), await new_invoice(client, user_id=72, plan="year")
+    emulator.drop_notifications = True
+    operation = await emulator.pay(cheap["label"], PRICE_MONTH_RUB)
+    forged = {**operation.notification(), "label": dear["label"], "withdraw_amount": "2990.00"}
+    assert await post_notification(client, forged) == 200
+    await worker.drain()
+    assert (await invoice_status(cheap["label"]), await invoice_status(dear["label"])) == ("paid", "pending")
+
+
+async def test_without_an_api_token_an_unsigned_notification_is_kept_unverified(plans, clock, redis_conn):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.conftest import make_settings
+    from webhook_server.app import create_app
+
+    async with TestClient(TestServer(create_app(make_settings(), plans=plans, clock=clock))) as bare:
+        invoice = await new_invoice(bare)
+        assert await post_notification(bare, notification(invoice["label"], signed=False)) == 200
+        [row] = await operations()
+        assert row.status is OperationStatus.UNVERIFIED and row.label == invoice["label"]
+        assert await invoice_status(invoice["label"]) == "pending"
+
+
+async def test_a_raised_withdraw_amount_on_a_signed_notification_pays_no_larger_invoice(client, worker):
+    """withdraw_amount is not hashed: a 299 RUB payment re-sent with withdraw_amount=2990.00 must not pay a year."""
+    year = await new_invoice(client, user_id=73, plan="year")
+    signed = notification(year["label"], paid_minor=PRICE_MONTH_RUB)  # what the payer really paid, hash intact
+    raised = {**signed, "withdraw_amount": "2990.00"}
+    assert await post_notification(client, raised) == 200
+    await worker.drain()
+    [row] = await operations()
+    assert row.status is OperationStatus.REJECTED and row.reason == "wrong_amount"
+    assert row.amount < 29990 and await invoice_status(year["label"]) == "pending"
+
+
+async def test_unknown_label_is_kept_for_review_and_acknowledged(client, queues):
+    assert await post_notification(client, notification("inv_doesnotexist")) == 200
     [operation] = await operations()
     assert operation.status is OperationStatus.REJECTED and operation.reason == "unknown_label"
     assert queues.depth() == 0
@@ -89,16 +139,18 @@ async def test_unknown_label_is_refused_and_kept_for_review(client, queues):
 
 async def test_underpaid_notification_never_activates(client, worker):
     invoice = await new_invoice(client)
-    assert await post_notification(client, notification(invoice["label"], paid_minor=PRICE_MONTH_RUB - 1)) == 400
+    assert await post_notification(client, notification(invoice["label"], paid_minor=PRICE_MONTH_RUB - 1)) == 200
     await worker.drain()
     assert await invoice_status(invoice["label"]) == "pending"
     assert await Subscription.find_all().to_list() == []
+    [operation] = await operations()
+    assert operation.reason == "wrong_amount"
 
 
 async def test_wrong_currency_never_activates(client, worker):
     invoice = await new_invoice(client)
     fields = resign({**notification(invoice["label"]), "currency": "840"})
-    assert await post_notification(client, fields) == 400
+    assert await post_notification(client, fields) == 200
     await worker.drain()
     assert await invoice_status(invoice["label"]) == "pending"
 

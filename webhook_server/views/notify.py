@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from billing.errors import LedgerUnavailable, ProviderUnavailable
-from billing.providers.base import NotificationRejected, ProviderAnswer, RawNotification
+from billing.ledger import Ledger
+from billing.providers.base import NotificationRejected, Outcome, ProviderAnswer, RawNotification, VerifiedEvent
 from webhook_server.client_ip import client_ip
 from webhook_server.keys import LEDGER, PROVIDERS, TRUSTED_PROXIES
 from webhook_server.metrics import NOTIFY_OUTCOME
@@ -51,8 +52,28 @@ def notify_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
             log.error("%s notification not recorded, provider told to retry: %s", name, err)
             request[NOTIFY_OUTCOME] = "retry_later"
             return to_response(provider.retry_later())
+        if outcome is Outcome.UNVERIFIED:
+            outcome = await confirm_at_once(provider, request.app[LEDGER], event)
         log.info("%s notification %s: %s", name, event.operation_id, outcome.value)
         request[NOTIFY_OUTCOME] = outcome.value
         return to_response(provider.answer(outcome))
 
     return notify
+
+
+async def confirm_at_once(provider: Any, ledger: Ledger, event: VerifiedEvent) -> Outcome:
+    """An unsigned notification, just kept as unverified: ask the provider's API about it now.
+
+    The API's own record is what the ledger then records (it promotes the unverified row); an operation the
+    API does not know is dismissed. When the API or the ledger cannot be reached the row stays unverified:
+    it is safe, the sweep confirms it later, and the provider is answered as for anything recorded.
+    """
+    try:
+        check = await provider.confirm_operation(event)
+        if check.event is not None:
+            return await ledger.record(check.event)
+        await ledger.dismiss(event.provider, event.operation_id, check.reason)
+    except (ProviderUnavailable, LedgerUnavailable) as err:
+        log.warning("%s notification %s kept as unverified, to be confirmed later: %s",
+                    event.provider, event.operation_id, err)
+    return Outcome.UNVERIFIED

@@ -18,7 +18,10 @@ from billing.money import Money
 from billing.providers.base import (
     EventKind, NotificationRejected, Outcome, ProviderHTTPError, RawNotification, RejectReason,
 )
-from billing.providers.yoomoney import WalletClient, YooMoney, build_notification, card_net_amount, format_amount, sign
+from billing.providers.yoomoney import (
+    WalletClient, YooMoney, build_notification, card_net_amount, format_amount, largest_payment_for, sign,
+    wallet_net_amount,
+)
 
 SECRET = "01234567890ABCDEF01234567890"  # yoomoney.md section 9
 WALLET = "4100118000000000"
@@ -62,10 +65,11 @@ VECTORS = {  # yoomoney.md section 9
 
 
 class FakeTransport:
-    """The HttpTransport seen by WalletClient: records each call, answers a canned (status, json)."""
+    """The HttpTransport seen by WalletClient: records each call, answers canned (status, json) in turn (the
+    last one again once the others are used up)."""
 
-    def __init__(self, answer: tuple[int, Any] = (200, {}), error: Exception | None = None) -> None:
-        self.answer = answer
+    def __init__(self, *answers: tuple[int, Any], error: Exception | None = None) -> None:
+        self.answers = list(answers) or [(200, {})]
         self.error = error
         self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []
 
@@ -73,7 +77,7 @@ class FakeTransport:
         self.calls.append((url, dict(data), dict(headers)))
         if self.error is not None:
             raise self.error
-        return self.answer
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
 def raw(body: bytes) -> RawNotification:
@@ -135,7 +139,7 @@ async def test_tampered_hashed_field_is_rejected(field: str, value: str) -> None
     assert await rejection(urlencode(v2(**{field: value})).encode()) is RejectReason.BAD_SIGNATURE
 
 
-@pytest.mark.parametrize("given_hash", ["0" * 40, "", "f2f354e17f7fae5eaadb0a84b99900f25991082", "заказ"])
+@pytest.mark.parametrize("given_hash", ["0" * 40, " ", "f2f354e17f7fae5eaadb0a84b99900f25991082", "заказ"])
 async def test_wrong_hash_is_rejected(given_hash: str) -> None:
     assert await rejection(urlencode(v2(sha1_hash=given_hash)).encode()) is RejectReason.BAD_SIGNATURE
 
@@ -208,62 +212,168 @@ async def test_currency_other_than_643_is_not_rub() -> None:
     assert event.amount.currency != "RUB" and event.amount.minor == 100000
 
 
-# --- notifications without sha1_hash: trusted only once the wallet API confirms them ---
+# --- notifications without sha1_hash: kept as unverified, paid only as the wallet API has them ---
 
 UNSIGNED = urlencode({k: v for k, v in v2().items() if k != "sha1_hash"}).encode()
 CONFIRMED = {"operation_id": "744133575212011012", "status": "success", "direction": "in",
-             "label": "inv_8f3a2c1d", "amount": "970.00", "type": "deposition"}
+             "label": "inv_8f3a2c1d", "amount": 970.0, "type": "deposition", "datetime": "2024-03-15T10:20:30Z"}
 
 
-async def test_unsigned_notification_without_wallet_client_is_missing_signature() -> None:
-    assert await rejection(UNSIGNED) is RejectReason.MISSING_SIGNATURE
+@pytest.mark.parametrize("body", [UNSIGNED, urlencode(v2(sha1_hash="")).encode()], ids=["absent", "empty"])
+async def test_unsigned_notification_is_unverified_without_asking_anyone(body: bytes) -> None:
+    transport = FakeTransport()
+    event = await provider(transport).verify(raw(body))
+    assert (event.kind, event.operation_id, event.label) == (EventKind.UNVERIFIED, "744133575212011012",
+                                                             "inv_8f3a2c1d")
+    assert (event.amount, event.net_amount) == (Money(100000, "RUB"), Money(97000, "RUB"))  # as notified, for review
+    assert transport.calls == []
+    assert (await provider().verify(raw(body))).kind is EventKind.UNVERIFIED  # no token: kept all the same
+
+
+async def test_unsigned_test_notification_is_still_only_a_test() -> None:
+    body = urlencode({**V4_FIELDS, "test_notification": "true"}).encode()
+    assert (await provider().verify(raw(body))).kind is EventKind.TEST
+
+
+async def test_unsigned_but_malformed_is_rejected() -> None:
+    assert await rejection(urlencode({k: v for k, v in v2(amount="1e3").items() if k != "sha1_hash"}).encode()) \
+        is RejectReason.MALFORMED
+
+
+async def unverified(body: bytes = UNSIGNED) -> Any:
+    return await provider().verify(raw(body))
 
 
 @pytest.mark.parametrize("api_amount", ["970.00", 970.0, 970])
-async def test_unsigned_notification_confirmed_by_wallet_api_verifies(api_amount: Any) -> None:
+async def test_wallet_api_confirms_with_its_own_record(api_amount: Any) -> None:
     transport = FakeTransport((200, {**CONFIRMED, "amount": api_amount}))
-    event = await provider(transport).verify(raw(UNSIGNED))
+    check = await provider(transport).confirm_operation(await unverified())
+    assert check.event is not None and not check.refused
+    event = check.event
     assert (event.operation_id, event.label, event.kind) == ("744133575212011012", "inv_8f3a2c1d", EventKind.PAYMENT)
-    assert event.amount == Money(100000, "RUB")
+    assert (event.amount, event.net_amount) == (Money(100000, "RUB"), Money(97000, "RUB"))
     [(url, data, headers)] = transport.calls
     assert url == "http://wallet.test/api/operation-details"
     assert data == {"operation_id": "744133575212011012"}
     assert headers["Authorization"] == f"Bearer {API_TOKEN}"
 
 
-@pytest.mark.parametrize("answer", [
-    (200, {**CONFIRMED, "label": "inv_00000000"}),
-    (200, {**CONFIRMED, "amount": "1000.00"}),  # the net credit is what the wallet API reports
-    (200, {**CONFIRMED, "status": "in_progress"}),
-    (200, {**CONFIRMED, "status": "refused"}),
-    (200, {**CONFIRMED, "direction": "out"}),
-    (200, {"error": "illegal_param_operation_id"}),
-    (404, {}),
-], ids=["label", "amount", "in-progress", "refused", "outgoing", "unknown-op", "http-404"])
-async def test_unsigned_notification_not_confirmed_is_rejected(answer: tuple[int, Any]) -> None:
+async def test_the_api_label_and_credit_win_over_the_notifications() -> None:
+    # a forged notification names a real operation, but another invoice and a bigger payment
+    forged = urlencode({k: v for k, v in v2(label="inv_expensive", amount="9700.00", withdraw_amount="10000.00")
+                        .items() if k != "sha1_hash"}).encode()
+    check = await provider(FakeTransport((200, CONFIRMED))).confirm_operation(await unverified(forged))
+    assert check.event is not None
+    assert (check.event.label, check.event.net_amount, check.event.amount) == (
+        "inv_8f3a2c1d", Money(97000, "RUB"), Money(100001, "RUB"))  # the most a 970.00 credit can come from
+
+
+async def test_the_payer_amount_is_what_the_credit_implies_never_more_than_notified() -> None:
+    # The API confirms a 0.97 RUB credit; the unhashed withdraw_amount claims 1000.00 RUB.
+    body = urlencode({k: v for k, v in v2(amount="0.97").items() if k != "sha1_hash"}).encode()
+    check = await provider(FakeTransport((200, {**CONFIRMED, "amount": 0.97}))).confirm_operation(
+        await unverified(body))
+    assert check.event is not None and check.event.amount == Money(101, "RUB")  # 1.01 by card → 0.97 at most
+    lower = urlencode({k: v for k, v in v2(withdraw_amount="990.00").items() if k != "sha1_hash"}).encode()
+    check = await provider(FakeTransport((200, CONFIRMED))).confirm_operation(await unverified(lower))
+    assert check.event is not None and check.event.amount == Money(99000, "RUB")
+
+
+async def test_an_operation_in_progress_is_held() -> None:
+    check = await provider(FakeTransport((200, {**CONFIRMED, "status": "in_progress"}))).confirm_operation(
+        await unverified())
+    assert check.event is not None and check.event.kind is EventKind.HELD
+
+
+@pytest.mark.parametrize(("answer", "refused"), [
+    ((200, {**CONFIRMED, "status": "refused"}), True),
+    ((200, {**CONFIRMED, "direction": "out"}), False),
+    ((200, {**CONFIRMED, "operation_id": "1"}), False),
+    ((200, {"error": "illegal_param_operation_id"}), False),
+], ids=["refused", "outgoing", "other-operation", "unknown-op"])
+async def test_what_the_wallet_does_not_confirm_gives_no_event(answer: tuple[int, Any], refused: bool) -> None:
     transport = FakeTransport(answer)
-    assert await rejection(UNSIGNED, transport) is RejectReason.NOT_CONFIRMED
+    check = await provider(transport).confirm_operation(await unverified())
+    assert (check.event, check.refused) == (None, refused) and check.reason
     assert len(transport.calls) == 1
 
 
 @pytest.mark.parametrize("transport", [
-    FakeTransport(error=ProviderHTTPError("connection refused")), FakeTransport((500, None)), FakeTransport((502, {})),
-], ids=["network", "http-500", "http-502"])
-async def test_unreachable_wallet_api_is_provider_unavailable(transport: FakeTransport) -> None:
+    FakeTransport(error=ProviderHTTPError("connection refused")), FakeTransport((500, None)),
+    FakeTransport((502, {})), FakeTransport((401, {"error": "invalid_token"})),
+    FakeTransport((200, {**CONFIRMED, "amount": "lots"})), FakeTransport((200, {**CONFIRMED, "status": "new"})),
+    FakeTransport((404, None)), FakeTransport((200, {"error": "illegal_param_type"})), FakeTransport((200, None)),
+], ids=["network", "http-500", "http-502", "token-revoked", "unreadable-amount", "unknown-status",
+        "wrong-api-url-404", "other-error", "not-json"])
+async def test_a_wallet_api_that_cannot_answer_is_provider_unavailable(transport: FakeTransport) -> None:
     with pytest.raises(ProviderUnavailable):
-        await provider(transport).verify(raw(UNSIGNED))
+        await provider(transport).confirm_operation(await unverified())
 
 
-async def test_unsigned_notification_cannot_inflate_the_unconfirmed_withdraw_amount() -> None:
-    # The API confirms a 0.97 RUB credit; withdraw_amount (unhashed, unconfirmed) claims 1000.00 RUB.
-    body = urlencode({k: v for k, v in v2(amount="0.97").items() if k != "sha1_hash"}).encode()
-    transport = FakeTransport((200, {**CONFIRMED, "amount": "0.97"}))
-    try:
-        event = await provider(transport).verify(raw(body))
-    except NotificationRejected as err:
-        assert err.reason is RejectReason.NOT_CONFIRMED
-    else:
-        assert event.amount.minor < 10000, f"unconfirmed withdraw_amount trusted: {event.amount}"
+async def test_without_a_token_the_wallet_cannot_be_asked() -> None:
+    assert provider().reconcilable is False and provider(FakeTransport()).reconcilable is True
+    with pytest.raises(ProviderUnavailable, match="YOOMONEY_API_TOKEN"):
+        await provider().confirm_operation(await unverified())
+
+
+async def history(transport: FakeTransport) -> list[list[str]]:
+    client = WalletClient(transport, API_URL, API_TOKEN)
+    start, end = datetime(2026, 5, 20, tzinfo=UTC), datetime(2026, 5, 23, tzinfo=UTC)
+    return [[op["operation_id"] for op in page] async for page in client.incoming_pages(start, end)]
+
+
+async def test_history_is_read_page_by_page_until_next_record_is_absent() -> None:
+    incoming = {**CONFIRMED, "operation_id": "1"}
+    transport = FakeTransport(
+        (200, {"next_record": "2", "operations": [incoming, {**CONFIRMED, "operation_id": "2", "direction": "out"}]}),
+        (200, {"operations": [{**incoming, "operation_id": "3"}]}),
+    )
+    assert await history(transport) == [["1"], ["3"]]  # outgoing operations are not ours to record
+    (url, first, _), (_, second, _) = transport.calls
+    assert url == "http://wallet.test/api/operation-history"
+    assert first == {"type": "deposition", "from": "2026-05-20T00:00:00+00:00", "till": "2026-05-23T00:00:00+00:00",
+                     "records": "100"}
+    assert second == {**first, "start_record": "2"}
+
+
+@pytest.mark.parametrize("transport", [
+    FakeTransport((200, {"error": "illegal_param_from"})),
+    FakeTransport((200, {"next_record": "5", "operations": []})),  # a cursor that never moves on
+    FakeTransport((500, None)),
+], ids=["api-error", "stuck-cursor", "http-500"])
+async def test_a_history_that_cannot_be_read_is_provider_unavailable(transport: FakeTransport) -> None:
+    with pytest.raises(ProviderUnavailable):
+        await history(transport)
+
+
+# --- the signed path: withdraw_amount is not hashed ---
+
+async def test_a_raised_withdraw_amount_is_bounded_by_the_hashed_credit() -> None:
+    event = await provider().verify(raw(resigned(withdraw_amount="10000.00")))  # amount 970.00 is hashed
+    assert event.amount == Money(largest_payment_for(97000), "RUB") and event.amount.minor < 100100
+    assert (await provider().verify(raw(V2_BODY))).amount == Money(100000, "RUB"), "an honest one is kept"
+
+
+@settings(max_examples=300, deadline=None)
+@given(paid=st.integers(0, 10**11))
+def test_the_bound_never_shorts_an_honest_payer_and_is_sharp(paid: int) -> None:
+    for credit in (card_net_amount, wallet_net_amount):
+        net = credit(paid)
+        largest = largest_payment_for(net)
+        assert largest >= paid
+        assert card_net_amount(largest + 1) > net and wallet_net_amount(largest + 1) > net
+
+
+@pytest.mark.parametrize(("net", "largest"), [(97000, 100001), (29003, 29901), (99009, 102072), (0, 1)])
+def test_largest_payment_for_known_credits(net: int, largest: int) -> None:
+    # card: 29901 - ceil(897.03) = 29003, 29902 - 898 = 29004; so 29901 is the most a 290.03 credit explains
+    assert largest_payment_for(net) == largest
+    assert card_net_amount(largest) <= net < card_net_amount(largest + 1)
+
+
+@pytest.mark.parametrize(("paid", "net"), [(100000, 99009), (300, 297), (101, 100), (0, 0)])
+def test_wallet_net_amount_follows_the_reference(paid: int, net: int) -> None:
+    assert wallet_net_amount(paid) == net  # 1000.00 → 990.09 is the reference's example
 
 
 # --- building notifications, amounts, answers, the Quickpay form ---
@@ -289,12 +399,9 @@ def test_format_amount_gives_rubles_with_two_decimals(minor: int, text: str) -> 
     assert format_amount(minor) == text
 
 
-@pytest.mark.parametrize(("outcome", "status"), [
-    (Outcome.ACCEPTED, 200), (Outcome.DUPLICATE, 200), (Outcome.TEST, 200), (Outcome.HELD, 200),
-    (Outcome.UNKNOWN_LABEL, 404), (Outcome.WRONG_AMOUNT, 400), (Outcome.WRONG_CURRENCY, 400),
-])
-def test_answer_status_per_outcome(outcome: Outcome, status: int) -> None:
-    assert provider().answer(outcome).status == status
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_whatever_was_recorded_is_answered_200_so_yoomoney_stops(outcome: Outcome) -> None:
+    assert provider().answer(outcome).status == 200
 
 
 @pytest.mark.parametrize("reason", list(RejectReason))
