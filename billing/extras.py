@@ -81,6 +81,15 @@ async def _set(operation: Operation, values: dict[str, Any], *, unset: str) -> N
     await Operation.get_motor_collection().update_one({"_id": operation.id, unset: None}, {"$set": values})
 
 
+async def refunded_elsewhere(provider: str, operation_id: str) -> None:
+    """An extra payment the caller has just refunded itself (the bot gives a second Stars payment back at
+    once): the settle job then only tells the admin chat."""
+    await Operation.get_motor_collection().update_one(
+        {"provider": provider, "operation_id": operation_id, "extra_refund": None},
+        {"$set": {"extra_refund": ExtraRefund.REFUNDED.value, "extra_detail": ""}},
+    )
+
+
 async def extras(*, manual_only: bool = False, limit: int = 500) -> list[Operation]:
     """Extra payments, newest first; `manual_only`: those still waiting for a manual refund."""
     query: dict[str, Any] = {"extra_refund": ExtraRefund.MANUAL.value} if manual_only else {

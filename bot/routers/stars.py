@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 
 from billing.clock import Clock
 from billing.errors import LedgerUnavailable, ProviderUnavailable
+from billing.extras import refunded_elsewhere
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, find_operation
 from billing.money import Money
@@ -112,7 +113,7 @@ async def paid(message: Message, t: Texts, ledger: Ledger, settings: Settings, c
     except (LedgerUnavailable, PyMongoError) as err:
         raise PaymentNotRecorded(f"{NAME}:{payment.charge_id}: {err}") from err
     if recorded.extra:
-        if recorded.outcome is Outcome.ACCEPTED:  # not again on a redelivery
+        if recorded.outcome is Outcome.EXTRA:  # not again on a redelivery, once it is reversed
             await _refund_extra(message, t, settings, bot, payment, now=clock())
     elif recorded.outcome in REJECTED:
         await message.answer(t("stars.paid.rejected", stars=payment.amount))
@@ -125,6 +126,7 @@ async def _refund_extra(message: Message, t: Texts, settings: Settings, bot: Bot
     """A second payment of an invoice already paid (a forwarded invoice, a double tap): give it back."""
     try:
         await refund_charge(BotStarsApi(bot), payment.charge_id, label=payment.payload, now=now)
+        await refunded_elsewhere(NAME, payment.charge_id)
         async with reversal_queue(settings) as queue:
             await queue.enqueue_reversal(NAME, payment.charge_id, "paid an invoice already paid; refunded")
     except (ProviderRejected, ProviderUnavailable, LedgerUnavailable) as err:

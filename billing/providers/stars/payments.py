@@ -78,7 +78,7 @@ async def pre_checkout_refusal(query: PreCheckout, *, now: datetime, selling: bo
         return None  # whether Telegram asks before a renewal is unconfirmed; if it does, it may go on
     if not selling:
         return Refusal.NOT_SELLING
-    verdict = await check_payable(query.payload, query.money, exact=True)
+    verdict = await check_payable(query.payload, query.money, exact=True, now=now)
     if verdict is Outcome.ALREADY_PAID:
         return Refusal.ALREADY_PAID
     if invoice.expires_at <= now:
@@ -110,8 +110,10 @@ async def record_payment(ledger: Ledger, payment: StarsPayment, *, now: datetime
         label = await _renewal_invoice(original, payment, now=now, ttl_seconds=ttl_seconds)
     await _remember_charge(payment, label, now)
     outcome = await ledger.record(payment_event(payment, label))
-    extra = (not payment.renewal and original is not None and original.status is not InvoiceStatus.PENDING
-             and original.paid_by != f"{NAME}:{payment.charge_id}")
+    invoice = await find_invoice(label)
+    key = f"{NAME}:{payment.charge_id}"
+    extra = outcome is Outcome.EXTRA or (  # another payment had claimed the invoice (billing/claims.py)
+        invoice is not None and invoice.claimed_by is not None and invoice.claimed_by != key)
     subscription = None
     if payment.recurring and original is not None and not extra and outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE):
         subscription = await _track_subscription(original, payment, now)
