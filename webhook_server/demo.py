@@ -57,6 +57,7 @@ def demo_values(address: DemoAddress) -> dict[str, str]:
         "web_host": address.host,
         "web_port": str(address.port),
         "scheduler_interval_seconds": "1",
+        "reconcile_interval_seconds": "30",  # a notification the emulator dropped is found within half a minute
     }
     for name, emulator in EMULATORS.items():
         values.update(emulator.demo_values(base, f"{base}{EMULATOR_ROOT}/{name}"))
