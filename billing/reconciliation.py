@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from db import init_db
 from settings import ConfigError, Settings
 
+T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEMORY = "memory://"
 
@@ -45,16 +46,22 @@ def require_database(settings: Settings) -> None:
         raise ConfigError("MONGODB_URI: memory:// holds nothing outside its own process; point it at the database")
 
 
-def run_report(settings: Settings, compare: Callable[[], Awaitable[Report]]) -> tuple[int, list[str]]:
-    """Open the database, compare, close: exit status (0 all agree, 1 mismatches) and the lines to print."""
+def with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Open the configured database (never memory://, which holds nothing outside its process), do the
+    one-shot command's work, close it."""
     require_database(settings)
 
-    async def with_database() -> Report:
+    async def run() -> T:
         client = await init_db(settings.mongodb_uri, settings.mongodb_db)
         try:
-            return await compare()
+            return await work()
         finally:
             client.close()
 
-    report = asyncio.run(with_database())
+    return asyncio.run(run())
+
+
+def run_report(settings: Settings, compare: Callable[[], Awaitable[Report]]) -> tuple[int, list[str]]:
+    """Open the database, compare, close: exit status (0 all agree, 1 mismatches) and the lines to print."""
+    report = with_database(settings, compare)
     return (1 if report.mismatches else 0), report.lines()

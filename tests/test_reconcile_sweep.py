@@ -8,12 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import ymds
+from billing import reconciliation
 from billing.renewals.scheduler import run_scheduler
 from db import Invoice, Subscription, init_db
 from tests.helpers import PRICE_MONTH_RUB, new_invoice, operations
-from webhook_server import commands
 from webhook_server.keys import PROVIDERS, QUEUES, SETTINGS
-from webhook_server.renewal_services import renewal_services, scheduler_lease
+from webhook_server.renewal_services import renewal_services
 from webhook_server.runner import sweeper_for
 
 DEADLINE_SECONDS = 30
@@ -113,7 +113,7 @@ async def test_ymds_reconcile_yoomoney_records_what_the_ledger_lacks(client, yoo
                         "YOOMONEY_API_TOKEN": settings.yoomoney_api_token.get_secret_value(),
                         "YOOMONEY_API_URL": emulator_url}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(commands, "init_db", command_db)
+    monkeypatch.setattr(reconciliation, "init_db", command_db)
     day = clock.now.date()
     period = ["--from", str(day - timedelta(days=1)), "--to", str(day + timedelta(days=1))]
 

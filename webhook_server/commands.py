@@ -3,39 +3,18 @@ configured MongoDB and Redis, with the same provider objects the services build.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
 
 from billing.clock import utc_now
 from billing.extras import extra_json, extras, mark_refunded_by_hand
 from billing.ledger import Ledger
-from billing.reconciliation import parse_period, require_database
+from billing.reconciliation import parse_period, with_database
 from billing.sweep import reconcilers, sweep_once
-from db import init_db
 from settings import ConfigError, Settings
 from webhook_server.payout_services import OwnSessionTransport
 from webhook_server.providers import build_providers
 from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS
 from webhook_server.runner import queues_for
-
-T = TypeVar("T")
-ASKABLE = ("yoomoney", "yookassa", "cloudpayments", "click")
-
-
-def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
-    require_database(settings)
-
-    async def run() -> T:
-        client = await init_db(settings.mongodb_uri, settings.mongodb_db)
-        try:
-            return await work()
-        finally:
-            client.close()
-
-    return asyncio.run(run())
-
 
 def reconcile_with(settings: Settings, provider: str, start_text: str, end_text: str) -> tuple[int, list[str]]:
     """Ask `provider` for the payments of the period and record what the ledger lacks: exit status 0 when
@@ -59,7 +38,7 @@ def reconcile_with(settings: Settings, provider: str, start_text: str, end_text:
         report = reports[0]
         return (1 if report.recorded else 0), [*report.lines, report.summary()]
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 def list_extras(settings: Settings, *, manual_only: bool) -> list[str]:
@@ -69,7 +48,7 @@ def list_extras(settings: Settings, *, manual_only: bool) -> list[str]:
                  f"{e['refund']}  {e['detail'] or ''}".rstrip() for e in found]
         return [*lines, f"{len(found)} extra payment(s)"]
 
-    return _with_database(settings, work)
+    return with_database(settings, work)
 
 
 def extra_refunded(settings: Settings, provider: str, operation_id: str, *, by: str) -> bool:
@@ -77,4 +56,4 @@ def extra_refunded(settings: Settings, provider: str, operation_id: str, *, by: 
         now: datetime = utc_now()
         return await mark_refunded_by_hand(provider, operation_id, by=by, now=now) is not None
 
-    return _with_database(settings, work)
+    return with_database(settings, work)

@@ -12,7 +12,7 @@ from typing import Any
 
 import ymds
 
-from billing import claims
+from billing import claims, reconciliation
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
@@ -20,7 +20,6 @@ from billing.providers.base import EventKind, Outcome, VerifiedEvent
 from db import ExtraRefund, InvoiceStatus, Operation, OperationStatus, Subscription, init_db
 from tests.conftest import AUTH
 from tests.helpers import new_invoice, notification, post_notification
-from webhook_server import commands
 
 UZS_PRICE = 3500000
 
@@ -193,7 +192,7 @@ def test_ymds_extras_lists_the_manual_refunds_and_marks_one_done(monkeypatch, tm
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MONGODB_URI", "mongodb://db.invalid:27017")
-    monkeypatch.setattr(commands, "init_db", seeded_db)
+    monkeypatch.setattr(reconciliation, "init_db", seeded_db)
     assert ymds.main(["extras", "--manual"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "yoomoney:111  inv_1  29900 RUB  manual  the provider has no refund API", "1 extra payment(s)"]

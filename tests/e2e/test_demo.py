@@ -69,6 +69,9 @@ async def test_demo_pays_its_printed_link_with_the_owners_settings(demo):
         CUSTOM["LINK_SECRET"].encode(), label, int(exp)), "the link is signed with the owner's LINK_SECRET"
 
     async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/emulator/yoomoney/control/notifications", data={}) as control:
+            assert await control.json() == {"drop": False, "sign": False}, \
+                "the emulated wallet sends unsigned notifications, as YooMoney has since May 2026"
         async with session.get(link) as page:
             assert page.status == 200
             form = FormReader("pay-yoomoney")
@@ -82,7 +85,7 @@ async def test_demo_pays_its_printed_link_with_the_owners_settings(demo):
             assert re.search("confirming|Paid", await paid.text())
 
         subscription = await wait_for_active(session, base, str(DEMO_USER_ID))
-        assert subscription["plan"] == "week"
+        assert subscription["plan"] == "week", "paid only once our server confirmed it through the wallet API"
         async with session.get(link) as page:
             assert "Paid" in await page.text()
 
