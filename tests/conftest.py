@@ -1,4 +1,5 @@
-"""Shared fixtures: settings, the in-memory database, the real Redis, the app, the YooMoney emulator, a worker."""
+"""Shared fixtures: settings, the in-memory database, the real Redis (tests/redis_server.py), the app, the YooMoney
+emulator, a worker."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from billing.ports import (
 )
 from rq_access import RqQueues
 from settings import Settings
+from tests.redis_server import redis_base_url
 from webhook_server.app import create_app
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.keys import PROVIDERS, QUEUES, SETTINGS
@@ -31,7 +33,7 @@ pytest_plugins = ("tests.log_guard",)  # every log record of the run, for tests/
 ROOT = Path(__file__).resolve().parent.parent
 # Each test run flushes its own Redis database; runs side by side pick different ones.
 REDIS_TEST_DB = int(os.environ.get("YMDS_TEST_REDIS_DB", "13"))
-REDIS_TEST_URL = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
+REDIS_TEST_URL = f"{redis_base_url()}/{REDIS_TEST_DB}"  # TEST_REDIS_URL, or a real Redis of our own
 YOOMONEY_SECRET = "01234567890ABCDEF01234567890"  # the reference's test-vector secret
 YOOMONEY_WALLET = "4100118000000000"
 YOOMONEY_API_TOKEN = "test-yoomoney-api-token"
@@ -73,7 +75,7 @@ def redis_conn() -> Iterator[redis.Redis]:
     try:
         connection.flushdb()
     except redis.ConnectionError:
-        pytest.fail("the tests need a Redis server on 127.0.0.1:6379 (.ci/run starts one)")
+        pytest.fail(f"the test Redis at {REDIS_TEST_URL} does not answer")
     yield connection
     connection.flushdb()
     connection.close()

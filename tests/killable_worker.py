@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 from collections.abc import Coroutine
 from typing import Any
 
@@ -14,7 +15,8 @@ from billing import runtime
 from billing.plans import load_plans
 from billing.ports import LogNotifier
 from rq_access import RqQueues, connect, make_worker
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent  # not from tests.conftest: that would start a test Redis
 
 
 def hang(coro: Coroutine[Any, Any, Any]) -> Any:
