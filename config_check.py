@@ -13,6 +13,7 @@ from settings import Environment, Settings, redact_url
 
 EXAMPLES: dict[str, str] = {
     "environment": "production",
+    "log_format": "json",
     "admin_ids": "123456789,987654321",
     "admin_chat_id": "-1001234567890",
     "public_base_url": "https://pay.example.org",

@@ -78,14 +78,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(secrets: Iterable[str] = (), level: int = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
-    """Send every logger's records through the masker to one JSON-lines handler on stderr."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+class TextFormatter(logging.Formatter):
+    """One line an event, as a person reads a console: the time, the level when it is not INFO, the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        level = "" if record.levelno == logging.INFO else f"{record.levelname} "
+        line = f"{moment} {level}{record.getMessage()}"
+        return f"{line}\n{record.exc_text}" if record.exc_text else line
+
+
+# The housekeeping of RQ's workers and aiohttp's access log: every few seconds or every request, not events
+# of a payment. Quiet below WARNING in the text format; in JSON a log shipper filters what it wants.
+HOUSEKEEPING = ("rq.worker", "rq.scheduler", "rq.queue", "aiohttp.access")
+
+
+def configure(secrets: Iterable[str] = (), level: int = logging.INFO, stream: TextIO | None = None,
+              log_format: str = "auto") -> logging.Handler:
+    """Send every logger's records through the masker to one handler on stderr: JSON lines, or readable text
+    (`log_format` "text", or "auto" on a terminal)."""
+    target = stream or sys.stderr
+    text = log_format == "text" or (log_format == "auto" and target.isatty())
+    handler = logging.StreamHandler(target)
+    handler.setFormatter(TextFormatter() if text else JsonFormatter())
     handler.addFilter(SecretMasker(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in HOUSEKEEPING:
+        logging.getLogger(name).setLevel(logging.WARNING if text else logging.NOTSET)
     return handler

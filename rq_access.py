@@ -252,7 +252,9 @@ class DueJobs:
     RQ's scheduler process does; for the in-process worker, whose Redis another process may not reach."""
 
     def __init__(self, connection: Redis) -> None:
-        self._scheduler = RQScheduler(list(QUEUE_NAMES), connection=connection)
+        # RQScheduler sets its logger's level; keep the one logs.configure chose (quiet in a text console)
+        level = logging.getLogger("rq.scheduler").getEffectiveLevel()
+        self._scheduler = RQScheduler(list(QUEUE_NAMES), connection=connection, logging_level=level)
 
     def enqueue_due(self) -> None:
         if self._scheduler.acquire_locks():

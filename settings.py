@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     environment: Environment = Environment.PRODUCTION
+    # json: one JSON object a line (systemd, log shippers); text: one readable line an event; auto: text on a
+    # terminal, JSON otherwise
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     bot_token: SecretStr | None = None
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)

@@ -126,7 +126,7 @@ def load_settings() -> Settings:
         settings = Settings()
     except ValidationError as err:
         raise ConfigError(config_check.explain(err)) from None
-    logs.configure(settings.secret_values())
+    logs.configure(settings.secret_values(), log_format=settings.log_format)
     return settings
 
 
@@ -261,6 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base = load_settings()
     address = DemoAddress(args.host or base.web_host, args.port if args.port is not None else base.web_port)
     settings = with_demo_values(base, address)
+    logs.configure(settings.secret_values(), log_format=settings.log_format)
     for warning in settings.validate_for_run():
         log.warning("%s", warning)
     plans = load_plans(settings.plans_file)

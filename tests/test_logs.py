@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import re
 import logging
 from collections.abc import Iterator
 
@@ -16,18 +18,29 @@ from tests.helpers import new_invoice, notification
 CARD = "2200 7001 2345 6781"  # a Luhn-valid Mir number
 
 
-@pytest.fixture
-def captured(settings) -> Iterator[io.StringIO]:
+@contextlib.contextmanager
+def configured_logs() -> Iterator[None]:
+    """Let a test call logs.configure, then put the session's logging back as it was."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        for name in logs.HOUSEKEEPING:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+def captured(settings) -> Iterator[io.StringIO]:
     stream = io.StringIO()
-    logs.configure(settings.secret_values(), stream=stream)
-    yield stream
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
+    with configured_logs():
+        logs.configure(settings.secret_values(), stream=stream)
+        yield stream
 
 
 def lines(stream: io.StringIO) -> list[dict[str, str]]:
@@ -69,3 +82,40 @@ def test_masker_leaves_ordinary_numbers_and_masks_keyed_secrets():
     assert masker.mask('{"api_secret": "zzz", "password":"p"}') == '{"api_secret": "***", "password":"***"}'
     assert masker.mask("key s3cr3t-value") == "key ***"
     assert masker.mask("4111111111111111 4111111111111112") == "411111******1111 4111111111111112"
+
+
+@pytest.fixture
+def text_console(settings) -> Iterator[io.StringIO]:
+    """logs.configure as `ymds demo` and a terminal get it: LOG_FORMAT=text."""
+    stream = io.StringIO()
+    with configured_logs():
+        logs.configure(settings.secret_values(), stream=stream, log_format="text")
+        yield stream
+
+
+async def test_the_text_console_tells_the_payment_as_a_story_without_rq_housekeeping(client, worker, text_console):
+    invoice = await new_invoice(client)
+    fields = notification(invoice["label"])
+    await client.post("/notify/yoomoney", data=fields)
+    await worker.drain()
+    logging.getLogger("rq.worker").info("*** Listening on ymds-fulfilment...")
+    logging.getLogger("rq.scheduler").info("Acquired scheduler lock for ymds-notices")
+
+    story = text_console.getvalue().splitlines()
+    assert not any(line.lstrip().startswith("{") for line in story), "no JSON lines on a console"
+    assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in story), story
+    assert any(f"yoomoney notification {fields['operation_id']}: accepted" in line for line in story)
+    assert any(f"applied to invoice {invoice['label']}" in line for line in story)
+    assert not any("Listening on" in line or "scheduler lock" in line for line in story), "RQ's housekeeping"
+    assert YOOMONEY_SECRET not in "\n".join(story)
+
+
+def test_auto_is_json_off_a_terminal_and_text_on_one():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    with configured_logs():
+        assert isinstance(logs.configure(stream=io.StringIO()).formatter, logs.JsonFormatter)
+        assert isinstance(logs.configure(stream=Terminal()).formatter, logs.TextFormatter)
+        assert isinstance(logs.configure(stream=Terminal(), log_format="json").formatter, logs.JsonFormatter)

@@ -59,6 +59,7 @@ def demo_values(address: DemoAddress) -> dict[str, str]:
         "scheduler_interval_seconds": "1",
         "reconcile_interval_seconds": "30",  # a notification the emulator dropped is found within half a minute
     }
+        "log_format": "text",  # a console a person reads: one line an event, RQ's housekeeping quiet
     for name, emulator in EMULATORS.items():
         values.update(emulator.demo_values(base, f"{base}{EMULATOR_ROOT}/{name}"))
     return values
@@ -143,6 +144,7 @@ async def _prepare_welcome(app: web.Application) -> None:
     lines = [
         "",
         "open-ymds demo is running",
+    sweeper.last = app[CLOCK]()  # the first sweep after one interval: the emulators listen only once we do
         f"  providers:     {', '.join(settings.enabled_providers) or 'none'}",
         f"  bot:           {bot}",
         f"  admin API:     {settings.public_base_url}/api (Authorization: Bearer {token})",

@@ -119,6 +119,12 @@ def run_scheduler_service(settings: Settings) -> None:
     asyncio.run(serve())
 
 
+def housekeeping_level() -> str:
+    """The level logs.configure gave RQ's loggers; passed to work(), which would otherwise reset RQ's
+    scheduler to INFO and bring its lock messages back into a text console."""
+    return logging.getLevelName(logging.getLogger("rq.worker").getEffectiveLevel())
+
+
 class InProcessWorker:
     """An RQ worker in a thread of this process whose jobs run on the given event loop.
 
@@ -158,7 +164,7 @@ class InProcessWorker:
         scheduler = DueJobs(self._queues.connection)
         while not self._stopping.is_set():
             scheduler.enqueue_due()
-            self._worker.work(max_idle_time=IDLE_WAKE_SECONDS)
+            self._worker.work(max_idle_time=IDLE_WAKE_SECONDS, logging_level=housekeeping_level())
 
     async def stop(self) -> None:
         """Stop after the current job, and wait for that job while this loop still runs it."""
