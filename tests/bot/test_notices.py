@@ -188,3 +188,19 @@ async def test_a_payment_job_that_fails_for_good_alerts_the_admin_chat(client, w
     assert text.startswith("⚠️ A payment job failed for good: fulfil_payment(yoomoney, ")
     assert "Error: RuntimeError: injected failure" in text and "ymds jobs requeue fulfil-yoomoney-" in text
     assert fake.bot_messages(USER_ID) == [], "the user hears only of an applied payment"
+
+
+
+async def test_a_second_payment_of_an_invoice_tells_the_admin_chat_to_refund_it_by_hand(client, worker, fake):
+    invoice = await pay(client)
+    second = notification(invoice["label"])
+    assert await post_notification(client, second) == 200
+    await worker.drain()
+    admin = [message["text"] for message in fake.sent(chat_id=ADMIN_CHAT_ID)]
+    [extra] = [text for text in admin if "second payment" in text]
+    assert extra.startswith(f"⚠️ A second payment of invoice {invoice['label']} (user {USER_ID}): 299.00 RUB through "
+                            f"yoomoney (operation {second['operation_id']}). It was not applied; refund it by hand")
+    assert extra.endswith(f"ymds extras refunded yoomoney {second['operation_id']}")
+    assert len(fake.sent(chat_id=USER_ID)) == 1, "the user hears of the one payment that was applied"
+    await worker.drain()
+    assert len(fake.sent(chat_id=ADMIN_CHAT_ID)) == len(admin), "told once"
