@@ -4,6 +4,7 @@ valid signature or token."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,13 +14,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from billing.bounded_json import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT
 from billing.plans import load_plans
+from billing.providers.konsol import sign_webhook
 from billing.providers.yoomoney import sign
 from db import Invoice, InvoiceStatus, Operation, OperationStatus
+from db.payme import PaymeTransaction
 from tests.conftest import AUTH, ROOT, YOOMONEY_SECRET, make_settings
-from webhook_server.emulators.payme import basic_auth
+from webhook_server.emulators.payme import basic_auth, new_payme_id
 from tests.helpers import notification
 from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
+from tests.raw_http import raw_request
 from tests.webhook_server.test_notify_click import CLICK
 from webhook_server.app import create_app
 
@@ -31,13 +36,30 @@ text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
 headers = st.dictionaries(st.sampled_from(["Content-Type", "Authorization", "X-Forwarded-For", "Content-HMAC"]),
                           st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
                           max_size=3)
+KONSOL_SECRET = "fuzz-konsol-secret"
+# Number literals past every bound a field allows: exponents and digit runs past the reader's bounds (the
+# 1e999999999 that froze the server among them), powers of two from 2^50 (past every tiyin and millisecond
+# range), fractions and booleans.
+huge_numbers = st.one_of(
+    st.integers(min_value=MAX_EXPONENT + 1, max_value=10**9).map(lambda exponent: f"1e{exponent}"),
+    st.integers(min_value=MAX_DIGITS + 1, max_value=5000).map(lambda digits: "9" * digits),
+    st.integers(min_value=50, max_value=200).map(lambda power: str(2**power)),
+    st.sampled_from(["1e999999999", "1e1000000", str(10**30), str(2**62), "1.5", "true", "false", "-1e400"]),
+)
+# JSON nested past the reader's limit, in arrays or objects.
+deep_json = st.tuples(st.integers(min_value=MAX_DEPTH + 1, max_value=5000), st.booleans()).map(
+    lambda spec: '{"a":' * spec[0] + "1" + "}" * spec[0] if spec[1] else "[" * spec[0] + "]" * spec[0])
+# Header values as raw bytes: invalid UTF-8 and stray bytes, all but the ones that end a header line.
+header_bytes = st.binary(min_size=1, max_size=40).filter(lambda value: not set(value) & set(b"\r\n\x00"))
 
 
 def run(scenario: Callable[[TestClient, str], Awaitable[None]]) -> None:
     """A fresh app (and in-memory database) per example, with one pending invoice; every provider enabled."""
 
     async def main() -> None:
-        settings = make_settings(payme_merchant_id=PAYME_MERCHANT, payme_key=PAYME_KEY, **CLICK)
+        settings = make_settings(payme_merchant_id=PAYME_MERCHANT, payme_key=PAYME_KEY, **CLICK,
+                                 konsol_api_token="fuzz-konsol-token", konsol_base_url="http://127.0.0.1:9",
+                                 konsol_webhook_secret=KONSOL_SECRET)
         async with TestClient(TestServer(create_app(settings, plans=PLANS))) as client:
             created = await client.post("/api/invoices", json={"user_id": 5, "plan": "month"}, headers=AUTH)
             await scenario(client, (await created.json())["label"])
@@ -156,5 +178,67 @@ def test_admin_api_never_5xx_and_needs_the_token(body: bytes, json_body: Any, to
             assert token or response.status in (401, 404, 405)
         if not token:
             assert await Invoice.count() == 1
+
+    run(scenario)
+
+
+PAYME_READS = {"CheckPerformTransaction": {"amount"}, "CreateTransaction": {"id", "time", "amount"},
+               "CancelTransaction": {"id", "reason"}, "GetStatement": {"from", "to"}}
+
+
+@EXAMPLES
+@given(method=st.sampled_from(sorted(PAYME_READS)), field=st.sampled_from(["amount", "time", "reason", "from", "to", "id"]),
+       literal=huge_numbers)
+def test_payme_numbers_past_the_bounds_get_an_error_and_hold_nothing(method: str, field: str, literal: str,
+                                                                     redis_conn):
+    """With the key: a huge number in any integer field is answered at once with an error, never a 500, and no
+    transaction or hold comes of it."""
+    async def scenario(client: TestClient, label: str) -> None:
+        params = {"id": new_payme_id(), "time": 1, "amount": 3500000, "reason": 5, "from": 0, "to": 1,
+                  "account": {"order_id": label}, field: "__N__"}
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        response = await client.post("/notify/payme", data=body.replace('"__N__"', literal).encode(),
+                                     headers={"Authorization": basic_auth(PAYME_KEY)})
+        assert response.status == 200
+        answer = await response.json()
+        if field in PAYME_READS[method]:
+            assert answer["error"]["code"] in (-32600, -31001), answer
+        assert await unchanged(label) and await PaymeTransaction.count() == 0
+        assert (await Invoice.find_one(Invoice.label == label)).claimed_by is None
+
+    run(scenario)
+
+
+@EXAMPLES
+@given(route=st.sampled_from(["/notify/payme", "/notify/click/prepare", "/api/invoices", "/notify/konsol"]),
+       document=deep_json)
+def test_json_nested_past_the_limit_gets_each_route_s_own_refusal(route: str, document: str, redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        data = document.encode()
+        authorization = basic_auth(PAYME_KEY) if route == "/notify/payme" else AUTH["Authorization"]
+        sent = {"Content-Type": "application/json", "Authorization": authorization,
+                "X-Konsol-Signature": sign_webhook(data, KONSOL_SECRET)}
+        response = await client.post(route, data=data, headers=sent)
+        answer = await response.json()
+        expected = {"/notify/payme": (200, -32700), "/notify/click/prepare": (200, -8),
+                    "/api/invoices": (400, "bad_request"), "/notify/konsol": (400, "bad_request")}[route]
+        code = answer.get("error") if route != "/notify/payme" else answer["error"]["code"]
+        assert (response.status, code) == expected
+        assert await unchanged(label)
+
+    run(scenario)
+
+
+@EXAMPLES
+@given(route=st.sampled_from(["/api/invoices", "/notify/payme", "/notify/konsol", "/notify/click/prepare",
+                              "/notify/yoomoney", "/pay/{label}/payme/card", "/pay/{label}/renewal"]),
+       name=st.sampled_from(["Authorization", "X-Konsol-Signature", "Content-HMAC", "Content-Type",
+                             "X-Forwarded-For", "X-Request-Id", "Accept-Language"]),
+       value=header_bytes)
+def test_invalid_bytes_in_headers_never_5xx_nor_change_state(route: str, name: str, value: bytes, redis_conn):
+    async def scenario(client: TestClient, label: str) -> None:
+        answer = await raw_request(client, "POST", route.format(label=label), {name: value}, b'{"user_id": 5}')
+        assert answer.status < 500, answer.body[:200]
+        assert await nothing_paid(label)
 
     run(scenario)

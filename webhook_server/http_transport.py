@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from billing import bounded_json
 from billing.providers.base import ProviderHTTPError
 
 
@@ -46,6 +46,6 @@ def _where(url: str) -> str:
 
 def _json_or_none(text: str) -> Any:
     try:
-        return json.loads(text)
+        return bounded_json.loads(text, number=float)  # a misbehaving provider cannot nest or size us out
     except ValueError:
         return None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from billing import bounded_json
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.invoices import create_invoice, get_invoice, pay_link
@@ -39,15 +39,19 @@ async def admin_auth(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def _authorised(request: web.Request) -> bool:
+    """A Bearer token is ASCII (RFC 6750); other header bytes, invalid UTF-8 included, are a wrong token."""
     token = request.app[SETTINGS].admin_api_token
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return token is not None and scheme.lower() == "bearer" and secrets_equal(token.get_secret_value(), given.strip())
+    return token is not None and scheme.lower() == "bearer" and given.isascii() and secrets_equal(
+        token.get_secret_value(), given.strip())
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request, *, empty: bytes = b"") -> dict[str, Any]:
+    """The request's JSON object, read with bounds (billing.bounded_json); `empty` stands for an empty
+    body. Anything else is 400 with the admin API's JSON error."""
     try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
+        body = bounded_json.loads(await request.read() or empty)
+    except ValueError:  # not UTF-8, not JSON, or nested too deep
         raise web.HTTPBadRequest(reason="Malformed JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="Expected a JSON object")
@@ -82,7 +86,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
 
 
 async def create_invoice_view(request: web.Request) -> web.Response:
-    body = await _json_object(request)
+    body = await json_object(request)
     user_id = _user_id(body.get("user_id"))
     plan_name = body.get("plan")
     if not isinstance(plan_name, str):
@@ -123,7 +127,7 @@ async def patch_subscription_view(request: web.Request) -> web.Response:
     user_id = _path_user_id(request)
     if user_id is None:
         return json_error(400, "bad_request", "user_id must be a positive integer")
-    body = await _json_object(request)
+    body = await json_object(request)
     if set(body) != {"auto_renew"} or not isinstance(body["auto_renew"], bool):
         return json_error(400, "bad_request", 'give exactly {"auto_renew": true|false}')
     now = request.app[CLOCK]()

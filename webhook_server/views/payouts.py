@@ -7,7 +7,6 @@ A claim shows only its masked destination: never a card number, and the phone ma
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import CLOCK, HTTP, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
 from webhook_server.payout_services import konsol_client
+from webhook_server.views.api import json_object
 
 MAX_PER_PAGE = 200
 API_ADMIN_NAME = "admin API"
@@ -59,7 +59,7 @@ def _int_query(request: web.Request, name: str, default: int, highest: int) -> i
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= highest:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(highest))) or not 1 <= int(raw) <= highest:
         raise web.HTTPBadRequest(reason=f"{name} must be an integer from 1 to {highest}")
     return int(raw)
 
@@ -101,11 +101,8 @@ async def reject_payout_view(request: web.Request) -> web.Response:
     claim = await _claim(request)
     if isinstance(claim, web.Response):
         return claim
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "bad_request", "malformed JSON")
-    reason = body.get("reason") if isinstance(body, dict) else None
+    body = await json_object(request, empty=b"{}")
+    reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         return json_error(400, "bad_request", "reason must be a non-empty string")
     decision = await reject(claim.label, by=API_ADMIN_ID, by_name=API_ADMIN_NAME, reason=reason,

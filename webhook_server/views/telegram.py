@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +21,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from pydantic import ValidationError
 
+from billing import bounded_json
 from billing.signing import secrets_equal
 from bot.main import build_dispatcher, make_bot
 from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
@@ -36,7 +36,9 @@ TELEGRAM_DISPATCHER = web.AppKey("telegram_dispatcher", Dispatcher)
 
 class WebhookHandler(SimpleRequestHandler):
     def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
-        return bool(self.secret_token) and secrets_equal(self.secret_token or "", telegram_secret_token)
+        """Telegram's secret token is ASCII (A-Z, a-z, 0-9, _ and -): other bytes are a wrong token."""
+        return bool(self.secret_token) and telegram_secret_token.isascii() and secrets_equal(
+            self.secret_token or "", telegram_secret_token)
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self.verify_secret(request.headers.get(SECRET_HEADER, ""), self.bot):
@@ -44,7 +46,7 @@ class WebhookHandler(SimpleRequestHandler):
             return web.Response(status=401, text="Unauthorized")
         body = await request.read()  # over the app's body limit: 413 before anything is parsed
         try:
-            update = Update.model_validate(json.loads(body), context={"bot": self.bot})
+            update = Update.model_validate(bounded_json.loads(body, number=float), context={"bot": self.bot})
         except (ValueError, ValidationError):
             return web.Response(status=400, text="Bad Request")
         result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(self.bot, update, **self.data)

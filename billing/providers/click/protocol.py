@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
 
+from billing import bounded_json
 from billing.forms import RepeatedField, strict_form
 from billing.providers.base import ProviderAnswer, RawNotification
 
@@ -135,8 +136,9 @@ def parse_body(raw: RawNotification) -> dict[str, str]:
 
 
 def _json_fields(text: str) -> dict[str, str]:
-    """JSON numbers are kept as their literal text, so the signature covers what Click sent."""
-    body = json.loads(text, parse_float=str, parse_int=str)
+    """JSON numbers are kept as their literal text, so the signature covers what Click sent; a body nested
+    too deep, or a number past the reader's bounds, is malformed (-8)."""
+    body = bounded_json.loads(text, number=str, integer=str)
     if not isinstance(body, dict) or not all(isinstance(value, str) for value in body.values()):
         raise Malformed("JSON body must be an object of strings and numbers")
     return body

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from billing import bounded_json
 from billing.providers.base import NotificationRejected, ProviderAnswer, RawNotification, RejectReason
 from billing.signing import secrets_equal
 
@@ -155,9 +156,9 @@ def authenticate(raw: RawNotification, secret: str | None, query_token: str | No
     if not secret:
         return "none"
     given = _header(raw, SIGNATURE_HEADER)
-    if given and secrets_equal(sign_webhook(raw.body, secret), given.strip().lower()):
-        return "signature"
-    if query_token and secrets_equal(url_token(secret), query_token.strip().lower()):
+    if given and given.isascii() and secrets_equal(sign_webhook(raw.body, secret), given.strip().lower()):
+        return "signature"  # a hex digest is ASCII; other bytes (even invalid UTF-8) are a bad signature
+    if query_token and query_token.isascii() and secrets_equal(url_token(secret), query_token.strip().lower()):
         return "token"
     reason = RejectReason.BAD_SIGNATURE if given or query_token else RejectReason.MISSING_SIGNATURE
     raise NotificationRejected(reason, "no valid X-Konsol-Signature or token")
@@ -171,8 +172,8 @@ def read_webhook(raw: RawNotification, *, secret: str | None, query_token: str |
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise NotificationRejected(RejectReason.MALFORMED, "not a JSON body")
     try:
-        body = json.loads(raw.body)
-    except (ValueError, UnicodeDecodeError) as err:
+        body = bounded_json.loads(raw.body)
+    except ValueError as err:  # not UTF-8, not JSON, or nested too deep
         raise NotificationRejected(RejectReason.MALFORMED, "body is not JSON") from err
     if not isinstance(body, dict):
         raise NotificationRejected(RejectReason.MALFORMED, "body is not a JSON object")

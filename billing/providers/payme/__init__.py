@@ -174,7 +174,7 @@ class Payme:
         """One Merchant API call → its JSON-RPC answer. Authentication comes before anything else."""
         try:
             payload, parsed = parse_body(raw.body), True
-        except (ValueError, RecursionError):
+        except ValueError:  # not UTF-8, not JSON, or nested too deep (billing.bounded_json)
             payload, parsed = None, False
         request_id = request_id_of(payload)
         merchant = PaymeMerchant(account_field=self.account_field, cancel_after_perform=self._cancel_after_perform,

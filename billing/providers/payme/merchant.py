@@ -49,6 +49,7 @@ from billing.providers.payme.protocol import (
     RECEIPT_NOT_FOUND,
     TIMED_OUT,
     TIMEOUT_MS,
+    TIME_AHEAD,
     TOO_OLD,
     TRANSACTION_NOT_FOUND,
     WRONG_AMOUNT,
@@ -56,8 +57,9 @@ from billing.providers.payme.protocol import (
     from_ms,
     param_account,
     param_amount,
-    param_int,
+    param_reason,
     param_str,
+    param_time,
     to_ms,
 )
 from db import Invoice, InvoiceStatus
@@ -67,6 +69,9 @@ log = logging.getLogger(__name__)
 
 FISCAL_TYPES = ("PERFORM", "CANCEL")
 FISCAL_FIELDS = ("receipt_id", "status_code", "message", "terminal_id", "fiscal_sign", "qr_code_url", "date")
+# How far Payme's `time` may run ahead of our clock: Payme stamps a transaction just before it calls us, so
+# only clock drift puts it ahead; a time further ahead would hold the invoice for that long (claims.py).
+MAX_AHEAD_MS = 3_600_000
 
 
 async def find_transaction(payme_id: str) -> PaymeTransaction | None:
@@ -171,7 +176,7 @@ class PaymeMerchant:
 
     async def create_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
         payme_id = param_str(params, "id")
-        payme_time = param_int(params, "time")
+        payme_time = param_time(params, "time")
         amount = param_amount(params)
         label, account = param_account(params, self._field)
         existing = await find_transaction(payme_id)
@@ -182,6 +187,8 @@ class PaymeMerchant:
         now = self._clock()
         if to_ms(now) - payme_time > TIMEOUT_MS:
             raise PaymeError(TOO_OLD, "time")
+        if payme_time - to_ms(now) > MAX_AHEAD_MS:  # its hold would outlive any real transaction
+            raise PaymeError(TIME_AHEAD, "time")
         if not await claims.claim(label, key, now=now, until=hold_until(payme_time)):
             raise await self._refusal(label)  # another claim got the invoice since the check
         tx = PaymeTransaction(
@@ -260,7 +267,7 @@ class PaymeMerchant:
     # ---- CancelTransaction --------------------------------------------------------------------
 
     async def cancel_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
-        reason = param_int(params, "reason")
+        reason = param_reason(params)
         tx = await self._get(params)
         for _ in range(len(PaymeState)):  # a concurrent Perform may move it from 1 to 2 under us
             if tx.state is PaymeState.CREATED:
@@ -314,7 +321,7 @@ class PaymeMerchant:
         }
 
     async def get_statement(self, params: dict[str, Any]) -> dict[str, Any]:
-        start, end = param_int(params, "from"), param_int(params, "to")
+        start, end = param_time(params, "from"), param_time(params, "to")
         return {"transactions": [statement_item(tx) for tx in await transactions_between(start, end)]}
 
     async def set_fiscal_data(self, params: dict[str, Any]) -> dict[str, Any]:

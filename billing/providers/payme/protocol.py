@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from billing import bounded_json
 from billing.providers.base import ProviderAnswer
 from billing.signing import secrets_equal
 
@@ -27,6 +28,8 @@ SANDBOX_API_URL = "https://checkout.test.paycom.uz/api"
 DEFAULT_ACCOUNT_FIELD = "order_id"
 MAX_ID_LENGTH = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIYIN = 10**15  # ten trillion sum: more than any invoice, and exact in every store and JSON reader
+MAX_MS = 10**13 - 1  # Payme's times are 13-digit epoch milliseconds (until the year 2286); 0 is "not yet"
 
 CANCEL_REASONS: dict[int, str] = {
     1: "receivers not found or inactive",
@@ -88,6 +91,11 @@ TOO_OLD = Fault(
     -31008, "С момента создания транзакции в Payme прошло более 12 часов",
     "Payme tranzaksiyani yaratganidan beri 12 soatdan ko'proq vaqt o'tdi",
     "More than 12 hours have passed since Payme created the transaction",
+)
+TIME_AHEAD = Fault(
+    -31008, "Время создания транзакции в Payme позже нашего времени",
+    "Payme tranzaksiyani yaratgan vaqt bizning vaqtimizdan keyin",
+    "Payme's transaction time is ahead of our clock",
 )
 ORDER_BUSY = Fault(
     -31008, "По этому заказу уже есть другая транзакция", "Bu buyurtma bo'yicha boshqa tranzaksiya mavjud",
@@ -174,13 +182,10 @@ def authorized(headers: Mapping[str, str], key: str) -> bool:
 # ---- the envelope ---------------------------------------------------------------------------
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_body(body: bytes) -> Any:
-    """The JSON body, numbers with a fraction read as Decimal (never float). Raises ValueError."""
-    return json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
+    """The JSON body, bounded (billing.bounded_json): numbers with a fraction read as Decimal (never float),
+    a number past the bounds as a marker the parameter readers refuse. Raises ValueError."""
+    return bounded_json.loads(body)
 
 
 def request_id_of(payload: Any) -> int | str | None:
@@ -236,11 +241,25 @@ def _integer(value: Any) -> int | None:
     return None
 
 
-def param_int(params: Mapping[str, Any], name: str) -> int:
+def param_int(params: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    """An integer parameter within [low, high]; anything else is −32600 naming it."""
     number = _integer(params.get(name))
-    if number is None:
+    if number is None or not low <= number <= high:
         raise PaymeError(INVALID_REQUEST, name)
     return number
+
+
+def param_time(params: Mapping[str, Any], name: str) -> int:
+    """A time Payme gives (`time`, `from`, `to`): epoch milliseconds of at most 13 digits."""
+    return param_int(params, name, 0, MAX_MS)
+
+
+def param_reason(params: Mapping[str, Any]) -> int:
+    """A cancel reason from Payme's list (1–5, 10); any other value is −32600 naming `reason`."""
+    reason = _integer(params.get("reason"))
+    if reason is None or reason not in CANCEL_REASONS:
+        raise PaymeError(INVALID_REQUEST, "reason")
+    return reason
 
 
 def param_str(params: Mapping[str, Any], name: str) -> str:
@@ -251,12 +270,15 @@ def param_str(params: Mapping[str, Any], name: str) -> str:
 
 
 def param_amount(params: Mapping[str, Any]) -> int:
-    """Tiyin: a JSON integer. A fraction of a tiyin or a non-positive amount can match no invoice."""
+    """Tiyin: a JSON integer. A fraction of a tiyin, or an amount outside 1…MAX_TIYIN, can match no
+    invoice (−31001); what is not a number at all is −32600."""
     value = params.get("amount")
     if isinstance(value, Decimal) and value.is_finite() and _integer(value) is None:
         raise PaymeError(WRONG_AMOUNT)
-    amount = param_int(params, "amount")
-    if amount <= 0:
+    amount = _integer(value)
+    if amount is None:
+        raise PaymeError(INVALID_REQUEST, "amount")
+    if not 0 < amount <= MAX_TIYIN:
         raise PaymeError(WRONG_AMOUNT)
     return amount
 

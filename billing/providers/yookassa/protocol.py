@@ -9,7 +9,7 @@ attributes, has no socket timeout, and turns a connection error into AttributeEr
 from __future__ import annotations
 
 import base64
-import json
+from billing import bounded_json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from billing.errors import ProviderUnavailable
 from billing.networks import Network, address_in
-from billing.money import Money
+from billing.money import Money, unsettled
 from billing.providers.base import (
     EventKind,
     HttpTransport,
@@ -125,8 +125,8 @@ class Notice:
 
 def parse_notification(body: bytes) -> Notice:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        data = bounded_json.loads(body)
+    except ValueError as err:  # bounded_json: malformed, invalid UTF-8, nested too deep, numbers out of bounds
         raise NotificationRejected(RejectReason.MALFORMED, "body is not JSON") from err
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("type") != "notification" or not isinstance(obj, dict):
@@ -155,10 +155,13 @@ def label_of(payment: Mapping[str, Any]) -> str:
 
 
 def payment_event(payment: Mapping[str, Any]) -> VerifiedEvent:
-    """A fetched, succeeded Payment as the ledger records it; its saved method's id is the renewal token."""
+    """A fetched, succeeded Payment as the ledger records it; its saved method's id is the renewal token.
+    A payment in another currency than RUB (one the shop made elsewhere) never pays an invoice's price in it."""
     amount = read_amount(payment.get("amount"))
     if amount is None:
         raise ProviderUnavailable("yookassa answered a payment without a readable amount")
+    if amount.currency != CURRENCY:  # we create payments in roubles only: another currency is kept for review
+        amount = Money(amount.minor, unsettled(amount.currency))
     method = payment.get("payment_method")
     saved = isinstance(method, dict) and method.get("saved") is True and isinstance(method.get("id"), str)
     return VerifiedEvent(
