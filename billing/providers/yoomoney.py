@@ -5,8 +5,11 @@ YooMoney sends them without `sha1_hash` (../shared/providers/yoomoney.md): an un
 kept as `unverified` and pays only once the wallet API (`operation-details`) confirms the operation; the
 amounts that pay are then the API's. A signed one (the legacy hash: nine values joined by '&', the secret
 in eighth place) is still verified; its `withdraw_amount` is not covered by the hash, so it is bounded by
-the hashed `amount` and the documented commission. `reconcile` finds in `operation-history` what the
-notifications missed and settles what is still unverified or held.
+the hashed `amount` and the documented commission. Nor is its `unaccepted`: a signed notification's word
+that the money is available never releases a hold, and is checked with `operation-details` whenever the wallet
+API can be asked (the wallet's in_progress keeps it held). `reconcile` finds in `operation-history` what the
+notifications missed and settles what is still unverified or held. The wallet takes roubles only: a `currency`
+other than 643 is kept for review (wrong_currency), never matched against an invoice's price in another currency.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from billing.errors import ProviderUnavailable
+from pymongo.errors import PyMongoError
+
+from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.forms import RepeatedField, strict_form
 from billing.invoices import find_invoice
 from billing.ledger import Ledger
-from billing.money import Money
+from billing.money import Money, unsettled
 from billing.providers.base import (
     EventKind,
     HttpTransport,
@@ -44,6 +49,7 @@ from db import Operation, OperationStatus
 log = logging.getLogger(__name__)
 
 NAME = "yoomoney"
+CURRENCY = "RUB"
 CURRENCY_CODE = "643"  # ISO 4217 numeric for RUB: the only currency a wallet receives
 TEST_OPERATION_ID = "test-notification"
 HASHED_BEFORE_SECRET = ("notification_type", "operation_id", "amount", "currency", "datetime", "sender", "codepro")
@@ -71,7 +77,7 @@ def format_amount(minor: int) -> str:
 def parse_amount(text: str, field: str) -> Money:
     if not _AMOUNT.fullmatch(text):
         raise NotificationRejected(RejectReason.MALFORMED, f"{field} is not a decimal amount")
-    return Money(int(Decimal(text) * 100), "RUB")
+    return Money(int(Decimal(text) * 100), CURRENCY)
 
 
 def card_net_amount(paid_minor: int) -> int:
@@ -266,7 +272,31 @@ class YooMoney:
         if not secrets_equal(sign(fields, self._secret), given_hash):
             raise NotificationRejected(RejectReason.BAD_SIGNATURE, "sha1_hash does not match")
         event = self._read(fields)
-        return _bounded(event, event.amount.minor)
+        event = _bounded(event, event.amount.minor)
+        if event.kind is not EventKind.PAYMENT or event.amount.currency != CURRENCY:
+            return event  # held, a test, or (the hash vouches for `currency`) roubles it is not: kept for review
+        return await self._available(event)
+
+    async def _available(self, event: VerifiedEvent) -> VerifiedEvent:
+        """A signed PAYMENT rests on `unaccepted=false`, which the hash does not cover: anyone holding a signed
+        `unaccepted=true` notification can resend it saying false. So the wallet API decides when it can be
+        asked: its `success` record pays, `in_progress` (or `refused`, reversed by the sweep) stays held, and
+        when it cannot be asked the money is held until the sweep asks. Without a wallet API (no token), or for
+        an operation it does not know, the notification's word pays a fresh operation but never releases one
+        held here: a release comes only from the wallet API (here or in `reconcile`)."""
+        held = replace(event, kind=EventKind.HELD)
+        if self._client is None:
+            return held if await _held_here(event.operation_id) else event
+        try:
+            check = await self.confirm_operation(event)
+        except ProviderUnavailable as err:
+            log.warning("%s:%s held until the wallet API confirms it is credited: %s", NAME, event.operation_id, err)
+            return held
+        if check.event is not None:
+            return check.event
+        if check.refused or await _held_here(event.operation_id):
+            return held
+        return event
 
     def _read(self, fields: Mapping[str, str]) -> VerifiedEvent:
         if fields["notification_type"] not in NOTIFICATION_TYPES:
@@ -285,7 +315,7 @@ class YooMoney:
         if not fields["operation_id"]:
             raise NotificationRejected(RejectReason.MALFORMED, "empty operation_id")
         kind = EventKind.TEST if test else EventKind.HELD if held else EventKind.PAYMENT
-        currency = "RUB" if fields["currency"] == CURRENCY_CODE else fields["currency"] or "unknown"
+        currency = CURRENCY if fields["currency"] == CURRENCY_CODE else unsettled(fields["currency"])
         return VerifiedEvent(
             provider=NAME,
             operation_id=fields["operation_id"],
@@ -379,7 +409,7 @@ class YooMoney:
 
     def page_form(self, *, label: str, amounts: Mapping[str, int], title: str, success_url: str) -> PageForm | None:
         """The Quickpay form for an invoice with a RUB price; None when it has none."""
-        rub = amounts.get("RUB")
+        rub = amounts.get(CURRENCY)
         if rub is None:
             return None
         return PageForm(
@@ -417,9 +447,9 @@ def judge(operation_id: str, operation: Mapping[str, Any] | None, *, ceiling: in
         provider=NAME,
         operation_id=operation_id,
         label=label if isinstance(label, str) else "",
-        amount=Money(net, "RUB"),
+        amount=Money(net, CURRENCY),
         kind=EventKind.PAYMENT if status == "success" else EventKind.HELD,
-        net_amount=Money(net, "RUB"),
+        net_amount=Money(net, CURRENCY),
     )
     return WalletCheck(_bounded(event, ceiling))
 
@@ -435,6 +465,15 @@ def _bounded(event: VerifiedEvent, ceiling: int | None) -> VerifiedEvent:
 
 async def _row(operation_id: str) -> Operation | None:
     return await Operation.find_one({"provider": NAME, "operation_id": operation_id})
+
+
+async def _held_here(operation_id: str) -> bool:
+    """Whether the ledger holds this operation (money not yet available). Raises LedgerUnavailable."""
+    try:
+        row = await _row(operation_id)
+    except PyMongoError as err:
+        raise LedgerUnavailable(f"database: {type(err).__name__}") from err
+    return row is not None and row.status is OperationStatus.HELD
 
 
 def _rfc3339(moment: datetime) -> str:

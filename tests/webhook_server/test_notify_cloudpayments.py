@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ import pytest
 
 from billing.money import Money
 from billing.providers.cloudpayments.notifications import STEPS
-from billing.providers.cloudpayments.protocol import Kind, Status
+from billing.providers.cloudpayments.protocol import MAX_JSON_NESTING, Kind, Status
 from db import InvoiceStatus, OperationStatus, Subscription
 from db.cloudpayments import CloudPaymentsNotice
 from tests.cloudpayments_support import (  # noqa: F401 - fixtures
@@ -28,6 +29,7 @@ from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     settings,
 )
 from tests.helpers import get_json, new_invoice, operations
+from tests.raw_http import raw_request
 from webhook_server.emulators.cloudpayments_wire import (
     FORM,
     JSON,
@@ -230,6 +232,87 @@ async def test_malformed_authentic_bodies_are_refused_and_change_nothing(client)
     for body in (b"[1, 2]", b"{not json", b'{"TransactionId": 1}'):
         assert await post(client, Kind.PAY, body=body, content_type=JSON) == (400, {"code": 13}), body
     assert await post(client, Kind.CHECK, body=b"\xff") == (200, {"code": 13})
+    assert await operations() == []
+
+
+def signed_headers(body: bytes, content_type: str = FORM, **extra: bytes) -> dict[str, bytes | str]:
+    """CloudPayments' headers for `body`, with raw header values (any bytes) added or replacing them."""
+    sent: dict[str, bytes | str] = dict(notification_headers(body, CP_SECRET, content_type))
+    sent.update({name.replace("_", "-"): value for name, value in extra.items()})
+    return sent
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe\xfd", b"\xc3(" + b"A" * 42 + b"=",
+                                   b"\xd0\x97FnWEzVKb2e/zAkAfMQSPdoYFgeDwS3Zk01ctNwlmyE="],
+                         ids=["garbage", "truncated-utf8", "cyrillic"])
+async def test_a_content_hmac_that_is_not_ascii_is_a_bad_signature_never_a_500(client, queues, value):
+    invoice = await new_invoice(client, user_id=26)
+    body = form_body(pay_fields(invoice["label"], 26))
+    check = await raw_request(client, "POST", "/notify/cloudpayments/check", signed_headers(body, Content_HMAC=value),
+                              body)
+    assert (check.status, json.loads(check.body)) == (200, {"code": 13}), "declines the payment"
+    pay = await raw_request(client, "POST", "/notify/cloudpayments/pay", signed_headers(body, Content_HMAC=value),
+                            body)
+    assert (pay.status, json.loads(pay.body)) == (401, {"code": 13})
+    assert await operations() == [] and queues.depth() == 0
+
+
+async def test_invalid_utf8_in_x_content_hmac_or_content_type_changes_nothing_of_a_signed_pay(client, worker):
+    """X-Content-HMAC is never read; a stray byte in Content-Type's parameters leaves the form a form."""
+    invoice = await new_invoice(client, user_id=27)
+    body = form_body(pay_fields(invoice["label"], 27))
+    headers = signed_headers(body, X_Content_HMAC=b"\xff\xfe=",
+                             Content_Type=b"application/x-www-form-urlencoded; x=\xff")
+    answer = await raw_request(client, "POST", "/notify/cloudpayments/pay", headers, body)
+    assert (answer.status, json.loads(answer.body)) == (200, OK)
+    await worker.drain()
+    assert (await invoice_of(invoice["label"])).status is InvoiceStatus.PAID
+
+
+async def test_signed_bodies_that_are_not_utf8_get_the_documented_refusal(client):
+    invoice = await new_invoice(client, user_id=28)
+    good = form_body(pay_fields(invoice["label"], 28))
+    forms = [good.replace(b"CARD+HOLDER", b"CARD\xffHOLDER"), good.replace(b"CARD+HOLDER", b"CARD%FF%FEHOLDER"),
+             good + b"&Description=%C3%28"]
+    jsons = [b'{"TransactionId":1,"Amount":299.00,"Currency":"RUB","InvoiceId":"\xff"}',
+             b'{"TransactionId":1,"Amount":299.00,"Currency":"RUB","InvoiceId":"\\udc00"}']
+    for body, content_type in [*((b, FORM) for b in forms), *((b, JSON) for b in jsons)]:
+        assert await post(client, Kind.PAY, body=body, content_type=content_type) == (400, {"code": 13}), body
+        assert await post(client, Kind.CHECK, body=body, content_type=content_type) == (200, {"code": 13}), body
+    assert await operations() == []
+
+
+def nested(depth: int) -> bytes:
+    """A Pay as JSON whose Data nests `depth` levels below the body (the body itself is level 1)."""
+    return b'{"TransactionId":77,"Amount":299.00,"Currency":"RUB","Status":"Completed","Data":' + \
+        b'{"a":' * (depth - 1) + b"1" + b"}" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_NESTING + 1, 1000, 150_000])
+async def test_json_nested_deeper_than_the_limit_is_refused_never_a_500(client, depth):
+    body = nested(depth)
+    assert await post(client, Kind.PAY, body=body, content_type=JSON) == (400, {"code": 13})
+    assert await post(client, Kind.CHECK, body=body, content_type=JSON) == (200, {"code": 13})
+    arrays = b"[" * depth + b"]" * depth
+    assert await post(client, Kind.PAY, body=arrays, content_type=JSON) == (400, {"code": 13})
+    assert await operations() == []
+
+
+async def test_json_nested_within_the_limit_is_read(client, worker):
+    invoice = await new_invoice(client, user_id=29)
+    body = nested(MAX_JSON_NESTING).replace(b'"TransactionId":77,', b'"TransactionId":77,"InvoiceId":"' +
+                                           invoice["label"].encode() + b'","AccountId":"29","TestMode":1,')
+    assert await post(client, Kind.PAY, body=body, content_type=JSON) == (200, OK)
+    await worker.drain()
+    assert (await invoice_of(invoice["label"])).status is InvoiceStatus.PAID
+
+
+@pytest.mark.parametrize("number", [b"1e999999999", b"1" * 5000, b"2.5e-99999", b"-" + b"9" * 100])
+async def test_json_numbers_past_their_bounds_are_malformed_at_once(client, number):
+    body = b'{"TransactionId":' + number + b',"Amount":299.00,"Currency":"RUB","InvoiceId":"x","Status":"Completed"}'
+    assert await post(client, Kind.PAY, body=body, content_type=JSON) == (400, {"code": 13})
+    amount = b'{"TransactionId":1,"Amount":' + number + b',"Currency":"RUB","InvoiceId":"x","Status":"Completed"}'
+    assert await post(client, Kind.CHECK, body=amount, content_type=JSON) == (200, {"code": 13})
     assert await operations() == []
 
 

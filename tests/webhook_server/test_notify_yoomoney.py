@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from db import Invoice, Operation, OperationStatus, Subscription
 from tests.helpers import (
@@ -15,6 +16,9 @@ from tests.helpers import (
     post_notification,
     resign,
 )
+from tests.raw_http import raw_request
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def invoice_status(label: str) -> str:
@@ -155,7 +159,8 @@ async def test_wrong_currency_never_activates(client, worker):
     assert await invoice_status(invoice["label"]) == "pending"
 
 
-async def test_held_money_is_recorded_but_activates_only_once_released(client, worker):
+async def test_held_money_is_recorded_and_no_notification_releases_it(client, worker):
+    """unaccepted is not covered by sha1_hash: only the wallet API releases a hold (test_yoomoney_held_release.py)."""
     invoice = await new_invoice(client)
     held = notification(invoice["label"], operation_id="555", unaccepted=True)
     protected = notification(invoice["label"], operation_id="556", codepro=True)
@@ -165,10 +170,11 @@ async def test_held_money_is_recorded_but_activates_only_once_released(client, w
     assert await invoice_status(invoice["label"]) == "pending"
     assert {op.status for op in await operations()} == {OperationStatus.HELD}
 
-    released = notification(invoice["label"], operation_id="555")
+    released = notification(invoice["label"], operation_id="555")  # signed, unaccepted=false
     assert await post_notification(client, released) == 200
     await worker.drain()
-    assert await invoice_status(invoice["label"]) == "paid"
+    assert await invoice_status(invoice["label"]) == "pending"
+    assert {op.status for op in await operations()} == {OperationStatus.HELD}
 
 
 async def test_test_notification_is_acknowledged_and_ignored(client, queues):
@@ -190,6 +196,36 @@ async def test_malformed_bodies_get_400(client):
     assert await post_notification(client, resign({**good, "withdraw_amount": "1e9"})) == 400
     assert await post_notification(client, resign({**good, "datetime": "yesterday"})) == 400
     assert await operations() == []
+
+
+async def test_invalid_utf8_in_a_signed_notifications_values_gets_400(client, queues):
+    invoice = await new_invoice(client)
+    signed = notification(invoice["label"])
+    body = urlencode(signed).encode()
+    for broken in (body.replace(b"label=", b"label=%FF%FE"), body.replace(b"label=", b"label=%C3%28"),
+                   body.replace(b"sender=", b"sender=\xff"), body + b"&firstname=%ED%A0%80"):
+        response = await client.post("/notify/yoomoney", data=broken, headers=FORM)
+        assert response.status == 400, broken
+    assert await operations() == [] and queues.depth() == 0
+
+
+async def test_json_and_deep_nesting_are_no_form_and_get_400(client):
+    """YooMoney notifications are forms; whatever JSON is sent, however deep, is refused before it is read."""
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 1000 + b"1" + b"}" * 1000, b'{"label":"x"}'):
+        response = await client.post("/notify/yoomoney", data=body, headers={"Content-Type": "application/json"})
+        assert response.status == 400
+    assert await operations() == []
+
+
+async def test_invalid_utf8_in_headers_changes_nothing_of_a_signed_notification(client, worker):
+    invoice = await new_invoice(client, user_id=14)
+    body = urlencode(notification(invoice["label"])).encode()
+    headers = {"Content-Type": b"application/x-www-form-urlencoded; charset=\xff", "Content-HMAC": b"\xff\xfe",
+               "X-Content-HMAC": b"\xc3(", "Authorization": b"Bearer \xff"}
+    answer = await raw_request(client, "POST", "/notify/yoomoney", headers, body)
+    assert answer.status == 200
+    await worker.drain()
+    assert await invoice_status(invoice["label"]) == "paid"
 
 
 async def test_oversized_body_gets_413(client):

@@ -19,13 +19,17 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from billing import bounded_json
 from billing.forms import RepeatedField, strict_form
-from billing.money import Money
+from billing.money import Money, minor_units, unsettled
 from billing.providers.base import EventKind, ProviderAnswer, VerifiedEvent
 from billing.signing import secrets_equal
 
 NAME = "cloudpayments"
 CURRENCY = "RUB"
+# The shop's currencies: what our widget is opened with (only RUB, see CloudPayments.widget_page) and what the
+# shop settles in. Money in any other currency is never matched against an invoice's price in it.
+SETTLES_IN = frozenset({CURRENCY})
 WIDGET_URL = "https://widget.cloudpayments.ru/bundles/cloudpayments.js"
 HMAC_HEADER = "Content-HMAC"
 FORM = "application/x-www-form-urlencoded"
@@ -34,6 +38,7 @@ _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _TRANSACTION_ID = re.compile(r"[0-9]{1,19}")  # int64 as ASCII digits
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_TEXT = 500  # longest Reason / Status we keep
+MAX_JSON_NESTING = 8  # a notification is one object; its Data the widget's `data` (data.CloudPayments.recurrent)
 WIDGET_LANGUAGES = {"ru": "ru-RU", "en": "en-US", "uz": "uz"}
 
 
@@ -86,9 +91,13 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def authentic(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
-    """Only Content-HMAC over the bytes as received counts (never a re-encoded or decoded body)."""
+    """Only Content-HMAC over the bytes as received counts (never a re-encoded or decoded body).
+
+    A header with bytes that are not ASCII (aiohttp hands invalid UTF-8 over as lone surrogates, which
+    cannot be encoded for the comparison) is no base64 signature: not authentic, like any other wrong one.
+    X-Content-HMAC is never read (what it signs is unconfirmed), so nothing in it can matter."""
     given = header(headers, HMAC_HEADER)
-    return given is not None and secrets_equal(sign(body, secret), given.strip())
+    return given is not None and given.isascii() and secrets_equal(sign(body, secret), given.strip())
 
 
 def basic_auth(public_id: str, api_secret: str) -> str:
@@ -117,7 +126,9 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, str]:
 
 
 def _json_fields(text: str) -> dict[str, str]:
-    body = json.loads(text, parse_float=Decimal)
+    """A JSON body through the shared bounded reader: nesting past MAX_JSON_NESTING and numbers past its
+    digit and exponent bounds never reach a conversion (JsonRefused is a ValueError, so Malformed)."""
+    body = bounded_json.loads(text, max_depth=MAX_JSON_NESTING)
     if not isinstance(body, dict):
         raise Malformed("JSON body must be an object")
     return text_fields(body)
@@ -131,6 +142,8 @@ def text_fields(obj: Mapping[str, Any]) -> dict[str, str]:
 def _json_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bounded_json.OutOfBounds):
+        return str(value)  # no field reader takes it for a number: the field is answered as malformed
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (str, int, Decimal)):
@@ -170,10 +183,23 @@ def transaction_id(fields: Mapping[str, str], name: str = "TransactionId") -> st
 
 
 def money(fields: Mapping[str, str]) -> Money:
+    """Amount and Currency in that currency's own minor unit, for a currency the shop settles in.
+
+    The widget's currency and amount are set in the payer's browser, so a signed notification may name any
+    currency: one the shop does not settle in is kept under an `unsettled:` code (in CloudPayments' hundredths),
+    which no invoice is priced in, so it never pays an invoice's price in that currency (35000.00 UZS, or
+    2.50 XTR read as 250 Stars)."""
     currency = fields.get("Currency") or CURRENCY
     if not _CURRENCY.fullmatch(currency):
         raise Malformed("Currency is not an ISO code")
-    return Money(parse_amount(required(fields, "Amount")), currency)
+    text_ = required(fields, "Amount")
+    hundredths = parse_amount(text_)
+    if currency not in SETTLES_IN:
+        return Money(hundredths, unsettled(currency))
+    minor = minor_units(Decimal(text_), currency)
+    if minor is None:
+        raise Malformed(f"Amount is finer than a {currency} minor unit")
+    return Money(minor, currency)
 
 
 def is_test_mode(fields: Mapping[str, str]) -> bool:

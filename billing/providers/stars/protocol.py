@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from billing.invoices import LABEL_PREFIX
-from billing.money import Money
+from billing.money import Money, unsettled
 from billing.providers.base import (
     EventKind,
     NotificationRejected,
@@ -108,7 +108,9 @@ class PreCheckout:
 
     @property
     def money(self) -> Money:
-        return Money(self.amount, self.currency)
+        """What the payer is asked, in whole Stars; a query in any other currency (a rouble invoice sent through
+        a payments provider) is money Stars do not settle, which no invoice's price can match."""
+        return Money(self.amount, CURRENCY if self.currency == CURRENCY else unsettled(self.currency))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from billing.providers.cloudpayments import ApiClient, CloudPayments
 from billing.providers.cloudpayments.protocol import (
     FORM,
     JSON,
+    MAX_JSON_NESTING,
     Kind,
     Malformed,
     authentic,
@@ -27,6 +28,7 @@ from billing.providers.cloudpayments.protocol import (
     card_mask,
     format_amount,
     is_test_mode,
+    money,
     parse_amount,
     parse_body,
     read_transaction,
@@ -105,6 +107,41 @@ def test_malformed_forms_are_refused(body):
 def test_malformed_json_is_refused(body):
     with pytest.raises(Malformed):
         parse_body(body, JSON)
+
+
+def test_a_content_hmac_that_is_not_ascii_is_not_authentic():
+    good = sign(VECTOR_BODY, SECRET)
+    assert authentic({"Content-HMAC": good}, VECTOR_BODY, SECRET)
+    for bad in ("\udcff\udcfe", good[:-1] + "\udcff", "З" + good[1:], good + "\x00"):  # as aiohttp decodes bytes
+        assert not authentic({"Content-HMAC": bad}, VECTOR_BODY, SECRET)
+    assert not authentic({"X-Content-HMAC": good}, VECTOR_BODY, SECRET), "only Content-HMAC counts"
+
+
+def test_json_nesting_is_bounded():
+    def data(depth: int) -> bytes:
+        return b'{"Data":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+    assert parse_body(data(MAX_JSON_NESTING), JSON)["Data"].startswith("[")
+    for depth in (MAX_JSON_NESTING + 1, 5000):
+        with pytest.raises(Malformed):
+            parse_body(data(depth), JSON)
+
+
+@pytest.mark.parametrize("literal", [b"1e999999999", b"9" * 4301, b"1.5e-9999"])
+def test_json_numbers_past_their_bounds_are_never_amounts(literal):
+    fields = parse_body(b'{"Amount":' + literal + b',"Currency":"RUB"}', JSON)
+    with pytest.raises(Malformed):
+        money(fields)
+
+
+@pytest.mark.parametrize(("currency", "amount", "expected"), [
+    ("RUB", "299.00", Money(29900, "RUB")), ("RUB", "299", Money(29900, "RUB")),
+    ("UZS", "35000.00", Money(3500000, "unsettled:UZS")), ("XTR", "2.50", Money(250, "unsettled:XTR")),
+    ("XTR", "250", Money(25000, "unsettled:XTR")), ("USD", "299.00", Money(29900, "unsettled:USD")),
+])
+def test_money_in_a_currency_the_shop_does_not_settle_in_is_no_invoice_currency(currency, amount, expected):
+    assert money({"Amount": amount, "Currency": currency}) == expected
+    assert money({"Amount": "299.00"}) == Money(29900, "RUB"), "CloudPayments' default currency"
 
 
 def test_json_is_recognised_without_its_content_type():

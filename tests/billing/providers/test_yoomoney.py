@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from billing.errors import ProviderUnavailable
-from billing.money import Money
+from billing.money import MINOR_DIGITS, Money
 from billing.providers.base import (
     EventKind, NotificationRejected, Outcome, ProviderHTTPError, RawNotification, RejectReason,
 )
@@ -22,6 +23,8 @@ from billing.providers.yoomoney import (
     WalletClient, YooMoney, build_notification, card_net_amount, format_amount, largest_payment_for, sign,
     wallet_net_amount,
 )
+from db import Operation, OperationStatus, init_db
+from db.init import MEMORY_URI
 
 SECRET = "01234567890ABCDEF01234567890"  # yoomoney.md section 9
 WALLET = "4100118000000000"
@@ -62,6 +65,13 @@ VECTORS = {  # yoomoney.md section 9
     "V5": (_vector("p2p-incoming", "904035776918098009", "99.01", "2024-03-15T10:30:00Z", "4100175017397",
                    "заказ-42"), "473a60470e21e66dd1b77611d7405e403e38cd90"),
 }
+
+
+@pytest.fixture(autouse=True)
+def database() -> None:
+    """A fresh in-memory ledger: verify() asks it whether an operation is held (a hold is never released by a
+    notification's word)."""
+    asyncio.run(init_db(MEMORY_URI, f"yoomoney-unit-{uuid.uuid4().hex}"))
 
 
 class FakeTransport:
@@ -207,9 +217,13 @@ async def test_money_not_yet_available_is_held(changes: dict[str, str]) -> None:
     assert event.kind is EventKind.HELD
 
 
-async def test_currency_other_than_643_is_not_rub() -> None:
-    event = await provider().verify(raw(resigned(currency="840")))
-    assert event.amount.currency != "RUB" and event.amount.minor == 100000
+@pytest.mark.parametrize("code", ["840", "860", "UZS", "XTR", "RUB", ""])
+async def test_currency_other_than_643_is_no_currency_an_invoice_is_priced_in(code: str) -> None:
+    """The wallet takes roubles only (code 643): any other `currency` is kept for review, never matched against
+    an invoice's UZS or XTR price."""
+    event = await provider().verify(raw(resigned(currency=code)))
+    assert event.amount.currency not in MINOR_DIGITS and code in event.amount.currency
+    assert event.amount.minor == 100000
 
 
 # --- notifications without sha1_hash: kept as unverified, paid only as the wallet API has them ---
@@ -314,6 +328,39 @@ async def test_without_a_token_the_wallet_cannot_be_asked() -> None:
     assert provider().reconcilable is False and provider(FakeTransport()).reconcilable is True
     with pytest.raises(ProviderUnavailable, match="YOOMONEY_API_TOKEN"):
         await provider().confirm_operation(await unverified())
+
+
+# --- a signed PAYMENT rests on unaccepted=false, which the hash does not cover ---
+
+async def test_a_signed_payment_is_paid_as_the_wallet_api_has_it() -> None:
+    transport = FakeTransport((200, CONFIRMED))
+    event = await provider(transport).verify(raw(V2_BODY))
+    assert (event.kind, event.label, event.net_amount) == (EventKind.PAYMENT, "inv_8f3a2c1d", Money(97000, "RUB"))
+    assert [data for _, data, _ in transport.calls] == [{"operation_id": "744133575212011012"}]
+
+
+@pytest.mark.parametrize("transport", [
+    FakeTransport((200, {**CONFIRMED, "status": "in_progress"})),
+    FakeTransport((200, {**CONFIRMED, "status": "refused"})),
+    FakeTransport((503, None)), FakeTransport(error=ProviderHTTPError("connection refused")),
+], ids=["in-progress", "refused", "api-503", "api-unreachable"])
+async def test_a_signed_payment_the_wallet_api_does_not_show_credited_is_held(transport: FakeTransport) -> None:
+    event = await provider(transport).verify(raw(V2_BODY))
+    assert event.kind is EventKind.HELD and event.operation_id == "744133575212011012"
+
+
+async def held_row(operation_id: str = "744133575212011012") -> None:
+    await Operation(provider="yoomoney", operation_id=operation_id, label="inv_8f3a2c1d", amount=100000,
+                    currency="RUB", status=OperationStatus.HELD, recorded_at=datetime.now(UTC)).insert()
+
+
+@pytest.mark.parametrize("transport", [None, FakeTransport((200, {"error": "illegal_param_operation_id"}))],
+                         ids=["no-wallet-api", "unknown-to-the-api"])
+async def test_the_notifications_word_pays_a_fresh_operation_but_never_releases_a_hold(
+        transport: FakeTransport | None) -> None:
+    assert (await provider(transport).verify(raw(V2_BODY))).kind is EventKind.PAYMENT
+    await held_row()
+    assert (await provider(transport).verify(raw(V2_BODY))).kind is EventKind.HELD
 
 
 async def history(transport: FakeTransport) -> list[list[str]]:
