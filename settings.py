@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     plans_file: Path = Path("plans.toml")
     # Renewals: a declined charge of a saved method is tried again MAX_RETRIES times, after the delays
     # RETRY_INTERVALS (seconds; the last repeats); access is kept (past_due) until the last retry fails.
+    # Slow clients (webhook_server/slow_clients.py): a request's headers must arrive within
+    # WEB_HEADER_TIMEOUT_SECONDS of its first byte, its body within WEB_BODY_TIMEOUT_SECONDS after them, and one
+    # client address (an IPv6 /64) may hold WEB_MAX_SLOW_CONNECTIONS_PER_IP connections still sending a request.
+    web_header_timeout_seconds: float = Field(default=10, gt=0, le=3600)
+    web_body_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    web_max_slow_connections_per_ip: int = Field(default=32, gt=0)
+
     max_retries: int = Field(default=3, ge=0)
     retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [3600, 86400, 259200])
     renewal_lead_seconds: int = Field(default=3600, ge=0)  # charge this long before the period ends

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,11 +22,13 @@ from db import init_db
 from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.sweep import Sweeper, reconcilers
+from billing.networks import parse_networks
 from billing.renewals.scheduler import run_scheduler
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 from webhook_server.providers import ProviderRegistry, build_providers
+from webhook_server.slow_clients import GuardedSite, SlowClientGuard, SlowClientLimits
 from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services, scheduler_lease
 from webhook_server.tls import ReloadableTLS
 
@@ -35,6 +39,37 @@ STOP_WAIT_SECONDS = JOB_RESULT_TIMEOUT_SECONDS + IDLE_WAKE_SECONDS
 
 
 SHUTDOWN_GRACE_SECONDS = 30
+KEEPALIVE_SECONDS = 75  # an idle kept-alive connection is closed after this (aiohttp's run_app default)
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+@dataclass
+class WebServing:
+    """A started `ymds web` server: its runner (cleanup() stops it gracefully), site and slow-client guard."""
+
+    runner: web.AppRunner
+    site: GuardedSite
+    guard: SlowClientGuard
+
+    @property
+    def port(self) -> int:
+        return self.site.port
+
+
+async def start_web(app: web.Application, settings: Settings, *, ssl_context: ssl.SSLContext | None = None
+                    ) -> WebServing:
+    """Start serving `app` on WEB_HOST:WEB_PORT (0: a free port) with slow clients bounded (slow_clients.py)."""
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_SECONDS, keepalive_timeout=KEEPALIVE_SECONDS,
+                           access_log_format=ACCESS_LOG_FORMAT)
+    await runner.setup()
+    guard = SlowClientGuard(SlowClientLimits.from_settings(settings, parse_networks(settings.trusted_proxies)))
+    site = GuardedSite(runner, guard, settings.web_host, settings.web_port, ssl_context=ssl_context)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return WebServing(runner, site, guard)
 
 
 def serve_web(app: web.Application, settings: Settings) -> None:
@@ -43,15 +78,23 @@ def serve_web(app: web.Application, settings: Settings) -> None:
     SIGTERM stops accepting connections and lets in-flight requests finish (up to the grace period)
     before the resources close.
     """
+    asyncio.run(_serve_until_stopped(app, settings))
+
+
+async def _serve_until_stopped(app: web.Application, settings: Settings) -> None:
     tls = ReloadableTLS(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
-
-    async def on_startup(app: web.Application) -> None:
-        if tls is not None:
-            tls.reload_on_sighup(asyncio.get_running_loop())
-
-    app.on_startup.append(on_startup)
-    web.run_app(app, host=settings.web_host, port=settings.web_port, ssl_context=tls.context if tls else None,
-                shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log_format='%a "%r" %s %b %Tfs', print=None)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if tls is not None:
+        tls.reload_on_sighup(loop)
+    serving = await start_web(app, settings, ssl_context=tls.context if tls else None)
+    log.info("serving on %s", serving.site.name)
+    try:
+        await stop.wait()
+    finally:
+        await serving.runner.cleanup()  # the graceful part: in-flight requests finish before the app closes
 
 
 def queues_for(settings: Settings, *, blocking_reads: bool = False) -> RqQueues:

@@ -55,7 +55,10 @@ async def test_sigterm_under_load_answers_in_flight_notifications_and_loses_none
     connection = redis.Redis.from_url(REDIS_TEST_URL)
     for n, status in enumerate(statuses):
         if status == 200:
-            job = Job.fetch(job_id("fulfil", "yoomoney", f"op-{n}"), connection=connection)
+            # Recorded either way: fulfilled, or held when the wallet API (here the demo's own emulator, going
+            # down with it) could not confirm the transfer is credited, its hold notice queued for the admins.
+            ids = [job_id(kind, "yoomoney", f"op-{n}") for kind in ("fulfil", "hold-notice")]
+            [job] = [Job.fetch(id_, connection=connection) for id_ in ids if Job.exists(id_, connection=connection)]
             assert job.get_status() in (JobStatus.FINISHED, JobStatus.QUEUED), "acknowledged means queued or done"
     assert StartedJobRegistry(FULFILMENT_QUEUE, connection=connection).get_job_ids() == [], \
         "the worker finished the job it had started"
