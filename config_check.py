@@ -70,6 +70,9 @@ def production_warnings(settings: Settings) -> list[str]:
     if token and len(token) < MIN_ADMIN_TOKEN_LENGTH:
         warnings.append(f"ADMIN_API_TOKEN: shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; "
                         "make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    if settings.metrics_token is None:
+        warnings.append("METRICS_TOKEN: unset; GET /metrics shows business figures to anyone who asks "
+                        "(set it and give Prometheus the same Bearer token)")
     if settings.link_secret is None:
         warnings.append("LINK_SECRET: unset, derived from BOT_TOKEN; revoking the bot token breaks every open link")
     if settings.yookassa_secret_key and settings.yookassa_secret_key.get_secret_value().startswith("test_"):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Credentials that together enable a provider; all set → enabled, none set → disabled,
@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     admin_chat_id: int | None = None
     admin_api_token: SecretStr | None = None
+    # Bearer token GET /metrics asks for (401 otherwise); unset leaves /metrics open, which check-config warns of
+    metrics_token: Annotated[SecretStr | None, BeforeValidator(lambda v: None if isinstance(v, str) and not v.strip()
+                                                               else v)] = None
     public_base_url: str = "http://127.0.0.1:8080"
     link_secret: SecretStr | None = None
     link_ttl_seconds: int = Field(default=86400, gt=0)
@@ -94,9 +97,6 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
-    plans_file: Path = Path("plans.toml")
-    # Renewals: a declined charge of a saved method is tried again MAX_RETRIES times, after the delays
-    # RETRY_INTERVALS (seconds; the last repeats); access is kept (past_due) until the last retry fails.
     # Slow clients (webhook_server/slow_clients.py): a request's headers must arrive within
     # WEB_HEADER_TIMEOUT_SECONDS of its first byte, its body within WEB_BODY_TIMEOUT_SECONDS after them, and one
     # client address (an IPv6 /64) may hold WEB_MAX_SLOW_CONNECTIONS_PER_IP connections still sending a request.
@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     web_body_timeout_seconds: float = Field(default=30, gt=0, le=3600)
     web_max_slow_connections_per_ip: int = Field(default=32, gt=0)
 
+    plans_file: Path = Path("plans.toml")
+    # Renewals: a declined charge of a saved method is tried again MAX_RETRIES times, after the delays
+    # RETRY_INTERVALS (seconds; the last repeats); access is kept (past_due) until the last retry fails.
     max_retries: int = Field(default=3, ge=0)
     retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [3600, 86400, 259200])
     renewal_lead_seconds: int = Field(default=3600, ge=0)  # charge this long before the period ends

@@ -1,4 +1,7 @@
-"""The web app factory: settings, templates, resources (cleanup contexts), middlewares, routes."""
+"""The web app factory: settings, templates, resources (cleanup contexts), middlewares, routes, security headers.
+
+The provider emulators (`/emulator/*`, which pay any invoice without a secret) are never part of this app: only
+`ymds demo` mounts them (webhook_server/demo.py), so `ymds web` cannot serve them."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from webhook_server.metrics import Metrics, metrics_middleware
 from webhook_server.middlewares import error_middleware, request_id_middleware
 from webhook_server.providers import build_providers
 from webhook_server.routes import ROUTES
+from webhook_server import security_headers
 from webhook_server.sweeper import sweeper_ctx
 from webhook_server.views.api import admin_auth
 from webhook_server.views.telegram import mount_bot
@@ -48,6 +52,7 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     templates.globals["t"] = catalogue().texts(None)  # a view passes `t` in the page's language; this is the default
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx, sweeper_ctx])
     app.add_routes(ROUTES)
+    security_headers.install(app)  # headers on every answer; /static/ for the pages' stylesheet and scripts
     if settings.webhook_mode:
         mount_bot(app)  # POST /telegram/webhook
     return app

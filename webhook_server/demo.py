@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -53,22 +54,44 @@ def demo_values(address: DemoAddress) -> dict[str, str]:
         "environment": Environment.DEVELOPMENT.value,
         "public_base_url": base,
         "admin_api_token": "demo-admin-token",
+        "metrics_token": "demo-metrics-token",
         "link_secret": "demo-link-secret",
         "web_host": address.host,
         "web_port": str(address.port),
         "scheduler_interval_seconds": "1",
+        "log_format": "text",  # a console a person reads: one line an event, RQ's housekeeping quiet
         "reconcile_interval_seconds": "30",  # a notification the emulator dropped is found within half a minute
     }
-        "log_format": "text",  # a console a person reads: one line an event, RQ's housekeeping quiet
     for name, emulator in EMULATORS.items():
         values.update(emulator.demo_values(base, f"{base}{EMULATOR_ROOT}/{name}"))
     return values
 
 
 def with_demo_values(settings: Settings, address: DemoAddress) -> Settings:
-    """Settings given in the environment or .env win; the demo fills only what is unset."""
+    """Settings given in the environment or .env win; the demo fills only what is unset. WEB_HOST and WEB_PORT
+    are where the demo listens (`--host`/`--port` win over them), so that its pages and warnings say so."""
     unset = {name: value for name, value in demo_values(address).items() if name not in settings.model_fields_set}
-    return settings.model_validate({**settings.model_dump(), **unset})
+    listening = {"web_host": address.host, "web_port": address.port}
+    return settings.model_validate({**settings.model_dump(), **unset, **listening})
+
+
+def exposure_warning(host: str) -> str | None:
+    """What the demo says when it listens beyond this machine: its emulators pay any invoice for anyone."""
+    if _loopback(host):
+        return None
+    return (f"WARNING: the demo listens on {host or 'every address'}, not only on this machine. Its emulators "
+            f"under {EMULATOR_ROOT}/ pay any invoice without a secret and its tokens are printed below: anyone "
+            "who reaches this port can use them. Run it with --host 127.0.0.1 unless this network is yours alone; "
+            "`ymds web` never serves the emulators.")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or "" (every address): it may well reach beyond this machine
 
 
 def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float = 1.0) -> web.Application:
@@ -95,6 +118,9 @@ def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float =
     if settings.bot_token is not None and not settings.webhook_mode:
         app.cleanup_ctx.append(polling_ctx)  # the bot, long polling TELEGRAM_API_URL in this process
     app.on_startup.append(_prepare_welcome)
+    warning = exposure_warning(settings.web_host)
+    if warning is not None:
+        log.warning("%s", warning)
     return app
 
 
@@ -118,6 +144,7 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     worker.start()
     stop = asyncio.Event()
     sweeper = sweeper_for(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
+    sweeper.last = app[CLOCK]()  # the first sweep after one interval: the emulators listen only once we do
     scheduler = asyncio.create_task(run_scheduler(renewals, scheduler_lease(settings, app[QUEUES].connection),
                                                   app[CLOCK], interval=settings.scheduler_interval_seconds, stop=stop,
                                                   sweeper=sweeper))
@@ -138,16 +165,20 @@ async def _prepare_welcome(app: web.Application) -> None:
     link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
                     ttl_seconds=settings.link_ttl_seconds)
     token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else "(unset)"
+    metrics = (f"(Authorization: Bearer {settings.metrics_token.get_secret_value()})" if settings.metrics_token
+               else "(open: METRICS_TOKEN is unset)")
+    warning = exposure_warning(settings.web_host)
     bot = ("no BOT_TOKEN: running without the bot" if settings.bot_token is None
            else f"served at {settings.public_base_url}/telegram/webhook" if settings.webhook_mode
            else f"long polling {settings.telegram_api_url}; send it /subscribe")
     lines = [
         "",
+        *([warning, ""] if warning else []),
         "open-ymds demo is running",
-    sweeper.last = app[CLOCK]()  # the first sweep after one interval: the emulators listen only once we do
         f"  providers:     {', '.join(settings.enabled_providers) or 'none'}",
         f"  bot:           {bot}",
         f"  admin API:     {settings.public_base_url}/api (Authorization: Bearer {token})",
+        f"  metrics:       {settings.public_base_url}/metrics {metrics}",
         f"  demo invoice:  {invoice.label} for user {DEMO_USER_ID}, plan {plan.name!r}",
         "",
         "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",

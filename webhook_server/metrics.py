@@ -7,6 +7,7 @@ subscriptions) is read from the shared stores when /metrics is scraped, not coun
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,21 +16,33 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from pydantic import SecretStr
 from rq.registry import FailedJobRegistry
 
+from billing.signing import secrets_equal
 from billing.subscriptions import count_with_access
 from db import Operation
 from db.payouts import PayoutClaim
-from webhook_server.keys import CLOCK, METRICS, QUEUES
+from webhook_server.keys import CLOCK, METRICS, QUEUES, SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOTIFY_OUTCOME = web.RequestKey("notify_outcome", str)
 LATENCY_WINDOW = timedelta(hours=1)
 LATENCY_SAMPLE_LIMIT = 10_000
+NOTIFY_PREFIX = "/notify/"
+OTHER = "other"  # the label of anything outside the fixed set: an unknown provider path, an unexpected outcome
+OUTCOME_NAME = re.compile(r"[a-z0-9_]{1,48}")
+MAX_OUTCOMES_PER_PROVIDER = 64  # far above what any provider module names; a guard, never reached in practice
 
 
 class Metrics:
-    """The web process's own counters, in a registry of the app's (no global state)."""
+    """The web process's own counters, in a registry of the app's (no global state).
+
+    Every label value comes from a fixed set, so that no request can add a series: the provider is one of
+    the route table's /notify/<provider> names or `other`, and the outcome is one of the names our views
+    give (request[NOTIFY_OUTCOME], or http_<status> when a view gave none), at most
+    MAX_OUTCOMES_PER_PROVIDER of them per provider, anything past that `other`.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -37,16 +50,69 @@ class Metrics:
             "ymds_notifications", "Provider notifications received, by provider and outcome",
             ["provider", "outcome"], registry=self.registry,
         )
+        self._providers: frozenset[str] | None = None
+        self._outcomes: dict[str, set[str]] = {}
+
+    def count_notification(self, router: web.UrlDispatcher, path: str, outcome: str) -> None:
+        provider = path[len(NOTIFY_PREFIX):].split("/", 1)[0]
+        if provider not in self._known_providers(router):
+            provider, outcome = OTHER, OTHER
+        self.notifications.labels(provider, self._bounded_outcome(provider, outcome)).inc()
+
+    def _known_providers(self, router: web.UrlDispatcher) -> frozenset[str]:
+        """The /notify/<provider> names of the route table, read once the app serves (routes are fixed then)."""
+        if self._providers is None:
+            self._providers = notify_providers(router)
+        return self._providers
+
+    def _bounded_outcome(self, provider: str, outcome: str) -> str:
+        seen = self._outcomes.setdefault(provider, set())
+        if outcome in seen:
+            return outcome
+        if not OUTCOME_NAME.fullmatch(outcome) or len(seen) >= MAX_OUTCOMES_PER_PROVIDER:
+            return OTHER
+        seen.add(outcome)
+        return outcome
+
+
+def notify_providers(router: web.UrlDispatcher) -> frozenset[str]:
+    """The providers with a route of their own under /notify/ (the first path segment after it)."""
+    names = set()
+    for resource in router.resources():
+        canonical = resource.canonical
+        if canonical.startswith(NOTIFY_PREFIX):
+            name = canonical[len(NOTIFY_PREFIX):].split("/", 1)[0]
+            if name and "{" not in name:
+                names.add(name)
+    return frozenset(names)
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    parts = request.path.split("/")
-    if len(parts) > 2 and parts[1] == "notify" and request.method == "POST":
+    if request.path.startswith(NOTIFY_PREFIX) and request.method == "POST":
         outcome = request.get(NOTIFY_OUTCOME) or f"http_{response.status}"
-        request.app[METRICS].notifications.labels(parts[2], outcome).inc()
+        request.app[METRICS].count_notification(request.app.router, request.path, outcome)
     return response
+
+
+def bearer_matches(request: web.Request, token: SecretStr) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time; a header that is not printable ASCII is
+    refused before the comparison (it cannot be the token, and must not turn into a 500)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given.isascii() or not given.isprintable():
+        return False
+    return secrets_equal(token.get_secret_value(), given)
+
+
+def metrics_refused(request: web.Request) -> web.Response | None:
+    """A 401 when METRICS_TOKEN is set and the request does not carry it; None when it may see /metrics."""
+    token = request.app[SETTINGS].metrics_token
+    if token is None or bearer_matches(request, token):
+        return None
+    return web.Response(status=401, text="missing or wrong Bearer token\n",
+                        headers={"WWW-Authenticate": 'Bearer realm="ymds-metrics"'})
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +126,9 @@ class Snapshot:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
+    refused = metrics_refused(request)
+    if refused is not None:
+        return refused
     snapshot = Snapshot(await _read_gauges(request.app))
     scrape = CollectorRegistry()
     scrape.register(snapshot)  # type: ignore[arg-type]
