@@ -53,6 +53,7 @@ async def test_widget_page_opens_the_widget_for_the_invoice(client, cp_server):
         "invoiceId": invoice["label"], "accountId": "71", "data": {"label": invoice["label"]},
     }
     assert '"amount":299.00' in page, "the amount is an exact number literal"
+    assert "XTR" not in page and "250" not in page, "Stars are paid inside the bot: no Stars price on a web page"
     [opening] = await CloudPaymentsWidgetOpening.find_all().to_list()
     assert opening.label == invoice["label"], "noted for the reconciliation"
 

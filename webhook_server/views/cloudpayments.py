@@ -15,7 +15,7 @@ from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
 from webhook_server.views.notify import enabled_provider, read_raw, to_response
 from webhook_server.views.signed_form import signed_form
-from webhook_server.views.pay import LANG, RETURNED
+from webhook_server.views.pay import LANG, RETURNED, web_prices
 
 
 async def notify_cloudpayments(request: web.Request) -> web.Response:
@@ -51,7 +51,7 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
                                         now=request.app[CLOCK]())
     if widget is None:
         raise web.HTTPSeeOther(str(page_url))
-    context = {"invoice": invoice, "title": title, "prices": t.prices(invoice.amounts), "t": t, "widget": widget}
+    context = {"invoice": invoice, "title": title, "prices": t.prices(web_prices(invoice.amounts)), "t": t, "widget": widget}
     response = aiohttp_jinja2.render_template("cloudpayments.html", request, context)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"

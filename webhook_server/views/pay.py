@@ -17,6 +17,13 @@ from webhook_server.views.signed_form import signed_query
 
 RETURNED = "returned"
 BOT_ONLY_CURRENCIES = frozenset({"XTR"})  # Telegram Stars are paid inside the bot, never on this page
+
+
+def web_prices(amounts: dict[str, int]) -> dict[str, int]:
+    """The prices a web page shows: every currency but those paid only inside the bot."""
+    return {currency: minor for currency, minor in amounts.items() if currency not in BOT_ONLY_CURRENCIES}
+
+
 PROVIDER_NAMES = {  # as each provider writes its own name, for the buttons
     "yoomoney": "YooMoney", "yookassa": "YooKassa", "cloudpayments": "CloudPayments", "payme": "Payme",
     "click": "Click",
@@ -54,8 +61,7 @@ async def pay_page(request: web.Request) -> web.Response:
         "provider_names": PROVIDER_NAMES,
         "invoice": invoice,
         "title": title,
-        "prices": t.prices({currency: minor for currency, minor in invoice.amounts.items()
-                            if currency not in BOT_ONLY_CURRENCIES}),
+        "prices": t.prices(web_prices(invoice.amounts)),
         "t": t,
         "paid": invoice.status is InvoiceStatus.PAID,
         "returned": request.query.get(RETURNED) == "1",
