@@ -242,3 +242,18 @@ def test_invalid_bytes_in_headers_never_5xx_nor_change_state(route: str, name: s
         assert await nothing_paid(label)
 
     run(scenario)
+
+
+@EXAMPLES
+@given(currency=st.one_of(st.sampled_from(["860", "840", "978", "RUB", "XTR", "UZS", "", "6430", "0643"]),
+                          st.integers(min_value=0, max_value=999).filter(lambda code: code != 643).map(str)))
+def test_signed_notifications_in_a_currency_yoomoney_does_not_settle_in_never_pay(currency: str, redis_conn):
+    """The hash vouches for `currency`; anything but 643 (roubles) is kept for review, never paid."""
+    async def scenario(client: TestClient, label: str) -> None:
+        fields = {**notification(label), "currency": currency}
+        fields["sha1_hash"] = sign(fields, YOOMONEY_SECRET)
+        response = await client.post("/notify/yoomoney", data=fields)
+        assert response.status == 200, "authentic but unusable: recorded for review, so YooMoney stops"
+        assert await nothing_paid(label)
+
+    run(scenario)
