@@ -55,10 +55,11 @@ def pay_link(
 
 async def reusable_invoice(plan: Plan, user_id: int, *, now: datetime, min_remaining: timedelta) -> Invoice | None:
     """The user's newest pending invoice for this plan at the plan's current prices that stays payable
-    for at least `min_remaining`; a repeated /subscribe hands it out again instead of piling up new ones."""
+    for at least `min_remaining`; a repeated /subscribe hands it out again instead of piling up new ones. One a
+    payment has claimed (billing/claims.py) is being paid: it is not handed out again."""
     candidates = Invoice.find(
         Invoice.user_id == user_id, Invoice.plan == plan.name, Invoice.status == InvoiceStatus.PENDING,
-        Invoice.expires_at > now + min_remaining,
+        Invoice.expires_at > now + min_remaining, Invoice.claimed_by == None,  # noqa: E711 - a query, not a test
     ).sort("-created_at")
     async for invoice in candidates:
         if invoice.amounts == plan.prices and invoice.period_days == plan.period_days:

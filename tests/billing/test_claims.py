@@ -13,7 +13,7 @@ from typing import Any
 import ymds
 
 from billing import claims, reconciliation
-from billing.invoices import find_invoice
+from billing.invoices import find_invoice, invoice_for
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
 from billing.providers.base import EventKind, Outcome, VerifiedEvent
@@ -200,3 +200,13 @@ def test_ymds_extras_lists_the_manual_refunds_and_marks_one_done(monkeypatch, tm
     assert capsys.readouterr().out.strip() == "yoomoney:111 marked refunded by hand"
     assert ymds.main(["extras", "refunded", "yoomoney", "222"]) == 1, "refunded through the API: not manual"
     assert ymds.main(["extras", "refunded", "yoomoney"]) == 2
+
+
+async def test_a_claimed_invoice_is_not_handed_out_again_by_a_repeated_subscribe(client, plans, clock):
+    plan = plans.get("month")
+    first = await invoice_for(plan, 77, now=clock(), ttl_seconds=86400, min_remaining=timedelta(hours=1))
+    again = await invoice_for(plan, 77, now=clock(), ttl_seconds=86400, min_remaining=timedelta(hours=1))
+    assert again.label == first.label, "an unclaimed pending invoice is reused"
+    assert await claims.claim(first.label, "payme:tx", now=clock(), until=clock() + timedelta(hours=12))
+    fresh = await invoice_for(plan, 77, now=clock(), ttl_seconds=86400, min_remaining=timedelta(hours=1))
+    assert fresh.label != first.label, "one a payment is under way for is not the link the user gets again"
