@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from db.record import Record
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pymongo import ASCENDING, IndexModel
 
 from db.click import ClickAttempt, ClickCounter
@@ -49,6 +49,20 @@ class SubscriptionStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class RenewalConsent(BaseModel):
+    """The payer's explicit "pay and renew automatically" (376-FZ), fixed on the invoice by our server before the
+    provider's page opened: when, from which address, which version of the consent text they read, for which
+    provider, and the terms that text showed (price and period). Without it nothing is saved for charges."""
+
+    at: datetime
+    ip: str
+    text_version: str
+    provider: str
+    amount: int  # minor units of `currency`, as the text showed it
+    currency: str
+    period_days: int
+
+
 class Invoice(Record):
     label: str
     user_id: int
@@ -67,6 +81,7 @@ class Invoice(Record):
     claimed_by: str | None = None  # the operation key that holds the invoice (see billing/claims.py)
     claim_until: datetime | None = None  # a hold lapses then; None: a final claim by a recorded payment
     claimed_at: datetime | None = None
+    auto_renew_consent: RenewalConsent | None = None  # None: pay once (nothing saved for merchant-initiated charges)
 
     class Settings:
         name = "invoices"
@@ -124,6 +139,7 @@ class Subscription(Record):
     payment_provider: str | None = None
     payment_token: str | None = None  # charges the saved method again (renewals); never logged
     auto_renew: bool = True  # the user's choice: charge the saved method when the period ends
+    renewal_consent: RenewalConsent | None = None  # the consent the saved method was saved under; none: no charges
     reminded_for: datetime | None = None  # the period end a renewal reminder went out for
     version: int = 0  # optimistic concurrency for period arithmetic
     updated_at: datetime
