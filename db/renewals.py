@@ -37,6 +37,8 @@ class Renewal(Record):
     attempts: int = 0  # attempts started, the first charge included
     next_attempt_at: datetime
     operation_id: str | None = None  # the provider's charge of the current attempt, once it named one
+    charge_attempt: int = 0  # the attempt whose idempotency key the current try charges with (0: `attempts`)
+    outcome_unknown: bool = False  # DUE after a try whose outcome is unknown: the next try repeats that charge
     last_reason: str | None = None
     hard_decline: bool = False
     notice: str | None = None  # "<event>:<attempt>" the user is to be told, set with the state change

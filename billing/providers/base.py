@@ -118,6 +118,11 @@ class RefundUnsupported(Exception):
 class ProviderRejected(Exception):
     """The provider's API refused a request (4xx): retrying the same request cannot succeed."""
 
+    def __init__(self, message: str, *, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of the refusal, where it was an HTTP answer
+        self.code = code  # the provider's error code ("forbidden", "invalid_request"), where it sent one
+
 
 
 class ChargeStatus(StrEnum):
@@ -148,7 +153,9 @@ class ChargeResult:
     operation_id: str | None = None  # the provider's id of the charge, where it made one
     event: VerifiedEvent | None = None  # SUCCEEDED: what the ledger records, exactly as for a first payment
     reason: str = ""  # DECLINED: the provider's reason, short, safe to show the user and the admin
-    hard: bool = False  # DECLINED: retrying cannot succeed (card expired, lost, stolen, method revoked)
+    hard: bool = False  # DECLINED: retrying cannot succeed (card expired, lost, stolen, method revoked, or the
+    # provider refused the request itself: 4xx, charges without the payer off for the shop); the method is dropped
+    keep_method: bool = False  # DECLINED hard for a reason of ours (our credentials): the method stays saved
 
 
 @runtime_checkable
@@ -163,8 +170,12 @@ class SavedMethodCharger(Protocol):
 
         Calls `remember(operation_id)` as soon as the provider names the charge and before any later
         step that could take money, so that a rerun after a crash passes it back as
-        `known_operation_id` and the charge is looked up instead of made again. Raises
-        ProviderUnavailable when the outcome is unknown (network, 5xx): the job retries the same request.
+        `known_operation_id` and the charge is looked up instead of made again.
+
+        A refusal no retry can fix (the provider's 4xx, a dead card or token) is RETURNED as a hard DECLINED
+        with the provider's message as `reason`. A temporary failure whose outcome is unknown (network,
+        timeout, 5xx, 429) RAISES ProviderUnavailable: the renewal tries the same request (same key, same
+        known_operation_id) again after RETRY_INTERVALS. Anything else raised counts as the latter, loudly.
         """
         ...
 

@@ -7,6 +7,16 @@ same attempt (RQ after a worker died, or the scheduler finding it again) therefo
 and the remembered id, and the provider's charge is looked up, never made twice. A success goes through
 Ledger.record exactly like a first payment's notification, so fulfilment extends the subscription and
 tells the user; the provider's own notification of the same charge is a duplicate there.
+
+No path leaves a renewal open without a next attempt time. A charger answers a refusal no retry can fix
+as a hard decline (the attempt ends: the method dropped unless the refusal was about our own credentials,
+the user and the admin told once). A temporary failure (ProviderUnavailable: network, timeout, 5xx, 429)
+has an unknown outcome: the provider may have made the charge. The renewal goes back to due after the
+next RETRY_INTERVALS delay, marked `outcome_unknown`, and the next try repeats the same charge (the same
+idempotency key and remembered operation id; for YooKassa a re-POST under one Idempotence-Key is safe for
+24 h) instead of starting a new one. Any other exception from the charger is treated the same way, then
+raised so that it is seen. Each such try counts against MAX_RETRIES; once they are spent, the renewal
+ends as a soft decline does.
 """
 
 from __future__ import annotations
@@ -17,11 +27,19 @@ from datetime import datetime, timedelta
 from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock, utc_now
-from billing.errors import UnknownPlan
+from billing.errors import ProviderUnavailable, UnknownPlan
 from billing.invoices import create_invoice, find_invoice
+from billing.money import Money
 from billing.plans import Catalogue, Plan
 from billing.ports import RenewalEvent
-from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, Outcome
+from billing.providers.base import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    Outcome,
+    Remember,
+    SavedMethodCharger,
+)
 from billing.renewals import PENDING_RECHECK, RenewalServices
 from billing.renewals.periods import period_filter, period_ms
 from billing.steps import Checkpoint, no_checkpoint
@@ -69,6 +87,7 @@ async def run_renewal(
                        services, now)
         return "failed"
     invoice = invoice or await _renewal_invoice(renewal, plan, services, now)
+    price = _invoice_price(invoice, price)
     started = await _start_attempt(renewal, now)
     if started is None:
         return "busy"
@@ -85,10 +104,12 @@ async def run_renewal(
 
     request = ChargeRequest(
         label=renewal.label, amount=price, token=subscription.payment_token or "",
-        idempotency_key=f"ymds-renew-{subscription.id}-{period}-{attempt}", user_id=user_id,
-        description=f"{plan.title}: renewal", known_operation_id=renewal.operation_id,
+        idempotency_key=f"ymds-renew-{subscription.id}-{period}-{renewal.charge_attempt or attempt}",
+        user_id=user_id, description=f"{plan.title}: renewal", known_operation_id=renewal.operation_id,
     )
-    result = await charger.charge(request, remember)
+    result = await _charge(charger, request, remember, renewal, attempt, services, clock)
+    if result is None:
+        return "unavailable"
     checkpoint("after_charge")
     now = clock()
     if result.status is ChargeStatus.SUCCEEDED:
@@ -101,6 +122,44 @@ async def run_renewal(
                  renewal.provider, now + PENDING_RECHECK)
         return "pending"
     return await _declined(renewal, attempt, result, services, now)
+
+
+async def _charge(charger: SavedMethodCharger, request: ChargeRequest, remember: Remember, renewal: Renewal,
+                  attempt: int, services: RenewalServices, clock: Clock) -> ChargeResult | None:
+    """The charger's answer; None when the try failed with an unknown outcome and the renewal was moved on
+    (to the next try of the same charge, or to its end when the retries are spent)."""
+    try:
+        return await charger.charge(request, remember)
+    except ProviderUnavailable as err:
+        await _outcome_unknown(renewal, attempt, f"{renewal.provider} unavailable: {str(err)[:200]}", services,
+                               clock())
+        return None
+    except Exception as err:  # not hidden: recorded as an unknown outcome so the renewal moves on, then raised
+        await _outcome_unknown(renewal, attempt, f"{renewal.provider} charge failed ({type(err).__name__})",
+                               services, clock())
+        raise
+
+
+async def _outcome_unknown(renewal: Renewal, attempt: int, reason: str, services: RenewalServices,
+                           now: datetime) -> None:
+    """The try may or may not have charged: the next try repeats the same charge after the next delay; with
+    the retries spent, the renewal ends as a soft decline. The user is told only then (nothing was declined)."""
+    if services.policy.exhausted(attempt):
+        await _give_up(renewal, attempt, ChargeResult(ChargeStatus.DECLINED, reason=reason), services, now)
+        return
+    next_at = now + services.policy.delay_after(attempt)
+    await _update_attempt(renewal, attempt, {"status": RenewalStatus.DUE.value, "next_attempt_at": next_at,
+                                             "outcome_unknown": True, "last_reason": reason, "updated_at": now})
+    log.warning("renewal of user %s attempt %d: %s; the same charge is tried again at %s", renewal.user_id,
+                attempt, reason, next_at.isoformat())
+
+
+def _invoice_price(invoice: Invoice, price: Money) -> Money:
+    """The renewal invoice's own amount in the charge currency: fixed at its creation, so every try of one
+    charge sends the same body (YooKassa refuses a reused Idempotence-Key with another body) and the ledger
+    finds the amount it expects even after the plan's price changed."""
+    minor = invoice.amounts.get(price.currency)
+    return price if minor is None else Money(minor, price.currency)
 
 
 def _plan(plans: Catalogue, name: str) -> Plan | None:
@@ -138,14 +197,19 @@ async def _start_attempt(renewal: Renewal, now: datetime) -> Renewal | None:
     """due → charging with the next attempt number; a charging or pending attempt is carried on as it is.
     None when a concurrent run started it first."""
     if renewal.status is RenewalStatus.DUE:
+        changes: dict[str, object] = {"status": RenewalStatus.CHARGING.value, "outcome_unknown": False,
+                                      "updated_at": now}
+        if not renewal.outcome_unknown:  # a new charge; otherwise the same one again (its key, its remembered id)
+            changes.update(operation_id=None, charge_attempt=renewal.attempts + 1)
         result = await Renewal.get_motor_collection().update_one(
             {"_id": renewal.id, "status": RenewalStatus.DUE.value, "attempts": renewal.attempts},
-            {"$set": {"status": RenewalStatus.CHARGING.value, "operation_id": None, "updated_at": now},
-             "$inc": {"attempts": 1}},
+            {"$set": changes, "$inc": {"attempts": 1}},
         )
         if result.modified_count != 1:
             return None
-        renewal.status, renewal.attempts, renewal.operation_id = RenewalStatus.CHARGING, renewal.attempts + 1, None
+        if not renewal.outcome_unknown:
+            renewal.operation_id, renewal.charge_attempt = None, renewal.attempts + 1
+        renewal.status, renewal.attempts, renewal.outcome_unknown = RenewalStatus.CHARGING, renewal.attempts + 1, False
     return renewal
 
 
@@ -197,7 +261,8 @@ async def _declined(renewal: Renewal, attempt: int, result: ChargeResult, servic
 
 async def _give_up(renewal: Renewal, attempt: int, result: ChargeResult, services: RenewalServices,
                    now: datetime) -> None:
-    """No more attempts this period: a hard decline also drops the saved method; the subscription expires
+    """No more attempts this period: a hard decline also drops the saved method (unless the refusal was about
+    our credentials, not the method); the subscription expires
     when its period is over (now, after the retries), or runs to its end; the user gets a link to pay by hand."""
     ended = renewal.period_end <= now
     event = RenewalEvent.EXPIRED if ended else RenewalEvent.STOPPED
@@ -211,7 +276,7 @@ async def _give_up(renewal: Renewal, attempt: int, result: ChargeResult, service
         return
     changes: dict[str, object] = {
         "status": (SubscriptionStatus.EXPIRED if ended else SubscriptionStatus.ACTIVE).value, "updated_at": now}
-    if result.hard:
+    if result.hard and not result.keep_method:
         changes["payment_token"] = None
     await Subscription.get_motor_collection().update_one(
         {"user_id": renewal.user_id, "current_period_end": renewal.period_end,
