@@ -64,7 +64,8 @@ async def successful_payment_callback(
         notices.enqueue_extra_from_job(provider, operation_id)
         return Outcome.EXTRA
     invoice = await get_invoice(label)
-    await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now)
+    await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now,
+                 ends_at=operation.period_end)
     if operation.payment_token or operation.payment_method:
         await save_method(invoice.user_id, provider=provider, method=operation.payment_method,
                           token=operation.payment_token)

@@ -182,6 +182,7 @@ class Ledger:
             reason=reason,
             payment_method=event.payment_method,
             payment_token=event.payment_token,
+            period_end=event.period_end,
             recorded_at=self._clock(),
         )
         try:

@@ -20,20 +20,26 @@ async def get_subscription(user_id: int) -> Subscription | None:
     return await Subscription.find_one(Subscription.user_id == user_id)
 
 
-async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: datetime) -> Subscription:
+async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: datetime,
+                 ends_at: datetime | None = None) -> Subscription:
     """Add the plan's period once for operation `by`; repeating it with the same `by` changes nothing.
+
+    `ends_at` is the provider's own end of the period paid (Telegram Stars' subscription_expiration_date):
+    the period then starts at `ends_at - period` on the provider's clock instead of `now` on ours, so a
+    payment applied late, or a renewal, ends when the provider says; time paid beyond it is kept.
 
     Optimistic concurrency: the update's filter names the version it read and that `by` is not yet
     applied, so two writers never both extend from the same end.
     """
     period = timedelta(days=period_days)
+    start = ends_at - period if ends_at is not None else now
     collection = Subscription.get_motor_collection()
     for _ in range(MAX_ATTEMPTS):
         current = await get_subscription(user_id)
         if current is None:
             try:
                 created = Subscription(
-                    user_id=user_id, plan=plan, current_period_end=now + period,
+                    user_id=user_id, plan=plan, current_period_end=start + period,
                     applied_operations=[by], updated_at=now,
                 )
                 await created.insert()
@@ -42,7 +48,7 @@ async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: dat
                 continue
         if by in current.applied_operations:
             return current
-        new_end = max(now, current.current_period_end) + period
+        new_end = max(start, current.current_period_end) + period
         result = await collection.update_one(
             {"_id": current.id, "version": current.version, "applied_operations": {"$ne": by}},
             {

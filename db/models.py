@@ -104,6 +104,7 @@ class Operation(Record):
     reason: str | None = None
     payment_method: str | None = None
     payment_token: str | None = None
+    period_end: datetime | None = None  # the provider's end of the period paid, where it fixes one (Stars)
     recorded_at: datetime
     applied_at: datetime | None = None
     notified_at: datetime | None = None

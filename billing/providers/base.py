@@ -41,6 +41,7 @@ class VerifiedEvent:
     net_amount: Money | None = None  # what we were credited, where the provider says
     payment_method: str | None = None  # a saved method as a person reads it, e.g. "Visa •••• 4242"
     payment_token: str | None = None  # what charges that method again (card token, payment_method_id); never logged
+    period_end: datetime | None = None  # where the provider fixes it, the end of the period paid (Telegram Stars)
 
 
 class Outcome(StrEnum):

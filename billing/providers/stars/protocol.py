@@ -212,9 +212,10 @@ def read_transaction(fields: Mapping[str, Any]) -> StarTransaction:
 
 
 def payment_event(payment: StarsPayment, label: str) -> VerifiedEvent:
-    """The ledger's event: the charge id is the operation id, never the payload (renewals reuse it)."""
+    """The ledger's event: the charge id is the operation id, never the payload (renewals reuse it). A
+    subscription charge's period ends at Telegram's subscription_expiration_date, on Telegram's clock."""
     return VerifiedEvent(provider=NAME, operation_id=payment.charge_id, label=label, amount=payment.money,
-                         kind=EventKind.PAYMENT, occurred_at=payment.paid_at)
+                         kind=EventKind.PAYMENT, occurred_at=payment.paid_at, period_end=payment.expires_at)
 
 
 def renewal_label(charge_id: str) -> str:
