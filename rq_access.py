@@ -107,6 +107,10 @@ class RqQueues:
             provider, operation_id,
         )
 
+    async def enqueue_refund_check(self, provider: str, refund_id: str, check: int) -> None:
+        await self._from_loop(self.fulfilment, job_id("refund-check", provider, f"{refund_id}:{check}"),
+                              jobs.check_pending_refund, provider, refund_id, check, alert=True)
+
     async def enqueue_renewal(self, user_id: int, period: int, run: str) -> None:
         await self._from_loop(self.fulfilment, f"renew-{user_id}-{period}-{run}", jobs.renew, user_id, period, run,
                               alert=True)

@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     retry_intervals: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [3600, 86400, 259200])
     renewal_lead_seconds: int = Field(default=3600, ge=0)  # charge this long before the period ends
     reminder_days: int = Field(default=3, ge=0)  # remind users without a saved method this many days ahead
+    renewal_notice_days: int = Field(default=3, ge=0)  # tell of every automatic charge this many days ahead; 0: never
     scheduler_interval_seconds: float = Field(default=60, gt=0)
     # `ymds scheduler` asks each provider with an API for the payments of this window, this often
     reconcile_interval_seconds: float = Field(default=300, gt=0)

@@ -9,6 +9,7 @@ from billing.ports import JobFailureNotice
 from billing.renewals import RenewalServices
 from billing.renewals.attempt import run_renewal
 from billing.renewals.cancel import forget_saved_method
+from billing.refunds import check_refund
 from billing.renewals.notices import send_renewal_notice
 from billing.reversal import reverse_payment
 from billing.runtime import JobRuntime, current
@@ -51,6 +52,13 @@ def reverse(provider: str, operation_id: str, reason: str) -> bool:
             )
         )
     )
+
+
+def check_pending_refund(provider: str, refund_id: str, check: int) -> str:
+    """One look-up of a pending refund (billing/refunds.py); `check` only tells look-ups apart in the job id."""
+    runtime = current()
+    return str(runtime.run(check_refund(provider, refund_id, providers=runtime.providers, notices=runtime.notices,
+                                        notifier=runtime.notifier, clock=runtime.clock)))
 
 
 def settle_extra_payment(provider: str, operation_id: str) -> str:
@@ -105,7 +113,7 @@ def notify_renewal(user_id: int, period: int, notice: str) -> bool:
     runtime = current()
     return bool(runtime.run(send_renewal_notice(user_id, period, notice, notifier=runtime.notifier,
                                                 plans=runtime.plans, links=_renewals(runtime).links,
-                                                clock=runtime.clock)))
+                                                clock=runtime.clock, chargers=_renewals(runtime).chargers)))
 
 
 def forget_method(user_id: int) -> bool:

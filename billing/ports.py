@@ -100,6 +100,19 @@ class ExtraNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundCanceledNotice:
+    """A refund the provider accepted as pending and then canceled: the money stays with the merchant."""
+
+    user_id: int
+    label: str
+    provider: str
+    refund_id: str
+    amount: Money
+    party: str  # who canceled it, as the provider names them ("" when it names no one)
+    reason: str  # the provider's reason, e.g. YooKassa's cancellation_details.reason
+
+
+@dataclass(frozen=True, slots=True)
 class JobFailureNotice:
     job_id: str
     description: str  # what the job was doing, e.g. "fulfil yoomoney:123 for inv_..."
@@ -140,6 +153,7 @@ class HoldNotice:
 
 class RenewalEvent(StrEnum):
     REMINDER = "reminder"  # the period ends soon and nothing will renew it: a link to pay
+    UPCOMING = "upcoming"  # the saved method is charged soon (RENEWAL_NOTICE_DAYS ahead): the amount, a cancel
     FAILED = "failed"  # the renewal charge was declined; it is tried again at next_attempt_at
     STOPPED = "stopped"  # renewal gave up (hard decline, retries exhausted) while the period still runs
     EXPIRED = "expired"  # the subscription ended: a link to pay by hand
@@ -155,6 +169,7 @@ class RenewalNotice:
     next_attempt_at: datetime | None = None
     reason: str = ""  # the provider's decline reason
     provider: str = ""
+    amount: Money | None = None  # what the coming charge takes (UPCOMING)
 
 
 class Notifier(Protocol):
@@ -180,6 +195,10 @@ class Notifier(Protocol):
 
     async def renewal_changed(self, notice: RenewalNotice) -> None:
         """Tell the user (and, when renewal stopped or the subscription expired, the admin chat)."""
+        ...
+
+    async def refund_canceled(self, notice: RefundCanceledNotice) -> None:
+        """Tell the admin chat that a pending refund was canceled by the provider (the payer keeps access)."""
         ...
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
@@ -222,6 +241,10 @@ class LogNotifier:
                  notice.user_id, notice.plan_title, notice.period_end.isoformat(),
                  notice.next_attempt_at.isoformat() if notice.next_attempt_at else None, notice.reason or None,
                  notice.pay_url)
+
+    async def refund_canceled(self, notice: RefundCanceledNotice) -> None:
+        log.warning("refund %s of invoice %s (%s, %s) canceled by %s: %s; the subscription stays", notice.refund_id,
+                    notice.label, notice.provider, notice.amount, notice.party or "the provider", notice.reason)
 
     async def extra_payment(self, notice: ExtraNotice) -> None:
         if notice.refunded:

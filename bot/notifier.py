@@ -29,6 +29,7 @@ from billing.ports import (
     Notifier,
     PaymentNotice,
     PayoutNotice,
+    RefundCanceledNotice,
     RenewalEvent,
     RenewalNotice,
     ReversalNotice,
@@ -36,6 +37,7 @@ from billing.ports import (
 from bot.keyboards import hold_keyboard
 from bot.main import make_bot
 from bot.payouts_keyboards import decision_keyboard
+from bot.renewal_keyboards import cancel_renewal_keyboard
 from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
 from bot.texts import Catalogue, Texts, catalogue
 from db.users import already_sent, mark_blocked, record_sent, stored_language
@@ -117,17 +119,27 @@ class TelegramNotifier:
         key = f"renewal-{notice.event.value}:{notice.user_id}:{int(notice.period_end.timestamp() * 1000)}"
         values = {"plan": t.plan_title(notice.plan_title), "until": t.moment(notice.period_end),
                   "reason": notice.reason or t("renewal.no_reason"),
-                  "next": t.moment(notice.next_attempt_at) if notice.next_attempt_at else ""}
+                  "next": t.moment(notice.next_attempt_at) if notice.next_attempt_at else "",
+                  "amount": t.money(notice.amount) if notice.amount else ""}
         text = t(f"renewal.{notice.event.value}.user", **values)
         if notice.pay_url:
             text = f"{text}\n{t('renewal.pay_by_hand', url=notice.pay_url)}"
         attempt_key = f"{key}:{notice.next_attempt_at.isoformat()}" if notice.next_attempt_at else key
-        await self._deliver(f"{attempt_key}:user", notice.user_id, text, user=True)
+        markup = cancel_renewal_keyboard(t) if notice.event is RenewalEvent.UPCOMING else None
+        await self._deliver(f"{attempt_key}:user", notice.user_id, text, user=True, markup=markup)
         if notice.event in (RenewalEvent.STOPPED, RenewalEvent.EXPIRED) and notice.reason:
             a = self._admin_texts
             await self._to_admins(f"{key}:admin", a(
                 "renewal.gave_up.admin", user_id=notice.user_id, plan=a.plan_title(notice.plan_title),
                 provider=notice.provider, reason=notice.reason, until=a.moment(notice.period_end)))
+
+    async def refund_canceled(self, notice: RefundCanceledNotice) -> None:
+        """A pending refund the provider canceled: the admin chat hears why, once per refund."""
+        a = self._admin_texts
+        await self._to_admins(f"refund-canceled:{notice.provider}:{notice.refund_id}:admin", a(
+            "notice.refund_canceled.admin", label=notice.label, user_id=notice.user_id, amount=a.money(notice.amount),
+            provider=notice.provider, refund_id=notice.refund_id, party=notice.party or "—",
+            reason=notice.reason or "—"))
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
         a = self._admin_texts

@@ -13,6 +13,7 @@ from db.click import ClickAttempt, ClickCounter
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
+from db.refunds import REFUND_DOCUMENTS
 from db.renewals import RENEWAL_DOCUMENTS
 from db.stars import STARS_DOCUMENTS
 from db.users import BotUser, SentNotice
@@ -142,6 +143,7 @@ class Subscription(Record):
     auto_renew: bool = True  # the user's choice: charge the saved method when the period ends
     renewal_consent: RenewalConsent | None = None  # the consent the saved method was saved under; none: no charges
     reminded_for: datetime | None = None  # the period end a renewal reminder went out for
+    charge_reminded_for: datetime | None = None  # the period end the notice of the coming charge went out for
     version: int = 0  # optimistic concurrency for period arithmetic
     updated_at: datetime
 
@@ -157,3 +159,4 @@ DOCUMENT_MODELS += YOOKASSA_DOCUMENTS
 DOCUMENT_MODELS += STARS_DOCUMENTS
 DOCUMENT_MODELS += PAYOUT_DOCUMENTS
 DOCUMENT_MODELS += RENEWAL_DOCUMENTS
+DOCUMENT_MODELS += REFUND_DOCUMENTS

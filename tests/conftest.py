@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing import runtime
 from billing.plans import Catalogue, load_plans
 from billing.ports import (
-    ExtraNotice, HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, RenewalNotice, ReversalNotice,
+    ExtraNotice, HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, RefundCanceledNotice, RenewalNotice,
+    ReversalNotice,
 )
 from rq_access import RqQueues
 from settings import Settings
@@ -132,6 +133,7 @@ class RecordingNotifier:
         self.holds: list[HoldNotice] = []
         self.payouts: list[PayoutNotice] = []  # every payout notice, its kind in .event ("filed", "paid", ...)
         self.renewals: list[RenewalNotice] = []
+        self.canceled_refunds: list[RefundCanceledNotice] = []
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
@@ -150,6 +152,9 @@ class RecordingNotifier:
 
     async def renewal_changed(self, notice: RenewalNotice) -> None:
         self.renewals.append(notice)
+
+    async def refund_canceled(self, notice: RefundCanceledNotice) -> None:
+        self.canceled_refunds.append(notice)
 
     async def payout_filed(self, notice: PayoutNotice) -> None:
         self.payouts.append(notice)

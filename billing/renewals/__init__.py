@@ -29,6 +29,7 @@ class RenewalPolicy:
     max_retries: int  # retries after the first charge
     lead: timedelta = timedelta(hours=1)  # charge this long before the period ends
     reminder_days: int = 3
+    charge_notice_days: int = 3  # RENEWAL_NOTICE_DAYS: the notice before an automatic charge
     self_renewing: frozenset[str] = field(default_factory=frozenset)  # providers that renew by themselves
 
     def delay_after(self, attempt: int) -> timedelta:

@@ -24,6 +24,8 @@ from billing.sweep import Sweeper
 from billing.renewals import RenewalServices
 from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import token_fingerprint
+from billing.renewals.charge_notices import notify_coming_charges
+from billing.refunds import due_checks
 from billing.renewals.periods import period_ms, renewal_label
 from db import Subscription, SubscriptionStatus
 from db.renewals import OPEN_STATUSES, OPEN_VALUES, Renewal, RenewalStatus
@@ -42,6 +44,8 @@ class TickReport:
     reminded: int = 0
     expired: int = 0
     forgotten: int = 0  # saved methods of cancelled auto-renewals sent (again) for deletion
+    charge_notices: int = 0  # notices of a coming charge, RENEWAL_NOTICE_DAYS ahead (charge_notices.py)
+    refund_checks: int = 0  # look-ups of pending refunds sent to the queue (billing/refunds.py)
 
 
 async def tick(now: datetime, services: RenewalServices) -> TickReport:
@@ -51,6 +55,8 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.enqueued = await _enqueue_due(now, services)
     report.notices = await _resend_notices(services)
     report.reminded = await _remind(now, services, chargeable)
+    report.charge_notices = await notify_coming_charges(now, services, chargeable)
+    report.refund_checks = await due_checks(now, services.queue)  # type: ignore[arg-type]  # RqQueues has it
     report.expired = await _expire(now, services)
     report.forgotten = await _forget_cancelled(services)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from billing.luhn import luhn_valid
 from billing.signing import secrets_equal
+from webhook_server.emulators.payme_refunds import ReceiptCancels
 
 # Receipt states (reference §4), the emulator's own: 0 waiting, 4 paid, 21 queued for cancel, 50 cancelled.
 RECEIPT_CREATED = 0
@@ -120,6 +121,7 @@ class SubscribeEmulator:
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
     declines: dict[str, list[int]] = field(default_factory=dict)
     methods: list[str] = field(default_factory=list)  # every method called, in order
+    cancels: ReceiptCancels = field(default_factory=ReceiptCancels)  # 21 → 50 later (payme_refunds)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/api", self.handle), web.options("/api", self.preflight),
@@ -287,9 +289,11 @@ class SubscribeEmulator:
             receipt.update(state=RECEIPT_CANCELLED, cancel_time=self.clock())
         elif receipt["state"] == RECEIPT_PAID:
             receipt.update(state=RECEIPT_CANCEL_QUEUED, cancel_time=self.clock())
+            self.cancels.queue(receipt["_id"], self.clock())
         return {"receipt": receipt}
 
     def _receipt(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.cancels.settle(self.receipts, self.clock())
         receipt: dict[str, Any] = _lookup(self.receipts, params, "id", receipt_not_found)
         return receipt
 

@@ -115,7 +115,13 @@ class YooKassaEmulator(YooKassaShop):
 
     async def redeliver_due(self) -> int:
         """Run the redelivery schedule at the clock's time; returns the attempts made."""
+        self.refunds_due()
         return await self.outbox.redeliver_due()
+
+    def refunds_due(self) -> None:
+        """Pending refunds whose time has come end (yookassa_refunds); those that succeeded are notified."""
+        for refund_id in self.end_due_refunds():
+            self._later(REFUND_SUCCEEDED, refund_id)
 
     async def notify(self, event: str, object_id: str) -> int | None:
         """A status changed: notify the shop (if a URL is set), redelivering later until it answers 200."""
@@ -240,6 +246,7 @@ class YooKassaEmulator(YooKassaShop):
         return await self._get(request, self.payments)
 
     async def _get_refund(self, request: web.Request) -> web.Response:
+        self.refunds_due()
         return await self._get(request, self.refunds)
 
     async def _get(self, request: web.Request, store: dict[str, dict[str, Any]]) -> web.Response:
@@ -283,7 +290,7 @@ class YooKassaEmulator(YooKassaShop):
             refund = self.refund(payment["id"], Money(*asked), str(body.get("description", "")))
             if refund["status"] == "succeeded":
                 self._later(REFUND_SUCCEEDED, refund["id"])
-            return 200, refund
+            return 200, self.public(refund)
         return await self._idempotent(request, make)
 
     # ---- the payer's confirmation page, and the controls
@@ -322,7 +329,7 @@ class YooKassaEmulator(YooKassaShop):
         if outcome == "decline" and payment["status"] == "pending":
             return web.json_response(self.public(self.cancel(payment["id"])))
         if outcome == "refund" and payment["status"] == "succeeded":
-            return web.json_response(self.refund(payment["id"], Money(*self.amount_of(payment, "amount"))))
+            return web.json_response(self.public(self.refund(payment["id"], Money(*self.amount_of(payment, "amount")))))
         return error(400, "invalid_request", f"cannot {outcome} a {payment['status']} payment")
 
     async def _control_decline(self, request: web.Request) -> web.Response:

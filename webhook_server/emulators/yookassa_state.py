@@ -13,6 +13,7 @@ from typing import Any
 
 from billing.money import Money
 from webhook_server.emulators.common import Declines
+from webhook_server.emulators.yookassa_refunds import RefundTimeline, add_refunded, begin, end_due
 from webhook_server.emulators.yookassa_wire import REFUND_SUCCEEDED, amount, amount_minor, iso, notification
 
 FEE_PER_MILLE = 35  # YooKassa's fee (3.5 %) in tenths of a percent, for income_amount
@@ -33,6 +34,7 @@ class YooKassaShop:
     checkout_base: str = ""  # where the payer's browser reaches the emulator
     test: bool = True
     refund_status: str = "succeeded"  # what a new refund becomes: succeeded, pending or canceled
+    refund_timeline: RefundTimeline = field(default_factory=RefundTimeline)  # how a pending one ends, and when
     clock: Callable[[], datetime] = wall_clock  # YooKassa's own time: created_at, and the redelivery schedule
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -121,12 +123,16 @@ class YooKassaShop:
                   "created_at": self.now(), "amount": amount(money.minor, money.currency), "description": description}
         if self.refund_status == "canceled":
             refund["cancellation_details"] = {"party": "yoo_money", "reason": "rejected_by_payee"}
+        elif self.refund_status == "pending":
+            begin(refund, self.clock(), self.refund_timeline)  # ends later (yookassa_refunds)
         else:
-            refunded = self.amount_of(payment, "refunded_amount")[0] + money.minor
-            payment["refunded_amount"] = amount(refunded, money.currency)
-            payment["refundable"] = refunded < self.amount_of(payment, "amount")[0]
+            add_refunded(payment, refund)
         self.refunds[refund["id"]] = refund
         return refund
+
+    def end_due_refunds(self) -> list[str]:
+        """Pending refunds whose time on the emulator's clock has come end now; the ids that succeeded."""
+        return end_due(self.payments, self.refunds, self.clock())
 
     def refunds_of(self, payment_id: str) -> list[dict[str, Any]]:
         """The refunds made of one payment, oldest first: what a test counts."""

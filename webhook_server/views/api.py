@@ -15,6 +15,7 @@ from billing.invoices import create_invoice, get_invoice, pay_link
 from billing.ledger import find_operation
 from billing.money import Money
 from billing.providers.base import ProviderRejected, RefundUnsupported
+from billing.refunds import RefundResult, RefundStatus, find_refund, latest_refund, refund_json
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active
 from billing.renewals.attempt import find_period_renewal
@@ -102,7 +103,8 @@ async def create_invoice_view(request: web.Request) -> web.Response:
 
 async def get_invoice_view(request: web.Request) -> web.Response:
     invoice = await get_invoice(request.match_info["label"])
-    return web.json_response(invoice_json(invoice))
+    refund = await latest_refund(invoice.label)  # a refund the provider took as pending, and how it ended
+    return web.json_response({**invoice_json(invoice), "provider_refund": refund_json(refund) if refund else None})
 
 
 def _path_user_id(request: web.Request) -> int | None:
@@ -177,14 +179,18 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
         return json_error(409, "refund_not_supported",
                           f"{provider_name} has no refund API here; refund the payer by hand")
     try:
-        await refund(operation_id=operation_id, amount=Money(operation.amount, operation.currency),
-                     label=invoice.label)
+        result = await refund(operation_id=operation_id, amount=Money(operation.amount, operation.currency),
+                              label=invoice.label)
     except RefundUnsupported as err:
         return json_error(409, "refund_not_supported", str(err) or "refund the payer by hand")
     except ProviderRejected as err:
         return json_error(502, "provider_refused", str(err))
     except ProviderUnavailable:
         return json_error(503, "provider_unavailable", f"{provider_name} did not answer; try again")
+    if isinstance(result, RefundResult) and result.status is RefundStatus.PENDING:  # billing/refunds.py
+        tracked = await find_refund(provider_name, result.refund_id)
+        return web.json_response({**invoice_json(invoice), "refund": "pending",
+                                  "provider_refund": refund_json(tracked) if tracked else None}, status=202)
     await request.app[QUEUES].enqueue_reversal(provider_name, operation_id, "refunded through the admin API")
     return web.json_response({**invoice_json(invoice), "refund": "requested"}, status=202)
 

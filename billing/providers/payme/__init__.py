@@ -31,10 +31,12 @@ from billing.providers.base import (
     PageForm,
     ProviderAnswer,
     RawNotification,
+    RefundUnsupported,
     Remember,
 )
 from billing.providers.payme.charges import CardCheck, ReceiptCharger
 from billing.providers.payme.merchant import PaymeMerchant
+from billing.providers.payme.refunds import cancel_receipt, receipt_status
 from billing.providers.payme.protocol import (
     CURRENCY,
     DEFAULT_ACCOUNT_FIELD,
@@ -60,6 +62,8 @@ from billing.providers.payme.protocol import (
     result_answer,
 )
 from billing.providers.payme.subscribe import SavedCard, SubscribeClient
+from billing.money import Money
+from billing.refunds import RefundResult
 from billing.signing import secrets_equal
 from db.payme import PaymeKey
 
@@ -122,9 +126,9 @@ class Payme:
         self.account_field = account_field
         self._cancel_after_perform = cancel_after_perform
         self._api_url = SANDBOX_API_URL if sandbox and api_url == PRODUCTION_API_URL else api_url
-        self._charger = None if transport is None else ReceiptCharger(
-            SubscribeClient(transport, self._api_url, merchant_id, self.active_key, account_field)
-        )
+        self._client = None if transport is None else SubscribeClient(
+            transport, self._api_url, merchant_id, self.active_key, account_field)
+        self._charger = None if self._client is None else ReceiptCharger(self._client)
 
     # ---- the payment page ---------------------------------------------------------------------
 
@@ -160,6 +164,19 @@ class Payme:
     async def charge_checked(self, request: ChargeRequest, remember: Remember, card: SavedCard | None) -> ChargeResult:
         """charge() for a card check_card() has just accepted."""
         return await self._subscribe().charge_checked(request, remember, card)
+
+    # ---- refunds of saved-card charges (receipts.cancel; see `refunds`) ------------------------
+
+    async def refund(self, *, operation_id: str, amount: Money, label: str) -> RefundResult:
+        """The admin API's refund: succeeded, or pending while Payme has the receipt queued for cancellation."""
+        if self._client is None:
+            raise RefundUnsupported("Payme was built without the Subscribe API: refund in the merchant cabinet")
+        return await cancel_receipt(self._client, operation_id=operation_id, amount=amount, label=label)
+
+    async def refund_status(self, refund_id: str) -> RefundResult:
+        if self._client is None:
+            raise NoSubscribeApi("Payme was built without a transport for the Subscribe API")
+        return await receipt_status(self._client, refund_id)
 
     def _subscribe(self) -> ReceiptCharger:
         if self._charger is None:

@@ -134,6 +134,10 @@ class SubscribeClient:
     async def receipts_get(self, receipt_id: str) -> Receipt:
         return _receipt(await self._call("receipts.get", {"id": receipt_id}))
 
+    async def receipts_cancel(self, receipt_id: str) -> Receipt:
+        """Cancel a receipt: a paid one goes to 21 (queued for cancellation), later 50 (refunds.py)."""
+        return _receipt(await self._call("receipts.cancel", {"id": receipt_id}))
+
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         body = {"id": next(self._ids), "method": method, "params": params}
         headers = {"X-Auth": f"{self._merchant_id}:{await self._key()}"}

@@ -41,9 +41,9 @@ from billing.providers.base import (
 from billing.providers.yookassa.charges import charge_body, charge_key, charge_result
 from billing.providers.yookassa.checkout import Checkout, open_checkout
 from billing.providers.yookassa.reconcile import reconcile
+from billing.providers.yookassa.refunds import refund_payment, refund_status
 from billing.providers.yookassa.protocol import (
     CURRENCY,
-    DESCRIPTION_LIMIT,
     HANDLED_EVENTS,
     NAME,
     OBJECT_ID,
@@ -51,9 +51,7 @@ from billing.providers.yookassa.protocol import (
     ApiClient,
     Network,
     Notice,
-    amount_json,
     cancellation,
-    idempotence_key,
     label_of,
     parse_notification,
     payment_event,
@@ -62,6 +60,7 @@ from billing.providers.yookassa.protocol import (
     read_amount,
     sender_allowed,
 )
+from billing.refunds import RefundResult, RefundStatus, settle
 from billing.steps import Checkpoint, no_checkpoint
 from billing.sweep import ReconcileReport
 from db.yookassa import YooKassaStatus, record_status
@@ -155,30 +154,15 @@ class YooKassa:
         never charging it again."""
         return False
 
-    # ---- refunds (the admin API)
+    # ---- refunds (the admin API, settle_extra, and the look-ups of pending ones: see `refunds`)
 
-    async def refund(self, *, operation_id: str, amount: Money, label: str) -> None:
-        """Refund a payment in full: the invoice's own (the admin API) or an extra one (money for an invoice
-        another payment had claimed, from settle_extra). One Idempotence-Key per payment, so a repeated
-        request refunds once; a payment already refunded in full otherwise (in the profile) counts as done."""
-        body = {"payment_id": operation_id, "amount": amount_json(amount),
-                "description": f"Refund of invoice {label}"[:DESCRIPTION_LIMIT]}
-        try:
-            refund = await self.api.create_refund(body, idempotence_key("refund", operation_id))
-        except ProviderRejected:
-            if await self._refunded_in_full(operation_id, amount):
-                log.info("yookassa payment %s was refunded in full already", operation_id)
-                return
-            raise
-        if refund.get("status") == "canceled":
-            details = cancellation(refund)
-            raise ProviderRejected(f"yookassa canceled the refund ({details['party']}: {details['reason']})")
-        log.info("yookassa refund %s of payment %s: %s", refund["id"], operation_id, refund.get("status"))
+    async def refund(self, *, operation_id: str, amount: Money, label: str) -> RefundResult:
+        """Refund a payment in full: the invoice's own (the admin API) or an extra one (settle_extra).
+        Succeeded, or pending (tracked until it ends); a refund YooKassa cancels raises ProviderRejected."""
+        return await refund_payment(self.api, operation_id=operation_id, amount=amount, label=label)
 
-    async def _refunded_in_full(self, payment_id: str, amount: Money) -> bool:
-        payment = await self.api.get_payment(payment_id)
-        refunded = read_amount(payment.get("refunded_amount")) if payment is not None else None
-        return refunded is not None and refunded.currency == amount.currency and refunded.minor >= amount.minor
+    async def refund_status(self, refund_id: str) -> RefundResult:
+        return await refund_status(self.api, refund_id)
 
     # ---- notifications
 
@@ -219,7 +203,7 @@ class YooKassa:
                         notice.object_id, fetched.get("status"), read_amount(fetched.get("amount")))
             return UNCONFIRMED, "not_confirmed"
         if refund:
-            return await self._refunded(fetched, ledger, reversals)
+            return await self._refunded(fetched, ledger, reversals, now)
         if fetched.get("test") is not self._test_mode:
             return self._wrong_mode(fetched)
         name, _ = await self._settle(fetched, ledger, now)
@@ -269,10 +253,11 @@ class YooKassa:
                     (verdict or Outcome.ALREADY_PAID).value)
         return "released"
 
-    async def _refunded(self, refund: Mapping[str, Any], ledger: Ledger,
-                        reversals: FulfilmentQueue) -> tuple[ProviderAnswer, str]:
+    async def _refunded(self, refund: Mapping[str, Any], ledger: Ledger, reversals: FulfilmentQueue,
+                        now: datetime) -> tuple[ProviderAnswer, str]:
         """A succeeded refund takes the payment back once the payment is refunded in full (a partial refund
-        keeps the subscription). A payment we never recorded is recorded first, so nothing is missed."""
+        keeps the subscription), and ends its tracked row, if any, so nobody looks it up again. A payment we
+        never recorded is recorded first, so nothing is missed."""
         payment_id = refund.get("payment_id")
         payment = await self.api.get_payment(payment_id) if isinstance(payment_id, str) and OBJECT_ID.fullmatch(
             payment_id) else None
@@ -289,4 +274,5 @@ class YooKassa:
         if await find_operation(NAME, str(payment_id)) is None:  # its payment.succeeded never reached us
             await ledger.record(payment_event(payment))
         await reversals.enqueue_reversal(NAME, str(payment_id), "refunded in YooKassa")
+        await settle(NAME, RefundResult(RefundStatus.SUCCEEDED, str(refund["id"])), now=now)
         return OK, "refunded"
