@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -230,8 +231,17 @@ async def test_forged_or_premature_refund_notifications_are_refused(client, work
     unknown["object"]["id"] = "2f6a1c3e-0015-5000-9000-000000000999"
     assert await post_notification(client, unknown) == 200  # not this shop's: acknowledged, ignored
     assert await post_notification(client, {"type": "notification", "event": "refund.succeeded"}) == 400
-    from_elsewhere = await client.post("/notify/yookassa", json=forged, headers={"X-Forwarded-For": "203.0.113.9"})
-    assert from_elsewhere.status in (403, 409), "an address header from an untrusted peer changes nothing"
+    spoofed = await client.post("/notify/yookassa", json=forged, headers={"X-Forwarded-For": "185.71.76.10"})
+    assert spoofed.status == 409, "an address header from an untrusted peer is not believed; the API decides"
+    provider = client.app[PROVIDERS].get("yookassa")
+    allowed = provider._networks
+    provider._networks = [ip_network("185.71.76.0/27")]  # YooKassa's own range only: the test client is foreign
+    try:
+        clock.now += SETTLES_AFTER
+        yookassa.end_due_refunds()  # now even a true notification from a foreign address is refused
+        assert await post_notification(client, yookassa.notification("refund.succeeded", refund_id)) == 403
+    finally:
+        provider._networks = allowed
     await worker.drain()
     assert (await state(label, 507))[0] is InvoiceStatus.PAID and notifier.reversals == []
     row = await ProviderRefund.find_one(ProviderRefund.refund_id == refund_id)

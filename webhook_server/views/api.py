@@ -167,6 +167,8 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
 
     The provider call carries an idempotency key derived from the operation, so repeating the request is
     safe; the reversal is idempotent too, and the provider's own refund notification changes nothing more.
+    A refund the provider accepted as pending reverses nothing yet: it is tracked (billing/refunds.py) and
+    answered `"refund": "pending"`.
     """
     invoice = await get_invoice(request.match_info["label"])
     if invoice.status is not InvoiceStatus.PAID or invoice.paid_by is None:
