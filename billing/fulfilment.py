@@ -12,6 +12,7 @@ from datetime import datetime
 
 from billing import claims
 from billing.clock import Clock, utc_now
+from billing.consent import keep_consented_method
 from billing.errors import OperationNotRecorded
 from billing.invoices import get_invoice, mark_paid
 from billing.ledger import find_operation
@@ -19,7 +20,7 @@ from billing.ports import NoticeQueue
 from billing.providers.base import Outcome
 from billing.reversal import undo_operation
 from billing.steps import Checkpoint, no_checkpoint
-from billing.subscriptions import extend, save_method
+from billing.subscriptions import extend
 from db import Operation, OperationStatus
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,7 @@ async def successful_payment_callback(
     invoice = await get_invoice(label)
     await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now,
                  ends_at=operation.period_end)
-    if operation.payment_token or operation.payment_method:
-        await save_method(invoice.user_id, provider=provider, method=operation.payment_method,
-                          token=operation.payment_token)
+    await keep_consented_method(invoice, operation)  # only under the payer's consent (billing/consent.py)
     checkpoint("after_subscription_update")
     if not await _settle(operation, OperationStatus.APPLIED, now):
         overtaken = await find_operation(provider, operation_id)

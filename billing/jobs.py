@@ -118,7 +118,8 @@ def notify_renewal(user_id: int, period: int, notice: str) -> bool:
 
 def forget_method(user_id: int) -> bool:
     runtime = current()
-    return bool(runtime.run(forget_saved_method(user_id, chargers=_renewals(runtime).chargers)))
+    return bool(runtime.run(forget_saved_method(user_id, chargers=_renewals(runtime).chargers,
+                                                notifier=runtime.notifier, plans=runtime.plans)))
 
 
 def _renewals(runtime: JobRuntime) -> RenewalServices:

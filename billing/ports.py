@@ -157,6 +157,8 @@ class RenewalEvent(StrEnum):
     FAILED = "failed"  # the renewal charge was declined; it is tried again at next_attempt_at
     STOPPED = "stopped"  # renewal gave up (hard decline, retries exhausted) while the period still runs
     EXPIRED = "expired"  # the subscription ended: a link to pay by hand
+    METHOD_DELETED = "method_deleted"  # auto-renewal off: the saved method was deleted at the provider
+    METHOD_FORGOTTEN = "method_forgotten"  # auto-renewal off: the provider cannot delete it; forgotten here
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,7 @@ class Subscription(Record):
     payment_method: str | None = None  # as a person reads it, e.g. "Visa •••• 4242"
     payment_provider: str | None = None
     payment_token: str | None = None  # charges the saved method again (renewals); never logged
-    auto_renew: bool = True  # the user's choice: charge the saved method when the period ends
+    auto_renew: bool = False  # the user's choice: charge the saved method when the period ends (consent only)
     renewal_consent: RenewalConsent | None = None  # the consent the saved method was saved under; none: no charges
     reminded_for: datetime | None = None  # the period end a renewal reminder went out for
     charge_reminded_for: datetime | None = None  # the period end the notice of the coming charge went out for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,13 +81,17 @@ class Forms(HTMLParser):
 async def paid_with_saved_method(client: TestClient, worker: Any, user_id: int, *, provider: str, token: str,
                                  method: str) -> Subscription:
     """A month paid (through YooMoney, for brevity), then a saved method as fulfilment stores one a provider
-    gave with a payment: what renewals and their cancellation start from."""
+    gave with a payment the payer chose to renew automatically (billing/consent.py): what renewals and their
+    cancellation start from."""
     invoice = await new_invoice(client, user_id=user_id)
     assert await post_notification(client, notification(invoice["label"])) == 200
     await worker.drain()
+    consent = {"at": datetime.now(UTC), "ip": "127.0.0.1", "text_version": "test", "provider": provider,
+               "amount": 29900, "currency": "RUB", "period_days": 30}
     await Subscription.get_motor_collection().update_one(
         {"user_id": user_id}, {"$set": {"payment_provider": provider, "payment_token": token,
-                                        "payment_method": method}})
+                                        "payment_method": method, "auto_renew": True,
+                                        "renewal_consent": consent}})
     subscription = await Subscription.find_one(Subscription.user_id == user_id)
     assert subscription is not None
     return subscription

@@ -52,7 +52,19 @@ def link_fields(pay_url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(pay_url).query).items()}
 
 
+async def choose_payme_renewal(client, invoice: dict) -> None:  # type: ignore[no-untyped-def]
+    """The payer's "pay and renew automatically" with Payme, which the card form needs, while the page offers it."""
+    response = await client.get(path_of(invoice["pay_url"]))
+    forms = Forms()
+    forms.feed(await response.text())
+    form = forms.forms.get("renew-payme")
+    if response.status == 200 and form is not None:
+        chosen = await client.post(form["action"], data=form["fields"], allow_redirects=False)
+        assert chosen.status == 303 and chosen.headers["Location"].endswith("#payme-card")
+
+
 async def post_card(client, invoice: dict, token: str, **changed: str):  # type: ignore[no-untyped-def]
+    await choose_payme_renewal(client, invoice)
     fields = {**link_fields(invoice["pay_url"]), "token": token, **changed}
     return await client.post(f"/pay/{invoice['label']}/payme/card", data=fields, allow_redirects=False)
 
@@ -71,6 +83,7 @@ def card_config(page: str) -> dict:
 
 async def test_the_page_offers_card_binding_for_a_uzs_invoice(client, payme_api: PaymeApi):
     invoice = await new_invoice(client, plan="month")
+    await choose_payme_renewal(client, invoice)
     page = await (await client.get(path_of(invoice["pay_url"]))).text()
     config = card_config(page)
     assert config["apiUrl"] == payme_api.url and config["merchantId"] == PAYME_MERCHANT

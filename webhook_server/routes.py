@@ -22,6 +22,7 @@ from webhook_server.views.konsol import notify_konsol
 from webhook_server.views.payouts import (
     accept_payout_view, balance_view, get_payout_view, list_payouts_view, reject_payout_view,
 )
+from webhook_server.views.consent import choose as choose_payment
 from webhook_server.views.pay import pay_page
 from webhook_server.views.renewal import cancel_renewal, renewal_page
 from webhook_server.views.yookassa import notify_yookassa, pay_with_yookassa
@@ -31,6 +32,7 @@ ROUTES = [
     web.get("/pay/{label}/renewal", renewal_page, name="pay_renewal"),
     web.post("/pay/{label}/renewal", cancel_renewal, name="pay_renewal_cancel"),
     web.post("/pay/{label}/yookassa", pay_with_yookassa, name="pay_yookassa"),
+    web.post("/pay/{label}/choose", choose_payment, name="pay_choose"),
     web.post("/notify/yookassa", notify_yookassa, name="notify_yookassa"),
     web.post("/notify/yoomoney", notify_handler("yoomoney"), name="notify_yoomoney"),
     web.post("/notify/click/prepare", click_handler(ClickAction.PREPARE), name="notify_click_prepare"),

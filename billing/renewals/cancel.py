@@ -1,8 +1,11 @@
 """Turning auto-renewal off and on: the user's choice, from the bot, the payment page or the admin API.
 
-Off stops every open renewal at once and queues the deletion of the saved method at the provider
-(where its API allows); the method stays on the subscription until that job removed it there, so a
-provider outage only delays the deletion. The paid period runs to its end either way.
+Off withdraws the payer's consent, stops every open renewal at once and queues the deletion of the saved
+method at the provider (where its API allows: Payme's cards.remove; YooKassa and CloudPayments have no call
+that deletes a saved card, so there it is forgotten here and never charged again); the method stays on the
+subscription until that job removed it, so a provider outage only delays the deletion, and the user is told
+which of the two happened. The paid period runs to its end either way. On again needs a saved method kept
+under a consent that was never withdrawn: a withdrawn consent is given again only on the payment page.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from billing.errors import BillingError, LedgerUnavailable
-from billing.ports import RenewalQueue
+from billing.plans import Catalogue
+from billing.providers import PROVIDER_NAMES
+from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
 from billing.providers.base import SavedMethodCharger
 from billing.renewals.attempt import close_open_renewals
 from billing.subscriptions import get_subscription
@@ -27,7 +32,7 @@ class NoSubscription(BillingError):
 
 
 class NoSavedMethod(BillingError):
-    """Auto-renewal cannot be turned on: no saved payment method to charge."""
+    """Auto-renewal cannot be turned on: no saved payment method the payer agreed to be charged."""
 
 
 def token_fingerprint(token: str) -> str:
@@ -39,11 +44,15 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
     subscription = await get_subscription(user_id)
     if subscription is None:
         raise NoSubscription(str(user_id))
-    if enabled and subscription.payment_token is None:
+    if enabled and (subscription.payment_token is None or subscription.renewal_consent is None):
         raise NoSavedMethod(str(user_id))
-    await Subscription.get_motor_collection().update_one(
-        {"_id": subscription.id}, {"$set": {"auto_renew": enabled, "updated_at": now}})
+    changes: dict[str, object] = {"auto_renew": enabled, "updated_at": now}
+    if not enabled:
+        changes["renewal_consent"] = None  # withdrawn: only the payment page's choice gives it again
+    await Subscription.get_motor_collection().update_one({"_id": subscription.id}, {"$set": changes})
     subscription.auto_renew = enabled
+    if not enabled:
+        subscription.renewal_consent = None
     if not enabled:
         closed = await close_open_renewals(user_id, now, reason="auto-renewal turned off")
         if subscription.payment_token is not None:
@@ -58,18 +67,32 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
     return subscription
 
 
-async def forget_saved_method(user_id: int, *, chargers: Mapping[str, SavedMethodCharger]) -> bool:
-    """The job after auto-renewal went off: delete the method at the provider, then here. Nothing when the
-    user turned auto-renewal on again meanwhile. Raises ProviderUnavailable (the job retries)."""
+async def forget_saved_method(user_id: int, *, chargers: Mapping[str, SavedMethodCharger],
+                              notifier: Notifier | None = None, plans: Catalogue | None = None) -> bool:
+    """The job after auto-renewal went off: delete the method at the provider, then here, then tell the user
+    (once: the notifier keys the notice by user and period). Nothing when auto-renewal is on again meanwhile.
+    Raises ProviderUnavailable (the job retries)."""
     subscription = await get_subscription(user_id)
     if subscription is None or subscription.auto_renew or subscription.payment_token is None:
         return False
     token = subscription.payment_token
     charger = chargers.get(subscription.payment_provider or "")
     deleted = await charger.forget(token) if charger is not None else False
-    await Subscription.get_motor_collection().update_one(
+    result = await Subscription.get_motor_collection().update_one(
         {"_id": subscription.id, "auto_renew": False, "payment_token": token},
         {"$set": {"payment_token": None, "payment_method": None}})
     log.info("saved %s method of user %s %s", subscription.payment_provider, user_id,
              "deleted at the provider and here" if deleted else "forgotten here (the provider keeps no delete API)")
+    if result.modified_count == 1 and notifier is not None:
+        await notifier.renewal_changed(RenewalNotice(
+            event=RenewalEvent.METHOD_DELETED if deleted else RenewalEvent.METHOD_FORGOTTEN, user_id=user_id,
+            plan_title=plans.title(subscription.plan) if plans is not None else subscription.plan,
+            period_end=subscription.current_period_end, provider=subscription.payment_provider or "",
+            reason=_method_named(subscription)))
     return True
+
+
+def _method_named(subscription: Subscription) -> str:
+    """The method as the user's notice names it: "Visa •••• 4242, YooKassa"."""
+    provider = PROVIDER_NAMES.get(subscription.payment_provider or "", subscription.payment_provider or "")
+    return ", ".join(part for part in (subscription.payment_method, provider) if part)

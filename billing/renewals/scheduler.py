@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
-
 from billing.ports import RenewalEvent
 from billing.sweep import Sweeper
 from billing.renewals import RenewalServices
@@ -44,6 +44,7 @@ class TickReport:
     reminded: int = 0
     expired: int = 0
     forgotten: int = 0  # saved methods of cancelled auto-renewals sent (again) for deletion
+    unconsented: int = 0  # auto-renewals found on without a recorded consent, turned off (billing/consent.py)
     charge_notices: int = 0  # notices of a coming charge, RENEWAL_NOTICE_DAYS ahead (charge_notices.py)
     refund_checks: int = 0  # look-ups of pending refunds sent to the queue (billing/refunds.py)
 
@@ -51,6 +52,7 @@ class TickReport:
 async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report = TickReport()
     chargeable = sorted(services.chargers)
+    report.unconsented = await stop_unconsented(now, BATCH)
     report.opened = await _open_due(now, services, chargeable)
     report.enqueued = await _enqueue_due(now, services)
     report.notices = await _resend_notices(services)
@@ -66,7 +68,8 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
 
 
 def _renews_itself(chargeable: list[str]) -> dict[str, Any]:
-    return {"auto_renew": True, "payment_token": {"$ne": None}, "payment_provider": {"$in": chargeable}}
+    return {"auto_renew": True, "renewal_consent": {"$ne": None}, "payment_token": {"$ne": None},
+            "payment_provider": {"$in": chargeable}}
 
 
 async def _open_due(now: datetime, services: RenewalServices, chargeable: list[str]) -> int:

@@ -94,7 +94,10 @@ async def test_a_saved_payment_method_is_kept_on_the_subscription(client, worker
     from billing.providers.base import EventKind, VerifiedEvent
     from webhook_server.keys import LEDGER
 
+    from tests.consent_support import consent_on
+
     invoice = await new_invoice(client, user_id=24)
+    await consent_on(invoice["label"], "yoomoney")  # the payer chose "pay and renew" with this provider
     await client.app[LEDGER].record(VerifiedEvent(
         "yoomoney", "tok-1", invoice["label"], Money(29900, "RUB"), EventKind.PAYMENT,
         payment_method="Visa •••• 4242", payment_token="tok_secret_value",

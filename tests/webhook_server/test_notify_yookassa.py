@@ -19,6 +19,7 @@ from billing.providers.yookassa.protocol import authorization, build_notificatio
 from db import Invoice, InvoiceStatus, Operation, OperationStatus, Subscription
 from db.yookassa import YooKassaPayment
 from tests.conftest import make_settings
+from tests.consent_support import consent_on
 from tests.helpers import new_invoice, operations
 from tests.webhook_server.test_redis_faults import free_port
 from tests.yookassa_support import (
@@ -53,6 +54,7 @@ def fetches(emulator) -> list[str]:
 async def test_succeeded_payment_activates_the_subscription_and_keeps_the_card(client, worker, yookassa, clock,
                                                                                notifier):
     invoice = await new_invoice(client, user_id=7)
+    await consent_on(invoice["label"], "yookassa")  # the payer chose "pay and renew" on the page
     payment_id = paid_payment(yookassa, invoice["label"])
 
     assert await post_notification(client, yookassa.notification("payment.succeeded", payment_id)) == 200
@@ -340,6 +342,7 @@ async def test_renewal_charge_keeps_its_method_and_no_token_or_secret_is_logged(
     token = "2e0d37a5-000f-5000-9000-1d6b39e5b4b7"
     yookassa.saved_methods.add(token)  # a card saved by an earlier payment
     invoice = await new_invoice(client, user_id=17)
+    await consent_on(invoice["label"], "yookassa")
     payment = yookassa.create({"amount": {"value": "299.00", "currency": "RUB"}, "capture": True,
                                "payment_method_id": token, "metadata": {"label": invoice["label"]}})
     assert payment["status"] == "succeeded"

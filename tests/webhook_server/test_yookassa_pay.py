@@ -16,6 +16,7 @@ from billing.plans import Catalogue, Plan
 from billing.providers.yookassa.protocol import authorization, create_key, payment_request
 from db import Invoice, InvoiceStatus, OperationStatus, Subscription
 from db.yookassa import YooKassaPayment, attempts
+from tests.consent_support import choose
 from tests.helpers import Forms, new_invoice, operations
 from tests.yookassa_support import (
     SECRET_KEY,
@@ -45,8 +46,8 @@ async def test_page_offers_yookassa_posting_the_signed_link_back(client, yookass
     parser = Forms()
     parser.feed(await (await client.get(invoice["pay_url"].removeprefix("http://shop.test"))).text())
     form = parser.forms["pay-yookassa"]
-    assert (form["method"], form["action"]) == ("post", f"/pay/{invoice['label']}/yookassa")
-    assert form["fields"] == link_fields(invoice["pay_url"])
+    assert (form["method"], form["action"]) == ("post", f"/pay/{invoice['label']}/choose")
+    assert form["fields"] == {**link_fields(invoice["pay_url"]), "provider": "yookassa", "choice": "once"}
     assert yookassa.requests == [], "showing the page creates nothing"
 
 
@@ -61,7 +62,7 @@ async def test_pressing_pay_creates_the_payment_and_sends_the_payer_to_yookassa(
     assert headers["Content-Type"] == "application/json"
     assert body == payment_request(amount=Money(29900, "RUB"), return_url=invoice["pay_url"] + "&returned=1",
                                    description=f"1 month, invoice {invoice['label']}", label=invoice["label"],
-                                   save_method=True)
+                                   save_method=False)  # no consent: the shop's permission alone saves nothing
     [record] = await attempts(invoice["label"])
     assert (record.payment_id, record.status.value, record.attempt) == (payment["id"], "pending", 0)
 
@@ -162,7 +163,7 @@ async def test_expired_payment_whose_cancellation_was_missed_is_replaced(client,
 
 async def test_paying_through_the_emulator_activates_and_pressing_again_goes_back(client, worker, yookassa, clock):
     invoice = await new_invoice(client, user_id=21)
-    _, checkout = await press_pay(client, invoice)
+    _, checkout = await choose(client, invoice, "yookassa")  # pay and renew: the card is saved
     async with aiohttp.ClientSession() as browser:
         async with browser.get(checkout) as page:
             assert page.status == 200 and "299.00 RUB" in await page.text()
@@ -217,7 +218,7 @@ async def test_an_invoice_another_provider_has_just_paid_gets_already_paid_and_n
 async def test_a_press_after_a_lost_notification_records_the_succeeded_payment(client, worker, yookassa, clock,
                                                                                notifier):
     invoice = await new_invoice(client, user_id=45)
-    _, confirmation = await press_pay(client, invoice)
+    _, confirmation = await choose(client, invoice, "yookassa")  # pay and renew: the card is saved
     yookassa.drop_deliveries()  # payment.succeeded never reaches us
     assert await checkout(confirmation) == 303
     [payment_id] = yookassa.payments

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
+from billing.consent import Choice
 from billing.invoices import get_invoice
 from billing.links import check_link
+from billing.providers import PROVIDER_NAMES
+from billing.providers.base import PageForm
+from billing.subscriptions import get_subscription
 from bot.texts import Texts, catalogue, page_language
 from db import Invoice, InvoiceStatus
 from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
+from webhook_server.views.consent_terms import RenewOption, choice_action, renew_option, renewing_providers
 from webhook_server.views.payme import card_form
 from webhook_server.views.signed_form import signed_query
 
 RETURNED = "returned"
+ROUTED_THROUGH_CHOICE = frozenset({"yookassa", "cloudpayments"})  # buttons that post to our own sub-pages
 BOT_ONLY_CURRENCIES = frozenset({"XTR"})  # Telegram Stars are paid inside the bot, never on this page
 
 
@@ -24,10 +32,6 @@ def web_prices(amounts: dict[str, int]) -> dict[str, int]:
     return {currency: minor for currency, minor in amounts.items() if currency not in BOT_ONLY_CURRENCIES}
 
 
-PROVIDER_NAMES = {  # as each provider writes its own name, for the buttons
-    "yoomoney": "YooMoney", "yookassa": "YooKassa", "cloudpayments": "CloudPayments", "payme": "Payme",
-    "click": "Click",
-}
 LANG = "lang"
 
 
@@ -50,13 +54,21 @@ async def pay_page(request: web.Request) -> web.Response:
     label = request.match_info["label"]
     invoice, t = await signed_invoice(request)
     title = t.plan_title(request.app[PLANS].title(invoice.plan))
-    forms = []
+    forms: list[PageForm] = []
+    renew: list[RenewOption] = []
     if invoice.status is InvoiceStatus.PENDING:
         success_url = _return_url(settings.public_base_url, request)
         for provider in request.app[PROVIDERS]:
             form = provider.page_form(label=label, amounts=invoice.amounts, title=title, success_url=success_url)
             if form is not None:
-                forms.append(form)
+                forms.append(_once(form, label))
+        subscription = await get_subscription(invoice.user_id)
+        now = request.app[CLOCK]()
+        for name in renewing_providers(request, invoice):
+            option = renew_option(request, invoice, name, t, signed_query(request), subscription, now)
+            if option is not None:
+                renew.append(option)
+    consent = invoice.auto_renew_consent
     context = {
         "provider_names": PROVIDER_NAMES,
         "invoice": invoice,
@@ -66,13 +78,25 @@ async def pay_page(request: web.Request) -> web.Response:
         "paid": invoice.status is InvoiceStatus.PAID,
         "returned": request.query.get(RETURNED) == "1",
         "forms": forms,
-        "payme_card": card_form(request, invoice, t) if forms else None,  # Payme's card binding, views/payme.py
+        "renew": renew,
+        "choice_action": choice_action(label),
+        # Payme's card binding (views/payme.py), shown once the payer chose to renew with Payme
+        "payme_card": card_form(request, invoice, t) if renew and consent and consent.provider == "payme" else None,
         "renewal_url": str(URL(f"/pay/{label}/renewal").with_query(signed_query(request))),
     }
     response = aiohttp_jinja2.render_template("pay.html", request, context)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _once(form: PageForm, label: str) -> PageForm:
+    """A provider button that posts to one of our sub-pages goes through the choice route as "pay once", so a
+    consent given earlier on this invoice is withdrawn before that provider's page opens."""
+    if form.provider not in ROUTED_THROUGH_CHOICE:
+        return form
+    return replace(form, action=choice_action(label),
+                   fields={**form.fields, "provider": form.provider, "choice": Choice.ONCE.value})
 
 
 def _return_url(public_base_url: str, request: web.Request) -> str:

@@ -35,6 +35,7 @@ MAX_TOKEN_LENGTH = 1024  # Payme's tokens are a few hundred characters
 DECLINED_STATUS = 402
 PENDING_STATUS = 202
 BUSY_STATUS = 409
+NO_CONSENT_STATUS = 409
 REFUSED_STATUS = 502
 UNAVAILABLE_STATUS = 503
 SCRIPT_TEXTS = ("code_sent", "failed", "network")  # the card form's messages its script shows
@@ -52,7 +53,9 @@ async def notify_payme(request: web.Request) -> web.Response:
 
 def card_form(request: web.Request, invoice: Invoice, t: Texts) -> dict[str, Any] | None:
     """The payment page's "pay by card and renew automatically" for a pending invoice with a UZS price,
-    behind the link the page itself was opened with; None when Payme or its Subscribe API is off."""
+    behind the link the page itself was opened with; None when Payme or its Subscribe API is off. The page
+    shows it only once the payer chose to renew with Payme (views/consent.py), and the POST it makes charges
+    only under that consent (billing/providers/payme/binding.py)."""
     provider = request.app[PROVIDERS].get(NAME)
     binding = provider.card_binding(invoice.amounts) if provider is not None else None
     if binding is None:
@@ -102,6 +105,8 @@ async def pay_with_saved_card(request: web.Request) -> web.StreamResponse:
         log.info("payme card payment for %s declined (%s)", label, "hard" if result.hard else "soft")
         hint = t("page.payme_card.declined.hard" if result.hard else "page.payme_card.declined.soft")
         return _answer(request, t, invoice, page, DECLINED_STATUS, hint, result.reason)
+    if result.outcome is BindingOutcome.NO_CONSENT:
+        return _answer(request, t, invoice, page, NO_CONSENT_STATUS, t("page.payme_card.no_consent"))
     if result.outcome is BindingOutcome.BUSY:
         return _answer(request, t, invoice, page, BUSY_STATUS, t("page.payme_card.busy"))
     return _answer(request, t, invoice, page, PENDING_STATUS, t("page.payme_card.pending"))

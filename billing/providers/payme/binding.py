@@ -26,7 +26,7 @@ from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, Ou
 from billing.providers.payme import Payme
 from billing.providers.payme.charges import cancelled_receipt
 from billing.providers.payme.protocol import CURRENCY, NAME
-from billing.subscriptions import save_method
+from billing.consent import keep_consented_method
 from db import Invoice, InvoiceStatus, Operation
 from db.payme import PaymeCardPayment
 
@@ -39,6 +39,7 @@ class BindingOutcome(StrEnum):
     DECLINED = "declined"  # the card was refused: nothing was charged
     PENDING = "pending"  # Payme has not finished the receipt yet
     BUSY = "busy"  # another press is paying this invoice at this moment
+    NO_CONSENT = "no_consent"  # the payer did not choose "pay and renew" with Payme: nothing was charged
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ async def pay_with_card(payme: Payme, ledger: Ledger, invoice: Invoice, *, token
     """Pay `invoice` (its UZS price) with the verified card `token` and record it; see the module docstring."""
     if invoice.status is not InvoiceStatus.PENDING or await _claimed_elsewhere(invoice, now):
         return BindingResult(BindingOutcome.ALREADY_PAID)
+    if invoice.auto_renew_consent is None or invoice.auto_renew_consent.provider != NAME:
+        return BindingResult(BindingOutcome.NO_CONSENT)  # a card saved for charges needs the payer's consent
     amount = invoice.amounts.get(CURRENCY)
     if amount is None:
         raise ValueError(f"invoice {invoice.label} has no {CURRENCY} price")
@@ -82,7 +85,7 @@ async def pay_with_card(payme: Payme, ledger: Ledger, invoice: Invoice, *, token
     assert result.event is not None, "a succeeded charge carries its event"
     outcome = await ledger.record(result.event)
     if outcome is Outcome.DUPLICATE:
-        await _keep_method(result.event, invoice.user_id)
+        await _keep_method(result.event, invoice)
     elif outcome is not Outcome.ACCEPTED:
         log.error("payme card payment %s for %s: the ledger kept it for review (%s)",
                   result.event.operation_id, invoice.label, outcome.value)
@@ -139,10 +142,10 @@ async def _release(label: str, receipt_id: str) -> None:
     )
 
 
-async def _keep_method(event: VerifiedEvent, user_id: int) -> None:
+async def _keep_method(event: VerifiedEvent, invoice: Invoice) -> None:
     """The Merchant API may have recorded this same payment first (Payme runs Perform for the receipt's
     order, see charges.py), without the card: add the card to that operation, so fulfilment saves it,
-    and to the subscription in case fulfilment has already run."""
+    and to the subscription (under the invoice's consent) in case fulfilment has already run."""
     operation = await find_operation(event.provider, event.operation_id)
     if operation is None or operation.payment_token is not None:
         return
@@ -150,4 +153,5 @@ async def _keep_method(event: VerifiedEvent, user_id: int) -> None:
         {"_id": operation.id, "payment_token": None},
         {"$set": {"payment_method": event.payment_method, "payment_token": event.payment_token}},
     )
-    await save_method(user_id, provider=event.provider, method=event.payment_method, token=event.payment_token)
+    operation.payment_method, operation.payment_token = event.payment_method, event.payment_token
+    await keep_consented_method(invoice, operation)

@@ -4,6 +4,12 @@ One payment per attempt whatever the presses: the attempt is reserved under its 
 exact request body before the API is called (db/yookassa.py), so every retry gets YooKassa's same answer.
 A payment found already decided is settled on the spot exactly as its notification would settle it
 (`Settle`, the provider's one path for a fetched Payment), so a lost `payment.succeeded` is not needed.
+
+`save_payment_method` is the payer's decision, not the shop's: YOOKASSA_SAVE_PAYMENT_METHOD only permits
+it, and it is sent true only when the invoice carries the payer's consent for YooKassa (billing/consent.py).
+An open attempt made under the other choice is left to lapse and the next attempt is made, so a card is
+saved exactly when the payer last chose "pay and renew" before paying (should both be paid, the second
+is an extra payment, refunded as any other).
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from billing.errors import ProviderUnavailable
+from billing.invoices import find_invoice
 from billing.providers.base import Outcome
 from billing.providers.yookassa.protocol import (
+    NAME,
     ApiClient,
     cancellation,
     confirmation_url,
@@ -48,6 +56,8 @@ async def open_checkout(api: ApiClient, request: dict[str, Any], label: str, now
                         settle: Settle) -> Checkout:
     """The open payment of this invoice's latest attempt, created if needed; a cancelled attempt is
     replaced by the next one, a succeeded (or held) payment is settled and sends the payer back."""
+    request = {**request, "save_payment_method": request.get("save_payment_method") is True
+               and await _consented(label)}
     for _ in range(MAX_CREATE_ROUNDS):
         record = await _current_attempt(label, request, now)
         if record.status in (YooKassaStatus.SUCCEEDED, YooKassaStatus.WAITING_FOR_CAPTURE):
@@ -75,10 +85,23 @@ async def open_checkout(api: ApiClient, request: dict[str, Any], label: str, now
     raise ProviderUnavailable(f"yookassa: no payment could be opened for {label}")
 
 
+async def _consented(label: str) -> bool:
+    invoice = await find_invoice(label)
+    consent = invoice.auto_renew_consent if invoice is not None else None
+    return consent is not None and consent.provider == NAME
+
+
+def _other_choice(record: YooKassaPayment, request: dict[str, Any]) -> bool:
+    """An open attempt made under the other pay-once / pay-and-renew choice than this press's."""
+    return record.status is YooKassaStatus.PENDING and \
+        record.request.get("save_payment_method") is not request["save_payment_method"]
+
+
 async def _current_attempt(label: str, request: dict[str, Any], now: datetime) -> YooKassaPayment:
-    """The latest attempt, or a new one reserved after a cancelled one (or for the first press)."""
+    """The latest attempt, or a new one reserved after a cancelled one, one made under the other choice, or for
+    the first press."""
     record = await latest_attempt(label)
-    if record is None or record.status is YooKassaStatus.CANCELED:
+    if record is None or record.status is YooKassaStatus.CANCELED or _other_choice(record, request):
         attempt = 0 if record is None else record.attempt + 1
         record = await reserve(create_key(label, attempt), label, attempt, request, now)
     return record
