@@ -34,6 +34,7 @@ EXAMPLES: dict[str, str] = {
     "retry_intervals": "3600,86400,259200",
     "renewal_lead_seconds": "3600",
     "reminder_days": "3",
+    "renewal_notice_days": "3",
     "scheduler_interval_seconds": "60",
     "reconcile_interval_seconds": "300",
     "reconcile_window_hours": "72",
@@ -46,6 +47,7 @@ EXAMPLES: dict[str, str] = {
     "payout_max_amount": "10000000",
 }
 MIN_ADMIN_TOKEN_LENGTH = 32
+CHARGING_PROVIDERS = ("yookassa", "cloudpayments", "payme")  # those that charge saved methods at period end
 CONNECT_TIMEOUT_SECONDS = 3
 
 
@@ -84,6 +86,10 @@ def production_warnings(settings: Settings) -> list[str]:
     if settings.konsol_api_token and settings.konsol_webhook_secret is None:
         warnings.append("KONSOL_WEBHOOK_SECRET: unset; konsol.pro webhooks are only re-fetched, never authenticated "
                         "(set it and give konsol.pro support the URL with ?token=, see the README)")
+    charging = [name for name in CHARGING_PROVIDERS if settings.provider_enabled(name)]
+    if settings.renewal_notice_days == 0 and charging:
+        warnings.append(f"RENEWAL_NOTICE_DAYS: 0, so payers hear nothing before {', '.join(charging)} charges their "
+                        "saved method; 376-FZ and the providers' terms ask for a notice with the amount and a way out")
     for name, value in (("MONGODB_URI", settings.mongodb_uri), ("REDIS_URL", settings.redis_url)):
         if value == "memory://":
             warnings.append(f"{name}: memory:// in production; ymds web and ymds worker refuse it")

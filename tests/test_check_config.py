@@ -33,6 +33,10 @@ def test_production_warnings_point_at_risky_choices(tmp_path):
     assert "warning: PUBLIC_BASE_URL: not https" in result.stdout
     assert "warning: ADMIN_API_TOKEN: shorter than 32" in result.stdout
     assert "warning: YOOKASSA_SECRET_KEY: a test key" in result.stdout
+    assert "RENEWAL_NOTICE_DAYS" not in result.stdout
+    silent = check_config(tmp_path, "--offline", YOOKASSA_SHOP_ID="1", YOOKASSA_SECRET_KEY="live_abcdef",
+                          RENEWAL_NOTICE_DAYS="0")
+    assert "warning: RENEWAL_NOTICE_DAYS: 0, so payers hear nothing before yookassa charges" in silent.stdout
     assert "test_abcdef" not in result.stdout + result.stderr
     quiet = check_config(tmp_path, "--offline", ENVIRONMENT="development", PUBLIC_BASE_URL="http://127.0.0.1:8080")
     assert "warning: PUBLIC_BASE_URL" not in quiet.stdout
