@@ -1,6 +1,10 @@
 """The bot's assembly: the Bot over TELEGRAM_API_URL, the Dispatcher with its routers and middlewares,
 and `ymds bot` (long polling). Webhook mode mounts the same Dispatcher on the web app instead
-(webhook_server/views/telegram.py)."""
+(webhook_server/views/telegram.py).
+
+An outage under a handler fails the update in both modes: webhook mode answers 5xx (Telegram delivers it
+again), polling retries it in-process (RetryOutages: aiogram confirms every fetched update) and tells the
+admin chat when it still fails."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
-from bot.middlewares import LocaleMiddleware
+from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
 from bot.routers import admin, fallback, start, stars, subscribe
 from bot.routers import payouts, renewals
 from bot.stars import stars_menu
@@ -35,18 +39,23 @@ def make_bot(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) ->
     if settings.bot_token is None:
         raise ConfigError("BOT_TOKEN: the bot needs its token from @BotFather")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)
+    session.middleware(ForgivingCallbackAnswers())
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 
 def build_dispatcher(
     settings: Settings, plans: Plans, *, clock: Clock = utc_now, ledger: Ledger | None = None,
     texts: Catalogue | None = None, renewal_queue: RenewalQueue | None = None,
+    retry_outages: RetryOutages | None = None,
 ) -> Dispatcher:
     """Handlers receive settings, plans, clock, ledger and the catalogue by name; `t` comes from the
-    locale middleware. The ledger (for /grant) may be set later: `dp["ledger"] = ...`."""
+    locale middleware. The ledger (for /grant) may be set later: `dp["ledger"] = ...`. Polling passes
+    `retry_outages`; webhook mode leaves the retries to Telegram."""
     messages = texts or catalogue()
     dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages,
                     renewal_queue=renewal_queue)
+    if retry_outages is not None:
+        dp.update.outer_middleware(retry_outages)  # inside aiogram's error middleware, around routing
     LocaleMiddleware(messages, clock).setup(dp)
     dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
     dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
@@ -74,7 +83,7 @@ async def run_polling(settings: Settings, plans: Plans) -> None:
     connection = connect(settings.redis_url)
     queues = RqQueues(connection, max_retries=settings.job_max_retries, retry_intervals=settings.job_retry_intervals)
     bot = make_bot(settings)
-    dp = build_dispatcher(settings, plans, ledger=Ledger(queues), renewal_queue=queues)
+    dp = build_dispatcher(settings, plans, ledger=Ledger(queues), renewal_queue=queues, retry_outages=RetryOutages())
     try:
         await bot.delete_webhook()  # getUpdates answers 409 while a webhook is set
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())

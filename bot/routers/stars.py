@@ -3,8 +3,8 @@ the user's auto-renewal switch (/renewal), /paysupport and the admin's /stars_re
 
 The payment handlers are always registered, so a renewal of a subscription sold earlier is recorded
 even after STARS_ENABLED is turned off; selling (the one-time invoice button, /paysupport) only when
-it is on. A payment that could not be recorded raises PaymentNotRecorded, which no error handler
-takes: webhook mode answers 500 and Telegram delivers the update again.
+it is on. A payment that could not be recorded raises the outage (LedgerUnavailable, PyMongoError), which no
+error handler takes: webhook mode answers 503 and Telegram delivers the update again.
 """
 
 from __future__ import annotations
@@ -61,10 +61,6 @@ log = logging.getLogger(__name__)
 REJECTED = (Outcome.UNKNOWN_LABEL, Outcome.WRONG_AMOUNT, Outcome.WRONG_CURRENCY)
 
 
-class PaymentNotRecorded(RuntimeError):
-    """The database or the queue failed while a Stars payment was recorded; Telegram must deliver it again."""
-
-
 def router(settings: Settings) -> Router:
     router = Router(name="stars")
     router.pre_checkout_query.register(pre_checkout)
@@ -108,10 +104,7 @@ async def paid(message: Message, t: Texts, ledger: Ledger, settings: Settings, c
     except NotificationRejected as err:
         log.warning("a successful_payment that is not ours to record: %s", err.detail)
         return
-    try:
-        recorded = await record_payment(ledger, payment, now=clock(), ttl_seconds=settings.invoice_ttl_seconds)
-    except (LedgerUnavailable, PyMongoError) as err:
-        raise PaymentNotRecorded(f"{NAME}:{payment.charge_id}: {err}") from err
+    recorded = await record_payment(ledger, payment, now=clock(), ttl_seconds=settings.invoice_ttl_seconds)
     if recorded.extra:
         if recorded.outcome is Outcome.EXTRA:  # not again on a redelivery, once it is reversed
             await _refund_extra(message, t, settings, bot, payment, now=clock())
@@ -145,11 +138,8 @@ async def refunded(message: Message, settings: Settings) -> None:
     except NotificationRejected as err:
         log.warning("a refunded_payment that is not ours: %s", err.detail)
         return
-    try:
-        async with reversal_queue(settings) as queue:
-            await reverse_refunded(refund, queue)
-    except (LedgerUnavailable, PyMongoError) as err:
-        raise PaymentNotRecorded(f"refund of {NAME}:{refund.charge_id}: {err}") from err
+    async with reversal_queue(settings) as queue:  # an outage fails the update: Telegram delivers it again
+        await reverse_refunded(refund, queue)
 
 
 async def renewal_state(update: BotSubscriptionUpdated, t: Texts, plans: Plans, clock: Clock, bot: Bot) -> None:

@@ -85,14 +85,18 @@ async def test_a_crashing_handler_answers_500_so_telegram_delivers_again(webhook
     assert response.status == 200 and "reply_markup" in fake.bot_messages(USER_ID)[-1]
 
 
-async def test_a_database_outage_asks_the_user_to_try_again(webhook, fake, settings, monkeypatch):
+async def test_a_database_outage_answers_503_and_the_redelivery_is_answered(webhook, fake, settings, monkeypatch):
     async def down(*args, **kwargs):
         raise ServerSelectionTimeoutError("no primary")
 
     monkeypatch.setattr("bot.routers.subscribe.get_subscription", down)
     response = await webhook.post("/telegram/webhook", json=message_update("/status"), headers=secret(settings))
-    assert response.status == 200
-    assert last_text(fake) == "Something went wrong on our side. Please try again in a minute."
+    assert response.status == 503, "not acknowledged: Telegram delivers it again"
+    assert fake.bot_messages(USER_ID) == []
+
+    monkeypatch.undo()
+    again = await webhook.post("/telegram/webhook", json=message_update("/status"), headers=secret(settings))
+    assert again.status == 200 and last_text(fake).startswith("You have no subscription")
 
 
 async def test_the_fake_delivers_a_users_message_through_the_webhook(webhook, fake):

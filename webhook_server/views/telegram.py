@@ -2,7 +2,8 @@
 
 aiogram's request handler, with the secret-token header compared through our one constant-time
 helper, a malformed body answered 400, and updates handled before the answer
-(handle_in_background=False): a handler that fails answers 500 and Telegram delivers the update again.
+(handle_in_background=False): a handler that meets an outage (the database, the queue, a provider) answers
+503, one that crashes 500, and Telegram delivers the update again on any answer but 2xx.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from billing import bounded_json
 from billing.signing import secrets_equal
 from bot.main import build_dispatcher, make_bot
+from bot.middlewares import OUTAGES, RetryOutages
 from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,13 @@ class WebhookHandler(SimpleRequestHandler):
             update = Update.model_validate(bounded_json.loads(body, number=float), context={"bot": self.bot})
         except (ValueError, ValidationError):
             return web.Response(status=400, text="Bad Request")
-        result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(self.bot, update, **self.data)
+        try:
+            result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
+                self.bot, update, **self.data)
+        except OUTAGES as err:
+            log.error("telegram update %s answered 503 for Telegram to deliver again: %s: %s", update.update_id,
+                      type(err).__name__, err)
+            return web.Response(status=503, text="Service Unavailable")
         return web.Response(body=self._build_response_writer(bot=self.bot, result=result))
 
 
@@ -88,7 +96,7 @@ async def polling_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     bot = make_bot(settings)
     dispatcher = build_dispatcher(settings, app[PLANS], clock=app[CLOCK], ledger=app[LEDGER],
-                                  renewal_queue=app[QUEUES])
+                                  renewal_queue=app[QUEUES], retry_outages=RetryOutages())
     polling = asyncio.create_task(_poll(bot, dispatcher), name="ymds-bot-polling")
     yield
     with contextlib.suppress(RuntimeError):  # "Polling is not started": it never got that far

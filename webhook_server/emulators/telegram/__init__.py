@@ -2,7 +2,9 @@
 
 It answers the methods the bot calls with minimal valid objects, records every call, holds
 `getUpdates` open until an update is queued, can be told to fail a method (429 with
-`retry_after`, 403 "bot was blocked", 5xx) and delivers updates to a webhook when one is set.
+`retry_after`, 403 "bot was blocked", 5xx, a refused answerCallbackQuery) and delivers updates to a
+webhook when one is set, redelivering those not answered 2xx as Telegram does (webhook.py). Like
+Telegram it refuses a second answer to one callback query (a redelivered button press).
 A person drives it from a browser at `/` (a small chat page: type /subscribe, press the buttons);
 tests drive it through its Python methods or `POST /fake/send`, `POST /fake/press`,
 `GET /fake/messages`. Not a payment provider, so it is not in EMULATORS: run it with
@@ -20,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aiohttp
 from aiohttp import web
 
 from webhook_server.emulators.telegram.chat_page import render_chat
 from webhook_server.emulators.telegram.stars import FakeStars
+from webhook_server.emulators.telegram.webhook import WebhookOutbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +71,7 @@ class Failure:
 
 
 BLOCKED = "Forbidden: bot was blocked by the user"
+QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
 
 @dataclass(slots=True)
@@ -80,6 +83,8 @@ class FakeTelegram:
     webhook: dict[str, Any] | None = None
     commands: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     stars: FakeStars = field(default_factory=FakeStars)  # Telegram Stars: invoices, payments, refunds
+    outbox: WebhookOutbox = field(default_factory=WebhookOutbox)  # webhook deliveries and redeliveries
+    callback_answers: dict[str, int] = field(default_factory=dict)  # query id (of user_presses) → answers taken
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _failures: list[Failure] = field(default_factory=list)
     _next_update_id: int = 100000001
@@ -97,6 +102,7 @@ class FakeTelegram:
             web.get("/fake/messages", self.messages_view),
             web.post("/fake/send", self.send_view),
             web.post("/fake/press", self.press_view),
+            web.post("/fake/redeliver", self.redeliver_view),
             *self.stars.routes(self),
         ])
         app.on_shutdown.append(self._wake_pollers)
@@ -127,7 +133,7 @@ class FakeTelegram:
     def _methods(self) -> dict[str, Callable[[dict[str, Any], int], Awaitable[Any]]]:
         return {
             "getme": self._get_me, "sendmessage": self._send_message, "editmessagetext": self._edit_text,
-            "editmessagereplymarkup": self._edit_markup, "answercallbackquery": _true,
+            "editmessagereplymarkup": self._edit_markup, "answercallbackquery": self._answer_callback,
             "deletemessage": _true, "setmycommands": self._set_commands, "deletemycommands": _true,
             "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._webhook_info, "getupdates": self._get_updates, "close": _true,
@@ -191,6 +197,17 @@ class FakeTelegram:
         await self._show(message["chat"]["id"], None)
         return message
 
+    async def _answer_callback(self, params: dict[str, Any], bot_id: int) -> bool:
+        """A query the fake issued is answered once; Telegram refuses a second answer as it does a late one."""
+        query_id = str(params.get("callback_query_id") or "")
+        if not query_id:
+            raise ApiError(400, "Bad Request: query_id is empty")
+        if query_id in self.callback_answers:
+            if self.callback_answers[query_id]:
+                raise ApiError(400, QUERY_TOO_OLD)
+            self.callback_answers[query_id] += 1
+        return True
+
     async def _set_commands(self, params: dict[str, Any], bot_id: int) -> bool:
         self.commands[str(params.get("language_code") or "")] = list(params.get("commands") or [])
         return True
@@ -206,13 +223,22 @@ class FakeTelegram:
 
     async def _delete_webhook(self, params: dict[str, Any], bot_id: int) -> bool:
         self.webhook = None
+        waiting = self.outbox.take_all()
         if str(params.get("drop_pending_updates")) == "true":
             self._updates.clear()
+        else:
+            async with self._changed:
+                self._updates.extend(waiting)
+                self._changed.notify_all()
         return True
 
     async def _webhook_info(self, params: dict[str, Any], bot_id: int) -> dict[str, Any]:
         url = self.webhook["url"] if self.webhook else ""
-        return {"url": url, "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+        info: dict[str, Any] = {"url": url, "has_custom_certificate": False,
+                                "pending_update_count": self.outbox.pending if self.webhook else len(self._updates)}
+        if self.webhook and self.outbox.last_error_date is not None:
+            info.update(last_error_date=self.outbox.last_error_date, last_error_message=self.outbox.last_error_message)
+        return info
 
     async def _get_updates(self, params: dict[str, Any], bot_id: int) -> list[dict[str, Any]]:
         if self.webhook is not None:
@@ -277,6 +303,7 @@ class FakeTelegram:
             user["language_code"] = language_code
         query = {"id": f"cq{self._next_update_id}", "from": user, "message": message,
                  "chat_instance": str(user_id), "data": data}
+        self.callback_answers[query["id"]] = 0
         return await self.queue_update({"callback_query": query})
 
     async def queue_update(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -291,15 +318,15 @@ class FakeTelegram:
         return update
 
     async def _deliver(self, update: dict[str, Any]) -> None:
-        assert self.webhook is not None
-        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook["secret_token"]} if self.webhook[
-            "secret_token"] else {}
-        async with aiohttp.ClientSession() as session, session.post(
-            self.webhook["url"], json=update, headers=headers
-        ) as response:
-            await response.read()
-            if response.status != 200:
-                log.warning("webhook answered HTTP %s to update %s", response.status, update["update_id"])
+        await self.outbox.send(update, lambda: self.webhook, self._notify)
+
+    async def redeliver(self) -> int:
+        """Telegram's next attempt at every update the webhook did not take; how many still wait."""
+        return await self.outbox.redeliver(lambda: self.webhook, self._notify)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     # ---- for tests ----------------------------------------------------------------------------
 
@@ -311,6 +338,10 @@ class FakeTelegram:
     def rate_limit(self, method: str, retry_after: int, *, chat_id: int | None = None, times: int = 1) -> None:
         self.fail(method, 429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after,
                   chat_id=chat_id, times=times)
+
+    def fail_callback_answers(self, *, times: int = 1) -> None:
+        """The next `times` answerCallbackQuery calls are refused, as Telegram refuses a late answer."""
+        self.fail("answerCallbackQuery", 400, QUERY_TOO_OLD, times=times)
 
     def block(self, chat_id: int, *, times: int = 1) -> None:
         """The user blocked the bot: sending to them is 403."""
@@ -354,6 +385,9 @@ class FakeTelegram:
         if "redirect" in form:
             raise web.HTTPSeeOther(f"/?user_id={user_id}&language_code={language}")
         return web.json_response(update)
+
+    async def redeliver_view(self, request: web.Request) -> web.Response:
+        return web.json_response({"pending": await self.redeliver(), "given_up": len(self.outbox.given_up)})
 
     async def messages_view(self, request: web.Request) -> web.Response:
         chat_id = _int_or_none(request.query.get("chat_id")) or PAGE_USER_ID
