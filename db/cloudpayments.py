@@ -72,10 +72,17 @@ class CloudPaymentsSubscription(Record):
     status: str = "Active"
     created_at: datetime
     status_changed_at: datetime | None = None
+    transactions: list[str] = Field(default_factory=list)  # its scheduled charges' TransactionIds
+    bound_at: datetime | None = None  # when the local subscription learnt that this one renews it
+    stop_requested_at: datetime | None = None  # we want it cancelled (/subscriptions/cancel); kept until it is
+    stop_reason: str | None = None
 
     class Settings:
         name = "cloudpayments_subscriptions"
-        indexes = [IndexModel([("subscription_id", ASCENDING)], unique=True, name="subscription_id_unique")]
+        indexes = [IndexModel([("subscription_id", ASCENDING)], unique=True, name="subscription_id_unique"),
+                   IndexModel([("first_transaction_id", ASCENDING)], name="first_transaction"),
+                   IndexModel([("transactions", ASCENDING)], name="transactions"),
+                   IndexModel([("user_id", ASCENDING)], name="user")]
 
     @classmethod
     async def by_id(cls, subscription_id: str) -> CloudPaymentsSubscription | None:
@@ -92,6 +99,12 @@ class CloudPaymentsSubscription(Record):
             if existing is None:
                 raise
             return existing
+
+    @classmethod
+    async def of_transaction(cls, transaction_id: str) -> CloudPaymentsSubscription | None:
+        """The subscription a payment belongs to: its first payment or one of its scheduled charges."""
+        return await cls.find_one({"$or": [{"first_transaction_id": transaction_id},
+                                           {"transactions": transaction_id}]})
 
     @classmethod
     async def set_status(cls, subscription_id: str, status: str, now: datetime) -> bool:

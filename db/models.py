@@ -143,6 +143,7 @@ class Subscription(Record):
     auto_renew: bool = False  # the user's choice: charge the saved method when the period ends (consent only)
     renewal_consent: RenewalConsent | None = None  # the consent the saved method was saved under; none: no charges
     reminded_for: datetime | None = None  # the period end a renewal reminder went out for
+    cloudpayments_subscription_id: str | None = None  # the CloudPayments subscription (sc_…) renewing it by itself
     charge_reminded_for: datetime | None = None  # the period end the notice of the coming charge went out for
     version: int = 0  # optimistic concurrency for period arithmetic
     updated_at: datetime

@@ -7,9 +7,11 @@ module's `settings` then overrides conftest's, so `client` is built with CloudPa
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,8 +23,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing.money import Money
 from billing.providers.cloudpayments.protocol import Kind
 from db import Invoice
+from db.models import RenewalConsent
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
+from tests.helpers import path_of
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, new_transaction_id
 from webhook_server.emulators.cloudpayments_wire import FORM, notification_body, notification_headers, \
     transaction_fields
@@ -105,6 +109,15 @@ async def invoice_of(label: str) -> Invoice:
     return invoice
 
 
+async def give_consent(label: str, now: datetime | None, provider: str = "cloudpayments") -> None:
+    """The payer chose "pay and renew automatically" with `provider` on the payment page, as the page fixes it on
+    the invoice (Invoice.auto_renew_consent); None: "pay once"."""
+    consent = None if now is None else RenewalConsent(
+        at=now, ip="203.0.113.7", text_version="en-test", provider=provider, amount=PRICE_MONTH_RUB, currency="RUB",
+        period_days=30).model_dump()
+    await Invoice.get_motor_collection().update_one({"label": label}, {"$set": {"auto_renew_consent": consent}})
+
+
 def reconfigure(client: TestClient, **changes: Any) -> Any:
     """Rebuild the app's CloudPayments provider from its settings with `changes` (e.g. two_stage=True)."""
     from webhook_server.http_transport import AiohttpTransport
@@ -116,6 +129,24 @@ def reconfigure(client: TestClient, **changes: Any) -> Any:
     provider = build_providers(updated, AiohttpTransport(client.app[HTTP])).get("cloudpayments")
     client.app[PROVIDERS].providers["cloudpayments"] = provider
     return provider
+
+
+def page_form(page: str, form_id: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of the form `form_id` on a page."""
+    found = re.search(rf'<form method="post" action="([^"]*)" id="{form_id}">(.*?)</form>', page, re.S)
+    assert found, f"no form {form_id}"
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', found.group(2)))
+    return html.unescape(found.group(1)), {name: html.unescape(value) for name, value in fields.items()}
+
+
+async def choose_on_page(client: TestClient, invoice: dict[str, Any], form_id: str) -> dict[str, Any]:
+    """The payer presses a provider's button in "pay once" (pay-…) or "pay and renew" (renew-…) on the payment
+    page; our page hands over to the CloudPayments widget, whose configuration this is."""
+    page = await (await client.get(path_of(invoice["pay_url"]))).text()
+    action, fields = page_form(page, form_id)
+    response = await client.post(urlsplit(action).path, data=fields, allow_redirects=False)
+    assert response.status == 200, await response.text()
+    return widget_config(await response.text())
 
 
 def link_fields(pay_url: str) -> dict[str, str]:

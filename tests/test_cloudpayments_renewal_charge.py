@@ -14,11 +14,15 @@ from billing.money import Money
 from billing.providers.base import ChargeStatus, Outcome, ProviderRejected, SavedMethodCharger
 from billing.providers.cloudpayments import ApiClient, CloudPayments
 from billing.providers.cloudpayments.protocol import Kind, basic_auth
+from billing.ports import RenewalEvent
+from billing.renewals.scheduler import tick
 from db import OperationStatus, Subscription
+from db.renewals import Renewal, RenewalStatus
 from db.cloudpayments import CloudPaymentsNotice
 from tests.charge_support import RENEWAL_PRICE, Remembered, WorkerDied, charger, renewal
-from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server, post, reconfigure, settings
-from tests.helpers import new_invoice, operations
+from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server, give_consent, post, reconfigure, \
+    settings
+from tests.helpers import new_invoice, operations, paid_with_saved_method
 from tests.webhook_server.test_redis_faults import free_port
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, TokenDecline
 from webhook_server.emulators.cloudpayments_wire import transaction_fields
@@ -73,6 +77,7 @@ async def test_the_charge_is_a_scheduled_merchant_initiated_token_charge(client,
 
 async def test_a_widget_token_renews_the_subscription(client, worker, cp, clock):
     first = await new_invoice(client, user_id=32)
+    await give_consent(first["label"], clock())  # "pay and renew automatically": the token is kept
     paid = await cp.pay_widget({"publicId": CP_PUBLIC_ID, "amount": "299.00", "currency": "RUB",
                                 "invoiceId": first["label"], "accountId": "32"})
     assert paid["success"]
@@ -197,8 +202,9 @@ async def test_refused_requests_are_rejected(client, emulator, cp_server):
     invoice = await new_invoice(client)
     with pytest.raises(ProviderRejected, match="HTTP 401"):
         await charger_at(client, cp_server[1], "wrong-secret").charge(renewal(invoice["label"], TOKEN), Remembered())
-    with pytest.raises(ProviderRejected, match="Amount"):  # Success false without a model
-        await provider(client).charge(renewal(invoice["label"], TOKEN, amount=Money(0, "RUB")), Remembered())
+    refused = await provider(client).charge(renewal(invoice["label"], TOKEN, amount=Money(0, "RUB")), Remembered())
+    assert (refused.status, refused.hard, refused.operation_id) == (ChargeStatus.DECLINED, True, None)
+    assert "Amount" in refused.reason  # Success false without a model: CloudPayments' Message, no retry fixes it
     with pytest.raises(ProviderRejected, match="RUB"):
         await provider(client).charge(renewal(invoice["label"], TOKEN, amount=Money(100, "USD")), Remembered())
     assert emulator.charges == []
@@ -215,6 +221,7 @@ async def test_a_test_payment_is_not_credited_when_test_mode_is_off(client, emul
 
 async def test_pay_notification_then_charge_event_records_one_operation(client, worker, cp, clock, notifier):
     invoice = await new_invoice(client, user_id=34)
+    await give_consent(invoice["label"], clock())
     cp.tokens.add(TOKEN)
     result = await provider(client).charge(renewal(invoice["label"], TOKEN, user_id=34), Remembered())
     assert [(kind, reply.ok) for kind, reply in cp.replies] == [(Kind.PAY, True)]
@@ -225,6 +232,7 @@ async def test_pay_notification_then_charge_event_records_one_operation(client, 
 
 async def test_charge_event_then_pay_notification_records_one_operation(client, worker, cp, clock, notifier):
     invoice = await new_invoice(client, user_id=35)
+    await give_consent(invoice["label"], clock())
     cp.tokens.add(TOKEN)
     cp.deliver = False  # Pay is late: sent by hand below, as CloudPayments would send it
     result = await provider(client).charge(renewal(invoice["label"], TOKEN, user_id=35), Remembered())
@@ -300,3 +308,32 @@ async def test_the_emulators_decline_control_route(client, emulator, cp_server):
             async with session.post(control, json=bad) as response:
                 assert response.status == 400
     assert len(emulator.charges) == 5
+
+
+async def test_token_payments_turned_off_end_the_renewal_cleanly(client, worker, cp, clock, notifier):
+    """Success false without a Model (token payments not enabled for the site): one attempt, no retries, the
+    method dropped, the user told with a link to pay by hand, nothing left open (issue 17.1)."""
+    cp.tokens.add(TOKEN)
+    cp.token_payments = False
+    subscription = await paid_with_saved_method(client, worker, 36, provider="cloudpayments", token=TOKEN,
+                                                method="Visa •••• 4242")
+    consent = {"at": clock(), "ip": "203.0.113.7", "text_version": "en-test", "provider": "cloudpayments",
+               "amount": 29900, "currency": "RUB", "period_days": 30}
+    await Subscription.get_motor_collection().update_one(
+        {"user_id": 36}, {"$set": {"auto_renew": True, "renewal_consent": consent}})
+    services = worker.runtime.renewals
+    clock.now = subscription.current_period_end - timedelta(minutes=30)
+    await tick(clock(), services)
+    await worker.drain()
+    [attempt] = await Renewal.find_all().to_list()
+    assert (attempt.status, attempt.hard_decline, attempt.attempts) == (RenewalStatus.FAILED, True, 1)
+    assert attempt.last_reason == "Token payments are not enabled for this site"
+    stopped = await Subscription.find_one(Subscription.user_id == 36)
+    assert stopped.payment_token is None and cp.charges == []
+    assert [(notice.event, notice.pay_url is not None) for notice in notifier.renewals] == [
+        (RenewalEvent.STOPPED, True)]
+    calls = len(cp.api_calls)
+    clock.now += timedelta(days=1)
+    await tick(clock(), services)
+    await worker.drain()
+    assert len(cp.api_calls) == calls, "no attempt repeats"

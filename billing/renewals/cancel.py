@@ -20,6 +20,7 @@ from billing.plans import Catalogue
 from billing.providers import PROVIDER_NAMES
 from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
 from billing.providers.base import SavedMethodCharger
+from billing.providers.cloudpayments.subscriptions import cancel_requested, stop_bound
 from billing.renewals.attempt import close_open_renewals
 from billing.subscriptions import get_subscription
 from db import Subscription
@@ -55,6 +56,7 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
         subscription.renewal_consent = None
     if not enabled:
         closed = await close_open_renewals(user_id, now, reason="auto-renewal turned off")
+        await stop_bound(subscription, now, queue)  # the CloudPayments subscription renewing it, if any
         if subscription.payment_token is not None:
             try:
                 await queue.enqueue_forget_method(user_id, token_fingerprint(subscription.payment_token))
@@ -72,6 +74,7 @@ async def forget_saved_method(user_id: int, *, chargers: Mapping[str, SavedMetho
     """The job after auto-renewal went off: delete the method at the provider, then here, then tell the user
     (once: the notifier keys the notice by user and period). Nothing when auto-renewal is on again meanwhile.
     Raises ProviderUnavailable (the job retries)."""
+    await cancel_requested(user_id, chargers)  # CloudPayments subscriptions marked for /subscriptions/cancel
     subscription = await get_subscription(user_id)
     if subscription is None or subscription.auto_renew or subscription.payment_token is None:
         return False

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
 from billing.ports import RenewalEvent
+from billing.providers.cloudpayments.subscriptions import renewed_by_cloudpayments, scheduler_step
 from billing.sweep import Sweeper
 from billing.renewals import RenewalServices
 from billing.renewals.attempt import find_period_renewal
@@ -52,6 +53,7 @@ class TickReport:
 async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report = TickReport()
     chargeable = sorted(services.chargers)
+    await _provider_subscriptions(now, services)
     report.unconsented = await stop_unconsented(now, BATCH)
     report.opened = await _open_due(now, services, chargeable)
     report.enqueued = await _enqueue_due(now, services)
@@ -121,7 +123,7 @@ async def _remind(now: datetime, services: RenewalServices, chargeable: list[str
     soon = Subscription.find({
         "status": SubscriptionStatus.ACTIVE.value, "current_period_end": {"$gt": now, "$lte": horizon},
         "$nor": [_renews_itself(chargeable),
-                 {"payment_provider": {"$in": sorted(services.policy.self_renewing)}}],
+                 {"payment_provider": {"$in": sorted(services.policy.self_renewing)}}, renewed_by_cloudpayments()],
     }).limit(BATCH)
     count = 0
     async for subscription in soon:
@@ -138,8 +140,8 @@ async def _remind(now: datetime, services: RenewalServices, chargeable: list[str
 
 async def _expire(now: datetime, services: RenewalServices) -> int:
     """Active subscriptions whose period is over and that no open renewal is still working on."""
-    ended = Subscription.find({"status": SubscriptionStatus.ACTIVE.value,
-                               "current_period_end": {"$lte": now}}).limit(BATCH)
+    ended = Subscription.find({"status": SubscriptionStatus.ACTIVE.value, "current_period_end": {"$lte": now},
+                               "$nor": [renewed_by_cloudpayments()]}).limit(BATCH)
     count = 0
     async for subscription in ended:
         period = period_ms(subscription.current_period_end)
@@ -157,6 +159,12 @@ async def _expire(now: datetime, services: RenewalServices) -> int:
         if await _mark_expired(subscription, now):
             count += 1
     return count
+
+
+async def _provider_subscriptions(now: datetime, services: RenewalServices) -> int:
+    """CloudPayments subscriptions renew by themselves: bound to the local subscription before reminders and
+    expiry are decided (neither touches one while it is Active), and their pending cancellations queued again."""
+    return await scheduler_step(now, services.queue)
 
 
 async def _forget_cancelled(services: RenewalServices) -> int:

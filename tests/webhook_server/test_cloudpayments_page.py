@@ -13,8 +13,10 @@ from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     CP_PUBLIC_ID,
     cp,
     cp_server,
+    give_consent,
     invoice_of,
     link_fields,
+    page_form,
     pay_fields,
     post,
     reconfigure,
@@ -26,17 +28,14 @@ from tests.conftest import AUTH
 from tests.helpers import new_invoice, path_of
 from webhook_server.keys import SETTINGS
 
-FORM_ID = 'id="pay-cloudpayments"'
-
-
 async def test_payment_page_offers_cloudpayments_with_the_signed_link(client):
     invoice = await new_invoice(client)
     page = await (await client.get(path_of(invoice["pay_url"]))).text()
-    form = page[page.index(FORM_ID) - 200:page.index(FORM_ID) + 600]
-    assert f'action="http://shop.test/pay/{invoice["label"]}/cloudpayments"' in form
-    assert 'method="post"' in form
+    action, fields = page_form(page, "pay-cloudpayments")  # "pay once": the choice, then our widget page
+    assert action.endswith(f"/pay/{invoice['label']}/choose")
+    assert (fields["provider"], fields["choice"]) == ("cloudpayments", "once")
     for name, value in link_fields(invoice["pay_url"]).items():
-        assert f'name="{name}" value="{value}"' in form
+        assert fields[name] == value
 
 
 async def test_widget_page_opens_the_widget_for_the_invoice(client, cp_server):
@@ -73,10 +72,12 @@ async def test_each_opening_of_the_widget_moves_the_last_opening(client, clock):
     assert await CloudPaymentsWidgetOpening.labels_opened(first - timedelta(hours=1), first, limit=10) == []
 
 
-async def test_widget_sets_up_a_subscription_only_for_plans_that_renew(client):
+async def test_widget_sets_up_a_subscription_only_for_plans_that_renew(client, clock):
     reconfigure(client, recurrent_plans=["month"], two_stage=True)
     month = await new_invoice(client, user_id=72)
     year = await new_invoice(client, user_id=72, plan="year")
+    for consented in (month, year):  # the payer chose "pay and renew automatically" with CloudPayments
+        await give_consent(consented["label"], clock())
     config = widget_config(await (await widget_page(client, month["label"], link_fields(month["pay_url"]))).text())
     assert config["options"]["data"]["CloudPayments"] == {"recurrent": {"interval": "Day", "period": 30}}
     assert config["scheme"] == "auth"
@@ -120,6 +121,7 @@ async def test_paying_in_the_emulators_widget_activates_the_subscription(client,
     """The payer's path: our button → our widget page → the widget's Pay → Check and Pay reach our routes."""
     reconfigure(client, recurrent_plans=["month"])
     invoice = await new_invoice(client, user_id=77)
+    await give_consent(invoice["label"], clock())
     config = widget_config(await (await widget_page(client, invoice["label"], link_fields(invoice["pay_url"]))).text())
     async with client.session.get(f"{cp_server[1]}/widget.js") as script:
         assert "window.cp" in await script.text()

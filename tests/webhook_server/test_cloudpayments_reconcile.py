@@ -18,6 +18,7 @@ from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     CP_SECRET,
     cp,
     cp_server,
+    give_consent,
     invoice_of,
     open_widget,
     pay_fields,
@@ -52,6 +53,7 @@ async def test_a_payment_whose_notifications_are_all_lost_is_found_and_applied_o
                                                                                      notifier):
     reconfigure(client, recurrent_plans=["month"])
     invoice = await new_invoice(client, user_id=201)
+    await give_consent(invoice["label"], clock())
     config = await open_widget(client, invoice)
     if lost.startswith("every"):
         cp.skip_check = True

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -22,6 +22,7 @@ from tests.cloudpayments_support import (  # noqa: F401 - fixtures
     PRICE_MONTH_RUB,
     cp,
     cp_server,
+    give_consent,
     invoice_of,
     pay_fields,
     post,
@@ -46,8 +47,12 @@ from webhook_server.keys import PROVIDERS
 OK = {"code": 0}
 
 
-async def paid_through_pay(client, worker, user_id: int, **options) -> tuple[dict, dict[str, str]]:
+async def paid_through_pay(client, worker, user_id: int, *, consented: datetime | None = None,
+                           **options) -> tuple[dict, dict[str, str]]:
+    """A Pay of a new invoice; `consented`: the payer chose "pay and renew" then, so the card token is kept."""
     invoice = await new_invoice(client, user_id=user_id)
+    if consented is not None:
+        await give_consent(invoice["label"], consented)
     fields = pay_fields(invoice["label"], user_id, token="tk_secret_token_value", **options)
     assert await post(client, Kind.PAY, fields) == (200, OK)
     await worker.drain()
@@ -118,7 +123,7 @@ async def test_test_payments_are_declined_unless_test_mode_is_on(client, worker)
 
 async def test_pay_activates_the_subscription_and_saves_the_card(client, worker, clock, notifier, caplog):
     caplog.set_level(logging.DEBUG)
-    invoice, fields = await paid_through_pay(client, worker, 11)
+    invoice, fields = await paid_through_pay(client, worker, 11, consented=clock())
     status, body = await get_json(client, f"/api/invoices/{invoice['label']}")
     assert (body["status"], body["provider"], body["paid_amount"]) == ("paid", "cloudpayments", PRICE_MONTH_RUB)
     subscription = await Subscription.find_one(Subscription.user_id == 11)

@@ -16,8 +16,12 @@ Failure modes on demand (attributes, or `POST /control/notifications`):
   then declines the payment (the emulator's reading; the reference does not say).
 - `deliver = False`: API operations (confirm, void, refund, token charges) send no notification.
 
-A widget payment issues a card token; `/payments/tokens/charge` charges a token it issued (an unknown
-one is declined) and sends Pay (or Fail) as CloudPayments does. `decline_token` (or
+A widget payment issues a card token; `/payments/tokens/charge` charges a token it issued and sends Pay
+(or Fail) as CloudPayments does. A request CloudPayments refuses outright (an unknown token, or any token
+while `token_payments` is off: token payments not enabled for the site) is answered Success false without
+a Model. `/payments/void` cancels only a two-stage (Authorized) payment; a completed one-stage payment is
+refused, to be refunded instead. Subscriptions (the widget's `recurrent`, /subscriptions/*) and their
+charges on the emulator's own clock are in `cloudpayments_subscriptions` (`desk`, `run_schedule()`). `decline_token` (or
 `POST /control/tokens/{token}/decline`) makes a token's next charges decline with a ReasonCode, or ask
 for 3-D Secure. A repeated X-Request-ID gets the stored answer for the emulator's life (CloudPayments
 keeps it an hour; `expire_request_ids` plays that hour passing). Every refund the API made is in `refunds`.
@@ -61,11 +65,14 @@ from webhook_server.emulators.cloudpayments_wire import (
     refund_fields,
     transaction_fields,
 )
+from webhook_server.emulators.cloudpayments_subscriptions import EmulatedSubscription, SubscriptionDesk, \
+    widget_schedule
 from webhook_server.emulators.common import Declines, control_body, fetch_invoice, times_of
 
 log = logging.getLogger(__name__)
 
 NAME = "cloudpayments"
+EMULATOR = web.AppKey("cloudpayments_emulator", "CloudPaymentsEmulator")
 WIDGET_JS = """(function () {
   var script = document.currentScript;
   var base = script.src.replace(/\\/widget\\.js(\\?.*)?$/, "");
@@ -180,7 +187,8 @@ class TokenDecline:
     secure3d: bool = False
 
 
-UNKNOWN_TOKEN = TokenDecline(5057, "TransactionNotPermitted")
+UNKNOWN_TOKEN = "Token not found"
+TOKENS_OFF = "Token payments are not enabled for this site"  # the emulator's wording of that refusal
 TOKEN_CHARGE_REQUIRED = ("Amount", "AccountId", "Token", "TrInitiatorCode")
 SUCCEEDED = (COMPLETED, AUTHORIZED)  # the statuses whose lookup answers Success true
 
@@ -196,9 +204,10 @@ class CloudPaymentsEmulator:
     skip_check: bool = False  # True: a terminal without Check; payments go straight to Pay
     drop: set[Kind] = field(default_factory=set)  # notifications of these kinds are lost on the way
     down: bool = False  # True: the API answers 503
+    token_payments: bool = True  # False: the site may not charge saved tokens (refused without a Model)
     clock: Callable[[], datetime] = utc_clock
     transactions: dict[int, Payment] = field(default_factory=dict)
-    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, EmulatedSubscription] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)  # card tokens its widget payments issued
     token_declines: Declines[TokenDecline] = field(default_factory=Declines)
     charges: list[int] = field(default_factory=list)  # transactions made by /payments/tokens/charge
@@ -209,6 +218,14 @@ class CloudPaymentsEmulator:
     dropped: list[tuple[Kind, dict[str, str]]] = field(default_factory=list)
     _answered: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _session: aiohttp.ClientSession | None = None
+    desk: SubscriptionDesk = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.desk = SubscriptionDesk(self)
+
+    async def run_schedule(self) -> list[int]:
+        """CloudPayments' clock: the subscriptions' charges (and notifications sent again) due by now."""
+        return await self.desk.run_schedule()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -295,34 +312,29 @@ class CloudPaymentsEmulator:
         if outcome == "decline":
             await self.notify(Kind.FAIL, fail_fields(**common))
             return {"success": False, "reason": INSUFFICIENT_FUNDS[1]}
-        schedule = _recurrent(data)
+        schedule = widget_schedule(data)
         if schedule is not None:
-            tx.subscription_id = "sc_" + secrets.token_hex(12)
-            self.subscriptions[tx.subscription_id] = {"account_id": account, "amount": amount, "label": label,
-                                                      "status": "Active", "token": tx.token, **schedule}
+            tx.subscription_id = self.desk.open(account_id=account, amount=amount, token=tx.token,
+                                                interval=schedule[0], period=schedule[1], label=label,
+                                                description=str(options.get("description", ""))).id
         self.transactions[tx.id] = tx
         self.tokens.add(tx.token)
         await self.notify(Kind.PAY, transaction_fields(**common, status=tx.status, token=tx.token, data=data,
                                                        subscription_id=tx.subscription_id))
         if schedule is not None:
-            await self.notify(Kind.RECURRENT, self._recurrent_fields(tx.subscription_id))
+            await self.desk.send(Kind.RECURRENT, self.desk.recurrent(self.subscriptions[tx.subscription_id]))
         return {"success": True, "transactionId": tx.id}
 
     async def renew(self, subscription_id: str, *, with_invoice_id: bool = False) -> Payment:
         """A scheduled charge of a subscription: Pay with its SubscriptionId (InvoiceId only if asked)."""
         sub = self.subscriptions[subscription_id]
-        tx = Payment(new_transaction_id(), sub["label"] if with_invoice_id else "", sub["account_id"],
-                     sub["amount"], COMPLETED, sub["token"], subscription_id, created_at=self.clock())
+        tx = Payment(new_transaction_id(), sub.label if with_invoice_id else "", sub.account_id,
+                     sub.amount, COMPLETED, sub.token, subscription_id, created_at=self.clock())
         self.transactions[tx.id] = tx
         await self.notify(Kind.PAY, transaction_fields(
             transaction_id=tx.id, amount=tx.amount, label=tx.label, account_id=tx.account_id, test=self.test_mode,
             token=tx.token, subscription_id=subscription_id))
         return tx
-
-    def _recurrent_fields(self, subscription_id: str) -> dict[str, str]:
-        sub = self.subscriptions[subscription_id]
-        return recurrent_fields(subscription_id=subscription_id, account_id=sub["account_id"], amount=sub["amount"],
-                                status=sub["status"], interval=sub["interval"], period=sub["period"])
 
     async def _after_api(self, kind: Kind, fields: Mapping[str, str]) -> None:
         """The notification an API operation causes, unless `deliver` is off."""
@@ -334,7 +346,7 @@ class CloudPaymentsEmulator:
     def _methods(self) -> dict[str, Any]:
         return {"/test": self._test, "/payments/confirm": self._confirm, "/payments/void": self._void,
                 "/payments/refund": self._refund, "/payments/tokens/charge": self._charge_token,
-                "/payments/get": self._get, "/payments/find": self._find}
+                "/payments/get": self._get, "/payments/find": self._find, **self.desk.methods()}
 
     def api(self, method: Any) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -379,7 +391,7 @@ class CloudPaymentsEmulator:
 
     async def _void(self, fields: Mapping[str, str]) -> dict[str, Any]:
         tx = self._transaction(fields)
-        if tx is None or tx.status not in (AUTHORIZED, COMPLETED):
+        if tx is None or tx.status != AUTHORIZED:  # a completed one-stage payment is refunded, never voided
             return _refused("Payment cannot be voided")
         tx.status = CANCELLED
         await self._after_api(Kind.CANCEL, cancel_fields(transaction_id=tx.id, amount=tx.amount, label=tx.label,
@@ -424,12 +436,14 @@ class CloudPaymentsEmulator:
         if missing is not None or amount is None or amount <= 0:
             return _refused(f"{missing} is required" if missing else "Amount is not a decimal amount")
         token = fields["Token"]
+        if not self.token_payments or token not in self.tokens:
+            return _refused(TOKENS_OFF if not self.token_payments else UNKNOWN_TOKEN)
         tx = Payment(new_transaction_id(), fields.get("InvoiceId", ""), fields["AccountId"],
                      Money(amount, fields.get("Currency") or "RUB"), COMPLETED, token,
                      description=fields.get("Description", ""), created_at=self.clock())
         self.transactions[tx.id] = tx
         self.charges.append(tx.id)
-        decline = self.token_declines.take(token) if token in self.tokens else UNKNOWN_TOKEN
+        decline = self.token_declines.take(token)
         if decline is not None and decline.secure3d:
             tx.status = AWAITING_AUTHENTICATION
             return {"Success": False, "Message": None, "Model": {
@@ -533,14 +547,6 @@ def _widget_amount(options: Mapping[str, Any]) -> Money | None:
     return None if minor is None else Money(minor, str(options.get("currency") or "RUB"))
 
 
-def _recurrent(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    section = data.get("CloudPayments") or data.get("cloudPayments")
-    schedule = section.get("recurrent") if isinstance(section, dict) else None
-    if not isinstance(schedule, dict):
-        return None
-    return {"interval": str(schedule.get("interval", "Month")), "period": int(schedule.get("period", 1))}
-
-
 def _ok(model: Any) -> dict[str, Any]:
     return {"Success": True, "Message": None, "Model": model}
 
@@ -633,16 +639,22 @@ def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:
     }
 
 
-def demo_app(settings: Settings, local_base: str) -> web.Application | None:
+def demo_app(settings: Settings, local_base: str, clock: Callable[[], datetime] = utc_clock) -> web.Application | None:
+    """The demo's emulator; its subscriptions charge on `clock` (pass the demo's clock when it runs faster)."""
     if not (settings.provider_enabled(NAME) and settings.cloudpayments_public_id
             and settings.cloudpayments_api_secret):
         return None
-    return CloudPaymentsEmulator(
+    emulator = CloudPaymentsEmulator(
         public_id=settings.cloudpayments_public_id,
         api_secret=settings.cloudpayments_api_secret.get_secret_value(),
         notify_base=local_base + "/notify/cloudpayments",
         test_mode=plays_test_site(settings),
-    ).app()
+        clock=clock,
+    )
+    app = emulator.app()
+    app[EMULATOR] = emulator
+    app.cleanup_ctx.append(emulator.desk.clock_ctx)
+    return app
 
 
 def plays_test_site(settings: Settings) -> bool:

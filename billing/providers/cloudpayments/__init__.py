@@ -2,7 +2,8 @@
 
 Everything open-ymds knows about CloudPayments lives in this package: `protocol` (signatures, bodies,
 fields, answers, widget options), `api` (the API client), `notifications` (what each notification
-does), `charges` (renewals charging a saved card token), `reconcile` (payments found through
+does), `charges` (renewals charging a saved card token), `subscriptions` (CloudPayments' own subscriptions:
+bound to the local one, stopped through /subscriptions/cancel), `reconcile` (payments found through
 /payments/find when their Pay never arrived), and here the provider object the web app holds.
 CloudPayments calls
 `POST /notify/cloudpayments/{kind}`; each request is proven by its Content-HMAC before anything is
@@ -20,10 +21,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from pymongo.errors import PyMongoError
 
 from billing.clock import utc_now
-from billing.errors import LedgerUnavailable
+from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.ledger import Ledger
 from billing.money import Money
-from billing.ports import FulfilmentQueue
 from billing.providers.base import (
     ChargeRequest,
     ChargeResult,
@@ -42,7 +42,8 @@ from billing.providers.cloudpayments.charges import (
     named_transaction,
     transaction_model,
 )
-from billing.providers.cloudpayments.notifications import HANDLERS, STEPS, Notifications
+from billing.providers.cloudpayments.notifications import HANDLERS, STEPS, Notifications, Queues
+from billing.providers.cloudpayments.subscriptions import ENDED, cancelled, stop_for_payment
 from billing.providers.cloudpayments.reconcile import reconcile_openings
 from billing.providers.cloudpayments.protocol import (
     CURRENCY,
@@ -131,12 +132,18 @@ class CloudPayments:
         rub = invoice.amounts.get(CURRENCY)
         if rub is None:
             return None
-        recurrent = invoice.period_days if invoice.plan in self._recurrent_plans else None
+        recurrent = invoice.period_days if self._renews_by_itself(invoice) else None
         options = widget_options(public_id=self._public_id, label=invoice.label, account_id=str(invoice.user_id),
                                  amount=Money(rub, CURRENCY), description=description, recurrent_days=recurrent)
         config = {"language": widget_language(language), "scheme": "auth" if self._two_stage else "charge",
                   "options": options, "returnUrl": return_url}
         return WidgetPage(script_url=self._widget_url, config_json=script_json(config))
+
+    def _renews_by_itself(self, invoice: Invoice) -> bool:
+        """A CloudPayments subscription is set up only for a recurrent plan whose payer chose "pay and renew
+        automatically" with CloudPayments (the consent fixed on the invoice); "pay once" never makes one."""
+        consent = getattr(invoice, "auto_renew_consent", None)
+        return invoice.plan in self._recurrent_plans and consent is not None and consent.provider == NAME
 
     async def open_widget(self, *, invoice: Invoice, description: str, language: str, return_url: str,
                           now: datetime) -> WidgetPage | None:
@@ -150,7 +157,7 @@ class CloudPayments:
 
     # ---- notifications ------------------------------------------------------------------------
 
-    async def handle(self, kind: Kind, raw: RawNotification, *, ledger: Ledger, reversals: FulfilmentQueue,
+    async def handle(self, kind: Kind, raw: RawNotification, *, ledger: Ledger, reversals: Queues,
                      now: datetime) -> tuple[ProviderAnswer, str]:
         """Answer one notification ({"code": N}); also an outcome name for the metrics."""
         if not authentic(raw.headers, raw.body, self._secret):
@@ -191,6 +198,36 @@ class CloudPayments:
             received_at=utc_now(),
         ).record()
         log.info("cloudpayments refund of transaction %s (%s) for %s accepted", operation_id, amount, label)
+        await self._stop_subscription_of(operation_id)
+
+    async def _stop_subscription_of(self, operation_id: str) -> None:
+        """A refunded payment of a CloudPayments subscription stops the subscription: marked first (so the
+        scheduler retries), then cancelled now if CloudPayments answers."""
+        row = await stop_for_payment(operation_id, "a payment of it was refunded", utc_now())
+        if row is None:
+            return
+        try:
+            await self.cancel_subscription(row.subscription_id)
+        except (ProviderUnavailable, ProviderRejected) as err:
+            log.warning("cloudpayments subscription %s not cancelled yet (%s); tried again from the scheduler",
+                        row.subscription_id, err)
+
+    async def cancel_subscription(self, subscription_id: str) -> bool:
+        """Stop a CloudPayments subscription through /subscriptions/cancel. A refusal is looked up: one that is
+        over already (or unknown to CloudPayments) counts as cancelled. Then the local subscription is no longer
+        renewed by it. Raises ProviderUnavailable, or ProviderRejected when it refuses and still charges."""
+        try:
+            await self._client.cancel_subscription(subscription_id)
+            status = "Cancelled"
+        except ProviderRejected:
+            body = await self._client.subscription(subscription_id)
+            model = body.get("Model") if isinstance(body.get("Model"), dict) else None
+            status = str(model.get("Status")) if model is not None else "Cancelled"
+            if model is not None and status not in ENDED:
+                raise
+        await cancelled(subscription_id, status, utc_now())
+        log.info("cloudpayments subscription %s is %s", subscription_id, status)
+        return True
 
     async def confirm(self, *, operation_id: str, amount: Money, label: str) -> None:
         """Capture a two-stage payment through /payments/confirm (the admin API's confirm)."""
@@ -236,7 +273,8 @@ class CloudPayments:
 
     async def forget(self, token: str) -> bool:
         """CloudPayments' API has no call that deletes a card token (only /payments/tokens/charge and /auth use
-        one): forgetting it is ours alone, by never charging it again."""
+        one): forgetting it is ours alone, by never charging it again. (A CloudPayments subscription is stopped
+        by `cancel_subscription`.)"""
         return False
 
 

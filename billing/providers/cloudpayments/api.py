@@ -87,6 +87,15 @@ class ApiClient:
         """/payments/get: one transaction as it is now."""
         return await self.answer("/payments/get", {"TransactionId": transaction_id}, request_id=None)
 
+    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """/subscriptions/cancel: CloudPayments charges it no more."""
+        return await self.call("/subscriptions/cancel", {"Id": subscription_id},
+                               request_id=f"ymds-subscription-cancel-{subscription_id}")
+
+    async def subscription(self, subscription_id: str) -> dict[str, Any]:
+        """/subscriptions/get: one subscription as it is now (Success false when CloudPayments has none)."""
+        return await self.answer("/subscriptions/get", {"Id": subscription_id}, request_id=None)
+
     async def latest_for_invoice(self, label: str) -> dict[str, Any]:
         """/payments/find: the latest transaction whose InvoiceId is `label`."""
         return await self.answer("/payments/find", {"InvoiceId": label}, request_id=None)

@@ -7,7 +7,10 @@ the same transaction model) means for the renewal.
   the TransactionId is a duplicate of the same ledger row, whichever comes first.
 - Success false with a model: declined (Model.ReasonCode, Model.Reason), or, with Model.AcsUrl, the bank
   asks for 3-D Secure, which a charge without the payer cannot pass.
-- Success false without a model: the request itself was refused (Message).
+- Success false without a model: the request itself was refused (Message): token payments are not
+  enabled for the site, the token is unknown, a field is wrong. No retry of the same charge can pass, so
+  it is a hard decline with CloudPayments' Message (issue 17.1); a 5xx, 429 or timeout raises
+  ProviderUnavailable in the API client and follows RETRY_INTERVALS.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def charge_result(body: Mapping[str, Any], token: str, *, accept_test: bool) -> 
     if model is None:
         if body["Success"]:
             raise ProviderUnavailable("cloudpayments answered success without a transaction")
-        raise ProviderRejected(f"cloudpayments refused the charge: {message(dict(body))}")
+        return ChargeResult(ChargeStatus.DECLINED, reason=message(dict(body)), hard=True)
     operation_id = named_transaction(body)
     status = model.get("Status")
     if model.get("AcsUrl") or status == Status.AWAITING_AUTHENTICATION:

@@ -12,7 +12,10 @@
 - Fail is kept for the admin; the invoice stays payable.
 - Refund and Cancel are kept, then the payment is reversed (once, through the same reversal queue as the
   admin API) when it was cancelled or its refunds add up to what was paid.
-- Recurrent keeps the status of a subscription the widget created.
+- Recurrent keeps the status of a subscription the widget created; Cancelled, Rejected or Expired ends
+  what it renewed here (see `subscriptions`).
+- Check of a scheduled charge is refused (13) unless the subscription still renews the local one; a refund
+  or reversal of one of its payments stops it.
 
 A Pay carrying the SubscriptionId of a subscription we know, for another transaction than its first,
 is a scheduled renewal: it pays an invoice of its own (`cpr_<TransactionId>`), made for the user and
@@ -26,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pymongo.errors import DuplicateKeyError
 
@@ -33,6 +37,8 @@ from billing.invoices import create_invoice, find_invoice
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.plans import Plan
 from billing.ports import FulfilmentQueue
+from billing.providers.cloudpayments.subscriptions import StopQueue, charge_allowed, status_changed, \
+    stop_for_payment
 from billing.providers.base import EventKind, Outcome
 from billing.providers.cloudpayments.protocol import (
     NAME,
@@ -68,6 +74,10 @@ _PAYABLE_REFUSAL = {
 }
 
 
+class Queues(FulfilmentQueue, StopQueue, Protocol):
+    """What notifications enqueue: fulfilment and reversals, and a CloudPayments subscription's cancellation."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     code: Code
@@ -80,7 +90,7 @@ class Notifications:
     `reversals` is None for the reconciliation, which has no queue of its own and records nothing that
     CloudPayments has already taken back (it asks `taken_back` first)."""
 
-    def __init__(self, *, ledger: Ledger, reversals: FulfilmentQueue | None, now: datetime, accept_test: bool,
+    def __init__(self, *, ledger: Ledger, reversals: Queues | None, now: datetime, accept_test: bool,
                  checkpoint: Checkpoint) -> None:
         self._ledger = ledger
         self._reversals = reversals
@@ -103,6 +113,8 @@ class Notifications:
             return Code.REFUSED
         subscription = await CloudPaymentsSubscription.by_id(tx.subscription_id) if tx.subscription_id else None
         if subscription is not None:  # a scheduled charge of a subscription we set up
+            if not await charge_allowed(subscription, self._now, self._reversals):
+                return Code.REFUSED  # turned off, refunded, replaced or ended here
             if tx.account_id != str(subscription.user_id):
                 return Code.WRONG_ACCOUNT
             expected = subscription.amounts.get(tx.amount.currency)
@@ -208,6 +220,9 @@ class Notifications:
         ).record()
         changed = await CloudPaymentsSubscription.set_status(subscription_id, status, self._now)
         log.info("cloudpayments subscription %s is %s%s", subscription_id, status, "" if changed else " (no change)")
+        row = await CloudPaymentsSubscription.by_id(subscription_id)
+        if row is not None:
+            await status_changed(row, status, self._now, self._reversals)
         return Reply(Code.OK, "recurrent_recorded")
 
     async def _keep(self, tx: Transaction, *, kind: str, reason: str | None = None,
@@ -239,6 +254,8 @@ class Notifications:
 
     async def _renewal_invoice(self, subscription: CloudPaymentsSubscription, tx: Transaction) -> str:
         label = f"{RENEWAL_PREFIX}{tx.transaction_id}"
+        await CloudPaymentsSubscription.get_motor_collection().update_one(
+            {"_id": subscription.id}, {"$addToSet": {"transactions": tx.transaction_id}})
         plan = Plan(name=subscription.plan, title=subscription.plan, period_days=subscription.period_days,
                     prices=dict(subscription.amounts))
         try:
@@ -268,6 +285,7 @@ class Notifications:
                             "keeps its period", payment_id, refunded, operation.amount)
             return
         await self._reversals.enqueue_reversal(NAME, payment_id, reason)
+        await stop_for_payment(payment_id, reason, self._now, self._reversals)
 
 
 Handler = Callable[[Notifications, Mapping[str, str]], Awaitable[Reply]]
