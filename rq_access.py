@@ -123,6 +123,29 @@ class RqQueues:
         await self._from_loop(self.fulfilment, f"forget-method-{user_id}-{method_key}", jobs.forget_method,
                               user_id, alert=True)
 
+    async def enqueue_stranded(self, operations: list[tuple[str, str, str]]) -> int:
+        """Fulfilment for each (provider, operation_id, label) whose job is gone (Redis lost it, or its result
+        expired). A job that exists in any state is left as it is: a failed one has told the admins once and
+        waits for them (`ymds jobs`, `ymds jobs requeue`), and requeueing it on every sweep would tell them every minute.
+        Returns how many were queued."""
+
+        def enqueue() -> int:
+            ids = [job_id("fulfil", provider, operation_id) for provider, operation_id, _ in operations]
+            with self.connection.pipeline(transaction=False) as pipe:
+                for id_ in ids:
+                    pipe.exists(Job.key_for(id_))
+                present = pipe.execute()
+            gone = [operation for operation, exists in zip(operations, present, strict=True) if not exists]
+            for provider, operation_id, label in gone:
+                self._enqueue_once(self.fulfilment, job_id("fulfil", provider, operation_id), jobs.fulfil_payment,
+                                   provider, operation_id, label, alert=True)
+            return len(gone)
+
+        try:
+            return await asyncio.to_thread(enqueue)
+        except redis.RedisError as err:
+            raise LedgerUnavailable(f"redis: {type(err).__name__}") from err
+
     async def _from_loop(self, queue: Queue, id_: str, func: Any, *args: str | int, alert: bool = False) -> None:
         """Enqueue from the event loop without blocking it; a Redis failure becomes LedgerUnavailable."""
         try:
@@ -147,14 +170,17 @@ class RqQueues:
                 log.info("job %s had %s; requeued", id_, existing.get_status())
                 existing.requeue()
 
-    async def enqueue_payout(self, label: str) -> None:
-        """The payout job, once per claim; RQ retries it CREATE_RETRIES times with growing delays."""
+    async def enqueue_payout(self, label: str, round_: int = 0) -> None:
+        """The payout job, once per claim and round (an admin's "send again" is a new round); RQ retries it
+        CREATE_RETRIES times with growing delays."""
         retry = Retry(max=CREATE_RETRIES, interval=self.retry_intervals[:CREATE_RETRIES])
-        await self._payout_job(self.fulfilment, job_id("payout", "konsol", label), jobs.create_payout, label,
-                               retry=retry, alert=True)
+        await self._payout_job(self.fulfilment, job_id("payout", "konsol", f"{label}:{round_}" if round_ else label),
+                               jobs.create_payout, label, retry=retry, alert=True)
 
-    async def enqueue_payout_poll(self, label: str, step: int, delay_seconds: int) -> None:
-        await self._payout_job(self.fulfilment, job_id("payout-poll", "konsol", f"{label}:{step}"), jobs.poll_payout,
+    async def enqueue_payout_poll(self, label: str, step: int, delay_seconds: int, series: str = "") -> None:
+        """One look at a payout; `series` keeps apart the look-ups of an id an admin gave for an unknown claim."""
+        key = f"{label}:{series}:{step}" if series else f"{label}:{step}"
+        await self._payout_job(self.fulfilment, job_id("payout-poll", "konsol", key), jobs.poll_payout,
                                label, step, delay_seconds=delay_seconds)
 
     async def enqueue_payout_notice(self, label: str, event: str, detail: str = "") -> None:

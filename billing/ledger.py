@@ -18,6 +18,7 @@ from billing.errors import LedgerUnavailable
 from billing.invoices import find_invoice
 from billing.ports import FulfilmentQueue
 from billing.providers.base import EventKind, Outcome, VerifiedEvent
+from billing.providers.konsol import NAME as PAYOUT_PROVIDER  # its rows are payouts' outcomes, not payments
 from billing.money import Money
 from db import Invoice, InvoiceStatus, Operation, OperationStatus
 
@@ -46,23 +47,35 @@ class Ledger:
             raise LedgerUnavailable(f"database: {type(err).__name__}") from err
 
     async def requeue_stranded(self, min_age: timedelta, limit: int = STRANDED_BATCH) -> int:
-        """Enqueue again the recorded operations whose job is gone (a Redis restart without persistence, a
-        job deleted by hand): unfinished and older than `min_age`. Enqueues are idempotent, so this is safe
-        to run from every web process on a timer. Returns how many it sent round."""
+        """Enqueue again the customer payments whose fulfilment job is gone (a Redis restart without
+        persistence, a job deleted by hand): unfinished, older than `min_age`, oldest first, at most `limit`.
+        Only payments are its business: payout outcomes (provider konsol) are finished when written, and a
+        payment whose job still exists (queued, retrying, or failed and told to the admins once) is left to
+        it. Every unfinished row is looked at, so no number of such rows hides a stranded one behind them.
+        Safe to run from every web process on a timer. Returns how many it sent round."""
         cutoff = self._clock() - min_age
         unfinished = {"$or": [
             {"status": OperationStatus.RECORDED.value},
             {"status": OperationStatus.APPLIED.value, "notified_at": None},
-        ], "recorded_at": {"$lte": cutoff}}
+        ], "recorded_at": {"$lte": cutoff}, "provider": {"$ne": PAYOUT_PROVIDER}}
+        sent = 0
         try:
-            stranded = await Operation.find(unfinished).sort("recorded_at").limit(limit).to_list()
-            for operation in stranded:
-                await self._queue.enqueue_fulfilment(operation.provider, operation.operation_id, operation.label)
+            cursor = Operation.find(unfinished).sort([("recorded_at", 1), ("_id", 1)])
+            batch: list[tuple[str, str, str]] = []
+            async for operation in cursor:
+                batch.append((operation.provider, operation.operation_id, operation.label))
+                if len(batch) == STRANDED_BATCH:
+                    sent += await self._queue.enqueue_stranded(batch[: limit - sent])
+                    batch = []
+                    if sent >= limit:
+                        break
+            if batch and sent < limit:
+                sent += await self._queue.enqueue_stranded(batch[: limit - sent])
         except PyMongoError as err:
             raise LedgerUnavailable(f"database: {type(err).__name__}") from err
-        if stranded:
-            log.info("sent %d unfinished operation(s) round again", len(stranded))
-        return len(stranded)
+        if sent:
+            log.info("sent %d unfinished operation(s) round again", sent)
+        return sent
 
     async def _record(self, event: VerifiedEvent) -> Outcome:
         if event.kind is EventKind.UNVERIFIED:

@@ -36,7 +36,7 @@ from billing.ports import (
 )
 from bot.keyboards import hold_keyboard
 from bot.main import make_bot
-from bot.payouts_keyboards import decision_keyboard
+from bot.payouts_keyboards import decision_keyboard, resolution_keyboard
 from bot.renewal_keyboards import cancel_renewal_keyboard
 from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
 from bot.texts import Catalogue, Texts, catalogue
@@ -156,7 +156,8 @@ class TelegramNotifier:
 
     async def payout_alert(self, notice: PayoutNotice) -> None:
         await self._to_admins(f"payout-alert-{notice.event}:{notice.label}:admin",
-                              admin_alert(self._admin_texts, notice))
+                              admin_alert(self._admin_texts, notice),
+                              markup=resolution_keyboard(notice.label, notice.event, self._admin_texts))
 
     async def _user_texts(self, user_id: int) -> Texts:
         return self._catalogue.texts(await stored_language(user_id))

@@ -53,7 +53,7 @@ async def decided(query: CallbackQuery, callback_data: ClaimDecision, state: FSM
         await reply_to(query, t("payout.admin.ask_reason", label=claim.label))
         await query.answer()
         return
-    decision = await accept(claim.label, by=admin.id, by_name=_name(admin), now=clock(), queue=payout_desk.queue)
+    decision = await accept(claim.label, by=admin.id, by_name=admin_name(admin), now=clock(), queue=payout_desk.queue)
     if not decision.won:
         await _already(query, t, catalogue, settings, decision.claim)
         return
@@ -69,7 +69,7 @@ async def reason_given(message: Message, state: FSMContext, t: Texts, settings: 
     if admin is None or admin.id not in settings.admin_ids or not data.get("label"):
         return
     try:
-        decision = await reject(data["label"], by=admin.id, by_name=_name(admin), reason=message.text or "",
+        decision = await reject(data["label"], by=admin.id, by_name=admin_name(admin), reason=message.text or "",
                                 now=clock(), queue=payout_desk.queue)
     except ClaimNotFound:
         await message.answer(t("payout.step_passed"))
@@ -129,7 +129,7 @@ async def _already(query: CallbackQuery, t: Texts, catalogue: Catalogue, setting
         await replace_text(query, decided_text(catalogue.texts(settings.admin_language), claim))
 
 
-def _name(user: User) -> str:
+def admin_name(user: User) -> str:
     return f"@{user.username}" if user.username else user.full_name
 
 

@@ -72,3 +72,31 @@ def decision_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
         InlineKeyboardButton(text=t("payout.admin.reject"),
                              callback_data=ClaimDecision(label=label, accept=False).pack()),
     ]])
+
+
+class ClaimResolution(CallbackData, prefix="pores"):
+    """An admin's resolution of a claim the machine cannot settle; `confirm` marks the second press, after the
+    warning that the payout must not exist at konsol.pro."""
+
+    label: str
+    action: str  # "attach", "fail" or "resend" (db.payouts.Resolution)
+    confirm: bool = False
+
+
+RESOLUTIONS_FOR_ALERT = {"unknown": ("attach", "fail", "resend"), "overdue": ("fail",), "config": ("resend",)}
+
+
+def resolution_keyboard(label: str, alert_kind: str, t: Texts) -> InlineKeyboardMarkup | None:
+    """The buttons under an admin alert that needs a decision; None for an alert that only informs."""
+    actions = RESOLUTIONS_FOR_ALERT.get(alert_kind.split(":", 1)[0], ())
+    if not actions:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text=t(f"payout.resolve.{action}"),
+                             callback_data=ClaimResolution(label=label, action=action).pack())] for action in actions])
+
+
+def confirm_resolution_keyboard(label: str, action: str, t: Texts) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
+        text=t(f"payout.resolve.{action}.confirm"),
+        callback_data=ClaimResolution(label=label, action=action, confirm=True).pack())]])

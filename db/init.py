@@ -9,6 +9,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from db.models import DOCUMENT_MODELS
 from db.payme import drop_retired_indexes
+from db.payouts import settle_payout_rows
 
 MEMORY_URI = "memory://"
 
@@ -23,6 +24,7 @@ async def init_db(uri: str, db_name: str) -> Any:
         client = AsyncIOMotorClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000)
     await init_beanie(database=client[db_name], document_models=DOCUMENT_MODELS)
     await drop_retired_indexes(client[db_name])
+    await settle_payout_rows(client[db_name])
     return client
 
 

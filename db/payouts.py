@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from db.record import Record
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
+
+
+OPERATIONS_COLLECTION = "operations"  # db.models.Operation's
 
 
 class ClaimStatus(StrEnum):
@@ -49,6 +53,23 @@ class AttemptState(StrEnum):
     OUTCOME_UNKNOWN = "outcome_unknown"  # timeout or lost connection: only ever looked up, never sent again
 
 
+class Resolution(StrEnum):
+    """What an admin decided for a claim the machine cannot settle (recorded in `PayoutClaim.decisions`)."""
+
+    ATTACH = "attach"  # this konsol.pro payment id is the claim's payout (checked by a lookup of that id)
+    FAIL = "fail"  # no payout exists, or it can no longer be paid: the claim fails, the user may file again
+    RESEND = "resend"  # no payout exists at konsol.pro: send it again
+
+
+class AdminDecision(BaseModel):
+    action: Resolution
+    by: int  # Telegram id; 0 for the admin API
+    by_name: str
+    at: datetime
+    konsol_id: str | None = None
+    note: str = ""
+
+
 class PayoutClaim(Record):
     label: str  # "po_" + 16 hex digits; what admins, the API and konsol.pro's purpose text show
     external_id: str  # "claim_<label>": open-ymds's own key (konsol.pro has no idempotency key)
@@ -83,6 +104,10 @@ class PayoutClaim(Record):
     failure_reason: str | None = None  # short and scrubbed: a konsol.pro message, "timeout", ...
     poll_step: int = 0
     alerts: list[str] = Field(default_factory=list)  # admin alerts already raised for this claim
+    rounds: int = 0  # times the creation was queued again by an admin (each its own job)
+    unknown_since: datetime | None = None
+    candidate_id: str | None = None  # a konsol.pro id an admin gave for an `unknown` claim, while it is checked
+    decisions: list[AdminDecision] = Field(default_factory=list)  # admins' resolutions, who and when
 
     class Settings:
         name = "payout_claims"
@@ -130,6 +155,14 @@ class SbpBankDirectory(Record):
     class Settings:
         name = "sbp_banks"
         indexes = [IndexModel([("key", ASCENDING)], unique=True, name="key_unique")]
+
+
+async def settle_payout_rows(database: Any) -> int:
+    """Ledger rows of payout outcomes written by earlier versions were left `recorded`, so the sweep of
+    unfinished payments took them for customer payments: mark them finished. Idempotent."""
+    result = await database[OPERATIONS_COLLECTION].update_many(
+        {"provider": "konsol", "status": "recorded"}, {"$set": {"status": "payout"}})
+    return int(result.modified_count)
 
 
 PAYOUT_DOCUMENTS: list[type[Record]] = [PayoutClaim, KonsolWebhookLog, SbpBankDirectory]

@@ -4,7 +4,7 @@ payout services, claims made the way the bot makes them, and running RQ's schedu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from db.payouts import PayoutClaim
 from rq_access import RqQueues
 from webhook_server.emulators.konsol import KonsolEmulator
 from settings import Settings
-from tests.conftest import YOOMONEY_API_TOKEN, make_settings
+from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
 from webhook_server.keys import QUEUES, SETTINGS
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 
@@ -36,9 +36,11 @@ AMOUNT = 150000  # 1 500.00 RUB
 
 
 def konsol_settings(emulator_url: str, **overrides: Any) -> dict[str, Any]:
-    """Settings of a shop with payouts: the emulator's address and secrets, retries without waiting."""
+    """Settings of a shop with payouts: the emulator's address and secrets, retries without waiting. The
+    timeout is konsol.pro's default: a loaded machine never turns a slow answer into a lost one; a test of
+    a timeout makes the emulator hang and sets its own."""
     return {"konsol_api_token": KONSOL_TOKEN, "konsol_base_url": emulator_url, "konsol_webhook_secret": KONSOL_SECRET,
-            "konsol_timeout": 5, "job_retry_intervals": [0], **overrides}
+            "konsol_timeout": 30, "job_retry_intervals": [0], **overrides}
 
 
 @pytest.fixture
@@ -50,7 +52,9 @@ def settings(yoomoney_emulator: Any, konsol_server: tuple[KonsolEmulator, str]) 
 
 @pytest.fixture
 async def konsol_server() -> AsyncIterator[tuple[KonsolEmulator, str]]:
-    emulator = KonsolEmulator(token=KONSOL_TOKEN, webhook_secret=KONSOL_SECRET, notify_url="")
+    """konsol.pro on loopback, on a clock of its own that the test moves (`emulator.clock.now`)."""
+    emulator = KonsolEmulator(token=KONSOL_TOKEN, webhook_secret=KONSOL_SECRET, notify_url="",
+                              clock=FrozenClock(datetime.now(UTC).replace(microsecond=0)))
     server = TestServer(emulator.app())
     await server.start_server()
     yield emulator, str(server.make_url("")).rstrip("/")

@@ -19,6 +19,7 @@ from webhook_server.views.health import healthz, readyz
 from webhook_server.views.notify import notify_handler
 from webhook_server.views.payme import notify_payme, pay_with_saved_card
 from webhook_server.views.konsol import notify_konsol
+from webhook_server.views.payout_resolve import attach_view, fail_view, resend_view
 from webhook_server.views.payouts import (
     accept_payout_view, balance_view, get_payout_view, list_payouts_view, reject_payout_view,
 )
@@ -55,6 +56,9 @@ ROUTES = [
     web.get("/api/payouts/{label}", get_payout_view, name="api_payout"),
     web.post("/api/payouts/{label}/accept", accept_payout_view, name="api_payout_accept"),
     web.post("/api/payouts/{label}/reject", reject_payout_view, name="api_payout_reject"),
+    web.post("/api/payouts/{label}/attach", attach_view, name="api_payout_attach"),
+    web.post("/api/payouts/{label}/fail", fail_view, name="api_payout_fail"),
+    web.post("/api/payouts/{label}/resend", resend_view, name="api_payout_resend"),
     web.get("/healthz", healthz, name="healthz"),
     web.get("/readyz", readyz, name="readyz"),
     web.get("/metrics", metrics_view, name="metrics"),

@@ -17,7 +17,7 @@ from billing.money import Money
 from billing.payouts.cards import CardCipher, card_tail
 from billing.ports import PayoutNotice, PayoutQueue
 from billing.providers.konsol import mask_card, mask_phone, scrub
-from db.payouts import ClaimStatus, PayoutClaim, PayoutMethod
+from db.payouts import AdminDecision, ClaimStatus, PayoutClaim, PayoutMethod
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,18 @@ async def get_claim(label: str) -> PayoutClaim:
 
 
 async def move(label: str, leaving: ClaimStatus | tuple[ClaimStatus, ...], to: ClaimStatus | None = None, *,
-               fields: dict[str, Any] | None = None, unset: tuple[str, ...] = ()) -> bool:
-    """leaving → to (or only `fields` when `to` is None), once: True for the caller whose update did it."""
+               fields: dict[str, Any] | None = None, unset: tuple[str, ...] = (),
+               decision: AdminDecision | None = None, where: dict[str, Any] | None = None) -> bool:
+    """leaving → to (or only `fields` when `to` is None), once: True for the caller whose update did it. An
+    admin's `decision` is recorded by the same update; `where` narrows the filter further."""
     statuses = (leaving,) if isinstance(leaving, ClaimStatus) else leaving
     update: dict[str, Any] = {"$set": {**(fields or {}), **({"status": to.value} if to else {})}}
     if unset:
         update["$unset"] = {name: "" for name in unset}
+    if decision is not None:
+        update["$push"] = {"decisions": {**decision.model_dump(), "action": decision.action.value}}
     result = await PayoutClaim.get_motor_collection().update_one(
-        {"label": label, "status": {"$in": [status.value for status in statuses]}}, update)
+        {"label": label, "status": {"$in": [status.value for status in statuses]}, **(where or {})}, update)
     return bool(result.modified_count == 1)
 
 

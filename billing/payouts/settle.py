@@ -4,7 +4,10 @@ A webhook is only a reason to look: the payment is re-fetched with our token, it
 against the claim, and its status mapped. A final status is first recorded in the operation ledger
 under ("konsol", "<payment id>:<status>") (unique), then the claim moves once by a conditional update,
 then the notice is queued (its job and its deliveries are keyed, so a repeat sends nothing twice).
-Webhooks give up after ~5 s [DOC], so every payout konsol.pro holds is also polled until it settles.
+Webhooks give up after ~5 s [DOC], so every payout konsol.pro holds is also polled until it settles, with
+growing intervals and no end: a payout konsol.pro may still pay (a payee's tax registration, a cabinet
+confirmation, funds) is never given up by the machine. Past POLL_DEADLINE the admins are told, and they
+decide (billing/payouts/resolve.py).
 """
 
 from __future__ import annotations
@@ -22,20 +25,22 @@ from billing.ports import PayoutQueue
 from billing.providers.konsol import (
     NAME,
     KonsolClient,
+    KonsolNotFound,
     KonsolPayment,
     KonsolRejected,
     KonsolUnavailable,
     PayoutState,
     WebhookAnswer,
+    claim_label,
 )
 from db import Operation, OperationStatus
-from db.payouts import FINAL_STATUSES, OPEN_AT_KONSOL, ClaimStatus, PayoutClaim
+from db.payouts import FINAL_STATUSES, OPEN_AT_KONSOL, AdminDecision, ClaimStatus, PayoutClaim
 
 log = logging.getLogger(__name__)
 
-POLL_DELAYS = (60, 300, 900)  # then hourly
-POLL_HOURLY = 3600
-POLL_LIMIT = timedelta(days=7)
+POLL_DELAYS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600)  # then daily, until konsol.pro settles it
+POLL_DAILY = 24 * 3600
+POLL_DEADLINE = timedelta(days=7)  # then the admins are told (once) and decide
 FINAL_TARGETS = {PayoutState.PAID: ClaimStatus.PAID, PayoutState.FAILED: ClaimStatus.FAILED,
                  PayoutState.CANCELLED: ClaimStatus.CANCELLED}
 
@@ -48,7 +53,7 @@ class Applied(StrEnum):
 
 
 def poll_delay(step: int) -> int:
-    return POLL_DELAYS[step] if step < len(POLL_DELAYS) else POLL_HOURLY
+    return POLL_DELAYS[step] if step < len(POLL_DELAYS) else POLL_DAILY
 
 
 async def alert_once(claim: PayoutClaim, kind: str, detail: str, queue: PayoutQueue) -> None:
@@ -107,11 +112,12 @@ async def apply_payment(claim: PayoutClaim, payment: KonsolPayment, *, queue: Pa
 
 
 async def record_outcome(claim: PayoutClaim, payment: KonsolPayment, now: datetime, status: str | None = None) -> None:
-    """The ledger row of a payout's final outcome: once per (payment, status), whatever the deliveries. It
-    stays `recorded`: a payout is money going out, never fulfilled like a payment."""
+    """The ledger row of a payout's final outcome: once per (payment, status), whatever the deliveries. It is
+    finished when written (`payout`): money going out is never fulfilled like a customer's payment, and the
+    sweep of unfinished payments must not take it for one."""
     try:
         await Operation(provider=NAME, operation_id=f"{payment.id}:{status or payment.status}", label=claim.label,
-                        amount=claim.amount, currency=claim.currency, status=OperationStatus.RECORDED,
+                        amount=claim.amount, currency=claim.currency, status=OperationStatus.PAYOUT,
                         reason=f"payout {status or payment.status}", recorded_at=now).insert()
     except DuplicateKeyError:
         pass
@@ -125,31 +131,53 @@ class WebhookResult:
 
 
 async def handle_webhook(payment_id: str, *, konsol: KonsolClient, queue: PayoutQueue, clock: Clock) -> WebhookResult:
-    """An authenticated webhook named `payment_id`: find its claim, re-fetch the payment, apply it.
+    """An authenticated webhook named `payment_id`: find its claim, re-fetch the payment, apply it. A payment
+    no claim holds may be the lost answer of an `unknown` claim: konsol.pro's own record of that id, read
+    with our token, names the claim in its purpose, and is attached when the amount agrees.
     Database and queue failures propagate (the route answers 503, konsol.pro delivers again)."""
     claim = await PayoutClaim.find_one({"konsol_id": payment_id})
-    if claim is None:
-        log.warning("konsol.pro webhook for payment %s, which no claim holds (an unknown claim may)", payment_id)
-        return WebhookResult(WebhookAnswer.UNKNOWN_PAYMENT)
     try:
         payment = await konsol.get_payment(payment_id)
+    except KonsolNotFound:
+        log.warning("konsol.pro webhook for payment %s, which konsol.pro does not know", payment_id)
+        return WebhookResult(WebhookAnswer.UNKNOWN_PAYMENT, claim)
     except (KonsolUnavailable, KonsolRejected) as err:
-        log.error("konsol.pro webhook for claim %s: could not re-fetch payment %s: %s", claim.label, payment_id, err)
+        log.error("konsol.pro webhook for payment %s: could not re-fetch it: %s", payment_id, err)
         return WebhookResult(WebhookAnswer.RETRY, claim)
+    if claim is None:
+        claim = await _unknown_claim_of(payment)
+        if claim is None:
+            log.warning("konsol.pro webhook for payment %s, which no claim holds", payment_id)
+            return WebhookResult(WebhookAnswer.UNKNOWN_PAYMENT, fetched=payment)
+        await attach(claim, payment, queue=queue, clock=clock)
+        return WebhookResult(WebhookAnswer.OK, claim, payment)
     applied = await apply_payment(claim, payment, queue=queue, clock=clock)
     answer = {Applied.MISMATCH: WebhookAnswer.AMOUNT_MISMATCH, Applied.DUPLICATE: WebhookAnswer.DUPLICATE}.get(
         applied, WebhookAnswer.OK)
     return WebhookResult(answer, claim, payment)
 
 
-async def attach(claim: PayoutClaim, payment: KonsolPayment, *, queue: PayoutQueue, clock: Clock) -> bool:
+async def _unknown_claim_of(payment: KonsolPayment) -> PayoutClaim | None:
+    label = claim_label(payment)
+    claim = await find_claim(label) if label else None
+    if claim is None or claim.status is not ClaimStatus.UNKNOWN:
+        return None
+    if payment.amount != claim.amount:
+        log.warning("konsol.pro payment %s names claim %s but is for %s kopecks, not %s", payment.id, claim.label,
+                    payment.amount, claim.amount)
+        return None
+    return claim
+
+
+async def attach(claim: PayoutClaim, payment: KonsolPayment, *, queue: PayoutQueue, clock: Clock,
+                 decision: AdminDecision | None = None) -> bool:
     """creating/unknown → submitted with konsol.pro's id: the card number is erased, polling starts, and a
-    payment already settled is applied at once."""
+    payment already settled is applied at once. Raises DuplicateKeyError when another claim holds the id."""
     now = clock()
     won = await move(claim.label, (ClaimStatus.CREATING, ClaimStatus.UNKNOWN), ClaimStatus.SUBMITTED,
                      fields={"konsol_id": payment.id, "konsol_status": payment.status, "submitted_at": now,
                              "updated_at": now, "poll_step": 0},
-                     unset=("card_encrypted", "attempt_state"))
+                     unset=("card_encrypted", "attempt_state", "candidate_id"), decision=decision)
     if not won:
         return False
     log.info("payout claim %s is konsol.pro payment %s (%s)", claim.label, payment.id, payment.status)
@@ -161,38 +189,58 @@ async def attach(claim: PayoutClaim, payment: KonsolPayment, *, queue: PayoutQue
 
 
 async def poll(label: str, step: int, *, konsol: KonsolClient, queue: PayoutQueue, clock: Clock) -> str:
-    """One look at an unsettled payout (or, for an `unknown` claim, a lookup by its label), then the next
-    look scheduled: +1, +5, +15 minutes, then hourly, for up to a week."""
+    """One look at a payout konsol.pro holds, by its id, then the next look scheduled (growing intervals, no
+    end while it may still be paid; past POLL_DEADLINE the admins are told once). An `unknown` claim is
+    looked at only through the id an admin gave (`candidate_id`); without one there is nothing certain to
+    ask, and it waits for the admins. A lookup that fails changes nothing but the time of the next one."""
     claim = await find_claim(label)
-    if claim is None or claim.status not in (*OPEN_AT_KONSOL, ClaimStatus.UNKNOWN):
-        return claim.status.value if claim else "gone"
+    if claim is None:
+        return "gone"
+    if claim.status is ClaimStatus.UNKNOWN and claim.candidate_id:
+        return await _check_candidate(claim, step, konsol=konsol, queue=queue, clock=clock)
+    if claim.status not in OPEN_AT_KONSOL or not claim.konsol_id:
+        return claim.status.value
     try:
-        if claim.status is ClaimStatus.UNKNOWN:
-            found = await konsol.find_by_label(label)
-            if found is not None:
-                await attach(claim, found, queue=queue, clock=clock)
-        elif claim.konsol_id:
-            await apply_payment(claim, await konsol.get_payment(claim.konsol_id), queue=queue, clock=clock)
+        await apply_payment(claim, await konsol.get_payment(claim.konsol_id), queue=queue, clock=clock)
     except (KonsolUnavailable, KonsolRejected) as err:
         log.warning("payout claim %s: konsol.pro not asked this time (%s); next look scheduled", label, err)
     claim = await find_claim(label)
-    if claim is None or claim.status not in (*OPEN_AT_KONSOL, ClaimStatus.UNKNOWN):
+    if claim is None or claim.status not in OPEN_AT_KONSOL:
         return claim.status.value if claim else "gone"
-    now = clock()
-    if now - (claim.submitted_at or claim.attempted_at or claim.created_at) >= POLL_LIMIT:
-        await _give_up_polling(claim, now, queue)
-        return "gave up"
+    if clock() - (claim.submitted_at or claim.created_at) >= POLL_DEADLINE:
+        await alert_once(claim, "overdue", f"konsol.pro still reports {claim.konsol_status!r}; it may still pay "
+                         "it. Cancel it in konsol.pro's cabinet, then mark the claim failed", queue)
     await queue.enqueue_payout_poll(label, step + 1, poll_delay(step + 1))
     return claim.status.value
 
 
-async def _give_up_polling(claim: PayoutClaim, now: datetime, queue: PayoutQueue) -> None:
-    if claim.status is ClaimStatus.UNKNOWN:
-        await alert_once(claim, "unknown_for_a_week", "konsol.pro never showed this payout; settle it by hand", queue)
-        return
-    if claim.konsol_id:
-        await record_outcome(claim, KonsolPayment(claim.konsol_id, "timeout", claim.amount), now)
-    if await move(claim.label, OPEN_AT_KONSOL, ClaimStatus.FAILED,
-                  fields={"failure_reason": "timeout", "settled_at": now, "updated_at": now}):
-        await queue.enqueue_payout_notice(claim.label, ClaimStatus.FAILED.value)
-        await alert_once(claim, "timeout", "konsol.pro did not settle the payout within a week", queue)
+async def _check_candidate(claim: PayoutClaim, step: int, *, konsol: KonsolClient, queue: PayoutQueue,
+                           clock: Clock) -> str:
+    """The id an admin gave for an `unknown` claim, looked up until konsol.pro answers about it."""
+    candidate = claim.candidate_id or ""
+    try:
+        payment = await konsol.get_payment(candidate)
+    except KonsolNotFound:
+        await move(claim.label, ClaimStatus.UNKNOWN, fields={"updated_at": clock()}, unset=("candidate_id",),
+                   where={"candidate_id": candidate})
+        await alert_once(claim, f"candidate_not_found:{candidate[:40]}",
+                         f"konsol.pro has no payment {candidate}; the claim stays unknown", queue)
+        return "not found"
+    except (KonsolUnavailable, KonsolRejected) as err:
+        log.warning("payout claim %s: payment %s not checked this time (%s)", claim.label, candidate, err)
+        await queue.enqueue_payout_poll(claim.label, step + 1, poll_delay(step + 1), series=f"check:{candidate}")
+        return ClaimStatus.UNKNOWN.value
+    if payment.amount != claim.amount:
+        await move(claim.label, ClaimStatus.UNKNOWN, fields={"updated_at": clock()}, unset=("candidate_id",),
+                   where={"candidate_id": candidate})
+        await alert_once(claim, f"amount_mismatch:{payment.id}",
+                         f"konsol.pro reports {payment.amount} kopecks, the claim is for {claim.amount}", queue)
+        return "amount mismatch"
+    try:
+        await attach(claim, payment, queue=queue, clock=clock)  # the admin's decision was recorded when given
+    except DuplicateKeyError:
+        await move(claim.label, ClaimStatus.UNKNOWN, fields={"updated_at": clock()}, unset=("candidate_id",))
+        await alert_once(claim, f"id_taken:{candidate[:40]}", f"another claim holds konsol.pro payment {candidate}",
+                         queue)
+        return "id taken"
+    return ClaimStatus.SUBMITTED.value

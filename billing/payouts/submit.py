@@ -1,12 +1,16 @@
 """The payout job: create the konsol.pro payment for an accepted claim, at most once.
 
-konsol.pro has no idempotency key, so the claim records every attempt before the call (`attempts`,
-`attempt_state = in_flight`) and its outcome after it. A run of the job that finds an attempt whose outcome
-is unknown (a timeout, a lost connection, a crash between the call and the record) looks the payout up by
-the label in its purpose and never sends it again. Only an attempt that certainly created nothing
-(unreachable, HTTP 429) is sent again, and one answered 5xx once a lookup found nothing. RQ retries the job
-(CREATE_RETRIES, with growing delays); its last run gives up: `failed` when nothing can have been created,
-else `unknown` (polled by label, admins told).
+konsol.pro documents no idempotency key and no way to search its payouts, so a POST whose outcome is not
+known is never sent again by the machine. The claim records each attempt before the call (`attempts`,
+`attempt_state = in_flight`) and its outcome after it:
+- a payment id: `submitted`, polled until konsol.pro settles it;
+- certainly nothing made (connection refused before sending, HTTP 429): sent again by RQ's retries with
+  growing delays (CREATE_RETRIES), then `failed`;
+- konsol.pro refused it (400, 402, 422): `failed`, the user told;
+- our credentials refused (401, 403): nothing was made; back to `accepted`, the admins told of a
+  configuration error, sent again when an admin says so;
+- anything else (a timeout, a dropped connection, 5xx, a status we do not know, a run that died
+  mid-request): `unknown` at once, the admins told with the buttons that resolve it (resolve.py).
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from pymongo import ReturnDocument
 from billing.clock import Clock, utc_now
 from billing.payouts.cards import CardCipher, CardUnreadable
 from billing.payouts.claims import get_claim, move
-from billing.payouts.settle import alert_once, attach, poll_delay
+from billing.payouts.settle import alert_once, attach
 from billing.ports import PayoutQueue
 from billing.providers.konsol import (
+    KonsolAuthFailed,
     KonsolClient,
-    KonsolOutcomeUnknown,
+    KonsolNotSent,
     KonsolRejected,
-    KonsolServerError,
     KonsolUnavailable,
     payment_request,
 )
@@ -34,9 +38,11 @@ from db.payouts import AttemptState, ClaimStatus, PayoutClaim, PayoutMethod
 
 log = logging.getLogger(__name__)
 
-CREATE_RETRIES = 3  # RQ retries of the job; with the first run, four runs in all
+CREATE_RETRIES = 3  # RQ retries of a creation that certainly reached nothing; with the first run, four runs
 STEPS = ("before_create_request", "after_create_request")
-LOOK_UP_FIRST = (AttemptState.IN_FLIGHT, AttemptState.OUTCOME_UNKNOWN, AttemptState.SERVER_ERROR)
+UNKNOWN_ADVICE = ("konsol.pro may or may not have made this payout. Look for it in konsol.pro's cabinet (its "
+                  "purpose names the claim), then attach its payment id, or, only if it does not exist there, "
+                  "mark the claim failed or send it again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +54,6 @@ class PayoutServices:
     queue: PayoutQueue
 
 
-class PayoutNotFoundYet(KonsolOutcomeUnknown):
-    """An earlier attempt's outcome is unknown and konsol.pro does not show the payout (yet)."""
-
-
 async def submit_payout(label: str, *, services: PayoutServices, clock: Clock = utc_now,
                         checkpoint: Checkpoint = no_checkpoint) -> str:
     claim = await get_claim(label)
@@ -61,14 +63,18 @@ async def submit_payout(label: str, *, services: PayoutServices, clock: Clock = 
     if claim.status is not ClaimStatus.CREATING:
         log.info("payout claim %s: nothing to create (%s)", label, claim.status.value)
         return claim.status.value
+    if claim.attempt_state is AttemptState.IN_FLIGHT:  # a run died between the call and its record
+        return await to_unknown(claim, "a run of the payout job ended while its request was under way",
+                                services.queue, clock)
     runs = await _count_run(claim)
     try:
-        return await _advance(claim, services, clock, checkpoint)
-    except KonsolUnavailable as err:
+        return await _send(claim, services, clock, checkpoint)
+    except KonsolNotSent as err:
         if runs <= CREATE_RETRIES:
-            log.warning("payout claim %s: konsol.pro unavailable (%s); the job is retried", label, err)
+            log.warning("payout claim %s: konsol.pro not reached (%s); the job is retried", label, err)
             raise
-        return await _give_up(await get_claim(label), str(err), services.queue, clock)
+        return await _fail(claim, "konsol.pro was unavailable; nothing was sent", services.queue, clock,
+                           log_detail=str(err))
 
 
 async def _count_run(claim: PayoutClaim) -> int:
@@ -76,18 +82,6 @@ async def _count_run(claim: PayoutClaim) -> int:
         {"label": claim.label}, {"$inc": {"job_runs": 1}}, projection={"job_runs": 1},
         return_document=ReturnDocument.AFTER)
     return int(row["job_runs"]) if row else claim.job_runs + 1
-
-
-async def _advance(claim: PayoutClaim, services: PayoutServices, clock: Clock, checkpoint: Checkpoint) -> str:
-    if claim.attempt_state in LOOK_UP_FIRST:
-        found = await services.konsol.find_by_label(claim.label)
-        if found is not None:
-            await attach(claim, found, queue=services.queue, clock=clock)
-            return "found"
-        if claim.attempt_state is not AttemptState.SERVER_ERROR:
-            raise PayoutNotFoundYet(f"the outcome of attempt {claim.attempts} is unknown and konsol.pro does not "
-                                    "show the payout")
-    return await _send(claim, services, clock, checkpoint)
 
 
 async def _send(claim: PayoutClaim, services: PayoutServices, clock: Clock, checkpoint: Checkpoint) -> str:
@@ -106,13 +100,16 @@ async def _send(claim: PayoutClaim, services: PayoutServices, clock: Clock, chec
     checkpoint("before_create_request")
     try:
         payment = await services.konsol.create_payment(body)
+    except KonsolAuthFailed as err:
+        return await _credentials_refused(claim, err, services.queue, clock)
     except KonsolRejected as err:
         return await _fail(claim, err.message or f"konsol.pro refused it (HTTP {err.status})", services.queue, clock)
-    except KonsolUnavailable as err:
-        state = (AttemptState.OUTCOME_UNKNOWN if isinstance(err, KonsolOutcomeUnknown)
-                 else AttemptState.SERVER_ERROR if isinstance(err, KonsolServerError) else AttemptState.NOT_SENT)
-        await move(claim.label, ClaimStatus.CREATING, fields={"attempt_state": state.value, "updated_at": clock()})
+    except KonsolNotSent:
+        await move(claim.label, ClaimStatus.CREATING,
+                   fields={"attempt_state": AttemptState.NOT_SENT.value, "updated_at": clock()})
         raise
+    except KonsolUnavailable as err:
+        return await to_unknown(await get_claim(claim.label), str(err), services.queue, clock)
     finally:
         del body
     checkpoint("after_create_request")
@@ -133,6 +130,31 @@ def _request_body(claim: PayoutClaim, cipher: CardCipher) -> dict[str, object]:
                            bank_id=claim.bank_id)
 
 
+async def to_unknown(claim: PayoutClaim, detail: str, queue: PayoutQueue, clock: Clock) -> str:
+    """creating → unknown at once: never sent again by itself; the admins get the buttons that resolve it."""
+    now = clock()
+    if await move(claim.label, ClaimStatus.CREATING, ClaimStatus.UNKNOWN,
+                  fields={"attempt_state": AttemptState.OUTCOME_UNKNOWN.value, "unknown_since": now,
+                          "updated_at": now}):
+        log.warning("payout claim %s: outcome unknown (%s); left to the admins", claim.label, detail)
+        await alert_once(claim, f"unknown:{claim.attempts}", f"{detail}. {UNKNOWN_ADVICE}", queue)
+    return (await get_claim(claim.label)).status.value
+
+
+async def _credentials_refused(claim: PayoutClaim, err: KonsolRejected, queue: PayoutQueue, clock: Clock) -> str:
+    """401/403: our token, not the payout. Nothing was made, so the claim waits in `accepted` to be sent
+    again once an admin has mended KONSOL_API_TOKEN (the alert's button, or POST .../resend)."""
+    if await move(claim.label, ClaimStatus.CREATING, ClaimStatus.ACCEPTED,
+                  fields={"attempt_state": AttemptState.NOT_SENT.value, "updated_at": clock()}):
+        log.error("payout claim %s: konsol.pro refused our credentials (HTTP %s); check KONSOL_API_TOKEN",
+                  claim.label, err.status)
+        await alert_once(claim, f"config:{claim.attempts + 1}",
+                         f"konsol.pro refused our credentials (HTTP {err.status}: {err.message or 'access denied'})."
+                         " Check KONSOL_API_TOKEN; nothing was created, send the claim again once it is mended",
+                         queue)
+    return (await get_claim(claim.label)).status.value
+
+
 async def _fail(claim: PayoutClaim, reason: str, queue: PayoutQueue, clock: Clock, log_detail: str = "") -> str:
     now = clock()
     if await move(claim.label, ClaimStatus.CREATING, ClaimStatus.FAILED,
@@ -142,17 +164,3 @@ async def _fail(claim: PayoutClaim, reason: str, queue: PayoutQueue, clock: Cloc
     if (await get_claim(claim.label)).status is ClaimStatus.FAILED:
         await queue.enqueue_payout_notice(claim.label, ClaimStatus.FAILED.value)
     return ClaimStatus.FAILED.value
-
-
-async def _give_up(claim: PayoutClaim, error: str, queue: PayoutQueue, clock: Clock) -> str:
-    """The last run: nothing can have been created → failed; else unknown, looked up by polling."""
-    if claim.status is not ClaimStatus.CREATING:
-        return claim.status.value
-    if claim.attempts == 0 or claim.attempt_state is AttemptState.NOT_SENT:
-        return await _fail(claim, "konsol.pro was unavailable; nothing was sent", queue, clock, log_detail=error)
-    now = clock()
-    if await move(claim.label, ClaimStatus.CREATING, ClaimStatus.UNKNOWN, fields={"updated_at": now, "poll_step": 0}):
-        await alert_once(claim, "unknown", "konsol.pro may or may not have created this payout: check its cabinet, "
-                         "then attach the payment id or mark the claim failed", queue)
-        await queue.enqueue_payout_poll(claim.label, 0, poll_delay(0))
-    return ClaimStatus.UNKNOWN.value

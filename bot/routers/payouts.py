@@ -28,12 +28,14 @@ from billing.payouts.claims import confirm, destination, discard_draft, new_draf
 from billing.providers.konsol import Bank
 from bot.payouts import PayoutDesk, search_banks
 from bot.payouts_admin import Rejecting, balance, decided, reason_given, replace_text, reply_to
+from bot.payouts_resolve import Attaching, konsol_id_given, resolution_pressed
 from bot.payouts_keyboards import (
     BANKS_PER_PAGE,
     BankChosen,
     BankPage,
     ClaimConfirmed,
     ClaimDecision,
+    ClaimResolution,
     PayoutMethodChosen,
     banks_keyboard,
     confirm_keyboard,
@@ -75,7 +77,7 @@ def router(settings: Settings) -> Router:
     router.shutdown.register(desk.close)
     text = F.text & ~F.text.startswith("/")
     router.message.register(start, Command("payout"), F.chat.type == "private")
-    router.message.register(cancel, Command("cancel"), StateFilter(Claim, Rejecting))  # else: auto-renewal
+    router.message.register(cancel, Command("cancel"), StateFilter(Claim, Rejecting, Attaching))  # else: renewal
     router.message.register(balance, Command("balance"))
     router.message.register(amount_given, Claim.amount, text)
     router.message.register(card_given, Claim.card, text)
@@ -84,12 +86,14 @@ def router(settings: Settings) -> Router:
     router.message.register(use_buttons, StateFilter(Claim.method, Claim.confirm), text)
     router.message.register(send_text, StateFilter(Claim), ~F.text)
     router.message.register(reason_given, Rejecting.reason, text)
+    router.message.register(konsol_id_given, Attaching.konsol_id, text)
     router.callback_query.register(method_chosen, Claim.method,
                                    PayoutMethodChosen.filter(F.method.in_({"card", "fps"})))
     router.callback_query.register(bank_page, Claim.bank, BankPage.filter())
     router.callback_query.register(bank_chosen, Claim.bank, BankChosen.filter())
     router.callback_query.register(confirmed, ClaimConfirmed.filter())
     router.callback_query.register(decided, ClaimDecision.filter())
+    router.callback_query.register(resolution_pressed, ClaimResolution.filter())
     router.callback_query.register(step_passed, or_f(PayoutMethodChosen.filter(), BankPage.filter(),
                                                      BankChosen.filter()))
     return router
@@ -111,7 +115,7 @@ async def start(message: Message, state: FSMContext, t: Texts, payout_desk: Payo
 async def cancel(message: Message, state: FSMContext, t: Texts) -> None:
     current, data = await state.get_state(), await state.get_data()
     await state.clear()
-    if current == Rejecting.reason.state:
+    if current in (Rejecting.reason.state, Attaching.konsol_id.state):
         await message.answer(t("payout.admin.reject_kept", label=data.get("label", "")))
         return
     await _drop_draft(message, state, data)

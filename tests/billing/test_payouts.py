@@ -16,9 +16,10 @@ from rq.registry import FailedJobRegistry
 from billing.money import Money
 from billing.payouts import PayoutServices
 from billing.payouts.claims import accept, expire, new_draft, reject
+from billing.payouts.resolve import Result, resend
 from billing.payouts.settle import poll_delay
 from billing.payouts.submit import STEPS
-from db import Operation
+from db import Operation, OperationStatus
 from db.payouts import AttemptState, ClaimStatus, PayoutClaim, PayoutMethod
 from settings import Settings
 from tests.konsol_support import (  # noqa: F401
@@ -95,6 +96,7 @@ async def test_an_accepted_claim_is_paid_through_konsol_and_everyone_is_told(cli
     assert (notice.user_id, notice.amount, notice.destination) == (777, Money(AMOUNT, "RUB"), "•••• 6412")
     [operation] = await Operation.find({"provider": "konsol"}).to_list()
     assert operation.operation_id == f"{payment['id']}:executed" and operation.amount == AMOUNT
+    assert operation.status is OperationStatus.PAYOUT, "finished when written: no sweep takes it for a payment"
 
 
 async def test_an_sbp_claim_pays_the_phone_at_the_chosen_bank(client, worker, konsol, payouts, clock):
@@ -114,31 +116,102 @@ async def test_konsol_down_at_accept_time_is_retried_then_failed_and_told(client
 
     failed = await stored(claim.label)
     assert failed.status is ClaimStatus.FAILED and failed.job_runs == 4, "the first run and three retries"
+    assert failed.attempts == 4, "each run sent it: nothing could have reached konsol.pro"
     assert failed.failure_reason == "konsol.pro was unavailable; nothing was sent"
     assert failed.attempt_state is AttemptState.NOT_SENT and failed.card_encrypted is None
     assert events(notifier) == ["filed", "accepted", "failed"]
     assert len(FailedJobRegistry(queue=queues.fulfilment)) == 0, "the job ended the claim itself"
 
 
-async def test_5xx_answers_are_retried_and_the_payout_is_made_once(client, worker, konsol, payouts, clock):
-    konsol.fail_next("create", 503, "maintenance", times=2)
+def alerts(notifier: Any) -> list[str]:
+    """The admin alerts by kind ("alert:unknown" for "alert:unknown:1", the kind of the first attempt)."""
+    return [":".join(event.split(":")[:2]) for event in events(notifier) if event.startswith("alert:")]
+
+
+def polls(queues: Any) -> int:
+    return sum(1 for job in scheduled(queues) if job.func_name == "billing.jobs.poll_payout")
+
+
+async def assert_left_unknown(claim_label: str, konsol: Any, notifier: Any, queues: Any) -> None:
+    """The claim waits for the admins: unknown, never sent again, the card kept for a resend, no lookup."""
+    unknown = await stored(claim_label)
+    assert unknown.status is ClaimStatus.UNKNOWN and unknown.attempt_state is AttemptState.OUTCOME_UNKNOWN
+    assert creates(konsol) == 1 and unknown.job_runs == 1, "never sent again, not even by RQ's retries"
+    assert unknown.card_encrypted is not None and unknown.konsol_id is None
+    assert alerts(notifier) == ["alert:unknown"] and polls(queues) == 0
+    assert [method for method, _ in konsol.calls] == ["POST"], "konsol.pro offers no search to rely on"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_5xx_after_konsol_made_the_payout_leaves_the_claim_unknown(status, client, worker, konsol,
+                                                                            payouts, clock, notifier, queues):
+    konsol.fail_after_create(status, "Bad Gateway")
+    claim = await accepted_claim(client, clock.now)
+    await worker.drain()
+
+    assert len(konsol.created()) == 1, "the payout exists; only its answer was lost"
+    await assert_left_unknown(claim.label, konsol, notifier, queues)
+
+
+@pytest.mark.parametrize("status", [404, 405, 409, 302, 202])
+async def test_a_status_we_do_not_know_leaves_the_claim_unknown(status, client, worker, konsol, payouts, clock,
+                                                               notifier, queues):
+    konsol.fail_next("create", status, "something else")
+    claim = await accepted_claim(client, clock.now)
+    await worker.drain()
+    await assert_left_unknown(claim.label, konsol, notifier, queues)
+
+
+async def test_a_dropped_connection_leaves_the_claim_unknown(client, worker, konsol, payouts, clock, notifier,
+                                                             queues):
+    konsol.drop_next_create()
+    claim = await accepted_claim(client, clock.now)
+    await worker.drain()
+    assert len(konsol.created()) == 1
+    await assert_left_unknown(claim.label, konsol, notifier, queues)
+
+
+async def test_a_request_past_konsol_timeout_leaves_the_claim_unknown(client, worker, konsol, settings, queues,
+                                                                      clock, notifier):
+    konsol.hang_next("create")  # made, and never answered: only our timeout ends the wait
+    async with services_with(worker, settings, queues, konsol_timeout=0.2):
+        claim = await accepted_claim(client, clock.now)
+        await worker.drain()
+    konsol.release.set()
+    assert len(konsol.created()) == 1
+    await assert_left_unknown(claim.label, konsol, notifier, queues)
+
+
+async def test_429_is_sent_again_and_the_payout_is_made_once(client, worker, konsol, payouts, clock, queues):
+    konsol.fail_next("create", 429, "too many requests", times=2)
     claim = await accepted_claim(client, clock.now)
     await worker.drain()
 
     assert len(konsol.created()) == 1 and creates(konsol) == 3
     submitted = await stored(claim.label)
-    assert submitted.status is ClaimStatus.SUBMITTED and submitted.attempts == 3
+    assert submitted.status is ClaimStatus.SUBMITTED and submitted.attempts == 3 and submitted.job_runs == 3
 
 
-async def test_a_lost_answer_is_resolved_by_looking_the_payout_up_never_by_sending_again(client, worker, konsol,
-                                                                                       payouts, clock):
-    konsol.drop_next_create()
+async def test_refused_credentials_alert_the_admins_and_keep_the_claim_to_be_sent_again(client, worker, konsol,
+                                                                                         payouts, clock, notifier,
+                                                                                         queues):
+    konsol.fail_next("create", 401, "Access denied")
     claim = await accepted_claim(client, clock.now)
     await worker.drain()
 
-    assert creates(konsol) == 1 and len(konsol.created()) == 1
-    submitted = await stored(claim.label)
-    assert submitted.status is ClaimStatus.SUBMITTED and submitted.konsol_id == konsol.created()[0]["id"]
+    waiting = await stored(claim.label)
+    assert waiting.status is ClaimStatus.ACCEPTED and waiting.attempt_state is AttemptState.NOT_SENT
+    assert waiting.card_encrypted is not None and konsol.created() == [] and waiting.job_runs == 1
+    [alert] = [notice for notice in notifier.payouts if notice.event.startswith("alert:config")]
+    assert "KONSOL_API_TOKEN" in alert.reason and "401" in alert.reason
+    assert "failed" not in events(notifier), "the user is not told anything failed"
+
+    decided = await resend(claim.label, by=1001, by_name="@boss", queue=queues, clock=clock)
+    await worker.drain()
+    assert decided.result is Result.DONE
+    sent = await stored(claim.label)
+    assert sent.status is ClaimStatus.SUBMITTED and len(konsol.created()) == 1 and sent.rounds == 1
+    assert [(d.action.value, d.by_name) for d in sent.decisions] == [("resend", "@boss")]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -156,44 +229,34 @@ async def test_a_crash_around_the_request_never_sends_it_twice(step, client, wor
 
     assert crashes == [step] and creates(konsol) == (1 if step == "after_create_request" else 0)
     settled = await stored(claim.label)
-    if step == "after_create_request":
-        assert settled.status is ClaimStatus.SUBMITTED and settled.konsol_id == konsol.created()[0]["id"]
-    else:  # recorded as sent, never sent: still only looked up, then left to the admins
-        assert settled.status is ClaimStatus.UNKNOWN and settled.job_runs == 4
-        assert "alert:unknown" in events(notifier)
+    assert settled.status is ClaimStatus.UNKNOWN and settled.job_runs == 1, "the rerun found an attempt in flight"
+    assert alerts(notifier) == ["alert:unknown"]
 
 
-async def test_a_timed_out_request_is_looked_up_and_left_unknown_when_not_found(client, worker, konsol, settings,
-                                                                              queues, clock, notifier):
-    konsol.hang_next("create")
-    async with services_with(worker, settings, queues, konsol_timeout=0.05):
-        claim = await accepted_claim(client, clock.now)
-        await worker.drain()
-    konsol.release.set()
-
-    unknown = await stored(claim.label)
-    assert unknown.status is ClaimStatus.UNKNOWN and unknown.attempt_state is AttemptState.OUTCOME_UNKNOWN
-    assert creates(konsol) == 1, "never created again"
-    assert [path for method, path in konsol.calls if method == "GET"].count("/api/v1/payments") == 3
-    assert events(notifier)[-1] == "alert:unknown" and unknown.card_encrypted is not None
-    assert any(job.func_name == "billing.jobs.poll_payout" for job in scheduled(queues))
-
-
-async def test_an_unknown_payout_that_appears_later_is_attached_by_polling(client, worker, konsol, payouts, clock,
-                                                                         queues):
-    worker.runtime.checkpoint = crash_before_sending
+async def test_the_webhook_of_a_payout_whose_answer_was_lost_attaches_the_unknown_claim(client, worker, konsol,
+                                                                                        payouts, clock, notifier):
+    konsol.fail_after_create(504)
     claim = await accepted_claim(client, clock.now)
     await worker.drain()
-    assert (await stored(claim.label)).status is ClaimStatus.UNKNOWN
-    worker.runtime.checkpoint = lambda step: None
-    late = await payouts.konsol.create_payment({"amount": "1500.00", "purpose": f"Выплата по заявке {claim.label}",
-                                                "services_list": [{"title": "x", "amount": "1500.00"}],
-                                                "bank_details_kind": "card", "bank_details": {"card_number": CARD}})
+    [payment] = konsol.created()
 
-    assert run_scheduled_now(queues, "poll_payout") == 1
+    assert await konsol.settle(payment["id"]) == [200], "konsol.pro's own record names the claim in its purpose"
     await worker.drain()
-    found = await stored(claim.label)
-    assert found.status is ClaimStatus.SUBMITTED and found.konsol_id == late.id and found.card_encrypted is None
+    paid = await stored(claim.label)
+    assert paid.status is ClaimStatus.PAID and paid.konsol_id == payment["id"] and paid.card_encrypted is None
+    assert events(notifier)[-1] == "paid" and creates(konsol) == 1
+
+
+async def test_a_webhook_naming_an_unknown_claim_for_another_amount_attaches_nothing(client, worker, konsol,
+                                                                                    payouts, clock):
+    konsol.fail_after_create(502)
+    claim = await accepted_claim(client, clock.now)
+    await worker.drain()
+    [payment] = konsol.created()
+    konsol.payments[payment["id"]]["amount"] = "1.00"
+
+    assert await konsol.settle(payment["id"]) == [404]
+    assert (await stored(claim.label)).status is ClaimStatus.UNKNOWN
 
 
 async def test_konsol_refusing_the_payout_fails_the_claim_at_once(client, worker, konsol, payouts, clock, notifier):
@@ -222,22 +285,38 @@ async def test_polling_settles_a_payout_whose_webhooks_were_lost(client, worker,
     assert run_scheduled_now(queues, "poll_payout") == 0, "a settled payout is polled no more"
 
 
-async def test_an_unsettled_payout_is_polled_again_then_given_up_after_a_week(client, worker, konsol, payouts, clock,
-                                                                            queues, notifier):
+async def test_a_payout_konsol_settles_days_later_is_polled_with_growing_intervals_and_never_given_up(
+    client, worker, konsol, payouts, clock, queues, notifier
+):
     claim = await accepted_claim(client, clock.now)
     await worker.drain()
-    assert run_scheduled_now(queues, "poll_payout") == 1
-    await worker.drain()
-    assert (await stored(claim.label)).status is ClaimStatus.SUBMITTED
-    assert [poll_delay(step) for step in range(5)] == [60, 300, 900, 3600, 3600]
+    [payment] = konsol.created()
+    konsol.schedule(payment["id"], "executed", timedelta(days=12))  # waits for the payee's tax registration
+    assert [poll_delay(step) for step in range(9)] == [60, 300, 900, 3600, 10800, 21600, 43200, 86400, 86400]
 
-    clock.now += timedelta(days=7, seconds=1)
-    assert run_scheduled_now(queues, "poll_payout") == 1
+    for step in range(20):
+        clock.now += timedelta(seconds=poll_delay(step))
+        konsol.clock.now += timedelta(seconds=poll_delay(step))
+        assert run_scheduled_now(queues, "poll_payout") == 1, f"look {step} was scheduled"
+        await worker.drain()
+        if (await stored(claim.label)).status is ClaimStatus.PAID:
+            break
+    paid = await stored(claim.label)
+    assert paid.status is ClaimStatus.PAID and step > 10, "paid on the day konsol.pro paid it"
+    assert alerts(notifier) == ["alert:overdue"], "the admins were told once, past the deadline"
+    assert "failed" not in events(notifier) and events(notifier)[-1] == "paid"
+    assert polls(queues) == 0
+
+
+async def test_a_failing_lookup_changes_nothing_but_the_time_of_the_next(client, worker, konsol, payouts, clock,
+                                                                        queues):
+    claim = await accepted_claim(client, clock.now)
     await worker.drain()
-    failed = await stored(claim.label)
-    assert failed.status is ClaimStatus.FAILED and failed.failure_reason == "timeout"
-    assert events(notifier)[-2:] == ["failed", "alert:timeout"] or events(notifier)[-2:] == ["alert:timeout", "failed"]
-    assert run_scheduled_now(queues, "poll_payout") == 0
+    for status in (500, 403, 404):
+        konsol.fail_next("get", status)
+        assert run_scheduled_now(queues, "poll_payout") == 1
+        await worker.drain()
+        assert (await stored(claim.label)).status is ClaimStatus.SUBMITTED and polls(queues) == 1
 
 
 async def test_a_payee_not_bound_in_moi_nalog_waits_and_admins_are_told(client, worker, konsol, payouts, clock,

@@ -1,7 +1,8 @@
 """The admin REST API for payouts (Bearer ADMIN_API_TOKEN, checked by admin_auth for every /api/ path).
 
 GET /api/payouts (filters status, user_id, method; paging page, per_page), GET /api/payouts/{label},
-POST /api/payouts/{label}/accept, POST /api/payouts/{label}/reject {"reason"}, GET /api/payouts/balance.
+POST /api/payouts/{label}/accept, POST /api/payouts/{label}/reject {"reason"}, GET /api/payouts/balance;
+attach, fail and resend in webhook_server/views/payout_resolve.py.
 A claim shows only its masked destination: never a card number, and the phone masked.
 """
 
@@ -48,6 +49,11 @@ def claim_json(claim: PayoutClaim) -> dict[str, Any]:
         "submitted_at": _iso(claim.submitted_at),
         "settled_at": _iso(claim.settled_at),
         "failure_reason": claim.failure_reason,
+        "unknown_since": _iso(claim.unknown_since),
+        "candidate_id": claim.candidate_id,
+        "rounds": claim.rounds,
+        "decisions": [{"action": d.action.value, "by": d.by_name, "by_id": d.by, "at": _iso(d.at),
+                       "konsol_id": d.konsol_id, "note": d.note} for d in claim.decisions],
     }
 
 

@@ -15,7 +15,6 @@ from billing.providers.konsol.client import (
     KonsolRejected,
     KonsolServerError,
     KonsolUnavailable,
-    PaymentPage,
 )
 from billing.providers.konsol.protocol import (
     CURRENCY,
@@ -34,6 +33,7 @@ from billing.providers.konsol.protocol import (
     WebhookHint,
     WebhookTooLarge,
     answer_for,
+    claim_label,
     format_amount,
     mask_card,
     mask_phone,
@@ -56,7 +56,7 @@ __all__ = [
     "CURRENCY", "FALLBACK_BANKS", "FINAL_STATES", "MAX_WEBHOOK_BYTES", "NAME", "SIGNATURE_HEADER", "TOKEN_PARAMETER",
     "WEBHOOK_IP", "Account", "Bank", "KonsolAuthFailed", "KonsolClient", "KonsolNotFound", "KonsolNotSent",
     "KonsolOutcomeUnknown", "KonsolPayment", "KonsolRejected", "KonsolServerError", "KonsolUnavailable",
-    "PaymentPage", "PayoutState", "WebhookAnswer", "WebhookHint", "WebhookTooLarge", "answer_for", "format_amount",
+    "PayoutState", "WebhookAnswer", "WebhookHint", "WebhookTooLarge", "answer_for", "claim_label", "format_amount",
     "mask_card", "mask_phone", "parse_amount", "parse_balance", "parse_banks", "parse_payment", "payment_request",
     "payout_state", "read_webhook", "scrub", "sign_webhook", "url_token", "webhook_answer", "webhook_body",
     "webhook_url",

@@ -1,13 +1,14 @@
-"""The konsol.pro Payments API client: create a payout, get one, list, cancel, the balance, the SBP directory.
+"""The konsol.pro Payments API client: create a payout, get one by its id, the balance, the SBP directory.
 
-Every call carries `Authorization: Bearer KONSOL_API_TOKEN` and is bounded by KONSOL_TIMEOUT. Failures
-become typed exceptions carrying konsol.pro's own message (scrubbed of card numbers and phones):
+Only the calls the reference (shared/providers/konsol.md §4.2) names are made: no payments list, no cancel
+(konsol.pro publishes neither; a payout is cancelled in its cabinet). Every call carries `Authorization:
+Bearer KONSOL_API_TOKEN` and is bounded by KONSOL_TIMEOUT. Failures become typed exceptions carrying
+konsol.pro's own message (scrubbed of card numbers and phones):
 - KonsolNotSent: the request certainly created nothing (connection refused, DNS, HTTP 429);
-- KonsolOutcomeUnknown: it may have been processed (timeout, connection lost after sending);
-- KonsolServerError: HTTP 5xx;
+- KonsolOutcomeUnknown: it may have been processed (timeout, connection lost after sending, HTTP 5xx, and
+  for a creation any status we do not know as a refusal);
 - KonsolRejected (KonsolAuthFailed, KonsolNotFound): HTTP 4xx, which no retry fixes.
-konsol.pro documents no idempotency key, so the caller never repeats a creation whose outcome is unknown:
-it looks the payout up by the label carried in its purpose (find_by_label).
+konsol.pro documents no idempotency key, so the caller never repeats a creation whose outcome is unknown.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import asyncio
 import logging
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from billing.errors import ProviderUnavailable
 from billing.providers.base import HttpTransport, ProviderHTTPError, ProviderRejected
@@ -38,8 +38,9 @@ PAYMENTS_PATH = "/api/v1/payments"
 # the SBP directory: the path the reference names, then the one another public integration calls
 BANKS_PATHS = ("/api/v1/references/fps_bank_members", "/api/v1/payments/fps_banks")
 ACCOUNTS_PATH = "/api/v1/company_accounts"
-LOOKUP_PAGES = 5
-LOOKUP_PAGE_SIZE = 100
+# what konsol.pro answers when it refuses a payout it validated [OBS: 422 with its message]; for a creation every
+# other non-2xx (but 401/403 and 429) may hide a payout that exists
+CREATE_REFUSALS = frozenset({400, 402, 422})
 MESSAGE_KEYS = ("message", "error_message", "error", "detail", "errors", "description")
 
 
@@ -59,8 +60,8 @@ class KonsolOutcomeUnknown(KonsolUnavailable):
     """The request left and no answer came back (timeout, connection lost): it may have been processed."""
 
 
-class KonsolServerError(KonsolUnavailable):
-    """HTTP 5xx."""
+class KonsolServerError(KonsolOutcomeUnknown):
+    """HTTP 5xx: a proxy's 502 or 504 usually means "processed, answer lost"."""
 
 
 class KonsolRejected(ProviderRejected):
@@ -78,13 +79,6 @@ class KonsolAuthFailed(KonsolRejected):
 
 class KonsolNotFound(KonsolRejected):
     """404."""
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentPage:
-    items: list[KonsolPayment]
-    page: int
-    has_next: bool
 
 
 class KonsolClient:
@@ -117,33 +111,6 @@ class KonsolClient:
         if payment is None or payment.id != payment_id:
             raise KonsolUnavailable("konsol.pro's answer is not the payment asked for")
         return payment
-
-    async def list_payments(self, *, page: int = 1, per_page: int = 50, status: str | None = None) -> PaymentPage:
-        """Newest first as konsol.pro lists them (unconfirmed); a full page means there may be more."""
-        query: dict[str, str | int] = {"page": page, "per_page": per_page}
-        if status:
-            query["status"] = status
-        answer = await self._call("GET", f"{PAYMENTS_PATH}?{urlencode(query)}")
-        rows = answer if isinstance(answer, list) else next(
-            (answer[key] for key in ("items", "results", "data", "payments")
-             if isinstance(answer, dict) and isinstance(answer.get(key), list)), [])
-        items = [payment for payment in map(parse_payment, rows) if payment is not None]
-        return PaymentPage(items, page, has_next=len(rows) >= per_page)
-
-    async def find_by_label(self, label: str) -> KonsolPayment | None:
-        """The payout whose purpose or service title names our label, searched in the newest pages."""
-        for page in range(1, LOOKUP_PAGES + 1):
-            result = await self.list_payments(page=page, per_page=LOOKUP_PAGE_SIZE)
-            found = next((payment for payment in result.items if payment.mentions(label)), None)
-            if found is not None or not result.has_next:
-                return found
-        return None
-
-    async def cancel_payment(self, payment_id: str) -> KonsolPayment:
-        """Not documented by konsol.pro (cancellations are done in the cabinet); a 404/405 says so."""
-        answer = await self._call("POST", f"{PAYMENTS_PATH}/{quote(payment_id, safe='')}/cancel")
-        payment = parse_payment(answer)
-        return payment if payment is not None else await self.get_payment(payment_id)
 
     async def balance(self) -> list[Account]:
         return parse_balance(await self._call("GET", ACCOUNTS_PATH))
@@ -183,6 +150,8 @@ class KonsolClient:
             raise KonsolServerError(f"konsol.pro answered HTTP {status} to {name}: {message}", status)
         if status in (401, 403):
             raise KonsolAuthFailed(status, message)
+        if creating and status not in CREATE_REFUSALS:
+            raise KonsolOutcomeUnknown(f"konsol.pro answered HTTP {status} to {name}: {message}", status)
         if status in (404, 405):
             raise KonsolNotFound(status, message)
         if status >= 400:

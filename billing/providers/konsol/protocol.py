@@ -277,6 +277,18 @@ class KonsolPayment:
         return label in self.purpose or any(label in title for title in self.titles)
 
 
+_PURPOSE = re.compile(re.escape(PURPOSE_TEMPLATE).replace(re.escape("{label}"), r"([A-Za-z0-9_-]{1,64})"))
+
+
+def claim_label(payment: KonsolPayment) -> str | None:
+    """The claim label our purpose text (or service title) carries, as konsol.pro returned the payment."""
+    for text in (payment.purpose, *payment.titles):
+        found = _PURPOSE.search(text)
+        if found:
+            return found.group(1)
+    return None
+
+
 def parse_payment(body: Any) -> KonsolPayment | None:
     """A payment object as the API returns it; None when it has no id or status."""
     if not isinstance(body, dict):
