@@ -335,3 +335,11 @@ def _ok(model: Any) -> dict[str, Any]:
 
 def _refused(message: str) -> dict[str, Any]:
     return {"Success": False, "Message": message, "Model": None}
+
+
+def describe_subscriptions(emulator: CloudPaymentsEmulator, account_id: str) -> str:
+    """For the demo: the payer's CloudPayments subscriptions as CloudPayments holds them, e.g. after the bot's
+    "Turn it off": "sc_… Cancelled (1 charge(s), 0 failed)". The demo app keeps its emulator at EMULATOR."""
+    subs = [sub for sub in emulator.subscriptions.values() if sub.account_id == account_id]
+    return "; ".join(f"{sub.id} {sub.status} ({sub.successes} charge(s), {sub.failures} failed)" for sub in subs) \
+        or "no CloudPayments subscription"
