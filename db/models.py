@@ -34,6 +34,7 @@ class OperationStatus(StrEnum):
     REJECTED = "rejected"  # authentic but unusable (unknown label, wrong amount or currency): for review
     REVERSED = "reversed"  # refunded or cancelled by the provider after (or instead of) being applied
     UNVERIFIED = "unverified"  # received unsigned: kept, not paid, until the provider's API confirms it
+    PAYOUT = "payout"  # a konsol.pro payout's final outcome (money going out): finished as recorded, never fulfilled
 
 
 class ExtraRefund(StrEnum):
