@@ -128,8 +128,9 @@ class TelegramNotifier:
         markup = cancel_renewal_keyboard(t) if notice.event is RenewalEvent.UPCOMING else None
         await self._deliver(f"{attempt_key}:user", notice.user_id, text, user=True, markup=markup)
         if notice.event in (RenewalEvent.STOPPED, RenewalEvent.EXPIRED) and notice.reason:
-            a = self._admin_texts
-            await self._to_admins(f"{key}:admin", a(
+            a = self._admin_texts  # once per period: a renewal that stopped is not told again when its period ends
+            period = int(notice.period_end.timestamp() * 1000)
+            await self._to_admins(f"renewal-gave-up:{notice.user_id}:{period}:admin", a(
                 "renewal.gave_up.admin", user_id=notice.user_id, plan=a.plan_title(notice.plan_title),
                 provider=notice.provider, reason=notice.reason, until=a.moment(notice.period_end)))
 

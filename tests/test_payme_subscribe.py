@@ -188,17 +188,17 @@ async def test_a_cancelled_known_receipt_is_a_soft_decline(client, payme_api):
     assert payme_api.subscribe.paid_receipts() == []
 
 
-async def test_a_wrong_key_is_an_error_not_a_decline(client, payme_api):
+async def test_a_wrong_key_ends_the_charge_but_keeps_the_card(client, payme_api):
     token = await bind_card(client.session, payme_api.url)
     wrong = payme_with(client, payme_api.url, key="not-the-key")
-    with pytest.raises(PaymeSubscribeError) as refused:
-        await wrong.charge(request_for(token), Remembered(payme_api))
-    assert refused.value.code == -32504
+    refused = await wrong.charge(request_for(token), Remembered(payme_api))
+    assert (refused.status, refused.hard, refused.keep_method) == (ChargeStatus.DECLINED, True, True)
+    assert refused.reason.startswith("Payme -32504") and "not-the-key" not in refused.reason
     with pytest.raises(PaymeSubscribeError):
         await wrong.forget(token)
-    with pytest.raises(PaymeSubscribeError) as misplaced:  # PAYME_API_URL pointing at a wrong path: HTTP 404
-        await payme_with(client, payme_api.base + "/no-such-api").charge(request_for(token), Remembered(payme_api))
-    assert misplaced.value.code == -32300 and "404" in misplaced.value.message
+    misplaced = await payme_with(client, payme_api.base + "/no-such-api").charge(request_for(token),
+                                                                                 Remembered(payme_api))
+    assert misplaced.keep_method and misplaced.reason == "Payme -32300: HTTP 404"  # PAYME_API_URL on a wrong path
     assert payme_api.subscribe.receipts == {} and token in payme_api.subscribe.cards
 
 

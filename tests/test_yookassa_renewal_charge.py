@@ -201,8 +201,9 @@ async def test_refused_requests_are_rejected(client, emulator, yookassa_emulator
     invoice = await new_invoice(client)
     wrong_key = YooKassa(shop_id=SHOP_ID, secret_key="wrong", api_url=yookassa_emulator[1] + "/v3",
                          transport=AiohttpTransport(client.app[HTTP]), notify_networks=[], test_mode=True)
-    with pytest.raises(ProviderRejected, match="HTTP 401"):
-        await wrong_key.charge(renewal(invoice["label"], METHOD), Remembered())
+    refused = await wrong_key.charge(renewal(invoice["label"], METHOD), Remembered())
+    assert (refused.status, refused.hard, refused.keep_method) == (ChargeStatus.DECLINED, True, True)
+    assert "HTTP 401" in refused.reason and "invalid_credentials" in refused.reason
     with pytest.raises(ProviderRejected, match="RUB"):
         await provider(client).charge(renewal(invoice["label"], METHOD, amount=Money(100, "USD")), Remembered())
     assert emulator.charges == []

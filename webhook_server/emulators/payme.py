@@ -27,7 +27,7 @@ from aiohttp import web
 
 from settings import ConfigError, Settings
 from webhook_server.emulators.common import invoice_amount
-from webhook_server.emulators.payme_subscribe import SubscribeEmulator
+from webhook_server.emulators.payme_subscribe import Debit, SubscribeEmulator
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ STATE_PERFORMED = 2
 STATE_CANCELLED = -1
 STATE_CANCELLED_AFTER_PERFORM = -2
 # Cancel reasons (reference §3.3)
+REASON_DEBIT_ERROR = 2
 REASON_EXECUTION_ERROR = 3
 REASON_TIMEOUT = 4
 REASON_REFUND = 5
@@ -183,12 +184,22 @@ class PaymeEmulator:
         """What Payme does with a transaction left in state 1 past its 12 hours: CancelTransaction, reason 4."""
         return await self.by_id(session, "CancelTransaction", payme_id, reason=REASON_TIMEOUT)
 
-    async def perform_receipt(self, receipt: dict[str, Any]) -> int | None:
-        """A Subscribe receipt through the shop's Merchant API, its `_id` as the transaction id; the
-        shop's error code, or None once PerformTransaction succeeded."""
+    async def perform_receipt(self, receipt: dict[str, Any], debit: Debit) -> int | None:
+        """A Subscribe receipt through the shop's Merchant API, its `_id` as the transaction id: Check and
+        Create, the card's debit, then Perform; a failed debit cancels the created transaction (reason 2).
+        The shop's error code or the debit's, or None once PerformTransaction succeeded."""
         label = next((item["value"] for item in receipt["account"] if item["name"] == self.account_field), "")
+        payme_id = receipt["_id"]
         async with aiohttp.ClientSession() as session:
-            _, answers = await self.pay(session, label, receipt["amount"], payme_id=receipt["_id"])
+            answers = [await self.check(session, label, receipt["amount"])]
+            if answers[-1].result:
+                answers.append(await self.create(session, payme_id, label, receipt["amount"]))
+            if answers[-1].result:
+                failed = debit()
+                if failed is not None:
+                    await self.by_id(session, "CancelTransaction", payme_id, reason=REASON_DEBIT_ERROR)
+                    return failed
+                answers.append(await self.by_id(session, "PerformTransaction", payme_id))
         last = answers[-1]
         if last.method == "PerformTransaction" and last.result:
             return None

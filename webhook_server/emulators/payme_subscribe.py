@@ -10,6 +10,15 @@ sandbox cards) and any other number with a valid check digit verify and pay; 860
 declined for insufficient funds (−31630) when charged; 8600 1300 0000 0002 is expired (−31301);
 8600 3100 0000 0000 verifies but is not recurrent. A number with a bad check digit is −31300.
 `decline_next()` (or `POST /control/cards/decline`) makes a token's next charges fail with a given code.
+`fail_next()` (or `POST /control/failures`) makes the next calls of one method answer a Payme error
+(−31601 merchant unknown or key inactive, −32400 system error, −31002 processing centre unavailable, ...)
+or an HTTP status (a 5xx, or a 4xx as from a wrong URL), before it does anything.
+
+With a merchant hook (PaymeEmulator.perform_receipts), receipts.pay goes through the shop's Merchant API
+as the receipt moves through its states (reference §4, §5.3, §6): Check and Create (state 1), then the
+debit (state 2), then Perform (state 3, then 4 paid); a debit that fails after Create makes Payme cancel
+that transaction on the shop (CancelTransaction, reason 2) and the receipt (50), and receipts.pay answers
+the decline.
 """
 
 from __future__ import annotations
@@ -44,8 +53,11 @@ FRONT_END_METHODS = frozenset({"cards.create", "cards.get_verify_code", "cards.v
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
                 "Access-Control-Allow-Headers": "Content-Type, X-Auth", "Access-Control-Max-Age": "600"}
 
-# Merchant API hook: pay the receipt through the shop's /notify/payme; an error code, or None when performed.
-MerchantHook = Callable[[dict[str, Any]], Awaitable[int | None]]
+# The card's debit: a decline code, or None once the money is taken.
+Debit = Callable[[], int | None]
+# Merchant API hook: pay the receipt through the shop's /notify/payme around the debit; an error code (the
+# shop's, or the debit's once the shop's transaction was cancelled), or None when performed.
+MerchantHook = Callable[[dict[str, Any], Debit], Awaitable[int | None]]
 
 
 def masked(number: str) -> str:
@@ -89,6 +101,12 @@ DECLINE_TEXTS: dict[int, tuple[str, str, str]] = {
              "Karta muddati tugagan yoki bloklangan"),
     -31300: ("Invalid card number or expiry", "Неверный номер или срок карты", "Karta raqami yoki muddati noto'g'ri"),
     -31400: ("Card not found", "Карта не найдена", "Karta topilmadi"),
+    -31601: ("Unknown partner, or its id or key is inactive", "Партнёр не найден или неактивен",
+             "Hamkor topilmadi yoki faol emas"),
+    -31002: ("The processing centre is unavailable", "Процессинговый центр недоступен",
+             "Protsessing markazi mavjud emas"),
+    -32400: ("System error", "Системная ошибка", "Tizim xatosi"),
+    -32500: ("Invalid token format", "Неверный формат токена", "Token formati noto'g'ri"),
 }
 
 
@@ -120,18 +138,33 @@ class SubscribeEmulator:
     cards: dict[str, EmulatedCard] = field(default_factory=dict)
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
     declines: dict[str, list[int]] = field(default_factory=dict)
+    failures: dict[str, list[int]] = field(default_factory=dict)  # method → the next calls' error codes
+    http_failures: list[int] = field(default_factory=list)  # the next calls' HTTP statuses, whatever the method
     methods: list[str] = field(default_factory=list)  # every method called, in order
     cancels: ReceiptCancels = field(default_factory=ReceiptCancels)  # 21 → 50 later (payme_refunds)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/api", self.handle), web.options("/api", self.preflight),
-                web.post("/control/cards/decline", self.control_decline)]
+                web.post("/control/cards/decline", self.control_decline),
+                web.post("/control/failures", self.control_failures)]
 
     # ---- what tests and the demo use ----------------------------------------------------------
 
     def decline_next(self, token: str, count: int, code: int) -> None:
         """The token's next `count` charges (receipts.pay) fail with `code`."""
         self.declines.setdefault(token, []).extend([code] * count)
+
+    def fail_next(self, method: str, code: int | None = None, count: int = 1, *,
+                  http_status: int | None = None) -> None:
+        """The next `count` calls of `method` answer Payme's error `code`; with `http_status`, the next calls
+        (of any method) answer that HTTP status instead."""
+        if count < 1 or (code is None) is (http_status is None):
+            raise ValueError("count >= 1 and either a code or an HTTP status")
+        if http_status is not None:
+            self.http_failures.extend([http_status] * count)
+        else:
+            assert code is not None
+            self.failures.setdefault(method, []).extend([code] * count)
 
     def paid_receipts(self) -> list[dict[str, Any]]:
         return [receipt for receipt in self.receipts.values() if receipt["state"] == RECEIPT_PAID]
@@ -142,6 +175,8 @@ class SubscribeEmulator:
         return web.Response(status=204, headers=CORS_HEADERS)
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.http_failures:
+            return web.Response(status=self.http_failures.pop(0), text="emulated failure")
         request_id: Any = None
         try:
             try:
@@ -158,6 +193,9 @@ class SubscribeEmulator:
             if handler is None:
                 raise RpcFailure(-32601, "Method not found", "Метод не найден", "Metod topilmadi", method)
             self.methods.append(method)
+            queued = self.failures.get(method)
+            if queued:
+                raise decline(queued.pop(0))
             answer: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "result": await handler(params)}
         except RpcFailure as failure:
             answer = {"jsonrpc": "2.0", "id": request_id, "error": failure.error}
@@ -173,6 +211,25 @@ class SubscribeEmulator:
             return web.json_response({"error": "token (str), count (int), code (int)"}, status=400)
         self.decline_next(token, count, code)
         return web.json_response({"token_declines": len(self.declines[token])})
+
+    async def control_failures(self, request: web.Request) -> web.Response:
+        """Not Payme's: `{"method", "code"}` or `{"http_status"}`, with `count`, makes the next calls fail."""
+        if not self._authorized(request.headers.get("X-Auth", ""), server=True):
+            return web.json_response({"error": "X-Auth id:key required"}, status=403)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+            method, code, count, status = body.get("method", ""), body.get("code"), body.get("count", 1), body.get(
+                "http_status")
+            if not (isinstance(method, str) and all(value is None or _is_count(value) for value in (code, status))
+                    and _is_count(count)):
+                raise ValueError("types")
+            self.fail_next(method, code, count, http_status=status)
+        except ValueError:
+            return web.json_response({"error": "method (str) and code (int), or http_status (int); count (int)"},
+                                     status=400)
+        return web.json_response({"failures": sum(map(len, self.failures.values())) + len(self.http_failures)})
 
     def _authorized(self, given: str, *, server: bool) -> bool:
         """id:key for everything; the id alone for the front-end methods."""
@@ -262,19 +319,25 @@ class SubscribeEmulator:
             raise impossible()
         if not card.verified:
             raise card_not_found()
-        queued = self.declines.get(card.token)
-        if queued:
-            raise decline(queued.pop(0))
-        if card.number == INSUFFICIENT_FUNDS_CARD:
-            raise decline(-31630)
-        if self.merchant_hook is not None:
-            refused = await self.merchant_hook(receipt)
+        if self.merchant_hook is None:
+            failed = self._debit(card)
+            if failed is not None:
+                raise decline(failed)
+        else:
+            refused = await self.merchant_hook(receipt, lambda: self._debit(card))
             if refused is not None:
                 receipt.update(state=RECEIPT_CANCELLED, cancel_time=self.clock())
                 raise decline(refused)
         receipt.update(state=RECEIPT_PAID, pay_time=self.clock(),
                        card={"number": masked(card.number), "expire": card.expire[2:] + card.expire[:2]})
         return {"receipt": receipt}
+
+    def _debit(self, card: EmulatedCard) -> int | None:
+        """Take the money from the card: a decline code set for it (or its test number's), or None."""
+        queued = self.declines.get(card.token)
+        if queued:
+            return queued.pop(0)
+        return -31630 if card.number == INSUFFICIENT_FUNDS_CARD else None
 
     async def receipts_get(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"receipt": self._receipt(params)}
@@ -296,6 +359,10 @@ class SubscribeEmulator:
         self.cancels.settle(self.receipts, self.clock())
         receipt: dict[str, Any] = _lookup(self.receipts, params, "id", receipt_not_found)
         return receipt
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _lookup(store: dict[str, Any], params: dict[str, Any], name: str, missing: Callable[[], RpcFailure]) -> Any:

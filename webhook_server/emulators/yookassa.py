@@ -13,7 +13,10 @@ emulator answers. `/control/payments/{id}` changes a payment's state without a n
 A charge of a saved method (`payment_method_id`, no confirmation) is decided at once: succeeded, or
 canceled with `permission_revoked` for a method this shop never saved, or with the reason
 `decline_method` (or `POST /control/methods/{id}/decline`) set for its next charges; its notification
-follows in the background, as after any merchant-initiated payment.
+follows in the background, as after any merchant-initiated payment. The shop's refusals on demand
+(`rules`, `POST /control/shop` and `/control/failures`, see yookassa_refusals): autopayments off (403),
+receipts required (400), 5xx and 429 before or after the payment is made, and charges left pending
+for a while on the emulator's clock, decided by the next API call after that time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -36,6 +40,7 @@ from settings import Settings
 from webhook_server.emulators.common import control_body, times_of
 from webhook_server.emulators.yookassa_outbox import Notice, Outbox
 from webhook_server.emulators.yookassa_pages import checkout_page
+from webhook_server.emulators.yookassa_refusals import failure_code
 from webhook_server.emulators.yookassa_simulate import EVENTS, MOUNT, emulator_base, simulate
 from webhook_server.emulators.yookassa_state import TEST_CARD, YooKassaShop
 from webhook_server.emulators.yookassa_wire import (
@@ -99,6 +104,8 @@ class YooKassaEmulator(YooKassaShop):
             web.post("/control/notifications/drop", self._control_drop),
             web.delete("/control/notifications/drop", self._control_deliver),
             web.post("/control/notifications/redeliver", self._control_redeliver),
+            web.post("/control/shop", self._control_shop),
+            web.post("/control/failures", self._control_failures),
         ])
         if self.redeliver_every is not None:
             app.cleanup_ctx.append(self._redelivery_loop)
@@ -185,8 +192,14 @@ class YooKassaEmulator(YooKassaShop):
         except ValueError:
             body = raw.decode(errors="replace")
         self.requests.append((request.method, request.path, dict(request.headers), body))
+        for payment_id in self.decide_due_charges():
+            self._later(PAYMENT_SUCCEEDED if self.payments[payment_id]["status"] == "succeeded" else PAYMENT_CANCELED,
+                        payment_id)
         if self.fail_with is not None:
             return error(self.fail_with, "internal_server_error", "emulated outage"), None
+        failed = self.rules.failure(after_effect=False)
+        if failed is not None:
+            return error(failed, failure_code(failed), "emulated failure, nothing was done"), None
         expected = basic_auth(self.shop_id, self.secret_key).encode()
         if not hmac.compare_digest(expected, request.headers.get("Authorization", "").encode()):
             return error(401, "invalid_credentials", "Login or password is incorrect"), None
@@ -213,6 +226,9 @@ class YooKassaEmulator(YooKassaShop):
             return web.json_response(answer, status=status)
         status, answer = make(body)
         self._keys[key] = (fingerprint, status, answer)
+        failed = self.rules.failure(after_effect=True)
+        if failed is not None:  # done, but the answer is lost: a repeat under the same key gets the real one
+            return error(failed, failure_code(failed), "no definite answer in time; the outcome is unknown")
         return web.json_response(answer, status=status)
 
     async def _create_payment(self, request: web.Request) -> web.Response:
@@ -225,8 +241,11 @@ class YooKassaEmulator(YooKassaShop):
             if not charge and (not isinstance(body.get("confirmation"), dict)
                                or "return_url" not in body["confirmation"]):
                 return 400, error_body("invalid_request", "Confirmation is missing", "confirmation")
+            refused = self.rules.refusal(body)
+            if refused is not None:
+                return refused[0], error_body(*refused[1:])
             payment = self.create(body)
-            if charge:
+            if charge and payment["status"] != "pending":
                 self._later(PAYMENT_SUCCEEDED if payment["status"] == "succeeded" else PAYMENT_CANCELED,
                             payment["id"])
             return 200, self.public(payment)
@@ -345,6 +364,38 @@ class YooKassaEmulator(YooKassaShop):
         """DELETE /control/methods/{id}/decline: the method's charges succeed again."""
         self.allow_method(request.match_info["id"])
         return web.json_response({"method": request.match_info["id"], "reason": None})
+
+    async def _control_shop(self, request: web.Request) -> web.Response:
+        """POST /control/shop {"autopayments": bool, "receipts_required": bool, "pending_seconds": int or null}:
+        the shop's settings (each optional)."""
+        body = await control_body(request)
+        flags = ("autopayments", "receipts_required")
+        if body is None or any(not isinstance(body.get(name, False), bool) for name in flags) or not (
+                body.get("pending_seconds") is None or times_of({"times": body["pending_seconds"]}) is not None):
+            return error(400, "invalid_request", "expected booleans and pending_seconds: int >= 0 or null")
+        for name in flags:
+            if name in body:
+                setattr(self.rules, name, body[name])
+        if "pending_seconds" in body:
+            seconds = body["pending_seconds"]
+            self.rules.pending_for = None if seconds is None else timedelta(seconds=seconds)
+        return web.json_response({"autopayments": self.rules.autopayments,
+                                  "receipts_required": self.rules.receipts_required,
+                                  "pending_seconds": self.rules.pending_for and self.rules.pending_for.total_seconds()})
+
+    async def _control_failures(self, request: web.Request) -> web.Response:
+        """POST /control/failures {"status": 500, "times": 1, "after_effect": false}: the next calls fail."""
+        body = await control_body(request)
+        status, times = (body.get("status"), body.get("times", 1)) if body is not None else (None, None)
+        after = body.get("after_effect", False) if body is not None else None
+        try:
+            if not (isinstance(status, int) and isinstance(times, int) and isinstance(after, bool)):
+                raise ValueError("types")
+            self.rules.fail_next(status, times, after_effect=after)
+        except ValueError:
+            return error(400, "invalid_request", "expected {\"status\": 400..599, \"times\": int >= 1, "
+                                                 "\"after_effect\": bool}")
+        return web.json_response({"failures": len(self.rules.failures)})
 
     async def _control_drop(self, request: web.Request) -> web.Response:
         """POST /control/notifications/drop {"times": N (absent or 0: every delivery until DELETE)}."""

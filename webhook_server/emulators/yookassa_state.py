@@ -14,6 +14,7 @@ from typing import Any
 from billing.money import Money
 from webhook_server.emulators.common import Declines
 from webhook_server.emulators.yookassa_refunds import RefundTimeline, add_refunded, begin, end_due
+from webhook_server.emulators.yookassa_refusals import ShopRules
 from webhook_server.emulators.yookassa_wire import REFUND_SUCCEEDED, amount, amount_minor, iso, notification
 
 FEE_PER_MILLE = 35  # YooKassa's fee (3.5 %) in tenths of a percent, for income_amount
@@ -41,6 +42,7 @@ class YooKassaShop:
     saved_methods: set[str] = field(default_factory=set)  # payment_method ids a later charge may use
     method_declines: Declines[str] = field(default_factory=Declines)  # method id → cancellation reason
     charges: list[str] = field(default_factory=list)  # ids of the payments made by charging a saved method
+    rules: ShopRules = field(default_factory=ShopRules)  # the shop's settings and failures on demand
 
     def now(self) -> str:
         return iso(self.clock())
@@ -65,9 +67,27 @@ class YooKassaShop:
         return payment
 
     def _charge_method(self, payment: dict[str, Any], method_id: str) -> None:
-        """A merchant-initiated charge: succeeded, or canceled as the issuer or YooKassa would cancel it."""
+        """A merchant-initiated charge: succeeded, or canceled as the issuer or YooKassa would cancel it; with
+        `rules.pending_for`, left pending until then (`decide_due_charges`)."""
         self.charges.append(payment["id"])
         payment["_save"] = True
+        decide_at = self.rules.decided_at(self.clock())
+        if decide_at is not None:
+            payment.update(_decide_at=decide_at, _method=method_id)
+            return
+        self._decide_charge(payment, method_id)
+
+    def decide_due_charges(self) -> list[str]:
+        """Pending charges whose time on the emulator's clock has come end now, as they would have at once."""
+        now = self.clock()
+        due = [payment for payment in self.payments.values()
+               if payment["status"] == "pending" and "_decide_at" in payment and payment["_decide_at"] <= now]
+        for payment in due:
+            del payment["_decide_at"]
+            self._decide_charge(payment, payment.pop("_method"))
+        return [payment["id"] for payment in due]
+
+    def _decide_charge(self, payment: dict[str, Any], method_id: str) -> None:
         if method_id not in self.saved_methods:
             self.cancel(payment["id"], "yoo_money", "permission_revoked")
             return

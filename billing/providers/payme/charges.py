@@ -43,12 +43,14 @@ log = logging.getLogger(__name__)
 HARD_DECLINES = frozenset({-31300, -31301, -31400, -32500})
 # The outcome is unknown: Payme's system error, processing centre unavailable. The rerun looks it up.
 UNAVAILABLE = frozenset({-32400, -31002})
-# Our side is wrong (credentials, request shape, PAYME_API_URL answering 4xx): no charge was attempted;
-# the job fails loudly instead of counting a decline against the payer.
+# Our side is wrong (credentials, request shape, PAYME_API_URL answering 4xx): no charge was attempted and
+# no retry of the same request can succeed. The card binding page shows these as Payme refusing us; a
+# renewal ends its attempt as a hard decline that keeps the card, which is not at fault (`refused`).
 MISCONFIGURED = frozenset({-32504, -31601, -32600, -32601, -32602, -32700, HTTP_TRANSPORT_ERROR})
 CARD_GONE = -31400
 NOT_RECURRENT = "the card cannot be charged without the payer (not recurrent or not verified)"
 CANCELLED_REASON = "Payme cancelled the receipt"
+REASON_LIMIT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +67,19 @@ def declined(err: PaymeSubscribeError, operation_id: str | None = None) -> Charg
         raise err
     if err.code in UNAVAILABLE:
         raise ProviderUnavailable(f"payme: {err.code} {err.message}") from err
-    reason = f"Payme {err.code}: {err.message}" if err.message else f"Payme {err.code}"
-    return ChargeResult(ChargeStatus.DECLINED, operation_id=operation_id, reason=reason,
+    return ChargeResult(ChargeStatus.DECLINED, operation_id=operation_id, reason=_reason(err),
                         hard=err.code in HARD_DECLINES)
+
+
+def refused(err: PaymeSubscribeError) -> ChargeResult:
+    """Any Payme error of a renewal charge as its decline: ours (MISCONFIGURED) ends the attempt, card kept."""
+    if err.code in MISCONFIGURED:
+        return ChargeResult(ChargeStatus.DECLINED, reason=_reason(err), hard=True, keep_method=True)
+    return declined(err)
+
+
+def _reason(err: PaymeSubscribeError) -> str:
+    return (f"Payme {err.code}: {err.message}" if err.message else f"Payme {err.code}")[:REASON_LIMIT]
 
 
 def cancelled_receipt(result: ChargeResult) -> bool:
@@ -92,12 +104,17 @@ class ReceiptCharger:
         return CardCheck(card)
 
     async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
-        if request.known_operation_id:
-            return await self.charge_checked(request, remember, None)
-        checked = await self.check_card(request.token)
-        if checked.declined is not None:
-            return checked.declined
-        return await self.charge_checked(request, remember, checked.card)
+        """A renewal's charge: every Payme error is its decline (`refused`), or ProviderUnavailable."""
+        try:
+            if request.known_operation_id:
+                return await self.charge_checked(request, remember, None)
+            checked = await self.check_card(request.token)
+            if checked.declined is not None:
+                return checked.declined
+            return await self.charge_checked(request, remember, checked.card)
+        except PaymeSubscribeError as err:
+            log.warning("payme refused the renewal charge for %s: %s", request.label, err.code)
+            return refused(err)
 
     async def charge_checked(self, request: ChargeRequest, remember: Remember, card: SavedCard | None) -> ChargeResult:
         """The charge once the card passed cards.check (or, for a known receipt, needs no check)."""

@@ -38,7 +38,7 @@ from billing.providers.base import (
     RejectReason,
     Remember,
 )
-from billing.providers.yookassa.charges import charge_body, charge_key, charge_result
+from billing.providers.yookassa.charges import charge_saved_method
 from billing.providers.yookassa.checkout import Checkout, open_checkout
 from billing.providers.yookassa.reconcile import reconcile
 from billing.providers.yookassa.refunds import refund_payment, refund_status
@@ -134,20 +134,8 @@ class YooKassa:
     # ---- renewals: charging a saved method without the payer
 
     async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
-        """Charge `request.token` (a payment_method_id) once per idempotency key, or look up the payment an
-        earlier run of this attempt made. A payment YooKassa names is remembered before it is judged."""
-        if request.known_operation_id is None:
-            payment = await self.api.create_payment(charge_body(request), charge_key(request.idempotency_key))
-            await remember(str(payment["id"]))
-        else:
-            found = await self.api.get_payment(request.known_operation_id)
-            if found is None:
-                raise ProviderRejected(f"yookassa has no payment {request.known_operation_id} for this shop")
-            payment = found
-        if label_of(payment) != request.label:
-            raise ProviderRejected(f"yookassa payment {payment['id']} pays {label_of(payment)!r}, "
-                                   f"not {request.label!r}")
-        return charge_result(payment, test_mode=self._test_mode)
+        """Charge `request.token` (a payment_method_id) once per idempotency key (see `charges`)."""
+        return await charge_saved_method(self.api, request, remember, test_mode=self._test_mode)
 
     async def forget(self, token: str) -> bool:
         """YooKassa's API offers no call that deletes a saved payment method: forgetting it is ours alone, by

@@ -250,7 +250,9 @@ def _failure(what: str, status: int, answer: Any) -> Exception:
         return ProviderUnavailable(f"yookassa {what} answered HTTP {status}; outcome unknown")
     error = answer if isinstance(answer, dict) else {}
     detail = " ".join(str(error[name])[:200] for name in ("code", "description", "parameter") if error.get(name))
-    return ProviderRejected(f"HTTP {status} from yookassa {what}: {detail or 'no details'}")
+    code = error.get("code")
+    return ProviderRejected(f"HTTP {status} from yookassa {what}: {detail or 'no details'}", status=status,
+                            code=code[:64] if isinstance(code, str) else "")
 
 
 def _page(status: int, answer: Any) -> tuple[list[dict[str, Any]], str | None]:
