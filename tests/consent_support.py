@@ -23,10 +23,11 @@ async def page_forms(client: TestClient, invoice: dict[str, Any]) -> dict[str, d
 
 
 async def choose(client: TestClient, invoice: dict[str, Any], provider: str, *, renew: bool = True,
-                 **changed: str) -> tuple[int, str]:
-    """Press "pay and renew" (or "pay once") with `provider` on the page; the answer's status and Location."""
+                 changes: dict[str, str] | None = None) -> tuple[int, str]:
+    """Press "pay and renew" (or "pay once") with `provider` on the page, its fields `changes`d; the answer's
+    status and Location."""
     form = (await page_forms(client, invoice))[f"{'renew' if renew else 'pay'}-{provider}"]
-    response = await client.post(form["action"], data={**form["fields"], **changed}, allow_redirects=False)
+    response = await client.post(form["action"], data={**form["fields"], **(changes or {})}, allow_redirects=False)
     return response.status, response.headers.get("Location", "")
 
 
