@@ -183,8 +183,9 @@ async def _prepare_welcome(app: web.Application) -> None:
         "",
         "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",
         f"  {link.url}",
-        *([f"The clock runs {app[CLOCK_SPEED]:g} times faster: a card saved with YooKassa, CloudPayments or "
-           "Payme is charged again when the period ends (see the log), reminders and expiry follow.", ""]
+        *([f"The clock runs {app[CLOCK_SPEED]:g} times faster: choose 'Pay and renew automatically' with YooKassa, "
+           "CloudPayments or Payme and the saved card is charged again when the period ends (see the log); "
+           "'Pay once' saves nothing and the subscription ends after a reminder.", ""]
           if app[CLOCK_SPEED] != 1.0 else []),
         "Then check the subscription:",
         f"  curl -H 'Authorization: Bearer {token}' {settings.public_base_url}/api/users/{DEMO_USER_ID}/subscription",

@@ -57,9 +57,10 @@ async def test_a_payer_pays_in_the_browser_in_every_language(tmp_path, browser):
             for provider in ("yoomoney", "payme", "click"):
                 action = await page.get_attribute(f"form#pay-{provider}", "action")
                 assert action is not None and action.startswith(f"{demo.base}/emulator/{provider}"), provider
-            for provider in ("yookassa", "cloudpayments"):  # our own sub-routes, behind the same signed link
+            for provider in ("yookassa", "cloudpayments"):  # our choice route (pay once), behind the same signed link
                 action = await page.get_attribute(f"form#pay-{provider}", "action")
-                assert action is not None and action.endswith(f"/{provider}"), provider
+                assert action is not None and action.endswith("/choose"), provider
+                assert await page.get_attribute(f"form#renew-{provider}", "action") == action
             await page.screenshot(path=ARTIFACTS / f"pay-{lang}.png", full_page=True)
         assert len(set(texts.values())) == len(LANGUAGES), "each language shows its own texts"
 

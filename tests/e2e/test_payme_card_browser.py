@@ -32,6 +32,8 @@ async def test_a_payer_binds_a_card_and_pays_with_it(tmp_path, browser):
                 if request.url.startswith(f"{demo.base}/pay/") else None)
 
         await page.goto(link_in(demo.link, "en"))
+        await page.click("form#renew-payme button")  # "pay and renew automatically": then the card form shows
+        await page.wait_for_selector("#payme-card-number")
         await page.fill("#payme-card-number", "8600 0691 9540 6311")
         await page.fill("#payme-card-expire", "03/99")
         await page.click("#payme-card-start button")

@@ -1,5 +1,5 @@
 """`ymds demo --clock-speed 86400` (a day a second): a week paid by card through YooKassa, CloudPayments or
-Payme (a card bound on the payment page) renews by itself, charged by the demo's scheduler and worker against the emulators' saved methods."""
+Payme (a card bound on the payment page) with "pay and renew automatically" chosen renews by itself, charged by the demo's scheduler and worker against the emulators' saved methods."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ PAYME_DEMO_MERCHANT = "5e730e8e0b852a417aa49ceb"  # webhook_server/emulators/pay
 
 async def pay_with_yookassa(session: aiohttp.ClientSession, demo: Demo) -> None:
     async with session.get(demo.link) as page:
-        form = FormReader("pay-yookassa")
+        form = FormReader("renew-yookassa")  # "pay and renew automatically": the consent renewals need
         form.feed(await page.text())
     async with session.post(urljoin(demo.link, form.action), data=form.fields, allow_redirects=False) as pressed:
         checkout = pressed.headers["Location"]
@@ -40,9 +40,9 @@ async def pay_with_yookassa(session: aiohttp.ClientSession, demo: Demo) -> None:
 
 async def pay_with_cloudpayments(session: aiohttp.ClientSession, demo: Demo) -> None:
     async with session.get(demo.link) as page:
-        form = FormReader("pay-cloudpayments")
+        form = FormReader("renew-cloudpayments")
         form.feed(await page.text())
-    async with session.post(form.action, data=form.fields) as widget_page:
+    async with session.post(urljoin(demo.link, form.action), data=form.fields) as widget_page:
         config = widget_config(await widget_page.text())
     async with session.post(f"{demo.base}/emulator/cloudpayments/widget/pay", data={
             "scheme": config["scheme"], "outcome": "pay", "options": json.dumps(config["options"])}) as paid:
@@ -61,6 +61,11 @@ async def bind_and_pay_with_payme(session: aiohttp.ClientSession, demo: Demo) ->
                                         "save": True}))["card"]["token"]
     await rpc("cards.get_verify_code", {"token": token})
     await rpc("cards.verify", {"token": token, "code": "666666"})
+    async with session.get(demo.link) as page:
+        form = FormReader("renew-payme")  # "pay and renew automatically" first: the card form needs the consent
+        form.feed(await page.text())
+    async with session.post(urljoin(demo.link, form.action), data=form.fields, allow_redirects=False) as chosen:
+        assert chosen.status == 303
     path, _, query = demo.link.partition("?")
     signed = dict(parse_qsl(query))  # the page's form carries the signed link's fields
     async with session.post(f"{path}/payme/card", data={**signed, "token": token}) as paid:
