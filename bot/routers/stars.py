@@ -19,7 +19,7 @@ from aiogram.types import BotSubscriptionUpdated, CallbackQuery, Message, PreChe
 from pymongo.errors import PyMongoError
 
 from billing.clock import Clock
-from billing.errors import LedgerUnavailable, ProviderUnavailable
+from billing.errors import ProviderUnavailable
 from billing.extras import refunded_elsewhere
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, find_operation
@@ -116,17 +116,19 @@ async def paid(message: Message, t: Texts, ledger: Ledger, settings: Settings, c
 
 async def _refund_extra(message: Message, t: Texts, settings: Settings, bot: Bot, payment: StarsPayment, *,
                         now: datetime) -> None:
-    """A second payment of an invoice already paid (a forwarded invoice, a double tap): give it back."""
+    """A second payment of an invoice already paid (a forwarded invoice, a double tap): give it back. Telegram
+    refusing or failing the refund leaves it to the settle job (which tries again, or lists it for a refund by
+    hand); an outage after the refund fails the update, and its redelivery finds the refund done."""
     try:
         await refund_charge(BotStarsApi(bot), payment.charge_id, label=payment.payload, now=now)
-        await refunded_elsewhere(NAME, payment.charge_id)
-        async with reversal_queue(settings) as queue:
-            await queue.enqueue_reversal(NAME, payment.charge_id, "paid an invoice already paid; refunded")
-    except (ProviderRejected, ProviderUnavailable, LedgerUnavailable) as err:
+    except (ProviderRejected, ProviderUnavailable) as err:
         log.error("%s:%s paid invoice %s a second time and could not be refunded: %s", NAME, payment.charge_id,
                   payment.payload, err)
         await message.answer(t("stars.paid.rejected", stars=payment.amount))
         return
+    await refunded_elsewhere(NAME, payment.charge_id)
+    async with reversal_queue(settings) as queue:
+        await queue.enqueue_reversal(NAME, payment.charge_id, "paid an invoice already paid; refunded")
     await message.answer(t("stars.paid.extra", stars=payment.amount))
 
 
