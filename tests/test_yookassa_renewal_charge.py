@@ -15,6 +15,7 @@ from billing.providers.base import ChargeStatus, Outcome, ProviderRejected, Save
 from billing.providers.yookassa import YooKassa
 from db import OperationStatus, Subscription
 from tests.charge_support import RENEWAL_PRICE, Remembered, WorkerDied, charger, renewal
+from tests.consent_support import consent_on
 from tests.helpers import new_invoice, operations
 from tests.webhook_server.test_redis_faults import free_port
 from tests.yookassa_support import (
@@ -74,6 +75,7 @@ async def test_the_charge_is_a_merchant_initiated_payment_and_its_event_is_the_l
 
 async def test_a_method_saved_by_a_first_payment_renews_the_subscription(client, worker, yookassa, clock):
     first = await new_invoice(client, user_id=22)
+    await consent_on(first["label"], "yookassa")  # the payer chose "pay and renew" on the page
     first_payment = paid_payment(yookassa, first["label"])
     assert await post_notification(client, yookassa.notification("payment.succeeded", first_payment)) == 200
     await worker.drain()
@@ -221,6 +223,7 @@ async def test_a_payment_in_the_other_mode_is_not_credited(client, emulator, yoo
 
 async def test_notification_then_charge_event_records_one_operation(client, worker, yookassa, clock, notifier):
     invoice = await new_invoice(client, user_id=24)
+    await consent_on(invoice["label"], "yookassa")
     yookassa.saved_methods.add(METHOD)
     result = await provider(client).charge(renewal(invoice["label"], METHOD, user_id=24), Remembered())
     await yookassa.settle()
@@ -232,6 +235,7 @@ async def test_notification_then_charge_event_records_one_operation(client, work
 
 async def test_charge_event_then_notification_records_one_operation(client, worker, yookassa, clock, notifier):
     invoice = await new_invoice(client, user_id=25)
+    await consent_on(invoice["label"], "yookassa")
     yookassa.saved_methods.add(METHOD)
     yookassa.notify_url = None  # the notification is late: delivered by hand below
     result = await provider(client).charge(renewal(invoice["label"], METHOD, user_id=25), Remembered())

@@ -12,6 +12,7 @@ from billing.errors import ProviderUnavailable
 from billing.sweep import reconcilers, sweep_once
 from db import Invoice, InvoiceStatus, OperationStatus, Subscription
 from db.yookassa import YooKassaPayment, attempts
+from tests.consent_support import choose
 from tests.helpers import new_invoice, operations
 from tests.yookassa_support import (
     checkout,
@@ -46,7 +47,7 @@ async def test_every_notification_dropped_the_sweep_activates_and_the_late_deliv
         client, worker, yookassa, clock, notifier):
     invoice = await new_invoice(client, user_id=51)
     yookassa.drop_deliveries()  # an outage between YooKassa and us: every delivery is lost
-    _, confirmation = await press_pay(client, invoice)
+    _, confirmation = await choose(client, invoice, "yookassa")  # pay and renew: the card is saved
     assert await checkout(confirmation) == 303, "YooKassa sends the payer back whatever the shop answered"
     [payment_id] = yookassa.payments
     assert yookassa.deliveries == [] and yookassa.outbox.dropped == [("payment.succeeded", payment_id)]
