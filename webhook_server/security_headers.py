@@ -96,10 +96,18 @@ def widget_page_sources(app: web.Application) -> Policy:
     }
 
 
+WIDGET_PAGE = "pay_cloudpayments"  # the route's name, and the page's wherever it is served
 PAGE_SOURCES: dict[str, Callable[[web.Application], Policy]] = {
     "pay": pay_page_sources,
-    "pay_cloudpayments": widget_page_sources,
+    WIDGET_PAGE: widget_page_sources,
 }
+
+
+def serves_page(request: web.Request, response: web.StreamResponse, page: str) -> web.StreamResponse:
+    """Give `response` the policy of `page` (a key of PAGE_SOURCES) whatever route answered it: the widget page
+    is served by /pay/{label}/cloudpayments and, after the payer's choice, by /pay/{label}/choose."""
+    response.headers[hdrs.CONTENT_SECURITY_POLICY] = render({**BASE_POLICY, **PAGE_SOURCES[page](request.app)})
+    return response
 
 
 def policy_for(request: web.Request, status: int) -> str:

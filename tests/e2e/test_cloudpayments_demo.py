@@ -11,7 +11,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import pytest
@@ -58,8 +58,10 @@ async def test_demo_invoice_paid_in_the_cloudpayments_widget_then_refunded(demo:
         async with session.get(demo.link) as page:
             form = FormReader("pay-cloudpayments")
             form.feed(await page.text())
-        assert form.action == f"{demo.base}/pay/{label}/cloudpayments"
-        async with session.post(form.action, data=form.fields) as widget_page:
+        # "pay once": the choice is fixed on the invoice at /choose, which answers with the widget's page
+        assert form.action == f"/pay/{label}/choose"
+        assert (form.fields["provider"], form.fields["choice"]) == ("cloudpayments", "once")
+        async with session.post(urljoin(demo.link, form.action), data=form.fields) as widget_page:
             assert widget_page.status == 200
             page_text = await widget_page.text()
         config = widget_config(page_text)

@@ -47,6 +47,8 @@ async def test_the_pages_work_under_their_policy_and_it_refuses_the_rest(tmp_pat
         await page.goto(link_in(demo.link, "en"))
         assert await page.eval_on_selector("form#pay-payme button", "b => getComputedStyle(b).backgroundColor") \
             == BUTTON_COLOUR, "the stylesheet loads"
+        await page.click("form#renew-payme button")  # "pay and renew automatically": the card form shows
+        await page.wait_for_selector("#payme-card-start")
         assert await page.is_visible("#payme-card-start"), "the card binding's script ran"
         assert violations == [], violations
 

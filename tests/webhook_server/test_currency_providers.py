@@ -20,6 +20,7 @@ from billing.providers.stars.protocol import PreCheckout
 from db import Invoice, InvoiceStatus, OperationStatus, Subscription
 from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server, pay_fields, post  # noqa: F401
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
+from tests.consent_support import consent_on
 from tests.helpers import new_invoice, notification, operations, post_notification, resign
 from tests.payme_support import PAYME_CHECKOUT, PAYME_KEY, PAYME_MERCHANT, error_code, payme  # noqa: F401
 from tests.webhook_server.test_notify_click import CLICK, SECRET as CLICK_SECRET
@@ -96,6 +97,7 @@ async def test_cloudpayments_pay_in_a_foreign_currency_is_kept_for_review_and_pa
 
 async def test_cloudpayments_renewal_of_its_own_subscription_in_another_currency_is_refused(client, worker, cp):
     invoice = await month_invoice(client, 7)
+    await consent_on(invoice["label"], "cloudpayments")  # the payer chose "pay and renew": CloudPayments renews it
     first = pay_fields(invoice["label"], 7, subscription_id="sc_currency")
     assert await post(client, Kind.PAY, first) == (200, {"code": 0})
     await worker.drain()

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing.providers.payme.protocol import SANDBOX_API_URL
 from settings import Settings
 from tests.conftest import AUTH, REDIS_TEST_URL, YOOMONEY_API_TOKEN
+from tests.consent_support import choose, page_forms
 from tests.helpers import new_invoice, notification, path_of, post_notification
 from tests.payme_support import payme_settings
 from webhook_server.app import create_app
@@ -113,6 +114,7 @@ def link_fields(pay_url: str) -> dict[str, str]:
 
 async def test_the_payment_page_allows_our_script_and_paymes_api_only(client):
     invoice = await new_invoice(client)
+    assert (await choose(client, invoice, "payme"))[0] == 303  # the card form shows under the renewal consent
     response = await client.get(path_of(invoice["pay_url"]))
     assert response.status == 200
     assert_guarded(response)
@@ -124,6 +126,21 @@ async def test_the_payment_page_allows_our_script_and_paymes_api_only(client):
     page = await assert_loads_under_its_policy(client, response)
     assert page.scripts == ["/static/payme_card.js"]
     assert f'"apiUrl": "{SANDBOX_API_URL}"' in await response.text()
+
+
+async def test_the_widget_page_opened_by_the_payers_choice_has_the_widgets_policy(client):
+    """The page's "pay once" and "pay and renew" with CloudPayments post to /choose, which serves the widget
+    page itself: its policy must let the widget load there too."""
+    invoice = await new_invoice(client)
+    forms = await page_forms(client, invoice)
+    for form_id in ("pay-cloudpayments", "renew-cloudpayments"):
+        form = forms[form_id]
+        response = await client.post(form["action"], data=form["fields"])
+        assert response.status == 200 and urlsplit(str(response.url)).path.endswith("/choose"), form_id
+        csp = policy(response)
+        assert csp["script-src"] == ["'self'", "https://widget.cloudpayments.ru"], form_id
+        page = await assert_loads_under_its_policy(client, response)
+        assert page.scripts == [WIDGET_URL, "/static/cloudpayments.js"], form_id
 
 
 async def test_the_widget_page_allows_the_widget_and_our_script(client):

@@ -13,6 +13,7 @@ from db import InvoiceStatus
 from db.users import stored_language
 from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
+from webhook_server.security_headers import WIDGET_PAGE, serves_page
 from webhook_server.views.notify import enabled_provider, read_raw, to_response
 from webhook_server.views.signed_form import signed_form
 from webhook_server.views.pay import LANG, RETURNED, web_prices
@@ -55,4 +56,4 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
     response = aiohttp_jinja2.render_template("cloudpayments.html", request, context)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return serves_page(request, response, WIDGET_PAGE)

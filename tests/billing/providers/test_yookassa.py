@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,6 +17,7 @@ from billing.money import Money
 from billing.networks import parse_networks
 from billing.providers.base import NotificationRejected, ProviderHTTPError, ProviderRejected
 from billing.providers.yookassa import YooKassa
+from billing.refunds import RefundStatus
 from billing.providers.yookassa.protocol import (
     ApiClient,
     authorization,
@@ -29,9 +31,18 @@ from billing.providers.yookassa.protocol import (
     read_amount,
     sender_allowed,
 )
+from db import init_db
 from settings import YOOKASSA_PUBLISHED_IPS, Settings
 
 API = "https://api.yookassa.ru/v3"
+
+
+@pytest.fixture
+async def memory_db(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """An in-memory database of this test's own: the refund module keeps pending refunds in MongoDB."""
+    client = await init_db("memory://", f"test_yookassa_{request.node.name}"[:60])
+    yield
+    client.close()
 TV6_PAYMENT = {
     "id": "2f6a1c3e-000f-5000-8000-1a2b3c4d5e6f", "status": "succeeded", "paid": True,
     "amount": {"value": "149.00", "currency": "RUB"}, "income_amount": {"value": "144.83", "currency": "RUB"},
@@ -218,20 +229,29 @@ async def test_get_of_an_object_the_shop_does_not_have_is_none():
     assert transport.calls[0]["url"] == f"{API}/refunds/r-1" and "Idempotence-Key" not in transport.calls[0]["headers"]
 
 
-async def test_refund_request_and_a_canceled_refund_is_a_refusal():
+async def test_a_refund_yookassa_cancels_at_once_is_a_refusal_with_its_reason(memory_db):
     refund = {"id": "r1", "payment_id": "p1", "status": "canceled",
               "cancellation_details": {"party": "yoo_money", "reason": "rejected_by_payee"}}
-    transport = RecordingTransport((200, {**refund, "status": "pending"}), (200, refund))
+    transport = RecordingTransport((200, refund))
     provider = YooKassa(shop_id="123456", secret_key="test_abc", api_url=API, transport=transport,
                         notify_networks=[])
-    await provider.refund(operation_id="p1", amount=Money(29900, "RUB"), label="inv_1")
     with pytest.raises(ProviderRejected, match="rejected_by_payee"):
         await provider.refund(operation_id="p1", amount=Money(29900, "RUB"), label="inv_1")
-    first, second = transport.calls
-    assert first["json"] == {"payment_id": "p1", "amount": {"value": "299.00", "currency": "RUB"},
-                             "description": "Refund of invoice inv_1"}
-    key = idempotence_key("refund", "p1")
-    assert first["headers"]["Idempotence-Key"] == second["headers"]["Idempotence-Key"] == key
+    (call,) = transport.calls
+    assert call["json"] == {"payment_id": "p1", "amount": {"value": "299.00", "currency": "RUB"},
+                            "description": "Refund of invoice inv_1"}
+    assert call["headers"]["Idempotence-Key"] == idempotence_key("refund", "p1")
+
+
+async def test_a_pending_refund_is_kept_and_answered_without_asking_again(memory_db):
+    pending = {"id": "r1", "payment_id": "p1", "status": "pending"}
+    transport = RecordingTransport((200, pending))
+    provider = YooKassa(shop_id="123456", secret_key="test_abc", api_url=API, transport=transport,
+                        notify_networks=[])
+    first = await provider.refund(operation_id="p1", amount=Money(29900, "RUB"), label="inv_1")
+    again = await provider.refund(operation_id="p1", amount=Money(29900, "RUB"), label="inv_1")
+    assert (first.status, first.refund_id) == (again.status, again.refund_id) == (RefundStatus.PENDING, "r1")
+    assert len(transport.calls) == 1
 
 
 def test_page_form_posts_the_signed_link_back_to_us():
