@@ -8,7 +8,7 @@ import logging
 import aiohttp
 from aiogram.types import CallbackQuery
 
-from billing.errors import InvoiceNotFound, LedgerUnavailable, ProviderUnavailable
+from billing.errors import InvoiceNotFound, LedgerUnavailable
 from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.ledger import Ledger
 from billing.providers.base import ProviderRejected
@@ -22,13 +22,17 @@ HTTP_TIMEOUT_SECONDS = 15
 
 async def confirm_pressed(query: CallbackQuery, callback_data: HoldConfirm, t: Texts, settings: Settings,
                           ledger: Ledger | None) -> None:
+    """An outage before the capture (no queue, the provider not answering) fails the update, as every outage in
+    the bot does (bot/routers/fallback.py): Telegram delivers it again, or the polling retry takes it and then
+    tells the admin chat. Once the provider has captured the money, a queue that fails to record it is no
+    reason to capture again: the provider's own notification (or the sweep) applies the payment, and the admin
+    is told so."""
     from webhook_server.http_transport import AiohttpTransport  # the web layer imports the bot: import late
     from webhook_server.providers import build_providers
 
     label = callback_data.label
     if ledger is None:
-        await query.answer(t("hold.later"), show_alert=True)
-        return
+        raise LedgerUnavailable("the bot started without the queue: nothing to record a confirmed payment in")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)) as session:
         providers = build_providers(settings, AiohttpTransport(session)).providers
         try:
@@ -39,8 +43,10 @@ async def confirm_pressed(query: CallbackQuery, callback_data: HoldConfirm, t: T
             text = t("hold.unsupported", provider=str(err))
         except ProviderRejected as err:
             text = t("hold.refused", error=str(err))
-        except (ProviderUnavailable, LedgerUnavailable):
-            text = t("hold.later")
+        except LedgerUnavailable as err:
+            log.error("admin %s confirmed the held payment of %s at the provider, not recorded here: %s",
+                      query.from_user.id, label, err)
+            text = t("hold.captured", label=label)
         else:
             text = t("hold.confirmed", label=label)
             log.info("admin %s confirmed the held payment of %s", query.from_user.id, label)
