@@ -163,6 +163,7 @@ class RenewalEvent(StrEnum):
     EXPIRED = "expired"  # the subscription ended: a link to pay by hand
     METHOD_DELETED = "method_deleted"  # auto-renewal off: the saved method was deleted at the provider
     METHOD_FORGOTTEN = "method_forgotten"  # auto-renewal off: the provider cannot delete it; forgotten here
+    SUBSCRIPTION_CANCELLED = "subscription_cancelled"  # auto-renewal off: the provider's subscription cancelled there
 
 
 @dataclass(frozen=True, slots=True)

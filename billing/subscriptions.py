@@ -96,6 +96,24 @@ async def save_method(user_id: int, *, provider: str, method: str | None, token:
     )
 
 
+def renews_automatically(subscription: Subscription) -> bool:
+    """The one answer to "does this subscription renew by itself?", for the bot's /cancel, the admin API, the
+    renewal page and the notice before a charge: auto-renewal is on, and either a method of ours is saved under
+    the payer's consent (our scheduler charges it) or a CloudPayments subscription is bound to it (CloudPayments
+    charges it on its own clock; billing/providers/cloudpayments/subscriptions.py)."""
+    if not subscription.auto_renew:
+        return False
+    ours = subscription.payment_token is not None and subscription.renewal_consent is not None
+    return ours or subscription.cloudpayments_subscription_id is not None
+
+
+def renewal_left_over(subscription: Subscription) -> bool:
+    """Auto-renewal is off but what it charged is not gone yet (the saved method's deletion, or the CloudPayments
+    subscription's cancellation, is still under way)."""
+    return not subscription.auto_renew and (
+        subscription.payment_token is not None or subscription.cloudpayments_subscription_id is not None)
+
+
 def is_active(subscription: Subscription, now: datetime) -> bool:
     """Access now: a paid period still running, or a declined renewal whose retries remain (past_due)."""
     if subscription.status is SubscriptionStatus.PAST_DUE:

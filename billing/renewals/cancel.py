@@ -4,8 +4,10 @@ Off withdraws the payer's consent, stops every open renewal at once and queues t
 method at the provider (where its API allows: Payme's cards.remove; YooKassa and CloudPayments have no call
 that deletes a saved card, so there it is forgotten here and never charged again); the method stays on the
 subscription until that job removed it, so a provider outage only delays the deletion, and the user is told
-which of the two happened. The paid period runs to its end either way. On again needs a saved method kept
-under a consent that was never withdrawn: a withdrawn consent is given again only on the payment page.
+which of the two happened. A CloudPayments subscription renewing it is cancelled at CloudPayments by the same
+job (/subscriptions/cancel), and the user is told once CloudPayments no longer charges it. The paid period runs
+to its end either way. On again needs a saved method kept under a consent that was never withdrawn: a withdrawn
+consent is given again only on the payment page.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from billing.plans import Catalogue
 from billing.providers import PROVIDER_NAMES
 from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
 from billing.providers.base import SavedMethodCharger
-from billing.providers.cloudpayments.subscriptions import cancel_requested, stop_bound
+from billing.providers.cloudpayments.subscriptions import NAME as CLOUDPAYMENTS, cancel_requested, stop_bound, \
+    turned_off_by_user
 from billing.renewals.attempt import close_open_renewals
 from billing.subscriptions import get_subscription
 from db import Subscription
@@ -74,8 +77,13 @@ async def forget_saved_method(user_id: int, *, chargers: Mapping[str, SavedMetho
     """The job after auto-renewal went off: delete the method at the provider, then here, then tell the user
     (once: the notifier keys the notice by user and period). Nothing when auto-renewal is on again meanwhile.
     Raises ProviderUnavailable (the job retries)."""
-    await cancel_requested(user_id, chargers)  # CloudPayments subscriptions marked for /subscriptions/cancel
+    stopped = await cancel_requested(user_id, chargers)  # CloudPayments subscriptions marked for cancelling
     subscription = await get_subscription(user_id)
+    if subscription is not None and notifier is not None and turned_off_by_user(stopped):
+        await notifier.renewal_changed(RenewalNotice(
+            event=RenewalEvent.SUBSCRIPTION_CANCELLED, user_id=user_id,
+            plan_title=plans.title(subscription.plan) if plans is not None else subscription.plan,
+            period_end=subscription.current_period_end, provider=CLOUDPAYMENTS))
     if subscription is None or subscription.auto_renew or subscription.payment_token is None:
         return False
     token = subscription.payment_token

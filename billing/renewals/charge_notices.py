@@ -1,12 +1,21 @@
 """The notice before every automatic charge (issue 17.2, 376-FZ): RENEWAL_NOTICE_DAYS before the period
-ends, a subscription whose saved method will be charged hears the date and the amount, with a button
+ends, a subscription that will be charged automatically hears the date and the amount, with a button
 that turns auto-renewal off in one tap (bot/routers/renewals.py's RenewalChoice).
+
+Two kinds are charged automatically (billing.subscriptions.renews_automatically): a method of ours saved under
+consent, which our scheduler charges at the period end, and a bound CloudPayments subscription, which
+CloudPayments charges on its own clock. That clock is the one the period end here was made from: the widget
+set the subscription up with the plan's period (interval Day, period = the plan's days) at the first payment,
+whose period ends then too, and each scheduled charge extends it by the same period. So the notice goes out
+RENEWAL_NOTICE_DAYS before the period end we know, naming the amount the CloudPayments subscription was set
+up with (not today's plan price: CloudPayments charges what it was given). The one-tap cancel then stops it
+at CloudPayments (/subscriptions/cancel, from the worker).
 
 Once per user and period: the enqueue comes first (its job id, and the notifier's sent-notice key, both
 name the user and the period, so a repeat after a crash sends nothing more), then `charge_reminded_for`
-is set so later ticks skip the subscription. Subscriptions nothing here charges (no saved method,
-auto-renewal off, a provider without charges, or one that renews by itself) get no such notice; the
-pay-by-hand reminder of the scheduler is theirs.
+is set so later ticks skip the subscription. Subscriptions nothing charges automatically (no saved method,
+auto-renewal off, a provider without charges, or one that renews by itself like Telegram Stars) get no
+such notice; the pay-by-hand reminder of the scheduler is theirs.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from billing.plans import Plan
 from billing.money import Money
 from billing.ports import RenewalEvent
 from billing.renewals import RenewalServices
+from billing.providers.cloudpayments.subscriptions import bound_charge, renewed_by_cloudpayments
 from billing.renewals.periods import period_ms
+from billing.subscriptions import renews_automatically
 from db import Subscription, SubscriptionStatus
 
 BATCH = 500
@@ -27,9 +38,11 @@ NOTICE = f"{RenewalEvent.UPCOMING.value}:0"
 
 
 def will_be_charged(chargeable: list[str]) -> dict[str, Any]:
-    """The subscriptions the scheduler charges when their period ends."""
-    return {"status": SubscriptionStatus.ACTIVE.value, "auto_renew": True, "payment_token": {"$ne": None},
-            "payment_provider": {"$in": chargeable}}
+    """The subscriptions charged automatically when their period ends: by our scheduler (a saved method under
+    consent, with a provider charged here) or by CloudPayments (a bound subscription); as renews_automatically."""
+    return {"status": SubscriptionStatus.ACTIVE.value, "auto_renew": True, "$or": [
+        {"payment_token": {"$ne": None}, "renewal_consent": {"$ne": None}, "payment_provider": {"$in": chargeable}},
+        renewed_by_cloudpayments()]}
 
 
 async def notify_coming_charges(now: datetime, services: RenewalServices, chargeable: list[str]) -> int:
@@ -54,14 +67,18 @@ async def notify_coming_charges(now: datetime, services: RenewalServices, charge
     return count
 
 
-def charge_amount(plan: Plan | None, provider: str, chargers: Mapping[str, Any]) -> Money | None:
-    """What the coming charge takes: the plan's price in the currency its provider charges."""
-    charger = chargers.get(provider)
+async def charge_amount(subscription: Subscription, plan: Plan | None, chargers: Mapping[str, Any]) -> Money | None:
+    """What the coming charge takes: what the bound CloudPayments subscription charges, else the plan's price in
+    the currency the saved method's provider charges."""
+    if subscription.cloudpayments_subscription_id is not None:
+        return await bound_charge(subscription.cloudpayments_subscription_id)
+    charger = chargers.get(subscription.payment_provider or "")
     currency = getattr(charger, "charge_currency", None)
     return plan.price(currency) if plan is not None and isinstance(currency, str) else None
 
 
 def still_charged(subscription: Subscription, chargers: Mapping[str, Any]) -> bool:
     """At send time: the user may have turned auto-renewal off since the notice was queued."""
-    return subscription.auto_renew and subscription.payment_token is not None and (
-        subscription.payment_provider or "") in chargers
+    if not renews_automatically(subscription):
+        return False
+    return subscription.cloudpayments_subscription_id is not None or (subscription.payment_provider or "") in chargers

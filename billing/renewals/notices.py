@@ -44,7 +44,7 @@ async def send_renewal_notice(
         pay_url=pay_url, next_attempt_at=renewal.next_attempt_at if retrying and renewal else None,
         reason=(renewal.last_reason or "") if renewal is not None else "",
         provider=renewal.provider if renewal is not None else (subscription.payment_provider or ""),
-        amount=charge_amount(plan, subscription.payment_provider or "", chargers or {}) if upcoming else None,
+        amount=await charge_amount(subscription, plan, chargers or {}) if upcoming else None,
     ))
     if renewal is not None:
         await Renewal.get_motor_collection().update_one(

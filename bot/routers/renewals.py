@@ -1,4 +1,8 @@
-"""/cancel: the user turns automatic renewal off, after a confirm button (a callback data factory)."""
+"""/cancel: the user turns automatic renewal off, after a confirm button (a callback data factory).
+
+Whatever renews the subscription by itself (billing.subscriptions.renews_automatically) is offered: a method of
+ours saved under consent, or a CloudPayments subscription bound to it, which the worker then cancels at
+CloudPayments (/subscriptions/cancel) and the user hears when it is done."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from billing.clock import Clock
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
 from billing.renewals.cancel import NoSubscription, set_auto_renew
-from billing.subscriptions import get_subscription, is_active
+from billing.subscriptions import get_subscription, is_active, renewal_left_over, renews_automatically
 from bot.routers.subscribe import mask_method
 from bot.texts import Texts
 
@@ -35,11 +39,12 @@ def router() -> Router:
 async def cancel_command(message: Message, t: Texts, plans: Plans, clock: Clock) -> None:
     assert message.from_user is not None
     subscription = await get_subscription(message.from_user.id)
-    if subscription is None or not is_active(subscription, clock()) or subscription.payment_token is None:
+    if subscription is None or not is_active(subscription, clock()) or not (
+            renews_automatically(subscription) or renewal_left_over(subscription)):
         await message.answer(t("cancel.none"))
         return
     until = t.moment(subscription.current_period_end)
-    if not subscription.auto_renew:
+    if not renews_automatically(subscription):
         await message.answer(t("cancel.already_off", until=until))
         return
     method = (mask_method(subscription.payment_method) if subscription.payment_method
@@ -64,7 +69,8 @@ async def choice_pressed(query: CallbackQuery, callback_data: RenewalChoice, t: 
     except NoSubscription:
         await _reply(query, t("cancel.none"))
         return
-    await _reply(query, t("cancel.done", until=t.moment(subscription.current_period_end)))
+    done = "cancel.done.cloudpayments" if subscription.cloudpayments_subscription_id else "cancel.done"
+    await _reply(query, t(done, until=t.moment(subscription.current_period_end)))
 
 
 async def _reply(query: CallbackQuery, text: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from billing.subscriptions import get_subscription
 from bot.routers.renewals import TURN_OFF, RenewalChoice
+from settings import Settings
 from tests.bot.conftest import USER_ID, bot_settings, send
 from tests.cloudpayments_subscription_support import subscribed
 from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server
@@ -19,13 +20,17 @@ from webhook_server.emulators.cloudpayments_wire import Kind
 __all__ = ["cp", "cp_server"]
 
 
+def cloudpayments_bot_settings(yoomoney_url: str, telegram_url: str, cp_url: str, **extra: Any) -> Settings:
+    """The bot's settings with CloudPayments (its emulator) setting up subscriptions for the month plan."""
+    return bot_settings(yoomoney_url, telegram_url, cloudpayments_public_id=CP_PUBLIC_ID,
+                        cloudpayments_api_secret=CP_SECRET, cloudpayments_api_url=cp_url,
+                        cloudpayments_widget_url=cp_url + "/widget.js", cloudpayments_test_mode=True,
+                        cloudpayments_recurrent_plans=["month"], **extra)
+
+
 @pytest.fixture
 def settings(yoomoney_emulator, fake_telegram, cp_server):  # type: ignore[no-untyped-def]
-    url = cp_server[1]
-    return bot_settings(yoomoney_emulator[1], fake_telegram[1], cloudpayments_public_id=CP_PUBLIC_ID,
-                        cloudpayments_api_secret=CP_SECRET, cloudpayments_api_url=url,
-                        cloudpayments_widget_url=url + "/widget.js", cloudpayments_test_mode=True,
-                        cloudpayments_recurrent_plans=["month"])
+    return cloudpayments_bot_settings(yoomoney_emulator[1], fake_telegram[1], cp_server[1])
 
 
 def turn_off_press(question: dict[str, Any], update_id: int) -> dict[str, Any]:

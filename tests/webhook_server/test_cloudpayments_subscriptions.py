@@ -83,7 +83,8 @@ async def test_a_subscription_renews_on_cloudpayments_clock_without_reminder_or_
     assert (await tick(clock(), services)).expired == 0
     assert (await local(62)).status is SubscriptionStatus.ACTIVE
     await worker.drain()
-    assert notifier.renewals == []
+    [notice] = notifier.renewals  # the notice before CloudPayments' charge (RENEWAL_NOTICE_DAYS), no pay link
+    assert (notice.event, notice.pay_url, notice.period_end) == (RenewalEvent.UPCOMING, None, end)
 
     [renewal_tx] = await cp.run_schedule()
     assert codes(cp, Kind.CHECK)[-1] == 0 and codes(cp, Kind.PAY)[-1] == 0

@@ -17,7 +17,7 @@ from billing.money import Money
 from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.refunds import RefundResult, RefundStatus, find_refund, latest_refund, refund_json
 from billing.signing import secrets_equal
-from billing.subscriptions import get_subscription, is_active
+from billing.subscriptions import get_subscription, is_active, renews_automatically
 from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_renew
 from billing.renewals.periods import period_ms
@@ -151,7 +151,7 @@ async def _subscription_json(subscription: Subscription, now: datetime) -> dict[
         "status": status,
         "plan": subscription.plan,
         "current_period_end": _iso(subscription.current_period_end),
-        "auto_renew": subscription.auto_renew and subscription.payment_token is not None,
+        "auto_renew": renews_automatically(subscription),
         "payment_provider": subscription.payment_provider,
         "payment_method": subscription.payment_method,
         "renewal": None if renewal is None else {

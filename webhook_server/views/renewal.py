@@ -11,7 +11,7 @@ from aiohttp import web
 from yarl import URL
 
 from billing.renewals.cancel import NoSubscription, set_auto_renew
-from billing.subscriptions import get_subscription, is_active
+from billing.subscriptions import get_subscription, is_active, renews_automatically
 from bot.routers.subscribe import mask_method
 from bot.texts import Texts
 from db import Subscription
@@ -40,7 +40,7 @@ def _render(request: web.Request, subscription: Subscription | None, t: Texts, *
     now = request.app[CLOCK]()
     state = "none"
     if subscription is not None and is_active(subscription, now):
-        state = "on" if subscription.auto_renew and subscription.payment_token is not None else "off"
+        state = "on" if renews_automatically(subscription) else "off"
     query = signed_query(request)
     label = request.match_info["label"]
     context = {

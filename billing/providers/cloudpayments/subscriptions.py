@@ -24,7 +24,9 @@ from typing import Any, Protocol
 
 from billing.errors import LedgerUnavailable
 from billing.invoices import find_invoice
+from billing.money import Money
 from billing.ports import RenewalEvent
+from billing.providers.cloudpayments.protocol import CURRENCY
 from billing.renewals.periods import period_ms
 from billing.subscriptions import get_subscription
 from db import Subscription
@@ -39,6 +41,7 @@ REJECTED = "Rejected"  # three declined charges in a row
 ENDED = frozenset({"Cancelled", REJECTED, "Expired"})
 BATCH = 200
 FIELD = "cloudpayments_subscription_id"
+TURNED_OFF = "auto-renewal turned off"  # the stop reason of the user's own choice (bot, page, admin API)
 
 
 class StopQueue(Protocol):
@@ -140,7 +143,7 @@ async def stop_bound(subscription: Subscription, now: datetime, queue: StopQueue
     """Auto-renewal turned off (bot, page, admin API): stop the CloudPayments subscription renewing it."""
     bound = getattr(subscription, FIELD, None)
     row = await CloudPaymentsSubscription.by_id(bound) if bound else None
-    return row is not None and await request_stop(row, "auto-renewal turned off", now, queue)
+    return row is not None and await request_stop(row, TURNED_OFF, now, queue)
 
 
 async def requeue_stops(queue: StopQueue, limit: int = BATCH) -> int:
@@ -167,17 +170,31 @@ async def _queue_stop(row: CloudPaymentsSubscription, queue: StopQueue) -> None:
                     row.subscription_id)
 
 
-async def cancel_requested(user_id: int, chargers: Mapping[str, Any]) -> int:
-    """The forget-method job's step: cancel at CloudPayments every subscription of the user marked for it.
-    Raises ProviderUnavailable (the job retries, and the scheduler queues it again)."""
+async def cancel_requested(user_id: int, chargers: Mapping[str, Any]) -> list[CloudPaymentsSubscription]:
+    """The forget-method job's step: cancel at CloudPayments every subscription of the user marked for it; the
+    rows cancelled now. Raises ProviderUnavailable (the job retries, and the scheduler queues it again)."""
     rows = await CloudPaymentsSubscription.find(
         {"user_id": user_id, "stop_requested_at": {"$ne": None}, "status": {"$in": sorted(RENEWING)}}).to_list()
     canceller: SubscriptionCanceller | None = chargers.get(NAME)
     if rows and canceller is None:
         log.error("user %s: %d cloudpayments subscription(s) to cancel, but CloudPayments is not configured here",
                   user_id, len(rows))
-        return 0
-    return sum([await canceller.cancel_subscription(row.subscription_id) for row in rows if canceller])
+        return []
+    return [row for row in rows if canceller is not None and await canceller.cancel_subscription(row.subscription_id)]
+
+
+def turned_off_by_user(rows: list[CloudPaymentsSubscription]) -> bool:
+    """Whether one of these cancelled rows was stopped because the user turned auto-renewal off (and so is
+    told), not for a refund, a replacement or a missing consent."""
+    return any(row.stop_reason == TURNED_OFF for row in rows)
+
+
+async def bound_charge(subscription_id: str) -> Money | None:
+    """What CloudPayments charges a subscription at each of its dates: the RUB amount of the invoice whose
+    payment set it up (the widget's amount), whatever the plan costs today."""
+    row = await CloudPaymentsSubscription.by_id(subscription_id)
+    minor = row.amounts.get(CURRENCY) if row is not None else None
+    return Money(minor, CURRENCY) if minor is not None else None
 
 
 async def cancelled(subscription_id: str, status: str, now: datetime) -> None:
