@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import ModuleType
 
 from aiohttp import web
 
@@ -111,7 +113,7 @@ def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float =
     app[CLOCK_SPEED] = clock_speed
     local_base = DemoAddress(settings.web_host, settings.web_port).local_base
     for name, emulator in EMULATORS.items():
-        emulator_app = emulator.demo_app(settings, local_base)
+        emulator_app = emulator.demo_app(settings, local_base, **_emulator_clock(emulator, clock))
         if emulator_app is not None:
             app.add_subapp(f"{EMULATOR_ROOT}/{name}", emulator_app)
     app.cleanup_ctx.append(_worker_ctx)
@@ -122,6 +124,12 @@ def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float =
     if warning is not None:
         log.warning("%s", warning)
     return app
+
+
+def _emulator_clock(emulator: ModuleType, clock: Clock) -> dict[str, Clock]:
+    """The demo's clock for an emulator that keeps one of its own (CloudPayments charges its subscriptions on
+    it), so that at a fast clock the provider's schedule runs as fast as ours."""
+    return {"clock": clock} if "clock" in inspect.signature(emulator.demo_app).parameters else {}
 
 
 def _scaled(seconds: int, speed: float) -> int:
@@ -156,6 +164,32 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     await close_payout_services(payouts)
 
 
+def _fast_clock_lines(settings: Settings, speed: float) -> list[str]:
+    """What a fast clock lets a person watch: renewals charged, a refused one ending, a CloudPayments
+    subscription cancelled from the bot."""
+    base = settings.public_base_url
+    recurrent = ", ".join(sorted(settings.cloudpayments_recurrent_plans))
+    lines = [
+        f"The clock runs {speed:g} times faster: choose 'Pay and renew automatically' with YooKassa, CloudPayments "
+        "or Payme and the saved card is charged again when the period ends (see the log); 'Pay once' saves nothing "
+        "and the subscription ends after a reminder.",
+    ]
+    if "yookassa" in settings.enabled_providers:
+        lines += ["A refused renewal: after paying with YooKassa and 'Pay and renew automatically', switch the "
+                  "shop's autopayments off; the next charge is refused (403 forbidden), the renewal stops, the user "
+                  "is told and the subscription ends with its period:",
+                  f"  curl -X POST -H 'Content-Type: application/json' -d '{{\"autopayments\": false}}' "
+                  f"{base}{EMULATOR_ROOT}/yookassa/control/shop"]
+    if "cloudpayments" in settings.enabled_providers:
+        lines.append(
+            f"A CloudPayments subscription (plans {recurrent}): pay with CloudPayments and 'Pay and renew "
+            "automatically', then send /cancel to the bot and turn it off: the worker cancels it at CloudPayments "
+            "(/subscriptions/cancel) and the bot says so." if recurrent and settings.bot_token is not None else
+            "A CloudPayments subscription cancelled from the bot: run the demo with BOT_TOKEN, TELEGRAM_API_URL "
+            "(e.g. `ymds fake-telegram`) and CLOUDPAYMENTS_RECURRENT_PLANS=<plan>.")
+    return [*lines, ""]
+
+
 async def _prepare_welcome(app: web.Application) -> None:
     settings = app[SETTINGS]
     plans = app[PLANS]
@@ -183,10 +217,7 @@ async def _prepare_welcome(app: web.Application) -> None:
         "",
         "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",
         f"  {link.url}",
-        *([f"The clock runs {app[CLOCK_SPEED]:g} times faster: choose 'Pay and renew automatically' with YooKassa, "
-           "CloudPayments or Payme and the saved card is charged again when the period ends (see the log); "
-           "'Pay once' saves nothing and the subscription ends after a reminder.", ""]
-          if app[CLOCK_SPEED] != 1.0 else []),
+        *(_fast_clock_lines(settings, app[CLOCK_SPEED]) if app[CLOCK_SPEED] != 1.0 else []),
         "Then check the subscription:",
         f"  curl -H 'Authorization: Bearer {token}' {settings.public_base_url}/api/users/{DEMO_USER_ID}/subscription",
         "",

@@ -299,6 +299,8 @@ class SubscriptionDesk:
         if sub.status not in CHARGING:
             return _refused(f"Subscription is {sub.status}")
         sub.status = CANCELLED
+        log.info("cloudpayments emulator: /subscriptions/cancel of %s (account %s) after %d charge(s): no more "
+                 "charges", sub.id, sub.account_id, sub.successes)
         await self.send(Kind.RECURRENT, self.recurrent(sub))
         return _ok(None)
 

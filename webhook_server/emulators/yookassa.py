@@ -243,6 +243,7 @@ class YooKassaEmulator(YooKassaShop):
                 return 400, error_body("invalid_request", "Confirmation is missing", "confirmation")
             refused = self.rules.refusal(body)
             if refused is not None:
+                log.info("yookassa emulator refused POST /payments: HTTP %s %s (%s)", *refused[:3])
                 return refused[0], error_body(*refused[1:])
             payment = self.create(body)
             if charge and payment["status"] != "pending":
@@ -379,6 +380,9 @@ class YooKassaEmulator(YooKassaShop):
         if "pending_seconds" in body:
             seconds = body["pending_seconds"]
             self.rules.pending_for = None if seconds is None else timedelta(seconds=seconds)
+        log.info("yookassa emulator: the shop's autopayments are %s, receipts %s, charges pending for %s",
+                 "on" if self.rules.autopayments else "off",
+                 "required" if self.rules.receipts_required else "not required", self.rules.pending_for or "no time")
         return web.json_response({"autopayments": self.rules.autopayments,
                                   "receipts_required": self.rules.receipts_required,
                                   "pending_seconds": self.rules.pending_for and self.rules.pending_for.total_seconds()})
