@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import ipaddress
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -32,7 +33,8 @@ DEMO_USER_ID = 100000001
 EMULATOR_ROOT = "/emulator"
 WELCOME = web.AppKey("demo_welcome", str)
 CLOCK_SPEED = web.AppKey("demo_clock_speed", float)
-MAX_SCALED_SECONDS = 100 * 365 * 86400  # a link's lifetime at a fast clock, kept inside datetime's range
+DAY = 86400
+MAX_SCALED_SECONDS = 100 * 365 * DAY  # a link's lifetime at a fast clock, kept inside datetime's range
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +100,17 @@ def _loopback(host: str) -> bool:
 
 def build_demo_app(settings: Settings, plans: Catalogue, *, clock_speed: float = 1.0) -> web.Application:
     """With `clock_speed` above 1 the service's clock runs that much faster; renewals are looked for early
-    enough (three scheduler ticks ahead) that a period never lapses between two ticks, and links and
+    enough (three scheduler ticks ahead) that a period never lapses between two ticks, the notice before a
+    charge comes at least three ticks before the charge (else the lead would swallow it), and links and
     invoices last as long in wall-clock time as they would at normal speed."""
     clock: Clock = utc_now
     if clock_speed != 1.0:
         clock = ScaledClock(clock_speed)
         lead = max(settings.renewal_lead_seconds, int(3 * settings.scheduler_interval_seconds * clock_speed))
+        notice_days = settings.renewal_notice_days and max(settings.renewal_notice_days, math.ceil(2 * lead / DAY))
         settings = settings.model_copy(update={
             "renewal_lead_seconds": lead,
+            "renewal_notice_days": notice_days,
             "link_ttl_seconds": _scaled(settings.link_ttl_seconds, clock_speed),
             "invoice_ttl_seconds": _scaled(settings.invoice_ttl_seconds, clock_speed),
         })

@@ -2,9 +2,9 @@
 automatic renewal ends that issue 17 asks the demo to show, each in a real demo process.
 
 - A refused renewal ends cleanly: a week paid with YooKassa under "pay and renew automatically", then the
-  emulator's shop turns autopayments off (its control route); the renewal charge is refused with 403, the
-  renewal stops after that one attempt, the user is told once, the admin chat once, and the subscription
-  expires with its period.
+  emulator's shop turns autopayments off (its control route); the notice before the charge comes first, then
+  the renewal charge is refused with 403, the renewal stops after that one attempt, the user is told once,
+  the admin chat once, and the subscription expires with its period.
 - A CloudPayments subscription (CLOUDPAYMENTS_RECURRENT_PLANS) is cancelled from the bot: /cancel offers to
   turn it off, the press reaches CloudPayments' /subscriptions/cancel through the demo's worker, and the bot
   says CloudPayments cancelled it.
@@ -78,6 +78,9 @@ async def test_a_refused_yookassa_renewal_ends_cleanly_in_the_fast_demo(tmp_path
 
         stopped = await bot_says(fake, DEMO_USER_ID, "has stopped")
         assert "Autopayments are not available" in stopped["text"], stopped["text"]
+        said = [str(m["text"]) for m in fake.bot_messages(DEMO_USER_ID)]
+        [notice] = [i for i, text in enumerate(said) if "renews automatically" in text]  # RENEWAL_NOTICE_DAYS ahead
+        assert "99" in said[notice] and notice < said.index(stopped["text"]), "the notice came before the charge"
         await bot_says(fake, ADMIN, "Renewal failed for good")
         ended = await subscription_when(session, demo.base, lambda body: body["status"] == "expired")
         assert ended["current_period_end"] == first["current_period_end"], "nothing was charged"
