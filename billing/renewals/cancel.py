@@ -25,7 +25,7 @@ from billing.providers.base import SavedMethodCharger
 from billing.providers.cloudpayments.subscriptions import NAME as CLOUDPAYMENTS, cancel_requested, stop_bound, \
     turned_off_by_user
 from billing.renewals.attempt import close_open_renewals
-from billing.subscriptions import get_subscription
+from billing.subscriptions import get_subscription, renews_automatically
 from db import Subscription
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
     subscription = await get_subscription(user_id)
     if subscription is None:
         raise NoSubscription(str(user_id))
+    if enabled and renews_automatically(subscription):
+        return subscription  # on already (a CloudPayments subscription renewing it has no saved method of ours)
     if enabled and (subscription.payment_token is None or subscription.renewal_consent is None):
         raise NoSavedMethod(str(user_id))
     changes: dict[str, object] = {"auto_renew": enabled, "updated_at": now}

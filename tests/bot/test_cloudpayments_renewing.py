@@ -82,6 +82,19 @@ async def test_cancel_turns_a_cloudpayments_subscription_off_and_the_user_hears_
     assert last_text(fake) == "You have no automatic renewal to turn off."
 
 
+async def test_the_admin_api_keeps_a_cloudpayments_subscription_on_and_turns_it_off(client, worker, clock, cp):
+    sub = await subscribed(client, cp, worker, clock, USER_ID)
+    path = f"/api/users/{USER_ID}/subscription"
+    kept = await client.patch(path, json={"auto_renew": True}, headers=AUTH)
+    assert kept.status == 200 and (await kept.json())["auto_renew"] is True, "on already: nothing to refuse"
+    off = await client.patch(path, json={"auto_renew": False}, headers=AUTH)
+    assert off.status == 200 and (await off.json())["auto_renew"] is False
+    await worker.drain()
+    assert cp.subscriptions[sub.subscription_id].status == "Cancelled"
+    again = await client.patch(path, json={"auto_renew": True}, headers=AUTH)
+    assert again.status == 409, "turned off, only the payment page's choice renews it again"
+
+
 async def test_the_renewal_page_shows_a_cloudpayments_subscription_on_and_turns_it_off(client, worker, clock, cp):
     sub = await subscribed(client, cp, worker, clock, USER_ID)
     invoice = await new_invoice(client, user_id=USER_ID)
