@@ -51,6 +51,9 @@ YOOKASSA_PUBLISHED_IPS = (
 )
 
 
+MAX_POLICY_CHARS = 3500  # a privacy policy's text fits one Telegram message (4096) with the bot's own lines
+
+
 class Environment(StrEnum):
     PRODUCTION = "production"
     DEVELOPMENT = "development"
@@ -166,6 +169,11 @@ class Settings(BaseSettings):
     admin_language: Literal["ru", "en", "uz"] = "en"
     stars_enabled: bool = False
     stars_support_contact: str | None = None
+    # /privacy (Telegram's Bot Developer Terms): the owner's privacy policy, a link and/or its text per language
+    privacy_policy_url: str | None = None
+    privacy_policy_ru: str | None = Field(default=None, max_length=MAX_POLICY_CHARS)
+    privacy_policy_en: str | None = Field(default=None, max_length=MAX_POLICY_CHARS)
+    privacy_policy_uz: str | None = Field(default=None, max_length=MAX_POLICY_CHARS)
 
     @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "job_retry_intervals", "cloudpayments_recurrent_plans",
                      mode="before")
@@ -184,6 +192,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("privacy_policy_url", "privacy_policy_ru", "privacy_policy_en", "privacy_policy_uz",
+                     mode="before")
+    @classmethod
+    def _policy_unset_when_blank(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def privacy_policy(self, language: str) -> str | None:
+        """The policy's text in `language` (PRIVACY_POLICY_RU, _EN, _UZ), None when that one is unset."""
+        text = getattr(self, f"privacy_policy_{language}", None)
+        return text.strip() if isinstance(text, str) else None
 
     @field_validator("yookassa_notify_ips", mode="before")
     @classmethod
@@ -278,6 +297,12 @@ class Settings(BaseSettings):
             raise ConfigError("WEBHOOK_MODE: the bot needs BOT_TOKEN to be served by the web server")
         if self.webhook_secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", self.webhook_secret.get_secret_value()):
             raise ConfigError("WEBHOOK_SECRET: 1 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        if self.privacy_policy_url is not None:
+            _check_url("privacy_policy_url", self.privacy_policy_url)
+        policy = self.privacy_policy_url or self.privacy_policy_ru or self.privacy_policy_en or self.privacy_policy_uz
+        if self.bot_token is not None and self.environment is Environment.PRODUCTION and policy is None:
+            warnings.append("PRIVACY_POLICY_URL, PRIVACY_POLICY_RU/_EN/_UZ: none set; Telegram's Bot Developer Terms "
+                            "require a bot that takes payments to publish its privacy policy (/privacy)")
         if self.bot_token is not None and "." not in (urlsplit(self.public_base_url).hostname or ""):
             warnings.append("PUBLIC_BASE_URL: Telegram refuses the bot's payment buttons to a host without a dot "
                             "(localhost); use the server's public name")

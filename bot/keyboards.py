@@ -54,3 +54,11 @@ def hold_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[
         InlineKeyboardButton(text=t("hold.confirm"), callback_data=HoldConfirm(label=label).pack()),
     ]])
+
+
+class DataDeletion(CallbackData, prefix="deldata"):
+    """The answer to /deletedata's question: `erase` (with the end of the paid access the user was told would
+    end, unix seconds, 0 for none) or `keep`. The data erased are always the presser's own."""
+
+    action: str
+    access: int = 0
