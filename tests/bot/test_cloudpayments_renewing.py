@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from billing.providers.cloudpayments.subscriptions import request_stop
 from billing.renewals.scheduler import tick
 from billing.subscriptions import get_subscription
 from db.cloudpayments import CloudPaymentsSubscription
@@ -24,6 +25,7 @@ from tests.conftest import AUTH
 from tests.helpers import Forms, new_invoice, path_of
 from tests.renewals.test_renewal_page import renewal_link
 from webhook_server.emulators.telegram import FakeTelegram
+from webhook_server.keys import QUEUES
 
 __all__ = ["cp", "cp_server"]
 NOTICE_DAYS = 3
@@ -131,3 +133,14 @@ async def test_the_notice_before_cloudpayments_charge_names_its_amount_and_cance
     assert len(told_cancelled(fake)) == 1
     stored = await get_subscription(USER_ID)
     assert stored is not None and (stored.cloudpayments_subscription_id, stored.auto_renew) == (None, False)
+
+
+async def test_a_subscription_stopped_for_a_refund_is_cancelled_without_telling_the_user_it_was_turned_off(
+        client, worker, fake, clock, cp):
+    sub = await subscribed(client, cp, worker, clock, USER_ID)
+    row = await CloudPaymentsSubscription.by_id(sub.subscription_id)
+    assert row is not None
+    await request_stop(row, "a payment of it was refunded", clock(), client.app[QUEUES])  # as a refund does
+    await worker.drain()
+    assert cp.subscriptions[sub.subscription_id].status == "Cancelled"
+    assert told_cancelled(fake) == [], "the refund's own notice speaks for it"
