@@ -28,7 +28,7 @@ from typing import Any
 
 from billing.errors import BillingError
 from billing.steps import Checkpoint, no_checkpoint
-from billing.subscriptions import get_subscription, is_active, renewal_left_over, renews_automatically
+from billing.subscriptions import get_subscription, is_active, renews_automatically
 from db import Invoice, InvoiceStatus, Operation, OperationStatus, Subscription
 from db.cloudpayments import CloudPaymentsSubscription
 from db.payouts import FINAL_STATUSES, ClaimStatus, PayoutClaim
@@ -63,7 +63,7 @@ class Blocker(StrEnum):
     """What the user must settle before their data can go."""
 
     AUTO_RENEWAL = "auto_renewal"  # a saved method (ours) or a CloudPayments subscription renews it: /cancel
-    RENEWAL_STOPPING = "renewal_stopping"  # turned off, but the method's removal at the provider is under way
+    RENEWAL_STOPPING = "renewal_stopping"  # not renewing, but the saved method's removal at the provider is pending
     STARS_RENEWAL = "stars_renewal"  # Telegram renews a Stars subscription by itself: /renewal
     CHARGE_IN_PROGRESS = "charge_in_progress"  # a renewal charge is due, running or pending at the provider
     PAYOUT_OPEN = "payout_open"  # a payout claim filed and not settled
@@ -125,7 +125,7 @@ async def inventory(user_id: int, now: datetime) -> Inventory:
     blockers: list[Blocker] = []
     if subscription is not None and renews_automatically(subscription):
         blockers.append(Blocker.AUTO_RENEWAL)
-    elif subscription is not None and renewal_left_over(subscription):
+    elif subscription is not None and _method_left(subscription):
         blockers.append(Blocker.RENEWAL_STOPPING)
     cloudpayments = await CloudPaymentsSubscription.find(
         {"user_id": user_id, "status": {"$in": list(CLOUDPAYMENTS_RENEWING)}}).to_list()
@@ -207,7 +207,7 @@ async def _delete_subscription(user_id: int, now: datetime, accepted_access: int
         subscription = await get_subscription(user_id)
         if subscription is None:
             return 0
-        if renews_automatically(subscription) or renewal_left_over(subscription):
+        if renews_automatically(subscription) or _method_left(subscription):
             raise DeletionBlocked(await inventory(user_id, now))
         if is_active(subscription, now) and int(subscription.current_period_end.timestamp()) > accepted_access:
             raise AccessChanged(await inventory(user_id, now))
@@ -219,6 +219,13 @@ async def _delete_subscription(user_id: int, now: datetime, accepted_access: int
         if result.deleted_count == 1:
             return 1
     raise SubscriptionContention("the subscription kept changing while it was being deleted")
+
+
+def _method_left(subscription: Subscription) -> bool:
+    """A saved method or a CloudPayments subscription is still attached, though nothing renews with it: the worker
+    removes it at the provider after auto-renewal is turned off (or the scheduler turns off an unconsented one).
+    Forgetting it here first would leave the provider's binding with nobody to delete it."""
+    return subscription.payment_token is not None or subscription.cloudpayments_subscription_id is not None
 
 
 def _count(counts: dict[str, int], name: str, number: int) -> None:

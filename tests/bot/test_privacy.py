@@ -271,13 +271,15 @@ async def test_an_open_payout_claim_must_be_settled_first(client, dispatcher, bo
     assert (await PayoutClaim.find_one(PayoutClaim.label == "po_open1")).payee_first_name == "Ivan"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("blocker", [Blocker.RENEWAL_STOPPING, Blocker.STARS_RENEWAL, Blocker.CHARGE_IN_PROGRESS,
-                                     Blocker.AUTO_RENEWAL])
-async def test_what_still_charges_the_user_blocks_the_deletion(client, worker, dispatcher, bot, fake, clock, blocker):
+@pytest.mark.parametrize(("case", "blocker"), [
+    ("turned-off", Blocker.RENEWAL_STOPPING), ("unconsented", Blocker.RENEWAL_STOPPING),
+    ("stars", Blocker.STARS_RENEWAL), ("charging", Blocker.CHARGE_IN_PROGRESS), ("cloudpayments", Blocker.AUTO_RENEWAL)])
+async def test_what_still_charges_the_user_blocks_the_deletion(client, worker, dispatcher, bot, fake, clock, case,
+                                                               blocker):
     await pay(client, worker, USER_ID)
-    if blocker is Blocker.RENEWAL_STOPPING:  # turned off; the saved method's removal has not run yet
-        await Subscription.get_motor_collection().update_one({"user_id": USER_ID},
-                                                             {"$set": {"payment_token": "pm-1"}})
+    if blocker is Blocker.RENEWAL_STOPPING:  # a saved method not yet removed at the provider: off, or never consented
+        await Subscription.get_motor_collection().update_one(
+            {"user_id": USER_ID}, {"$set": {"payment_token": "pm-1", "auto_renew": case == "unconsented"}})
     elif blocker is Blocker.STARS_RENEWAL:
         await StarsSubscription(label="inv_stars", user_id=USER_ID, plan="month", amount=250, last_charge_id="c1",
                                 expires_at=clock() + timedelta(days=20), updated_at=clock()).insert()
