@@ -30,7 +30,8 @@ from rq_access import RqQueues, connect
 from settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
-MENU = ("subscribe", "status", "cancel", "language", "privacy", "deletedata")
+MENU = ("subscribe", "status", "cancel", "language")
+PRIVACY_MENU = ("privacy", "deletedata")  # last, after the Stars commands: Telegram's Bot Developer Terms
 DEFAULT_TIMEOUT_SECONDS = 60.0  # aiogram's; long polling adds its poll time to it
 
 
@@ -71,7 +72,7 @@ async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings) -> No
         for language in LANGUAGES:
             t = catalogue.texts(language)
             commands = [BotCommand(command=name, description=t(f"command.{name}"))
-                        for name in (*MENU, *stars_menu(settings))]
+                        for name in (*MENU, *stars_menu(settings), *PRIVACY_MENU)]
             await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
     except TelegramAPIError as err:
         log.warning("could not set the bot's command menu: %s", err)
