@@ -50,7 +50,8 @@ KEPT_INVOICES = [InvoiceStatus.PAID.value, InvoiceStatus.REFUNDED.value]
 ANONYMISED_CLAIMS = [status.value for status in (ClaimStatus.PAID, ClaimStatus.FAILED, ClaimStatus.CANCELLED)]
 # Final claims that never reached konsol.pro (rejected by an admin, expired undecided) and drafts: deleted.
 DELETED_CLAIMS = [status.value for status in (ClaimStatus.REJECTED, ClaimStatus.EXPIRED, ClaimStatus.DRAFT)]
-OPEN_CLAIMS = [status.value for status in ClaimStatus if status not in FINAL_STATUSES and status is not ClaimStatus.DRAFT]
+OPEN_CLAIMS = [status.value for status in ClaimStatus
+               if status not in FINAL_STATUSES and status is not ClaimStatus.DRAFT]
 PAYEE_FIELDS = ("payee_first_name", "payee_last_name", "card_mask", "card_encrypted", "phone", "bank_id",
                 "bank_name", "language")
 CLOUDPAYMENTS_RENEWING = ("Active", "PastDue")  # CloudPayments still charges the card by itself

@@ -64,8 +64,8 @@ async def deletion_answered(query: CallbackQuery, callback_data: DataDeletion, t
     except AccessChanged as changed:
         await query.answer()
         if isinstance(query.message, Message):
-            await query.message.edit_text("\n\n".join([t("deletedata.changed"), _question(changed.inventory, t, plans)]),
-                                          reply_markup=_keyboard(changed.inventory, t))
+            text = "\n\n".join([t("deletedata.changed"), _question(changed.inventory, t, plans)])
+            await query.message.edit_text(text, reply_markup=_keyboard(changed.inventory, t))
         return
     await state.clear()  # a payout dialogue's amount or phone number, kept for this chat by the FSM storage
     await _reply(query, t("deletedata.done", payments=done.payments_kept, payouts=done.payouts_kept))

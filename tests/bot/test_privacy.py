@@ -28,7 +28,7 @@ from db.renewals import Renewal, RenewalStatus
 from db.stars import StarsCharge, StarsSubscription
 from db.users import BotUser, SentNotice
 from settings import ConfigError, Settings
-from tests.bot.conftest import BOT_TOKEN, USER_ID, bot_settings, last_text, send
+from tests.bot.conftest import BOT_TOKEN, USER_ID, last_text, send
 from tests.conftest import FrozenClock
 from tests.helpers import new_invoice, notification, paid_with_saved_method, post_notification
 from webhook_server.keys import LEDGER, QUEUES
@@ -268,12 +268,14 @@ async def test_an_open_payout_claim_must_be_settled_first(client, dispatcher, bo
     await claim(USER_ID, "po_open1", ClaimStatus.NEW, clock).insert()
     await send(dispatcher, bot, "/deletedata")
     assert "your payout claim po_open1 is not settled yet" in last_text(fake)
-    assert (await PayoutClaim.find_one(PayoutClaim.label == "po_open1")).payee_first_name == "Ivan"  # type: ignore[union-attr]
+    kept = await PayoutClaim.find_one(PayoutClaim.label == "po_open1")
+    assert kept is not None and kept.payee_first_name == "Ivan"
 
 
 @pytest.mark.parametrize(("case", "blocker"), [
     ("turned-off", Blocker.RENEWAL_STOPPING), ("unconsented", Blocker.RENEWAL_STOPPING),
-    ("stars", Blocker.STARS_RENEWAL), ("charging", Blocker.CHARGE_IN_PROGRESS), ("cloudpayments", Blocker.AUTO_RENEWAL)])
+    ("stars", Blocker.STARS_RENEWAL), ("charging", Blocker.CHARGE_IN_PROGRESS),
+    ("cloudpayments", Blocker.AUTO_RENEWAL)])
 async def test_what_still_charges_the_user_blocks_the_deletion(client, worker, dispatcher, bot, fake, clock, case,
                                                                blocker):
     await pay(client, worker, USER_ID)
