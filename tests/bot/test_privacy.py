@@ -343,3 +343,14 @@ async def test_a_crash_at_any_step_is_finished_by_the_rerun(client, worker, disp
     await erase(USER_ID, clock(), accepted_access=accepted)  # the redelivered update, or the polling retry
     await assert_erased_as_documented(USER_ID, label, notices)
     assert await snapshot(OTHER_ID) == other
+
+
+async def test_a_button_pressed_by_someone_else_erases_only_the_pressers_data(client, worker, dispatcher, bot, fake,
+                                                                             clock):
+    await seed(client, worker, clock, USER_ID, "a")
+    await send(dispatcher, bot, "/deletedata")
+    question = last_message(fake)
+    before = await snapshot(USER_ID)
+    await dispatcher.feed_raw_update(bot, press(question, "Delete my data", 90, user_id=OTHER_ID))
+    assert await snapshot(USER_ID) == before, "the callback data name no user: the presser's own data go"
+    assert await BotUser.find_one(BotUser.user_id == OTHER_ID) is None
