@@ -45,20 +45,23 @@ class SuiteLog(logging.Handler):
 SUITE_LOG = SuiteLog()
 
 
-@pytest.fixture(autouse=True)
-def _keep_every_log_record() -> Iterator[None]:
-    """Re-attached before each test: `logs.configure` (the CLI, the log tests) replaces the root's handlers."""
+def _attach() -> None:
     root = logging.getLogger()
     if SUITE_LOG not in root.handlers:
         root.addHandler(SUITE_LOG)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
+
+
+@pytest.fixture(autouse=True)
+def _keep_every_log_record() -> Iterator[None]:
+    """Re-attached before each test: `logs.configure` (the CLI, the log tests) replaces the root's handlers."""
+    _attach()
     yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == GUARD_MODULE)
-
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -79,6 +82,7 @@ def pytest_runtestloop(session: pytest.Session) -> Iterator[object]:
     take no fixture) over the records of all of them; a failure is reported as a failed test of the run."""
     result = yield
     if getattr(session.config, "workerinput", None) is None and session.config.pluginmanager.has_plugin("dsession"):
+        _attach()  # the controller ran no test, so nothing attached the capture here (its own probe needs it)
         for name, check in vars(importlib.import_module(GUARD_IMPORT)).items():
             if name.startswith("test_") and callable(check) and not inspect.signature(check).parameters:
                 _report(session, f"{GUARD_PATH}::{name}[every worker]", check)
