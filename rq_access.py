@@ -15,8 +15,6 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-
-import logs
 from redis import Redis
 from redis.exceptions import LockError
 from rq import Callback, Queue, Retry, SimpleWorker
@@ -26,6 +24,7 @@ from rq.registry import FailedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
+import logs
 from billing import jobs
 from billing.errors import LedgerUnavailable
 from billing.payouts import CREATE_RETRIES

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal

@@ -23,12 +23,23 @@ import aiohttp
 from rq.registry import FinishedJobRegistry
 
 from bench.deployment import (
-    BENCH_PAYME_KEY, STARTUP_DEADLINE_SECONDS, Deployment, bot_answers, count_users, cpu_seconds, deployment,
-    free_port, invoices, notifications, start, subscription_active, was_told,
+    BENCH_PAYME_KEY,
+    STARTUP_DEADLINE_SECONDS,
+    Deployment,
+    bot_answers,
+    count_users,
+    cpu_seconds,
+    deployment,
+    free_port,
+    invoices,
+    notifications,
+    start,
+    subscription_active,
+    was_told,
 )
 from bench.load import Result, closed_loop, fixed_rate
-from webhook_server.emulators.payme import basic_auth
 from rq_access import FULFILMENT_QUEUE, NOTICES_QUEUE
+from webhook_server.emulators.payme import basic_auth
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

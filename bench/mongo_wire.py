@@ -126,7 +126,7 @@ class Database:
         return {
             "helloOk": True, "ismaster": True, "isWritablePrimary": True, "maxBsonObjectSize": 16 * 1024 * 1024,
             "maxMessageSizeBytes": 48_000_000, "maxWriteBatchSize": 100_000,
-            "localTime": datetime.datetime.now(datetime.timezone.utc), "logicalSessionTimeoutMinutes": 30,
+            "localTime": datetime.datetime.now(datetime.UTC), "logicalSessionTimeoutMinutes": 30,
             "connectionId": self.connections, "minWireVersion": 0, "maxWireVersion": MAX_WIRE_VERSION,
             "readOnly": False, "ok": 1.0,
         }

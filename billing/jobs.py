@@ -5,19 +5,19 @@ from __future__ import annotations
 from billing.extras import settle_extra
 from billing.fulfilment import successful_payment_callback
 from billing.notices import send_hold_notice, send_payment_notice, send_reversal_notice
-from billing.ports import JobFailureNotice
-from billing.renewals import RenewalServices
-from billing.renewals.attempt import run_renewal
-from billing.renewals.cancel import forget_saved_method
-from billing.refunds import check_refund
-from billing.renewals.notices import send_renewal_notice
-from billing.reversal import reverse_payment
-from billing.runtime import JobRuntime, current
 from billing.payouts import PayoutServices
 from billing.payouts.claims import expire
 from billing.payouts.notices import send_payout_notice
 from billing.payouts.settle import poll
 from billing.payouts.submit import submit_payout
+from billing.ports import JobFailureNotice
+from billing.refunds import check_refund
+from billing.renewals import RenewalServices
+from billing.renewals.attempt import run_renewal
+from billing.renewals.cancel import forget_saved_method
+from billing.renewals.notices import send_renewal_notice
+from billing.reversal import reverse_payment
+from billing.runtime import JobRuntime, current
 
 
 def fulfil_payment(provider: str, operation_id: str, label: str) -> str:

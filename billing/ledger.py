@@ -16,10 +16,10 @@ from billing import claims
 from billing.clock import Clock, utc_now
 from billing.errors import LedgerUnavailable
 from billing.invoices import find_invoice
+from billing.money import Money
 from billing.ports import FulfilmentQueue
 from billing.providers.base import EventKind, Outcome, VerifiedEvent
 from billing.providers.konsol import NAME as PAYOUT_PROVIDER  # its rows are payouts' outcomes, not payments
-from billing.money import Money
 from db import Invoice, InvoiceStatus, Operation, OperationStatus
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from beanie.operators import In
 
 from billing.invoices import find_invoice
-from billing.reconciliation import parse_period, run_report
 from billing.providers.payme.merchant import transactions_between
 from billing.providers.payme.protocol import CURRENCY, NAME, TIMEOUT_MS, to_ms
+from billing.reconciliation import parse_period, run_report
 from db import Operation, OperationStatus
 from db.payme import PaymeState, PaymeTransaction
 from settings import Settings
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from billing.clock import Clock, utc_now
-from billing.steps import Checkpoint, no_checkpoint
 from billing.plans import Catalogue
 from billing.ports import NoticeQueue, Notifier
+from billing.steps import Checkpoint, no_checkpoint
 
 if TYPE_CHECKING:
     from billing.payouts import PayoutServices

@@ -21,8 +21,7 @@ from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
-from bot.routers import admin, fallback, start, stars, subscribe
-from bot.routers import payouts, privacy, renewals
+from bot.routers import admin, fallback, payouts, privacy, renewals, stars, start, subscribe
 from bot.stars import stars_menu
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db

@@ -37,8 +37,8 @@ from billing.ports import (
 from bot.keyboards import hold_keyboard
 from bot.main import make_bot
 from bot.payouts_keyboards import decision_keyboard, resolution_keyboard
-from bot.renewal_keyboards import cancel_renewal_keyboard
 from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
+from bot.renewal_keyboards import cancel_renewal_keyboard
 from bot.texts import Catalogue, Texts, catalogue
 from db.users import already_sent, mark_blocked, record_sent, stored_language
 from settings import Settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from db.record import Record
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, IndexModel
 
@@ -13,6 +12,7 @@ from db.click import ClickAttempt, ClickCounter
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
+from db.record import Record
 from db.refunds import REFUND_DOCUMENTS
 from db.renewals import RENEWAL_DOCUMENTS
 from db.stars import STARS_DOCUMENTS

@@ -11,9 +11,10 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from db.record import Record
 from pydantic import Field
 from pymongo import ASCENDING, IndexModel
+
+from db.record import Record
 
 RETIRED_INDEXES = {"payme_transactions": ("order_lock_unique",)}  # dropped by drop_retired_indexes()
 

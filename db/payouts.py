@@ -11,10 +11,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from db.record import Record
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from db.record import Record
 
 OPERATIONS_COLLECTION = "operations"  # db.models.Operation's
 

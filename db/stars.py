@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from db.record import Record
 from pymongo import ASCENDING, IndexModel
+
+from db.record import Record
 
 
 class RenewalState(StrEnum):

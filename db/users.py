@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from db.record import Record
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
+
+from db.record import Record
 
 
 class BotUser(Record):

@@ -13,9 +13,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from db.record import Record
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
+
+from db.record import Record
 
 EXTERNAL_ATTEMPT = -1  # a payment we did not create, seen only in a notification
 

@@ -28,8 +28,12 @@ from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.helpers import path_of
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, new_transaction_id
-from webhook_server.emulators.cloudpayments_wire import FORM, notification_body, notification_headers, \
-    transaction_fields
+from webhook_server.emulators.cloudpayments_wire import (
+    FORM,
+    notification_body,
+    notification_headers,
+    transaction_fields,
+)
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 
 CP_PUBLIC_ID = "pk_test_0000000000000000000000"

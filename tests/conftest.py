@@ -18,7 +18,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing import runtime
 from billing.plans import Catalogue, load_plans
 from billing.ports import (
-    ExtraNotice, HoldNotice, JobFailureNotice, PaymentNotice, PayoutNotice, RefundCanceledNotice, RenewalNotice,
+    ExtraNotice,
+    HoldNotice,
+    JobFailureNotice,
+    PaymentNotice,
+    PayoutNotice,
+    RefundCanceledNotice,
+    RenewalNotice,
     ReversalNotice,
 )
 from rq_access import RqQueues

@@ -14,13 +14,13 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from billing.payouts import PayoutServices
-from billing.payouts.claims import accept, confirm, new_draft
 from billing.payouts.cards import CardCipher
+from billing.payouts.claims import accept, confirm, new_draft
 from db.payouts import PayoutClaim
 from rq_access import RqQueues
-from webhook_server.emulators.konsol import KonsolEmulator
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
+from webhook_server.emulators.konsol import KonsolEmulator
 from webhook_server.keys import QUEUES, SETTINGS
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 

@@ -11,17 +11,25 @@ import pytest
 
 from billing.errors import ProviderUnavailable
 from billing.money import Money
+from billing.ports import RenewalEvent
 from billing.providers.base import ChargeStatus, Outcome, ProviderRejected, SavedMethodCharger
 from billing.providers.cloudpayments import ApiClient, CloudPayments
 from billing.providers.cloudpayments.protocol import Kind, basic_auth
-from billing.ports import RenewalEvent
 from billing.renewals.scheduler import tick
 from db import OperationStatus, Subscription
-from db.renewals import Renewal, RenewalStatus
 from db.cloudpayments import CloudPaymentsNotice
+from db.renewals import Renewal, RenewalStatus
 from tests.charge_support import RENEWAL_PRICE, Remembered, WorkerDied, charger, renewal
-from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server, give_consent, post, reconfigure, \
-    settings
+from tests.cloudpayments_support import (
+    CP_PUBLIC_ID,
+    CP_SECRET,
+    cp,
+    cp_server,
+    give_consent,
+    post,
+    reconfigure,
+    settings,
+)
 from tests.helpers import new_invoice, operations, paid_with_saved_method
 from tests.webhook_server.test_redis_faults import free_port
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator, TokenDecline

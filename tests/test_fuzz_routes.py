@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from billing.bounded_json import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT
@@ -21,12 +22,12 @@ from billing.providers.yoomoney import sign
 from db import Invoice, InvoiceStatus, Operation, OperationStatus
 from db.payme import PaymeTransaction
 from tests.conftest import AUTH, ROOT, YOOMONEY_SECRET, make_settings
-from webhook_server.emulators.payme import basic_auth, new_payme_id
 from tests.helpers import notification
 from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
 from tests.raw_http import raw_request
 from tests.webhook_server.test_notify_click import CLICK
 from webhook_server.app import create_app
+from webhook_server.emulators.payme import basic_auth, new_payme_id
 
 # 60 examples a test in the suite; `python -m bench.fuzz` runs many more through YMDS_FUZZ_EXAMPLES.
 EXAMPLES = hypothesis_settings(max_examples=int(os.environ.get("YMDS_FUZZ_EXAMPLES", "60")), deadline=None,

@@ -14,8 +14,8 @@ import pytest
 from billing.plans import Catalogue, load_plans
 from db import Invoice, InvoiceStatus, Operation, Subscription
 from db.payme import PaymeCardPayment, PaymeState, PaymeTransaction
-from tests.helpers import Forms, new_invoice, notification, path_of, post_notification
 from tests import payme_subscribe_support
+from tests.helpers import Forms, new_invoice, notification, path_of, post_notification
 from tests.payme_subscribe_support import (
     SANDBOX_CARD_MASKED,
     PaymeApi,

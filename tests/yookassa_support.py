@@ -22,9 +22,9 @@ from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
 from tests.helpers import notification as yoomoney_notification
 from tests.helpers import post_notification as post_yoomoney
-from webhook_server.keys import PROVIDERS
 from webhook_server.emulators.yookassa import YooKassaEmulator
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
+from webhook_server.keys import PROVIDERS
 
 SHOP_ID = "123456"  # the reference's TV1 credentials
 SECRET_KEY = "test_abc"

@@ -20,16 +20,26 @@ from bot.texts import catalogue
 from db import init_db
 from rq_access import RqQueues, connect
 from settings import Settings
-from webhook_server.http_transport import AiohttpTransport
+from webhook_server import security_headers
 from webhook_server.client_ip import parse_networks
+from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import (
-    CLOCK, DB_CLIENT, HTTP, LEDGER, METRICS, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS, TRUSTED_PROXIES,
+    CLOCK,
+    DB_CLIENT,
+    HTTP,
+    LEDGER,
+    METRICS,
+    PLANS,
+    PROVIDERS,
+    QUEUES,
+    REDIS,
+    SETTINGS,
+    TRUSTED_PROXIES,
 )
 from webhook_server.metrics import Metrics, metrics_middleware
 from webhook_server.middlewares import error_middleware, request_id_middleware
 from webhook_server.providers import build_providers
 from webhook_server.routes import ROUTES
-from webhook_server import security_headers
 from webhook_server.sweeper import sweeper_ctx
 from webhook_server.views.api import admin_auth
 from webhook_server.views.telegram import mount_bot

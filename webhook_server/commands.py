@@ -16,6 +16,7 @@ from webhook_server.providers import build_providers
 from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS
 from webhook_server.runner import queues_for
 
+
 def reconcile_with(settings: Settings, provider: str, start_text: str, end_text: str) -> tuple[int, list[str]]:
     """Ask `provider` for the payments of the period and record what the ledger lacks: exit status 0 when
     nothing was missing, 1 when payments were recorded now, and the lines to print."""

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from billing.clock import Clock, ScaledClock, utc_now
 from billing.invoices import create_invoice, pay_link
-from billing.renewals.scheduler import run_scheduler
 from billing.plans import Catalogue
+from billing.renewals.scheduler import run_scheduler
 from bot.notifier import close_notifier, notifier_for
 from settings import Environment, Settings
 from webhook_server.app import create_app

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from http import HTTPStatus
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 
 import aiohttp_jinja2
 from aiohttp import web
 
 import logs
-
 from billing.errors import (
     BadLinkSignature,
     BillingError,

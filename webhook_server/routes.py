@@ -3,28 +3,33 @@
 from aiohttp import web
 
 from billing.providers.click import Action as ClickAction
+from webhook_server.metrics import metrics_view
 from webhook_server.views.api import (
+    confirm_invoice_view,
     create_invoice_view,
     get_invoice_view,
     get_subscription_view,
     patch_subscription_view,
     refund_invoice_view,
 )
-from webhook_server.views.api import confirm_invoice_view
-from webhook_server.views.extras import extra_refunded_view, list_extras_view
-from webhook_server.views.cloudpayments import notify_cloudpayments, widget_page as cloudpayments_widget_page
-from webhook_server.metrics import metrics_view
 from webhook_server.views.click import click_handler
+from webhook_server.views.cloudpayments import notify_cloudpayments
+from webhook_server.views.cloudpayments import widget_page as cloudpayments_widget_page
+from webhook_server.views.consent import choose as choose_payment
+from webhook_server.views.extras import extra_refunded_view, list_extras_view
 from webhook_server.views.health import healthz, readyz
-from webhook_server.views.notify import notify_handler
-from webhook_server.views.payme import notify_payme, pay_with_saved_card
 from webhook_server.views.konsol import notify_konsol
+from webhook_server.views.notify import notify_handler
+from webhook_server.views.pay import pay_page
+from webhook_server.views.payme import notify_payme, pay_with_saved_card
 from webhook_server.views.payout_resolve import attach_view, fail_view, resend_view
 from webhook_server.views.payouts import (
-    accept_payout_view, balance_view, get_payout_view, list_payouts_view, reject_payout_view,
+    accept_payout_view,
+    balance_view,
+    get_payout_view,
+    list_payouts_view,
+    reject_payout_view,
 )
-from webhook_server.views.consent import choose as choose_payment
-from webhook_server.views.pay import pay_page
 from webhook_server.views.renewal import cancel_renewal, renewal_page
 from webhook_server.views.yookassa import notify_yookassa, pay_with_yookassa
 

@@ -15,21 +15,21 @@ from typing import Any
 from aiohttp import web
 
 from billing import runtime
-from billing.plans import Catalogue
-from billing.ports import LogNotifier
-from bot.notifier import close_notifier, notifier_for
-from db import init_db
 from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
-from billing.sweep import Sweeper, reconcilers
 from billing.networks import parse_networks
+from billing.plans import Catalogue
+from billing.ports import LogNotifier
 from billing.renewals.scheduler import run_scheduler
+from billing.sweep import Sweeper, reconcilers
+from bot.notifier import close_notifier, notifier_for
+from db import init_db
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 from webhook_server.providers import ProviderRegistry, build_providers
-from webhook_server.slow_clients import GuardedSite, SlowClientGuard, SlowClientLimits
 from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services, scheduler_lease
+from webhook_server.slow_clients import GuardedSite, SlowClientGuard, SlowClientLimits
 from webhook_server.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)

@@ -61,7 +61,7 @@ async def move(label: str, leaving: ClaimStatus | tuple[ClaimStatus, ...], to: C
     statuses = (leaving,) if isinstance(leaving, ClaimStatus) else leaving
     update: dict[str, Any] = {"$set": {**(fields or {}), **({"status": to.value} if to else {})}}
     if unset:
-        update["$unset"] = {name: "" for name in unset}
+        update["$unset"] = dict.fromkeys(unset, "")
     if decision is not None:
         update["$push"] = {"decisions": {**decision.model_dump(), "action": decision.action.value}}
     result = await PayoutClaim.get_motor_collection().update_one(

@@ -19,8 +19,8 @@ from datetime import datetime
 
 from billing.errors import BillingError, LedgerUnavailable
 from billing.plans import Catalogue
-from billing.providers import PROVIDER_NAMES
 from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
+from billing.providers import PROVIDER_NAMES
 from billing.providers.base import SavedMethodCharger
 from billing.providers.cloudpayments.subscriptions import NAME as CLOUDPAYMENTS, cancel_requested, stop_bound, \
     turned_off_by_user

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from billing.plans import Plan
 from billing.money import Money
+from billing.plans import Plan
 from billing.ports import RenewalEvent
 from billing.renewals import RenewalServices
 from billing.providers.cloudpayments.subscriptions import bound_charge, renewed_by_cloudpayments

@@ -21,13 +21,13 @@ from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
 from billing.ports import RenewalEvent
 from billing.providers.cloudpayments.subscriptions import renewed_by_cloudpayments, scheduler_step
-from billing.sweep import Sweeper
+from billing.refunds import due_checks
 from billing.renewals import RenewalServices
 from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import token_fingerprint
 from billing.renewals.charge_notices import notify_coming_charges
-from billing.refunds import due_checks
 from billing.renewals.periods import period_ms, renewal_label
+from billing.sweep import Sweeper
 from db import Subscription, SubscriptionStatus
 from db.renewals import OPEN_STATUSES, OPEN_VALUES, Renewal, RenewalStatus
 

@@ -22,13 +22,16 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from billing.clock import Clock
 from billing.money import Money
 from billing.payouts.cards import (
-    is_russian_mobile, looks_like_card, normalize_card, normalize_phone, parse_amount_input,
+    is_russian_mobile,
+    looks_like_card,
+    normalize_card,
+    normalize_phone,
+    parse_amount_input,
 )
 from billing.payouts.claims import confirm, destination, discard_draft, new_draft
 from billing.providers.konsol import Bank
 from bot.payouts import PayoutDesk, search_banks
 from bot.payouts_admin import Rejecting, balance, decided, reason_given, replace_text, reply_to
-from bot.payouts_resolve import Attaching, konsol_id_given, resolution_pressed
 from bot.payouts_keyboards import (
     BANKS_PER_PAGE,
     BankChosen,
@@ -41,6 +44,7 @@ from bot.payouts_keyboards import (
     confirm_keyboard,
     methods_keyboard,
 )
+from bot.payouts_resolve import Attaching, konsol_id_given, resolution_pressed
 from bot.texts import Texts
 from db.payouts import PayoutClaim
 from settings import Settings

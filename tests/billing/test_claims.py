@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ymds
-
 from billing import claims, reconciliation
 from billing.invoices import find_invoice, invoice_for
 from billing.ledger import Ledger, check_payable, find_operation

@@ -92,9 +92,8 @@ async def test_notice_failure_is_retried_without_touching_the_subscription(clien
 async def test_a_saved_payment_method_is_kept_on_the_subscription(client, worker):
     from billing.money import Money
     from billing.providers.base import EventKind, VerifiedEvent
-    from webhook_server.keys import LEDGER
-
     from tests.consent_support import consent_on
+    from webhook_server.keys import LEDGER
 
     invoice = await new_invoice(client, user_id=24)
     await consent_on(invoice["label"], "yoomoney")  # the payer chose "pay and renew" with this provider

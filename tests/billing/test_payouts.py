@@ -33,10 +33,10 @@ from tests.konsol_support import (  # noqa: F401
     filed_claim,
     konsol,
     konsol_server,
-    settings,
     payouts,
     run_scheduled_now,
     scheduled,
+    settings,
     stored,
 )
 from tests.webhook_server.test_redis_faults import free_port

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from billing.errors import BadLinkSignature
 from billing.links import check_link, link_signature, signed_pay_url
 from bot.grants import grant_label
-from bot.notifier import TelegramNotifier
 from bot.main import make_bot
+from bot.notifier import TelegramNotifier
 from bot.routers.subscribe import mask_method
 from settings import ConfigError, Settings
 from tests.bot.conftest import ADMIN_CHAT_ID, last_text

@@ -31,7 +31,7 @@ RETRY_LATER = "Something went wrong on our side. Please try again in a minute."
 
 
 @pytest.fixture
-def settings(yoomoney_emulator, fake_telegram, konsol_server, own_redis):  # noqa: F811
+def settings(yoomoney_emulator, fake_telegram, konsol_server, own_redis):
     return bot_settings(yoomoney_emulator[1], fake_telegram[1], redis_url=own_redis.url,
                         **konsol_settings(konsol_server[1]))
 

@@ -29,7 +29,7 @@ CONFIRM_RESEND = "Yes: it does not exist at konsol.pro, send it again"
 
 
 @pytest.fixture
-async def unknown(user, admin, worker, konsol, payouts) -> str:  # noqa: F811
+async def unknown(user, admin, worker, konsol, payouts) -> str:
     """A claim whose creation was answered 502 after konsol.pro made the payout: (its label)."""
     claim = await file_card_claim(user)
     await worker.drain()

@@ -32,7 +32,7 @@ REFUSAL = "Sorry, this command is only for the administrators of this service."
 
 
 @pytest.fixture
-def settings(yoomoney_emulator, fake_telegram, konsol_server) -> Settings:  # noqa: F811
+def settings(yoomoney_emulator, fake_telegram, konsol_server) -> Settings:
     return bot_settings(yoomoney_emulator[1], fake_telegram[1], admin_ids=[ADMIN_ID, SECOND_ADMIN],
                         **konsol_settings(konsol_server[1]))
 

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import Forms
 from tests.bot.conftest import BOT_TOKEN, USER_ID
+from tests.helpers import Forms
 from tests.webhook_server.test_redis_faults import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 from db import ExtraRefund, Invoice, Operation, OperationStatus
 from tests.bot.conftest import ADMIN_CHAT_ID, USER_ID
 from tests.bot.test_stars import (  # noqa: F401  (fixtures)
-    drain, keyboard, period_end, plans, secret, settings, subscribe, webhook,
+    drain,
+    keyboard,
+    period_end,
+    plans,
+    secret,
+    settings,
+    subscribe,
+    webhook,
 )
 
 

@@ -19,7 +19,6 @@ from tests.e2e.demo_process import CUSTOM, DEADLINE_SECONDS, YMDS, demo_env, run
 from webhook_server.demo import DEMO_USER_ID
 
 
-
 class FormReader(HTMLParser):
     """The action and inputs of one form of the page, picked by its id."""
 

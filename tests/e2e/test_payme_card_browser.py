@@ -12,8 +12,8 @@ import re
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.demo_process import DEADLINE_SECONDS, running_demo
 from tests.e2e import test_browser as browser_tests
+from tests.e2e.demo_process import DEADLINE_SECONDS, running_demo
 from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, link_in
 
 CARD = "8600069195406311"

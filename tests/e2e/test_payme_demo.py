@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.e2e.demo_process import YMDS, running_demo
 from tests.e2e.test_demo import DEADLINE_SECONDS, wait_for_active
 from tests.webhook_server.test_payme_methods import PaymeForm
-from tests.e2e.demo_process import YMDS, running_demo
 from webhook_server.demo import DEMO_USER_ID
 
 ADMIN = {"Authorization": "Bearer owner-admin-token"}

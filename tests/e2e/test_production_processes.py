@@ -16,7 +16,15 @@ from rq import Queue
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from bench.deployment import (
-    ADMIN, Deployment, bot_answers, deployment, invoices, notifications, subscription_active, until, was_told,
+    ADMIN,
+    Deployment,
+    bot_answers,
+    deployment,
+    invoices,
+    notifications,
+    subscription_active,
+    until,
+    was_told,
 )
 from rq_access import FULFILMENT_QUEUE, QUEUE_NAMES
 from tests.conftest import REDIS_TEST_URL

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from webhook_server.emulators.click import (
-    COMPLETE, MERCHANT_API, PREPARE, SUCCESSFUL, Attempt, ClickCaller, ClickEmulator, ClickState, auth_header,
-    auth_valid, click_day, sign_string, som,
+    COMPLETE,
+    MERCHANT_API,
+    PREPARE,
+    SUCCESSFUL,
+    Attempt,
+    ClickCaller,
+    ClickEmulator,
+    ClickState,
+    auth_header,
+    auth_valid,
+    click_day,
+    sign_string,
+    som,
 )
 
 SECRET = "test_secret"

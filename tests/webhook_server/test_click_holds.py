@@ -21,7 +21,6 @@ from webhook_server.emulators.click import CLICK_FAILURE, Attempt
 from webhook_server.emulators.payme import new_payme_id
 
 
-
 @pytest.fixture
 def settings(yoomoney_emulator):
     _, emulator_url = yoomoney_emulator

@@ -18,7 +18,13 @@ from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.helpers import notification, operations, post_notification
 from tests.webhook_server.test_notify_click import CLICK, MONTH_UZS, SECRET, Crash, fail_at, uzs_invoice
 from webhook_server.emulators.click import (
-    CLICK_FAILURE, MERCHANT_API, PREPARE, Attempt, ClickCaller, ClickEmulator, ClickState,
+    CLICK_FAILURE,
+    MERCHANT_API,
+    PREPARE,
+    Attempt,
+    ClickCaller,
+    ClickEmulator,
+    ClickState,
 )
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import HTTP, LEDGER, PROVIDERS, SETTINGS

@@ -28,6 +28,7 @@ from tests.conftest import AUTH
 from tests.helpers import new_invoice, path_of
 from webhook_server.keys import SETTINGS
 
+
 async def test_payment_page_offers_cloudpayments_with_the_signed_link(client):
     invoice = await new_invoice(client)
     page = await (await client.get(path_of(invoice["pay_url"]))).text()

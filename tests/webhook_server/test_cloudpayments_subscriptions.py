@@ -16,8 +16,16 @@ from db import Subscription, SubscriptionStatus
 from db.cloudpayments import CloudPaymentsSubscription
 from tests.charge_support import Remembered, charger, renewal
 from tests.cloudpayments_subscription_support import consented_invoice, pay_in_widget, services_of, subscribed
-from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, choose_on_page, cloudpayments_settings, cp, \
-    cp_server, invoice_of, open_widget
+from tests.cloudpayments_support import (
+    CP_PUBLIC_ID,
+    CP_SECRET,
+    choose_on_page,
+    cloudpayments_settings,
+    cp,
+    cp_server,
+    invoice_of,
+    open_widget,
+)
 from tests.conftest import AUTH, YOOMONEY_API_TOKEN
 from tests.helpers import new_invoice, operations
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator

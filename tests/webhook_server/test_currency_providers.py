@@ -23,7 +23,8 @@ from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.consent_support import consent_on
 from tests.helpers import new_invoice, notification, operations, post_notification, resign
 from tests.payme_support import PAYME_CHECKOUT, PAYME_KEY, PAYME_MERCHANT, error_code, payme  # noqa: F401
-from tests.webhook_server.test_notify_click import CLICK, SECRET as CLICK_SECRET
+from tests.webhook_server.test_notify_click import CLICK
+from tests.webhook_server.test_notify_click import SECRET as CLICK_SECRET
 from tests.yookassa_support import paid_payment, yookassa, yookassa_emulator, yookassa_settings  # noqa: F401
 from tests.yookassa_support import post_notification as post_yookassa
 from webhook_server.emulators.click import Attempt, ClickCaller
@@ -34,7 +35,7 @@ FOREIGN_TO_ROUBLE_SHOPS = [("UZS", "35000.00"), ("XTR", "2.50"), ("XTR", "250"),
 
 
 @pytest.fixture
-def settings(yoomoney_emulator, cp_server, yookassa_emulator):  # noqa: F811 - every provider enabled
+def settings(yoomoney_emulator, cp_server, yookassa_emulator):  # every provider enabled
     _, yoomoney_url = yoomoney_emulator
     _, cp_url = cp_server
     _, yookassa_url = yookassa_emulator

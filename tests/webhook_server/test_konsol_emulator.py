@@ -28,7 +28,7 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver(konsol_server) -> AsyncIterator[Receiver]:  # noqa: F811
+async def receiver(konsol_server) -> AsyncIterator[Receiver]:
     shop = Receiver()
     app = web.Application()
     app.router.add_post("/notify/konsol", shop.handle)
@@ -40,7 +40,7 @@ async def receiver(konsol_server) -> AsyncIterator[Receiver]:  # noqa: F811
 
 
 @pytest.fixture
-async def api(konsol_server) -> AsyncIterator[KonsolClient]:  # noqa: F811
+async def api(konsol_server) -> AsyncIterator[KonsolClient]:
     transport = OwnSessionTransport(30)
     yield KonsolClient(transport, base_url=konsol_server[1], token=KONSOL_TOKEN, timeout=30)
     await transport.close()
@@ -51,7 +51,7 @@ async def made(api: KonsolClient) -> str:
     return (await api.create_payment(body)).id
 
 
-async def test_a_webhook_is_delivered_again_a_second_apart_until_it_is_answered(konsol_server, receiver, api):  # noqa: F811
+async def test_a_webhook_is_delivered_again_a_second_apart_until_it_is_answered(konsol_server, receiver, api):
     emulator, _ = konsol_server
     payment_id = await made(api)
     receiver.answers = [503, 500]
@@ -69,7 +69,7 @@ async def test_a_webhook_is_delivered_again_a_second_apart_until_it_is_answered(
     assert len(receiver.received) == 3 and len(set(receiver.received)) == 1, "the same body each time"
 
 
-async def test_after_five_refused_attempts_konsol_gives_up(konsol_server, receiver, api):  # noqa: F811
+async def test_after_five_refused_attempts_konsol_gives_up(konsol_server, receiver, api):
     emulator, _ = konsol_server
     payment_id = await made(api)
     receiver.answers = [502] * 10
@@ -82,7 +82,7 @@ async def test_after_five_refused_attempts_konsol_gives_up(konsol_server, receiv
 
 
 async def test_a_payout_settles_hours_later_on_konsols_clock_and_a_lookup_sees_it_then(konsol_server, receiver,
-                                                                                       api):  # noqa: F811
+                                                                                       api):
     emulator, _ = konsol_server
     emulator.settle_after = timedelta(hours=30)
     payment_id = await made(api)
@@ -94,7 +94,7 @@ async def test_a_payout_settles_hours_later_on_konsols_clock_and_a_lookup_sees_i
     assert await emulator.run_due() == [200] and len(receiver.received) == 1
 
 
-async def test_a_scheduled_series_of_statuses_plays_out_in_order(konsol_server, receiver, api):  # noqa: F811
+async def test_a_scheduled_series_of_statuses_plays_out_in_order(konsol_server, receiver, api):
     emulator, _ = konsol_server
     payment_id = await made(api)
     emulator.schedule(payment_id, "nalog_unbound", timedelta(hours=2))
@@ -107,7 +107,7 @@ async def test_a_scheduled_series_of_statuses_plays_out_in_order(konsol_server, 
     assert b'"nalog_unbound"' in receiver.received[0] and b'"executed"' in receiver.received[1]
 
 
-async def test_a_card_ending_0004_fails_when_it_settles(konsol_server, receiver, api):  # noqa: F811
+async def test_a_card_ending_0004_fails_when_it_settles(konsol_server, receiver, api):
     emulator, _ = konsol_server
     emulator.settle_after = timedelta(days=1)
     body = payment_request(label="po_x", amount=5000, first_name="I", last_name="P", card_number="2200000000000004")

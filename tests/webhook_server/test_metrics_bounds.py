@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import new_invoice, notification, post_notification
-from webhook_server.metrics import MAX_OUTCOMES_PER_PROVIDER, NOTIFY_OUTCOME, OTHER, notify_providers
 from webhook_server.app import create_app
+from webhook_server.metrics import MAX_OUTCOMES_PER_PROVIDER, NOTIFY_OUTCOME, OTHER, notify_providers
 from webhook_server.routes import ROUTES
 
 HOSTILE_REQUESTS = 2000

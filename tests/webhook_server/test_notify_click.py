@@ -24,7 +24,14 @@ from tests.webhook_server.test_redis_faults import OwnRedis
 from webhook_server.app import create_app
 from webhook_server.demo import DEMO_USER_ID
 from webhook_server.emulators.click import (
-    CLICK_FAILURE, COMPLETE, PREPARE, Attempt, ClickCaller, ClickEmulator, run_test_suite, simulate,
+    CLICK_FAILURE,
+    COMPLETE,
+    PREPARE,
+    Attempt,
+    ClickCaller,
+    ClickEmulator,
+    run_test_suite,
+    simulate,
 )
 from webhook_server.keys import PROVIDERS
 

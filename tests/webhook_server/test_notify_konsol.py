@@ -22,15 +22,15 @@ from tests.konsol_support import (  # noqa: F401
     accepted_claim,
     konsol,
     konsol_server,
-    settings,
     payouts,
+    settings,
     stored,
 )
 from webhook_server.app import create_app
 
 
 @pytest.fixture
-async def submitted(client, worker, konsol, payouts, clock) -> tuple[str, str]:  # noqa: F811
+async def submitted(client, worker, konsol, payouts, clock) -> tuple[str, str]:
     """A claim konsol.pro holds as a `created` payment: (claim label, payment id)."""
     claim = await accepted_claim(client, clock.now)
     await worker.drain()

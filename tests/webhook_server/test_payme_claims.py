@@ -16,8 +16,15 @@ from settings import Settings
 from tests.cloudpayments_support import cloudpayments_settings, cp_server, pay_fields, post  # noqa: F401 - fixture
 from tests.conftest import YOOMONEY_API_TOKEN
 from tests.helpers import new_invoice, notification, operations, post_notification
-from tests.payme_support import PAYME_CHECKOUT, PAYME_KEY, PAYME_MERCHANT, PRICE_MONTH_UZS, error_code, transactions
-from tests.payme_support import payme  # noqa: F401 - fixture
+from tests.payme_support import (
+    PAYME_CHECKOUT,
+    PAYME_KEY,
+    PAYME_MERCHANT,
+    PRICE_MONTH_UZS,
+    error_code,
+    payme,  # noqa: F401 - fixture
+    transactions,
+)
 from webhook_server.emulators.click import Attempt, ClickCaller
 from webhook_server.emulators.payme import REASON_EXECUTION_ERROR, TIMEOUT_MS, PaymeEmulator, new_payme_id
 
@@ -29,7 +36,7 @@ TWELVE_HOURS = timedelta(milliseconds=TIMEOUT_MS)
 
 
 @pytest.fixture
-def settings(yoomoney_emulator: Any, cp_server: Any) -> Settings:  # noqa: F811 - cp_server is the fixture
+def settings(yoomoney_emulator: Any, cp_server: Any) -> Settings:
     """Payme, CloudPayments, Click and YooMoney enabled in one app, each at its emulator."""
     _, yoomoney_url = yoomoney_emulator
     return cloudpayments_settings(
@@ -57,7 +64,7 @@ async def paid_by_cloudpayments(client: TestClient, label: str) -> None:
     assert await post(client, "pay", pay_fields(label, 42)) == (200, {"code": 0})
 
 
-async def refused_as_paid(payme: PaymeEmulator, client: TestClient, label: str, code: int) -> None:  # noqa: F811
+async def refused_as_paid(payme: PaymeEmulator, client: TestClient, label: str, code: int) -> None:
     """Check and Create both refuse with the account error `code` (localized, data = the field)."""
     check = await payme.check(client.session, label, PRICE_MONTH_UZS)
     create = await payme.create(client.session, new_payme_id(), label, PRICE_MONTH_UZS)
@@ -66,7 +73,7 @@ async def refused_as_paid(payme: PaymeEmulator, client: TestClient, label: str, 
 
 
 @pytest.mark.parametrize("pay", [paid_by_yoomoney, paid_by_cloudpayments])
-async def test_an_invoice_another_provider_has_just_paid_is_refused_before_any_worker(client, worker, payme, pay):  # noqa: F811
+async def test_an_invoice_another_provider_has_just_paid_is_refused_before_any_worker(client, worker, payme, pay):
     invoice = await new_invoice(client)
     await pay(client, invoice["label"])
     assert (await stored(invoice["label"])).status is InvoiceStatus.PENDING, "no worker has run"
@@ -78,7 +85,7 @@ async def test_an_invoice_another_provider_has_just_paid_is_refused_before_any_w
     assert [op.status for op in await operations()] == [OperationStatus.APPLIED]
 
 
-async def test_a_prepared_click_attempt_keeps_payme_out(client, payme, click):  # noqa: F811
+async def test_a_prepared_click_attempt_keeps_payme_out(client, payme, click):
     invoice = await new_invoice(client)
     assert (await click.prepare(Attempt(invoice["label"], MONTH_UZS_SUMS))).error == 0
 
@@ -86,7 +93,7 @@ async def test_a_prepared_click_attempt_keeps_payme_out(client, payme, click):  
     assert await transactions() == [] and await operations() == []
 
 
-async def test_a_waiting_transaction_holds_the_invoice_until_its_timeout(client, clock, payme):  # noqa: F811
+async def test_a_waiting_transaction_holds_the_invoice_until_its_timeout(client, clock, payme):
     invoice = await new_invoice(client)
     payme_id, payme_time = new_payme_id(), payme.clock() - 5_000  # Payme made it 5 s before it reached us
     created = await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS, payme_time)
@@ -97,7 +104,7 @@ async def test_a_waiting_transaction_holds_the_invoice_until_its_timeout(client,
     assert held.claim_until == from_ms(payme_time + TIMEOUT_MS + 1), "held through the 12 hours, not a ms less"
 
 
-async def test_a_waiting_transaction_refuses_a_second_payme_transaction(client, payme):  # noqa: F811
+async def test_a_waiting_transaction_refuses_a_second_payme_transaction(client, payme):
     invoice = await new_invoice(client)
     first = new_payme_id()
     await payme.create(client.session, first, invoice["label"], PRICE_MONTH_UZS)
@@ -107,7 +114,7 @@ async def test_a_waiting_transaction_refuses_a_second_payme_transaction(client, 
     assert [tx.payme_id for tx in await transactions()] == [first], "the refused Create left nothing behind"
 
 
-async def test_a_waiting_transaction_refuses_a_click_prepare(client, worker, payme, click):  # noqa: F811
+async def test_a_waiting_transaction_refuses_a_click_prepare(client, worker, payme, click):
     invoice = await new_invoice(client)
     payme_id = new_payme_id()
     await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS)
@@ -118,7 +125,7 @@ async def test_a_waiting_transaction_refuses_a_click_prepare(client, worker, pay
     assert [(op.provider, op.status) for op in await operations()] == [("payme", OperationStatus.APPLIED)]
 
 
-async def test_a_waiting_transaction_refuses_a_cloudpayments_check(client, payme):  # noqa: F811
+async def test_a_waiting_transaction_refuses_a_cloudpayments_check(client, payme):
     invoice = await new_invoice(client)
     await payme.create(client.session, new_payme_id(), invoice["label"], PRICE_MONTH_UZS)
     status, answer = await post(client, "check", pay_fields(invoice["label"], 42, pay=False))
@@ -126,7 +133,7 @@ async def test_a_waiting_transaction_refuses_a_cloudpayments_check(client, payme
 
 
 @pytest.mark.parametrize("pay", [paid_by_yoomoney, paid_by_cloudpayments])
-async def test_cancel_releases_the_hold_so_another_provider_can_pay(client, worker, payme, pay):  # noqa: F811
+async def test_cancel_releases_the_hold_so_another_provider_can_pay(client, worker, payme, pay):
     invoice = await new_invoice(client)
     payme_id = new_payme_id()
     await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS)
@@ -141,7 +148,7 @@ async def test_cancel_releases_the_hold_so_another_provider_can_pay(client, work
     assert (await stored(invoice["label"])).status is InvoiceStatus.PAID
 
 
-async def test_cancel_releases_the_hold_for_a_click_payment(client, worker, payme, click):  # noqa: F811
+async def test_cancel_releases_the_hold_for_a_click_payment(client, worker, payme, click):
     invoice = await new_invoice(client)
     payme_id = new_payme_id()
     await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS)
@@ -153,7 +160,7 @@ async def test_cancel_releases_the_hold_for_a_click_payment(client, worker, paym
     assert (await stored(invoice["label"])).provider == "click"
 
 
-async def test_the_hold_of_a_transaction_past_12_hours_lapses(client, worker, clock, payme):  # noqa: F811
+async def test_the_hold_of_a_transaction_past_12_hours_lapses(client, worker, clock, payme):
     invoice = await new_invoice(client)
     payme_id = new_payme_id()
     await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS)
@@ -173,7 +180,7 @@ async def test_the_hold_of_a_transaction_past_12_hours_lapses(client, worker, cl
     assert not [op for op in await operations() if op.provider == "payme"]
 
 
-async def test_paymes_own_timeout_cancel_releases_the_hold(client, worker, clock, payme):  # noqa: F811
+async def test_paymes_own_timeout_cancel_releases_the_hold(client, worker, clock, payme):
     invoice = await new_invoice(client)
     payme_id = new_payme_id()
     await payme.create(client.session, payme_id, invoice["label"], PRICE_MONTH_UZS)
@@ -186,7 +193,7 @@ async def test_paymes_own_timeout_cancel_releases_the_hold(client, worker, clock
     assert fresh.result["state"] == 1, "a new attempt may hold the invoice again"
 
 
-async def test_perform_without_its_hold_answers_paid_elsewhere_and_records_nothing(client, worker, payme):  # noqa: F811
+async def test_perform_without_its_hold_answers_paid_elsewhere_and_records_nothing(client, worker, payme):
     """A waiting transaction that holds nothing (made before holds existed), then another provider's payment:
     Perform cannot make its final claim, so it answers −31008 and records nothing; Payme returns the money."""
     invoice = await new_invoice(client)

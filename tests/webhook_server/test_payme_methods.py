@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 from billing.providers.payme import Payme
 from billing.providers.payme.protocol import to_ms
 from db.payme import PaymeState
+from settings import ConfigError
 from tests.e2e.test_demo import FormReader
 from tests.helpers import get_json, new_invoice
 from tests.payme_support import (  # noqa: F401 - fixtures
@@ -23,7 +24,6 @@ from tests.payme_support import (  # noqa: F401 - fixtures
     settings,
     transactions,
 )
-from settings import ConfigError
 from webhook_server.emulators.payme import checkout_link, new_payme_id, read_checkout, simulate
 
 STATEMENT_KEYS = {"id", "time", "amount", "account", "create_time", "perform_time", "cancel_time", "transaction",

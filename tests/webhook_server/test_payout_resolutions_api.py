@@ -27,7 +27,7 @@ ACTIONS = ("attach", "fail", "resend")
 
 
 @pytest.fixture
-async def unknown(client, worker, konsol, payouts, clock) -> tuple[str, str]:  # noqa: F811
+async def unknown(client, worker, konsol, payouts, clock) -> tuple[str, str]:
     """A claim konsol.pro made the payout of and answered 502: (claim label, konsol.pro's payment id)."""
     konsol.fail_after_create(502)
     claim = await accepted_claim(client, clock.now)

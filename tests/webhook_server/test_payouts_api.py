@@ -21,8 +21,8 @@ from tests.konsol_support import (  # noqa: F401
     filed_claim,
     konsol,
     konsol_server,
-    settings,
     payouts,
+    settings,
     stored,
 )
 from tests.webhook_server.test_redis_faults import free_port

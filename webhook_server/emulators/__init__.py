@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from webhook_server.emulators import click
-from webhook_server.emulators import cloudpayments
-from webhook_server.emulators import konsol
-from webhook_server.emulators import payme
+from webhook_server.emulators import click, cloudpayments, konsol, payme, yookassa, yoomoney
 from webhook_server.emulators.telegram import stars as telegram_stars
-from webhook_server.emulators import yookassa
-from webhook_server.emulators import yoomoney
 
 EMULATORS: dict[str, ModuleType] = {
     "yoomoney": yoomoney,

@@ -43,6 +43,7 @@ from aiohttp import web
 
 from billing.money import Money
 from settings import ConfigError, Environment, Settings
+from webhook_server.emulators.cloudpayments_subscriptions import EmulatedSubscription, SubscriptionDesk, widget_schedule
 from webhook_server.emulators.cloudpayments_wire import (
     AUTHORIZED,
     AWAITING_AUTHENTICATION,
@@ -65,8 +66,6 @@ from webhook_server.emulators.cloudpayments_wire import (
     refund_fields,
     transaction_fields,
 )
-from webhook_server.emulators.cloudpayments_subscriptions import EmulatedSubscription, SubscriptionDesk, \
-    widget_schedule
 from webhook_server.emulators.common import Declines, control_body, fetch_invoice, times_of
 
 log = logging.getLogger(__name__)

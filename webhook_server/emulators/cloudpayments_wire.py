@@ -73,7 +73,7 @@ def notification_headers(body: bytes, secret: str, content_type: str = FORM) -> 
 
 def basic_auth(public_id: str, api_secret: str) -> str:
     """§4 and §9.1: the API's Authorization header."""
-    return "Basic " + base64.b64encode(f"{public_id}:{api_secret}".encode("utf-8")).decode("ascii")
+    return "Basic " + base64.b64encode(f"{public_id}:{api_secret}".encode()).decode("ascii")
 
 
 # ---- amounts --------------------------------------------------------------------------------------

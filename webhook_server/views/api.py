@@ -16,11 +16,11 @@ from billing.ledger import find_operation
 from billing.money import Money
 from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.refunds import RefundResult, RefundStatus, find_refund, latest_refund, refund_json
-from billing.signing import secrets_equal
-from billing.subscriptions import get_subscription, is_active, renews_automatically
 from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_renew
 from billing.renewals.periods import period_ms
+from billing.signing import secrets_equal
+from billing.subscriptions import get_subscription, is_active, renews_automatically
 from db import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
 from db.renewals import OPEN_STATUSES
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS

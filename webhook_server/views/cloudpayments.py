@@ -15,8 +15,8 @@ from webhook_server.keys import CLOCK, LEDGER, PLANS, QUEUES, SETTINGS
 from webhook_server.metrics import NOTIFY_OUTCOME
 from webhook_server.security_headers import WIDGET_PAGE, serves_page
 from webhook_server.views.notify import enabled_provider, read_raw, to_response
-from webhook_server.views.signed_form import signed_form
 from webhook_server.views.pay import LANG, RETURNED, web_prices
+from webhook_server.views.signed_form import signed_form
 
 
 async def notify_cloudpayments(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from billing.errors import LedgerUnavailable
+from billing.networks import address_in, parse_networks
 from billing.payouts.settle import WebhookResult, handle_webhook
 from billing.providers.base import NotificationRejected, RawNotification
 from billing.providers.konsol import (
@@ -24,7 +25,6 @@ from billing.providers.konsol import (
     webhook_answer,
 )
 from db.payouts import KonsolWebhookLog
-from billing.networks import address_in, parse_networks
 from webhook_server.client_ip import client_ip
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import CLOCK, HTTP, QUEUES, SETTINGS, TRUSTED_PROXIES

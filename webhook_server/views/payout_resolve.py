@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from billing.payouts.claims import API_ADMIN_ID, ClaimNotFound
+from billing.payouts.claims import API_ADMIN_ID, MAX_REASON_LENGTH, ClaimNotFound
 from billing.payouts.resolve import (
     MAX_ID_LENGTH,
     NOT_AT_KONSOL_WARNING,
@@ -25,7 +25,6 @@ from billing.payouts.resolve import (
     mark_failed,
     resend,
 )
-from billing.payouts.claims import MAX_REASON_LENGTH
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import CLOCK, HTTP, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error

@@ -7,8 +7,24 @@ Everything open-ymds knows about Click lives in this package: `protocol` (the wi
 
 from billing.providers.click.merchant import ClickPayment, MerchantApi
 from billing.providers.click.protocol import (
-    CURRENCY, NAME, PAY_URL, REQUIRED_FIELDS, Action, ClickError, ClickRequest, Malformed, Reply, answer,
-    build_request, click_amount, merchant_auth, operation_id, parse_amount, parse_body, read_request, sign,
+    CURRENCY,
+    NAME,
+    PAY_URL,
+    REQUIRED_FIELDS,
+    Action,
+    ClickError,
+    ClickRequest,
+    Malformed,
+    Reply,
+    answer,
+    build_request,
+    click_amount,
+    merchant_auth,
+    operation_id,
+    parse_amount,
+    parse_body,
+    read_request,
+    sign,
 )
 from billing.providers.click.provider import HOLD, STEPS, Click, click_days, hold_key
 

@@ -24,8 +24,22 @@ from billing.money import Money
 from billing.providers.base import EventKind, Outcome, PageForm, ProviderAnswer, RawNotification, VerifiedEvent
 from billing.providers.click.merchant import MerchantApi
 from billing.providers.click.protocol import (
-    CURRENCY, ID, NAME, PAY_URL, Action, ClickError, ClickRequest, Malformed, Reply, answer, click_amount,
-    operation_id, parse_amount, parse_body, read_request, sign,
+    CURRENCY,
+    ID,
+    NAME,
+    PAY_URL,
+    Action,
+    ClickError,
+    ClickRequest,
+    Malformed,
+    Reply,
+    answer,
+    click_amount,
+    operation_id,
+    parse_amount,
+    parse_body,
+    read_request,
+    sign,
 )
 from billing.signing import secrets_equal
 from billing.steps import Checkpoint, no_checkpoint

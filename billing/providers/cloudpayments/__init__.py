@@ -43,8 +43,6 @@ from billing.providers.cloudpayments.charges import (
     transaction_model,
 )
 from billing.providers.cloudpayments.notifications import HANDLERS, STEPS, Notifications, Queues
-from billing.providers.cloudpayments.subscriptions import ENDED, cancelled, stop_for_payment
-from billing.providers.cloudpayments.reconcile import reconcile_openings
 from billing.providers.cloudpayments.protocol import (
     CURRENCY,
     NAME,
@@ -60,6 +58,8 @@ from billing.providers.cloudpayments.protocol import (
     widget_language,
     widget_options,
 )
+from billing.providers.cloudpayments.reconcile import reconcile_openings
+from billing.providers.cloudpayments.subscriptions import ENDED, cancelled, stop_for_payment
 from billing.steps import Checkpoint, no_checkpoint
 from billing.sweep import ReconcileReport
 from db import Invoice

@@ -37,8 +37,6 @@ from billing.invoices import create_invoice, find_invoice
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.plans import Plan
 from billing.ports import FulfilmentQueue
-from billing.providers.cloudpayments.subscriptions import StopQueue, charge_allowed, status_changed, \
-    stop_for_payment
 from billing.providers.base import EventKind, Outcome
 from billing.providers.cloudpayments.protocol import (
     NAME,
@@ -48,13 +46,14 @@ from billing.providers.cloudpayments.protocol import (
     Status,
     Transaction,
     money,
-    reason_code,
     read_transaction,
+    reason_code,
     required,
     text,
     transaction_event,
     transaction_id,
 )
+from billing.providers.cloudpayments.subscriptions import StopQueue, charge_allowed, status_changed, stop_for_payment
 from billing.steps import Checkpoint
 from db import OperationStatus
 from db.cloudpayments import CloudPaymentsNotice, CloudPaymentsSubscription

@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 from billing.clock import Clock
 from billing.errors import LedgerUnavailable
 from billing.ledger import Ledger
+from billing.money import Money
 from billing.ports import FulfilmentQueue
 from billing.providers.base import (
     ChargeRequest,
@@ -36,7 +37,6 @@ from billing.providers.base import (
 )
 from billing.providers.payme.charges import CardCheck, ReceiptCharger
 from billing.providers.payme.merchant import PaymeMerchant
-from billing.providers.payme.refunds import cancel_receipt, receipt_status
 from billing.providers.payme.protocol import (
     CURRENCY,
     DEFAULT_ACCOUNT_FIELD,
@@ -61,8 +61,8 @@ from billing.providers.payme.protocol import (
     request_id_of,
     result_answer,
 )
+from billing.providers.payme.refunds import cancel_receipt, receipt_status
 from billing.providers.payme.subscribe import SavedCard, SubscribeClient
-from billing.money import Money
 from billing.refunds import RefundResult
 from billing.signing import secrets_equal
 from db.payme import PaymeKey

@@ -20,13 +20,13 @@ from enum import StrEnum
 from pymongo.errors import DuplicateKeyError
 
 from billing import claims
+from billing.consent import keep_consented_method
 from billing.ledger import Ledger, find_operation
 from billing.money import Money
 from billing.providers.base import ChargeRequest, ChargeResult, ChargeStatus, Outcome, Remember, VerifiedEvent
 from billing.providers.payme import Payme
 from billing.providers.payme.charges import cancelled_receipt
 from billing.providers.payme.protocol import CURRENCY, NAME
-from billing.consent import keep_consented_method
 from db import Invoice, InvoiceStatus, Operation
 from db.payme import PaymeCardPayment
 

@@ -40,8 +40,6 @@ from billing.providers.base import (
 )
 from billing.providers.yookassa.charges import charge_saved_method
 from billing.providers.yookassa.checkout import Checkout, open_checkout
-from billing.providers.yookassa.reconcile import reconcile
-from billing.providers.yookassa.refunds import refund_payment, refund_status
 from billing.providers.yookassa.protocol import (
     CURRENCY,
     HANDLED_EVENTS,
@@ -60,6 +58,8 @@ from billing.providers.yookassa.protocol import (
     read_amount,
     sender_allowed,
 )
+from billing.providers.yookassa.reconcile import reconcile
+from billing.providers.yookassa.refunds import refund_payment, refund_status
 from billing.refunds import RefundResult, RefundStatus, settle
 from billing.steps import Checkpoint, no_checkpoint
 from billing.sweep import ReconcileReport

@@ -9,7 +9,6 @@ attributes, has no socket timeout, and turns a connection error into AttributeEr
 from __future__ import annotations
 
 import base64
-from billing import bounded_json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,9 +18,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from billing import bounded_json
 from billing.errors import ProviderUnavailable
-from billing.networks import Network, address_in
 from billing.money import Money, unsettled
+from billing.networks import Network, address_in
 from billing.providers.base import (
     EventKind,
     HttpTransport,

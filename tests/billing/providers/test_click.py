@@ -14,8 +14,23 @@ from hypothesis import strategies as st
 
 from billing.providers.base import RawNotification
 from billing.providers.click import (
-    REQUIRED_FIELDS, Action, Click, ClickError, ClickRequest, Malformed, Reply, answer, build_request, click_amount,
-    click_days, merchant_auth, operation_id, parse_amount, parse_body, read_request, sign,
+    REQUIRED_FIELDS,
+    Action,
+    Click,
+    ClickError,
+    ClickRequest,
+    Malformed,
+    Reply,
+    answer,
+    build_request,
+    click_amount,
+    click_days,
+    merchant_auth,
+    operation_id,
+    parse_amount,
+    parse_body,
+    read_request,
+    sign,
 )
 from settings import ConfigError
 from tests.conftest import make_settings

@@ -271,7 +271,7 @@ class FixedTransport:
     def __init__(self, status: int, body: object) -> None:
         self.answer = (status, body)
 
-    async def post_form(self, url, data, headers):  # noqa: ANN001 - the HttpTransport protocol
+    async def post_form(self, url, data, headers):
         return self.answer
 
 

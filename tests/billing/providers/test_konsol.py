@@ -269,7 +269,7 @@ def test_a_payout_request_carries_the_label_and_one_destination():
 # ---- the client against the emulator -----------------------------------------------------------------
 
 @pytest.fixture
-async def api(konsol_server) -> AsyncIterator[tuple[KonsolClient, KonsolEmulator]]:  # noqa: F811
+async def api(konsol_server) -> AsyncIterator[tuple[KonsolClient, KonsolEmulator]]:
     emulator, url = konsol_server
     transport = OwnSessionTransport(5)
     yield KonsolClient(transport, base_url=url + "/", token=KONSOL_TOKEN, timeout=2), emulator
@@ -301,7 +301,7 @@ async def test_an_sbp_payout_needs_a_directory_bank(api):
     assert refused.value.status == 422 and "fps_bank_member_id" in refused.value.message
 
 
-async def test_the_emulator_offers_only_what_the_reference_documents(api, konsol_server):  # noqa: F811
+async def test_the_emulator_offers_only_what_the_reference_documents(api, konsol_server):
     client, emulator = api
     created = await client.create_payment(card_body())
     transport = OwnSessionTransport(5)
@@ -334,7 +334,7 @@ async def test_the_bank_directory_falls_back_to_the_other_path(api):
         "/api/v1/references/fps_bank_members", "/api/v1/payments/fps_banks"]
 
 
-async def test_a_wrong_token_is_an_auth_failure_with_konsols_message(konsol_server):  # noqa: F811
+async def test_a_wrong_token_is_an_auth_failure_with_konsols_message(konsol_server):
     transport = OwnSessionTransport(5)
     client = KonsolClient(transport, base_url=konsol_server[1], token="wrong", timeout=2)
     try:
@@ -388,7 +388,7 @@ async def test_a_dropped_connection_leaves_the_outcome_unknown(api):
     assert len(emulator.payments) == 1, "it was made, the caller just cannot know"
 
 
-async def test_a_request_past_konsol_timeout_is_an_unknown_outcome(konsol_server):  # noqa: F811
+async def test_a_request_past_konsol_timeout_is_an_unknown_outcome(konsol_server):
     emulator, url = konsol_server
     transport = OwnSessionTransport(5)
     client = KonsolClient(transport, base_url=url, token=KONSOL_TOKEN, timeout=0.2)

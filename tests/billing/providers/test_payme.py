@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ymds
-from billing.providers.payme import Payme
-from billing.providers.payme import protocol
+from billing.providers.payme import Payme, protocol
 from billing.providers.payme.protocol import (
     PaymeError,
     authorized,
@@ -31,9 +30,9 @@ from billing.providers.payme.protocol import (
     to_ms,
 )
 from tests.conftest import make_settings
-from webhook_server.emulators import payme as payme_emulator
 from tests.payme_support import INV_42, INV_42_WITH_RETURN
 from tests.payme_support import PAYME_MERCHANT as MERCHANT
+from webhook_server.emulators import payme as payme_emulator
 from webhook_server.emulators.payme import basic_auth, read_checkout
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -4,8 +4,8 @@ answers to every kind of reply, through a recording transport."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -17,7 +17,6 @@ from billing.money import Money
 from billing.networks import parse_networks
 from billing.providers.base import NotificationRejected, ProviderHTTPError, ProviderRejected
 from billing.providers.yookassa import YooKassa
-from billing.refunds import RefundStatus
 from billing.providers.yookassa.protocol import (
     ApiClient,
     authorization,
@@ -31,6 +30,7 @@ from billing.providers.yookassa.protocol import (
     read_amount,
     sender_allowed,
 )
+from billing.refunds import RefundStatus
 from db import init_db
 from settings import YOOKASSA_PUBLISHED_IPS, Settings
 

@@ -17,10 +17,21 @@ from hypothesis import strategies as st
 from billing.errors import ProviderUnavailable
 from billing.money import MINOR_DIGITS, Money
 from billing.providers.base import (
-    EventKind, NotificationRejected, Outcome, ProviderHTTPError, RawNotification, RejectReason,
+    EventKind,
+    NotificationRejected,
+    Outcome,
+    ProviderHTTPError,
+    RawNotification,
+    RejectReason,
 )
 from billing.providers.yoomoney import (
-    WalletClient, YooMoney, build_notification, card_net_amount, format_amount, largest_payment_for, sign,
+    WalletClient,
+    YooMoney,
+    build_notification,
+    card_net_amount,
+    format_amount,
+    largest_payment_for,
+    sign,
     wallet_net_amount,
 )
 from db import Operation, OperationStatus, init_db
