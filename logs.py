@@ -82,7 +82,7 @@ class TextFormatter(logging.Formatter):
     """One line an event, as a person reads a console: the time, the level when it is not INFO, the message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        moment = datetime.fromtimestamp(record.created).astimezone().strftime("%H:%M:%S")  # the reader's local time
         level = "" if record.levelno == logging.INFO else f"{record.levelname} "
         line = f"{moment} {level}{record.getMessage()}"
         return f"{line}\n{record.exc_text}" if record.exc_text else line

@@ -125,7 +125,8 @@ class RqQueues:
     async def enqueue_stranded(self, operations: list[tuple[str, str, str]]) -> int:
         """Fulfilment for each (provider, operation_id, label) whose job is gone (Redis lost it, or its result
         expired). A job that exists in any state is left as it is: a failed one has told the admins once and
-        waits for them (`ymds jobs`, `ymds jobs requeue`), and requeueing it on every sweep would tell them every minute.
+        waits for them (`ymds jobs`, `ymds jobs requeue`), and requeueing it on every sweep would tell them every
+        minute.
         Returns how many were queued."""
 
         def enqueue() -> int:

@@ -26,7 +26,9 @@ PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
     "telegram_stars": ("bot_token",),  # and STARS_ENABLED=true: Stars are paid to the bot itself
 }
 # Providers whose notification route and payment-page data exist in this release.
-IMPLEMENTED_PROVIDERS = frozenset({"yoomoney", "click", "payme", "cloudpayments", "telegram_stars", "yookassa", "konsol"})
+IMPLEMENTED_PROVIDERS = frozenset({
+    "yoomoney", "click", "payme", "cloudpayments", "telegram_stars", "yookassa", "konsol",
+})
 
 URL_SETTINGS = (
     "public_base_url",
@@ -175,8 +177,8 @@ class Settings(BaseSettings):
     privacy_policy_en: str | None = Field(default=None, max_length=MAX_POLICY_CHARS)
     privacy_policy_uz: str | None = Field(default=None, max_length=MAX_POLICY_CHARS)
 
-    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "job_retry_intervals", "cloudpayments_recurrent_plans",
-                     mode="before")
+    @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "job_retry_intervals",
+                     "cloudpayments_recurrent_plans", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -281,7 +283,8 @@ class Settings(BaseSettings):
         for name, fields in PROVIDER_CREDENTIALS.items():
             missing = [field.upper() for field in fields if getattr(self, field) is None]
             if 0 < len(missing) < len(fields):
-                raise ConfigError(f"{', '.join(missing)}: {name} is half configured; set all of its credentials or none")
+                raise ConfigError(
+                    f"{', '.join(missing)}: {name} is half configured; set all of its credentials or none")
             if not missing and name not in IMPLEMENTED_PROVIDERS:
                 warnings.append(f"{name}: credentials set, but this release does not handle {name} yet")
         for entry in self.trusted_proxies:

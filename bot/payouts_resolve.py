@@ -58,8 +58,8 @@ async def resolution_pressed(query: CallbackQuery, callback_data: ClaimResolutio
         await query.answer()
         return
     if action == "fail":
-        resolved = await mark_failed(label, by=admin.id, by_name=admin_name(admin), reason="", konsol=payout_desk.konsol,
-                                     queue=payout_desk.queue, clock=clock)
+        resolved = await mark_failed(label, by=admin.id, by_name=admin_name(admin), reason="",
+                                     konsol=payout_desk.konsol, queue=payout_desk.queue, clock=clock)
     else:
         resolved = await resend(label, by=admin.id, by_name=admin_name(admin), queue=payout_desk.queue, clock=clock)
     await reply_to(query, outcome_text(t, resolved))

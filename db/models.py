@@ -154,7 +154,9 @@ class Subscription(Record):
         indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
 
 
-DOCUMENT_MODELS: list[type[Record]] = [Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter]
+DOCUMENT_MODELS: list[type[Record]] = [
+    Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter,
+]
 DOCUMENT_MODELS += PAYME_DOCUMENTS
 DOCUMENT_MODELS += CLOUDPAYMENTS_DOCUMENTS
 DOCUMENT_MODELS += YOOKASSA_DOCUMENTS

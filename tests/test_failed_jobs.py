@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -55,17 +56,21 @@ async def test_failed_jobs_are_listed_and_requeued_to_completion(client, worker,
     assert failed_jobs(queues.connection) == []
 
 
+async def ymds(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`ymds ARGS` in its own process on the test Redis, waited for off the event loop."""
+    env = {"PATH": "", "REDIS_URL": REDIS_TEST_URL, "HOME": str(cwd)}
+    return await asyncio.to_thread(subprocess.run, [str(YMDS), *args], capture_output=True, text=True, env=env,
+                                   cwd=cwd, timeout=60)
+
+
 async def test_ymds_jobs_command_lists_and_requeues(client, worker, queues, tmp_path):
     await failed_fulfilment(client, worker)
-    env = {"PATH": "", "REDIS_URL": REDIS_TEST_URL, "HOME": str(tmp_path)}
-    listing = subprocess.run([str(YMDS), "jobs"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    listing = await ymds("jobs", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     assert job_id("fulfil", "yoomoney", "7001") in listing.stdout and "1 failed job(s)" in listing.stdout
 
-    refused = subprocess.run([str(YMDS), "jobs", "requeue"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                             timeout=60)
+    refused = await ymds("jobs", "requeue", cwd=tmp_path)
     assert refused.returncode == 2
-    requeued = subprocess.run([str(YMDS), "jobs", "requeue", "--all"], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=60)
+    requeued = await ymds("jobs", "requeue", "--all", cwd=tmp_path)
     assert requeued.returncode == 0 and "requeued fulfil-yoomoney-" in requeued.stdout
     assert queues.depth() == 1

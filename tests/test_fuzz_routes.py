@@ -188,8 +188,8 @@ PAYME_READS = {"CheckPerformTransaction": {"amount"}, "CreateTransaction": {"id"
 
 
 @EXAMPLES
-@given(method=st.sampled_from(sorted(PAYME_READS)), field=st.sampled_from(["amount", "time", "reason", "from", "to", "id"]),
-       literal=huge_numbers)
+@given(method=st.sampled_from(sorted(PAYME_READS)),
+       field=st.sampled_from(["amount", "time", "reason", "from", "to", "id"]), literal=huge_numbers)
 def test_payme_numbers_past_the_bounds_get_an_error_and_hold_nothing(method: str, field: str, literal: str,
                                                                      redis_conn):
     """With the key: a huge number in any integer field is answered at once with an error, never a 500, and no

@@ -78,7 +78,8 @@ async def test_the_request_id_follows_the_notification_into_its_jobs(client, wor
 def test_masker_leaves_ordinary_numbers_and_masks_keyed_secrets():
     masker = logs.SecretMasker(["s3cr3t-value"])
     assert masker.mask("invoice inv_1 amount 29900 op 1234567890123") == "invoice inv_1 amount 29900 op 1234567890123"
-    assert masker.mask("token=abc&x=1 Authorization: Basic UGF5Y29tOmtleQ==") == "token=***&x=1 Authorization: Basic ***"
+    assert (masker.mask("token=abc&x=1 Authorization: Basic UGF5Y29tOmtleQ==")
+            == "token=***&x=1 Authorization: Basic ***")
     assert masker.mask('{"api_secret": "zzz", "password":"p"}') == '{"api_secret": "***", "password":"***"}'
     assert masker.mask("key s3cr3t-value") == "key ***"
     assert masker.mask("4111111111111111 4111111111111112") == "411111******1111 4111111111111112"

@@ -39,7 +39,8 @@ async def test_a_second_insert_of_a_unique_key_is_a_duplicate_key_error(collecti
 
 
 async def test_an_update_onto_a_taken_unique_key_is_a_duplicate_key_error(collection):
-    await collection.insert_many([{"provider": "payme", "operation_id": "a"}, {"provider": "payme", "operation_id": "b"}])
+    await collection.insert_many([{"provider": "payme", "operation_id": "a"},
+                                  {"provider": "payme", "operation_id": "b"}])
     with pytest.raises(DuplicateKeyError):
         await collection.update_one({"operation_id": "b"}, {"$set": {"operation_id": "a"}})
     with pytest.raises(DuplicateKeyError):

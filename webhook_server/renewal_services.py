@@ -35,7 +35,8 @@ def link_issuer(settings: Settings) -> LinkIssuer:
                       min_remaining=reuse_margin(settings))
 
 
-def renewal_services(settings: Settings, queues: RqQueues, providers: ProviderRegistry, clock: Clock) -> RenewalServices:
+def renewal_services(settings: Settings, queues: RqQueues, providers: ProviderRegistry,
+                     clock: Clock) -> RenewalServices:
     chargers = {provider.name: provider for provider in providers if isinstance(provider, SavedMethodCharger)}
     return RenewalServices(chargers=chargers, ledger=Ledger(queues, clock), queue=queues,
                            policy=renewal_policy(settings), links=link_issuer(settings))

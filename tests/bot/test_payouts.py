@@ -144,7 +144,8 @@ async def test_a_claim_goes_from_the_dialogue_to_paid_through_konsol(user, admin
     assert user.last == "Please check your claim:\nAmount: 1,500\xa0RUB\nTo: •••• 6412\nSend it to the administrators?"
     await user.presses("✅ Send")
     [claim] = await claims()
-    assert user.last == f"Your claim {claim.label} has been sent to the administrators. You will be told when they decide."
+    assert user.last == (f"Your claim {claim.label} has been sent to the administrators. "
+                         "You will be told when they decide.")
     assert claim.status is ClaimStatus.NEW and claim.user_id == USER_ID and claim.amount == 150000
 
     await worker.drain()
@@ -152,7 +153,8 @@ async def test_a_claim_goes_from_the_dialogue_to_paid_through_konsol(user, admin
     assert card["text"] == f"💸 Payout claim {claim.label}\nUser: {USER_ID}\nAmount: 1,500\xa0RUB\nTo: •••• 6412"
     assert buttons(card) == ["✅ Accept", "❌ Reject"]
     await admin.presses("✅ Accept", card)
-    assert admin.last.endswith("\n✅ Accepted by Admin1001") and "reply_markup" not in fake.bot_messages(ADMIN_CHAT_ID)[-1]
+    assert admin.last.endswith("\n✅ Accepted by Admin1001")
+    assert "reply_markup" not in fake.bot_messages(ADMIN_CHAT_ID)[-1]
 
     await worker.drain()
     [payment] = konsol.created()

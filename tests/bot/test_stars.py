@@ -195,7 +195,8 @@ async def test_pre_checkout_answers_in_russian_and_refuses_a_paid_or_expired_inv
     link, label = await subscribe(fake, "ru")
     await fake.stars.pay(fake, USER_ID, fake.stars.find(url=link))
     await drain()
-    await Invoice.get_motor_collection().update_one({"label": label}, {"$set": {"status": "pending", "claimed_by": None}})
+    await Invoice.get_motor_collection().update_one({"label": label},
+                                                    {"$set": {"status": "pending", "claimed_by": None}})
     clock.now += timedelta(days=2)
     second = await fake.stars.pay(fake, USER_ID, fake.stars.find(url=link))
     assert (second.ok, second.error_message) == (False, "Срок этого счёта истёк. Отправьте /subscribe, чтобы "

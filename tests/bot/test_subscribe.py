@@ -76,7 +76,7 @@ async def test_subscribe_makes_new_invoices_when_the_old_ones_are_paid_or_near_e
 
     clock.now += timedelta(minutes=15, seconds=1)
     await send(dispatcher, bot, "/subscribe", update_id=4, message_id=13)
-    assert not set(label_of(button["url"]) for button in buttons(fake)) & set(labels), "about to expire: new ones"
+    assert not {label_of(button["url"]) for button in buttons(fake)} & set(labels), "about to expire: new ones"
     assert await Invoice.find_all().count() == 5
 
 

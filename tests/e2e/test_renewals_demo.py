@@ -1,5 +1,6 @@
 """`ymds demo --clock-speed 86400` (a day a second): a week paid by card through YooKassa, CloudPayments or
-Payme (a card bound on the payment page) with "pay and renew automatically" chosen renews by itself, charged by the demo's scheduler and worker against the emulators' saved methods."""
+Payme (a card bound on the payment page) with "pay and renew automatically" chosen renews by itself, charged by
+the demo's scheduler and worker against the emulators' saved methods."""
 
 from __future__ import annotations
 

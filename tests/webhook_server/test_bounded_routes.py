@@ -221,7 +221,8 @@ def broken_forms(link: dict[str, str]) -> dict[str, tuple[str, bytes]]:
     return {
         "multipart-no-boundary": ("multipart/form-data", good),
         "multipart-bad-utf8": ("multipart/form-data; boundary=b",
-                               parts.encode() + b'--b\r\nContent-Disposition: form-data; name="token"\r\n\r\n\xff\r\n--b--\r\n'),
+                               parts.encode() + b'--b\r\nContent-Disposition: form-data; name="token"\r\n\r\n'
+                                                b'\xff\r\n--b--\r\n'),
         "multipart-bad-transfer-encoding": (
             "multipart/form-data; boundary=b",
             parts.encode() + b'--b\r\nContent-Disposition: form-data; name="token"\r\n'

@@ -1,4 +1,5 @@
-"""The Click emulator's own protocol code against the reference's vectors (click.md 9), its Merchant API, its controls."""
+"""The Click emulator's own protocol code against the reference's vectors (click.md 9), its Merchant API, its
+controls."""
 
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ async def test_claims_are_listed_newest_first_with_filters_and_paging(client, cl
     assert (status, body["items"], body["total"]) == (200, [], 0)
     status, body = await call(client, "GET", "/api/payouts?method=fps")
     [sbp] = body["items"]
-    assert (sbp["phone"], sbp["bank_name"], sbp["destination"]) == ("+7******4567", "Сбербанк", "+7******4567, Сбербанк")
+    assert (sbp["phone"], sbp["bank_name"], sbp["destination"]) == (
+        "+7******4567", "Сбербанк", "+7******4567, Сбербанк")
 
 
 @pytest.mark.parametrize("query", ["status=lost", "method=cash", "page=0", "per_page=201", "user_id=-1", "page=x"])

@@ -59,7 +59,8 @@ async def test_provider_without_a_refund_api_gets_409_and_nothing_changes(client
     response = await client.post(f"/api/invoices/{label}/refund", headers=AUTH)
     assert response.status == 409 and (await response.json())["error"] == "refund_not_supported"
     assert (await Invoice.find_one(Invoice.label == label)).status is InvoiceStatus.PAID
-    assert (await Subscription.find_one(Subscription.user_id == 82)).current_period_end == clock.now + timedelta(days=30)
+    subscription = await Subscription.find_one(Subscription.user_id == 82)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
 
 
 async def test_provider_refusal_or_outage_changes_nothing(client, worker):

@@ -221,7 +221,8 @@ def test_the_web_app_has_no_emulator_route(settings, plans):
     demo = build_demo_app(with_demo_values(Settings(_env_file=None, mongodb_uri="memory://", redis_url=REDIS_TEST_URL),
                                            DemoAddress("127.0.0.1", 8080)), plans)
     mounted = {resource.canonical for resource in demo.router.resources()}
-    assert {f"{EMULATOR_ROOT}/{name}" for name in ("yoomoney", "yookassa", "cloudpayments", "payme", "click")} <= mounted
+    emulators = ("yoomoney", "yookassa", "cloudpayments", "payme", "click")
+    assert {f"{EMULATOR_ROOT}/{name}" for name in emulators} <= mounted
 
 
 async def test_the_web_app_answers_404_for_every_emulator_path(client):

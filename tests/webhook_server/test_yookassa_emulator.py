@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,8 @@ async def test_a_refused_notification_is_redelivered_on_schedule_then_given_up_a
     tries again on its own clock at growing intervals and stops for good 24 hours after the event."""
     clock = yookassa_clock(yookassa)
     assert REDELIVERY_OFFSETS[-1] == GIVE_UP_AFTER == timedelta(hours=24)
-    gaps = [later - earlier for earlier, later in zip((timedelta(0), *REDELIVERY_OFFSETS), REDELIVERY_OFFSETS)]
-    assert all(gap <= following for gap, following in zip(gaps, gaps[1:-1])), "growing, but for the last"
+    gaps = [later - earlier for earlier, later in pairwise((timedelta(0), *REDELIVERY_OFFSETS))]
+    assert all(gap <= following for gap, following in pairwise(gaps[:-1])), "growing, but for the last"
     payment_id = paid_payment(yookassa, "inv_unreachable")
     event_at = clock.now
     yookassa.fail_with = 500

@@ -454,7 +454,8 @@ async def simulate(
         payment_type="AC", at=datetime.now(UTC), unaccepted=event == "held",
     )
     fields = operation.notification()
-    return await send_notification(session, f"{url}/notify/yoomoney", {**fields, "sha1_hash": sha1_hash(fields, secret)})
+    signed = {**fields, "sha1_hash": sha1_hash(fields, secret)}
+    return await send_notification(session, f"{url}/notify/yoomoney", signed)
 
 
 def demo_values(base_url: str, emulator_url: str) -> dict[str, str]:

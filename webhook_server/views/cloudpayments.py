@@ -52,7 +52,8 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
                                         now=request.app[CLOCK]())
     if widget is None:
         raise web.HTTPSeeOther(str(page_url))
-    context = {"invoice": invoice, "title": title, "prices": t.prices(web_prices(invoice.amounts)), "t": t, "widget": widget}
+    context = {"invoice": invoice, "title": title, "prices": t.prices(web_prices(invoice.amounts)), "t": t,
+               "widget": widget}
     response = aiohttp_jinja2.render_template("cloudpayments.html", request, context)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -32,7 +32,7 @@ from webhook_server.payout_services import konsol_client
 from webhook_server.views.api import json_object
 from webhook_server.views.payouts import API_ADMIN_NAME, claim_json
 
-_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_ID_LENGTH)
+_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}")
 _ANSWERS: dict[Result, tuple[int, str]] = {
     Result.DONE: (200, ""),
     Result.CHECKING: (202, ""),

@@ -1,4 +1,5 @@
-"""billing/providers/click/merchant.py over real HTTP: the Auth header each call carries, Click's replies and refusals."""
+"""billing/providers/click/merchant.py over real HTTP: the Auth header each call carries, Click's replies and
+refusals."""
 
 from __future__ import annotations
 

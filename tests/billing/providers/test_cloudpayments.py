@@ -213,7 +213,7 @@ async def test_bad_signature_is_answered_in_cloudpayments_format_before_parsing(
     raw = RawNotification(path="/notify/cloudpayments/check", headers={}, body=b"\xff not even a form",
                           remote="203.0.113.1")
     for kind, status in ((Kind.CHECK, 200), (Kind.PAY, 401), (Kind.REFUND, 401)):
-        answer, outcome = await provider.handle(kind, raw, ledger=None, reversals=None, now=None)  # type: ignore
+        answer, outcome = await provider.handle(kind, raw, ledger=None, reversals=None, now=None)  # type: ignore[arg-type]
         assert (answer.status, json.loads(answer.body), answer.content_type) == (status, {"code": 13},
                                                                                  "application/json")
         assert outcome == "bad_signature"

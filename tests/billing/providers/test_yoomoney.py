@@ -487,7 +487,8 @@ _text = st.text(max_size=30)
 @given(operation_id=st.text(min_size=1, max_size=30).filter(lambda s: s != "test-notification"),
        paid=st.integers(0, 10**14 - 1), label=_text, sender=_text,
        notification_type=st.sampled_from(["p2p-incoming", "card-incoming"]), codepro=st.booleans(),
-       when=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
+       # hypothesis takes naive bounds; timezones= makes every value aware UTC
+       when=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),  # noqa: DTZ001
        field=st.sampled_from(HASHED_FIELDS), replacement=_text)
 def test_built_notification_verifies_and_any_hashed_change_breaks_it(
     operation_id: str, paid: int, label: str, sender: str, notification_type: str, codepro: bool,

@@ -355,7 +355,8 @@ class FakeTelegram:
     def bot_messages(self, chat_id: int) -> list[dict[str, Any]]:
         return [message for message in self.chats.get(chat_id, []) if message.get("from", {}).get("is_bot")]
 
-    async def wait_for(self, predicate: Callable[[], T], timeout: float = 10) -> T:
+    # the deadline is the wait's own (as asyncio.wait_for's), not a caller's asyncio.timeout
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 10) -> T:  # noqa: ASYNC109
         """Wait (bounded) until predicate() is truthy; re-checked on every call the fake receives."""
         async with asyncio.timeout(timeout), self._changed:
             while not (result := predicate()):

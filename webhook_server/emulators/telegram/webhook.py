@@ -119,7 +119,7 @@ class WebhookOutbox:
 
 def chat_of(update: dict[str, Any]) -> int:
     """The chat an update belongs to, for Telegram's one-at-a-time order per chat (0: none)."""
-    for kind, body in update.items():
+    for body in update.values():
         if not isinstance(body, dict):
             continue
         chat = body.get("chat") or (body.get("message") or {}).get("chat")
