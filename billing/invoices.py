@@ -61,6 +61,7 @@ async def reusable_invoice(plan: Plan, user_id: int, *, now: datetime, min_remai
         Invoice.user_id == user_id, Invoice.plan == plan.name, Invoice.status == InvoiceStatus.PENDING,
         Invoice.expires_at > now + min_remaining, Invoice.claimed_by == None,  # noqa: E711 - a query, not a test
     ).sort("-created_at")
+    invoice: Invoice  # what beanie's cursor yields; its __aiter__ is not annotated
     async for invoice in candidates:
         if invoice.amounts == plan.prices and invoice.period_days == plan.period_days:
             return invoice

@@ -60,7 +60,7 @@ class Ledger:
         ], "recorded_at": {"$lte": cutoff}, "provider": {"$ne": PAYOUT_PROVIDER}}
         sent = 0
         try:
-            cursor = Operation.find(unfinished).sort([("recorded_at", 1), ("_id", 1)])
+            cursor = Operation.find(unfinished).sort("recorded_at", "_id")
             batch: list[tuple[str, str, str]] = []
             async for operation in cursor:
                 batch.append((operation.provider, operation.operation_id, operation.label))

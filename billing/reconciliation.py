@@ -4,7 +4,7 @@ against the configured database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -17,7 +17,8 @@ MEMORY = "memory://"
 
 
 class Report(Protocol):
-    mismatches: list[object]
+    @property
+    def mismatches(self) -> Sequence[object]: ...  # read here only: any report's own list of mismatches
 
     def lines(self) -> list[str]: ...
 

@@ -58,7 +58,7 @@ class YooKassaPayment(Record):
 async def latest_attempt(label: str) -> YooKassaPayment | None:
     return await YooKassaPayment.find(
         YooKassaPayment.label == label, YooKassaPayment.attempt >= 0
-    ).sort(-YooKassaPayment.attempt).first_or_none()
+    ).sort("-attempt").first_or_none()
 
 
 async def reserve(key: str, label: str, attempt: int, request: dict[str, Any], now: datetime) -> YooKassaPayment:
@@ -88,7 +88,7 @@ async def record_status(payment_id: str, status: YooKassaStatus, now: datetime, 
                         party: str | None = None, reason: str | None = None) -> None:
     """An open attempt → succeeded or canceled (with who cancelled it and why). A payment we have no
     document for (created elsewhere) gets one when it is cancelled, so the reason is kept."""
-    changes = {"status": status.value, "updated_at": now}
+    changes: dict[str, Any] = {"status": status.value, "updated_at": now}
     if status is YooKassaStatus.CANCELED:
         changes |= {"cancel_party": party, "cancel_reason": reason}
     result = await YooKassaPayment.get_motor_collection().update_many(
@@ -114,11 +114,11 @@ async def open_payments(limit: int = 500) -> list[YooKassaPayment]:
     return await YooKassaPayment.find(
         {"status": {"$in": [YooKassaStatus.PENDING.value, YooKassaStatus.WAITING_FOR_CAPTURE.value]},
          "payment_id": {"$ne": None}}
-    ).sort(+YooKassaPayment.created_at).limit(limit).to_list()
+    ).sort("created_at").limit(limit).to_list()
 
 
 async def attempts(label: str) -> list[YooKassaPayment]:
-    return await YooKassaPayment.find(YooKassaPayment.label == label).sort(+YooKassaPayment.attempt).to_list()
+    return await YooKassaPayment.find(YooKassaPayment.label == label).sort("attempt").to_list()
 
 
 YOOKASSA_DOCUMENTS: list[type[Record]] = [YooKassaPayment]

@@ -168,7 +168,7 @@ async def list_claims(*, status: ClaimStatus | None = None, user_id: int | None 
     if method is not None:
         query["method"] = method.value
     total = await PayoutClaim.find(query).count()
-    rows = await PayoutClaim.find(query).sort([("created_at", -1), ("_id", -1)]).skip((page - 1) * per_page).limit(
+    rows = await PayoutClaim.find(query).sort("-created_at", "-_id").skip((page - 1) * per_page).limit(
         per_page).to_list()
     return rows, total
 

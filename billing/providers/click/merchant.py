@@ -81,7 +81,7 @@ class MerchantApi:
             hint = " (check CLICK_MERCHANT_USER_ID and CLICK_SECRET_KEY)" if status == 401 else ""
             raise ProviderUnavailable(f"Click Merchant API {method} answered HTTP {status}{hint}")
         error_code = _integer(body, "error_code") if isinstance(body, dict) else None
-        if error_code is None:
+        if not isinstance(body, dict) or error_code is None:
             raise ProviderUnavailable(f"Click Merchant API {method}: a reply without error_code")
         if error_code != 0:
             log.info("click %s: error_code %s (%s)", method, error_code, str(body.get("error_note", ""))[:200])

@@ -191,7 +191,9 @@ class CloudPayments:
             log.info("cloudpayments transaction %s for %s is refunded already; not asked again", operation_id, label)
             return
         body = await self._client.refund(operation_id, amount)
-        model = body.get("Model") if isinstance(body.get("Model"), dict) else {}
+        model = body.get("Model")
+        if not isinstance(model, dict):
+            model = {}
         await CloudPaymentsNotice(
             kind=REFUND_SENT, key=operation_id, transaction_id=str(model.get("TransactionId") or "") or None,
             payment_transaction_id=operation_id, label=label, amount=amount.minor, currency=amount.currency,

@@ -180,7 +180,9 @@ def read_webhook(raw: RawNotification, *, secret: str | None, query_token: str |
     payment_id = _first_id(body)
     if not payment_id:
         raise NotificationRejected(RejectReason.MALFORMED, "no payment id")
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = body.get("data")
+    if not isinstance(data, dict):
+        data = {}
     return WebhookHint(
         payment_id=payment_id,
         event=_hint(body.get("event")),
@@ -300,7 +302,9 @@ def parse_payment(body: Any) -> KonsolPayment | None:
         amount: int | None = parse_amount(body.get("amount"))
     except ValueError:
         amount = None
-    services = body.get("services_list") if isinstance(body.get("services_list"), list) else []
+    services = body.get("services_list")
+    if not isinstance(services, list):
+        services = []
     titles = tuple(str(item.get("title")) for item in services if isinstance(item, dict) and item.get("title"))
     return KonsolPayment(id=str(payment_id), status=status, amount=amount, purpose=str(body.get("purpose") or ""),
                          titles=titles, error_message=scrub(str(body.get("error_message") or "")))
@@ -364,7 +368,9 @@ def parse_balance(body: Any) -> list[Account]:
                 balance = parse_amount(item.get(key))
             except ValueError:
                 continue
-            currency = item.get("currency") if isinstance(item.get("currency"), str) else CURRENCY
+            currency = item.get("currency")
+            if not isinstance(currency, str):
+                currency = CURRENCY
             accounts.append(Account(str(item.get("id", index)), balance, currency))
             break
     return accounts

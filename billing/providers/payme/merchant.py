@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from billing import claims
@@ -104,7 +103,7 @@ async def transactions_between(start_ms: int, end_ms: int) -> list[PaymeTransact
     """Every transaction CreateTransaction accepted with start ≤ Payme's time ≤ end, oldest first."""
     return await PaymeTransaction.find(
         PaymeTransaction.payme_time >= start_ms, PaymeTransaction.payme_time <= end_ms
-    ).sort([("payme_time", ASCENDING), ("create_time", ASCENDING)]).to_list()
+    ).sort("payme_time", "create_time").to_list()
 
 
 def _aware(moment: datetime) -> datetime:

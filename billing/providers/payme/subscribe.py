@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from billing.errors import ProviderUnavailable
 from billing.providers.base import HttpTransport, ProviderHTTPError
@@ -100,7 +100,7 @@ def _receipt(result: Any) -> Receipt:
     )
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

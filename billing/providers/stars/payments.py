@@ -184,9 +184,9 @@ async def refund_charge(api: StarsApi, charge_id: str, *, label: str, now: datet
     if charge is None or not charge.recurring:
         return
     subscription = await StarsSubscription.find_one(StarsSubscription.label == charge.payload)
-    untracked = subscription is None or (charge.first_recurring and subscription.first_charge_id not in (
-        None, charge.charge_id))
-    if untracked:  # e.g. a second subscription bought with the same link: stop that one, by its own first charge
+    # Not one we track (e.g. a second subscription bought with the same link): stop that one, by its own first charge
+    if subscription is None or (charge.first_recurring and subscription.first_charge_id not in (
+            None, charge.charge_id)):
         await _stop_quietly(api, user_id, charge.charge_id if charge.first_recurring else None)
         return
     if subscription.state is not RenewalState.CANCELED:

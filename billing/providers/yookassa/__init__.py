@@ -24,6 +24,7 @@ from billing import claims
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
+from billing.networks import Network
 from billing.ports import FulfilmentQueue
 from billing.providers.base import (
     ChargeRequest,
@@ -47,7 +48,6 @@ from billing.providers.yookassa.protocol import (
     OBJECT_ID,
     REFUND_SUCCEEDED,
     ApiClient,
-    Network,
     Notice,
     cancellation,
     label_of,
@@ -101,7 +101,7 @@ class YooKassa:
             return None
         parts = urlsplit(success_url)
         query = dict(parse_qsl(parts.query))
-        fields = {name: query[name] for name in ("exp", "lang", "sig") if name in query}
+        fields: dict[str, str] = {name: query[name] for name in ("exp", "lang", "sig") if name in query}
         if "exp" not in fields or "sig" not in fields:
             return None
         return PageForm(provider=NAME, action=f"{parts.path.rstrip('/')}/{NAME}", method="post", fields=fields)
