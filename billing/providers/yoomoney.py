@@ -185,9 +185,9 @@ class WalletClient:
         error = body.get("error") if isinstance(body, dict) else "not a JSON object"
         if status == 200 and error == UNKNOWN_OPERATION:
             return None
-        if status != 200 or error is not None:
+        if status != 200 or error is not None or not isinstance(body, dict):
             raise ProviderUnavailable(f"yoomoney operation-details answered HTTP {status} {error or ''}".rstrip())
-        return body  # type: ignore[no-any-return]
+        return body
 
     async def incoming_pages(self, start: datetime, end: datetime) -> AsyncIterator[list[dict[str, Any]]]:
         """The incoming operations in [start, end), a page at a time (newest first, as the API gives them)."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from billing.invoices import LinkIssuer
 from billing.ledger import Ledger
 from billing.ports import RenewalQueue
 from billing.providers.base import SavedMethodCharger
+from billing.refunds import RefundCheckQueue
 
 PENDING_RECHECK = timedelta(minutes=5)  # a charge the provider has not decided is looked up again after this
 
@@ -41,12 +43,16 @@ class RenewalPolicy:
         return attempts > self.max_retries
 
 
+class SchedulerQueue(RenewalQueue, RefundCheckQueue, Protocol):
+    """What renewal jobs and the scheduler's tick enqueue: renewals, their notices, look-ups of pending refunds."""
+
+
 @dataclass(frozen=True, slots=True)
 class RenewalServices:
     """What renewal jobs and the scheduler need from their process."""
 
     chargers: Mapping[str, SavedMethodCharger]
     ledger: Ledger
-    queue: RenewalQueue
+    queue: SchedulerQueue
     policy: RenewalPolicy
     links: LinkIssuer

@@ -60,7 +60,7 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.notices = await _resend_notices(services)
     report.reminded = await _remind(now, services, chargeable)
     report.charge_notices = await notify_coming_charges(now, services, chargeable)
-    report.refund_checks = await due_checks(now, services.queue)  # type: ignore[arg-type]  # RqQueues has it
+    report.refund_checks = await due_checks(now, services.queue)
     report.expired = await _expire(now, services)
     report.forgotten = await _forget_cancelled(services)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):
