@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing.invoices import PayLink, invoice_for, pay_link
-from billing.plans import Catalogue as Plans
-from billing.plans import Plan
+from billing.plans import Catalogue as Plans, Plan
 from settings import Settings
 
 

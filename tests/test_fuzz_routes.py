@@ -11,9 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from billing.bounded_json import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT
 from billing.plans import load_plans

@@ -20,8 +20,7 @@ from billing.providers.yookassa import YooKassa
 from billing.providers.yookassa.protocol import payment_request
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
-from tests.helpers import notification as yoomoney_notification
-from tests.helpers import post_notification as post_yoomoney
+from tests.helpers import notification as yoomoney_notification, post_notification as post_yoomoney
 from webhook_server.emulators.yookassa import YooKassaEmulator
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.keys import PROVIDERS

@@ -8,11 +8,9 @@ from typing import Any
 
 from billing.networks import parse_networks
 from billing.providers.click.config import click_from_settings
-from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi
-from billing.providers.cloudpayments import CloudPayments, accepts_test_payments
+from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi, CloudPayments, accepts_test_payments
 from billing.providers.payme import Payme
-from billing.providers.stars import NAME as STARS
-from billing.providers.stars import TelegramStars
+from billing.providers.stars import NAME as STARS, TelegramStars
 from billing.providers.yookassa import YooKassa
 from billing.providers.yoomoney import WalletClient, YooMoney
 from bot.main import make_bot

@@ -13,8 +13,7 @@ from webhook_server.views.api import (
     refund_invoice_view,
 )
 from webhook_server.views.click import click_handler
-from webhook_server.views.cloudpayments import notify_cloudpayments
-from webhook_server.views.cloudpayments import widget_page as cloudpayments_widget_page
+from webhook_server.views.cloudpayments import notify_cloudpayments, widget_page as cloudpayments_widget_page
 from webhook_server.views.consent import choose as choose_payment
 from webhook_server.views.extras import extra_refunded_view, list_extras_view
 from webhook_server.views.health import healthz, readyz

@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web, web_response
 
-from billing.providers.payme import CURRENCY as PAYME_CURRENCY
-from billing.providers.payme import NAME as PAYME
+from billing.providers.payme import CURRENCY as PAYME_CURRENCY, NAME as PAYME
 from webhook_server.keys import PROVIDERS, SETTINGS
 
 SERVER_NAME = "open-ymds"

@@ -22,8 +22,12 @@ from billing.plans import Catalogue
 from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
 from billing.providers import PROVIDER_NAMES
 from billing.providers.base import SavedMethodCharger
-from billing.providers.cloudpayments.subscriptions import NAME as CLOUDPAYMENTS, cancel_requested, stop_bound, \
-    turned_off_by_user
+from billing.providers.cloudpayments.subscriptions import (
+    NAME as CLOUDPAYMENTS,
+    cancel_requested,
+    stop_bound,
+    turned_off_by_user,
+)
 from billing.renewals.attempt import close_open_renewals
 from billing.subscriptions import get_subscription, renews_automatically
 from db import Subscription

@@ -27,8 +27,8 @@ from typing import Any
 from billing.money import Money
 from billing.plans import Plan
 from billing.ports import RenewalEvent
-from billing.renewals import RenewalServices
 from billing.providers.cloudpayments.subscriptions import bound_charge, renewed_by_cloudpayments
+from billing.renewals import RenewalServices
 from billing.renewals.periods import period_ms
 from billing.subscriptions import renews_automatically
 from db import Subscription, SubscriptionStatus

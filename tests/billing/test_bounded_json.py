@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from billing.bounded_json import MAX_DEPTH, MAX_DIGITS, MAX_EXPONENT, JsonRefused, OutOfBounds, loads, nesting_within
 

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from billing.errors import LedgerUnavailable, ProviderUnavailable
-from billing.providers.cloudpayments.protocol import Status
 from billing.ledger import Ledger
+from billing.providers.cloudpayments.protocol import Status
 from bot.main import build_dispatcher
 from bot.texts import catalogue
 from db import InvoiceStatus, OperationStatus
+from rq_access import RqQueues, connect
 from tests.bot.conftest import ADMIN_CHAT_ID, ADMIN_ID, USER_ID, bot_settings
 from tests.cloudpayments_support import CP_PUBLIC_ID, CP_SECRET, cp, cp_server, invoice_of  # noqa: F401 - fixtures
 from tests.helpers import new_invoice, operations
 from tests.webhook_server.test_cloudpayments_admin import widget_payment
-from rq_access import RqQueues, connect
 from webhook_server.keys import LEDGER, QUEUES
 
 

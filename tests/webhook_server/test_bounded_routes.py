@@ -25,8 +25,7 @@ from tests.helpers import new_invoice
 from tests.konsol_support import filed_claim, stored
 from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
 from tests.raw_http import raw_request
-from tests.webhook_server.test_notify_click import CLICK
-from tests.webhook_server.test_notify_click import SECRET as CLICK_SECRET
+from tests.webhook_server.test_notify_click import CLICK, SECRET as CLICK_SECRET
 
 KONSOL_SECRET = "konsol_webhook_test_secret"
 JSON = {"Content-Type": "application/json"}

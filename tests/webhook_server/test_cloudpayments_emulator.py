@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from billing.money import Money
 from tests.cloudpayments_support import VECTOR_BODY, VECTOR_JSON
-from webhook_server.emulators import cloudpayments as emulator_module
-from webhook_server.emulators import cloudpayments_wire as wire
+from webhook_server.emulators import cloudpayments as emulator_module, cloudpayments_wire as wire
 from webhook_server.emulators.cloudpayments import LOST, CloudPaymentsEmulator, Payment
 from webhook_server.emulators.cloudpayments_wire import Kind
 

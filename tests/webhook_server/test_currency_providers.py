@@ -23,10 +23,14 @@ from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.consent_support import consent_on
 from tests.helpers import new_invoice, notification, operations, post_notification, resign
 from tests.payme_support import PAYME_CHECKOUT, PAYME_KEY, PAYME_MERCHANT, error_code, payme  # noqa: F401
-from tests.webhook_server.test_notify_click import CLICK
-from tests.webhook_server.test_notify_click import SECRET as CLICK_SECRET
-from tests.yookassa_support import paid_payment, yookassa, yookassa_emulator, yookassa_settings  # noqa: F401
-from tests.yookassa_support import post_notification as post_yookassa
+from tests.webhook_server.test_notify_click import CLICK, SECRET as CLICK_SECRET
+from tests.yookassa_support import (  # noqa: F401
+    paid_payment,
+    post_notification as post_yookassa,
+    yookassa,
+    yookassa_emulator,
+    yookassa_settings,
+)
 from webhook_server.emulators.click import Attempt, ClickCaller
 from webhook_server.emulators.cloudpayments_wire import JSON
 

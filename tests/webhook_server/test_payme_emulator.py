@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.payme_support import INV_42, INV_42_WITH_RETURN
-from tests.payme_support import PAYME_MERCHANT as MERCHANT
+from tests.payme_support import INV_42, INV_42_WITH_RETURN, PAYME_MERCHANT as MERCHANT
 from webhook_server.emulators.payme import basic_auth, checkout_link, read_checkout
 from webhook_server.emulators.payme_subscribe import masked
 

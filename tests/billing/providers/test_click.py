@@ -9,8 +9,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from billing.providers.base import RawNotification
 from billing.providers.click import (

@@ -42,8 +42,7 @@ from billing.providers.konsol import (
 )
 from tests.konsol_support import CARD, KONSOL_SECRET, KONSOL_TOKEN, PHONE, SBER, konsol_server  # noqa: F401
 from tests.webhook_server.test_redis_faults import free_port
-from webhook_server.emulators.konsol import KonsolEmulator
-from webhook_server.emulators.konsol import signature as emulator_signature
+from webhook_server.emulators.konsol import KonsolEmulator, signature as emulator_signature
 from webhook_server.payout_services import OwnSessionTransport
 
 VECTOR_BODY = (b'{"event":"payment.completed","data":{"id":"3f1c2a9e-5b7d-4e21-9c3a-0d8e6f4b2a10","amount":"1000.00",'

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import ymds
 from billing.providers.payme import Payme, protocol
@@ -30,8 +29,7 @@ from billing.providers.payme.protocol import (
     to_ms,
 )
 from tests.conftest import make_settings
-from tests.payme_support import INV_42, INV_42_WITH_RETURN
-from tests.payme_support import PAYME_MERCHANT as MERCHANT
+from tests.payme_support import INV_42, INV_42_WITH_RETURN, PAYME_MERCHANT as MERCHANT
 from webhook_server.emulators import payme as payme_emulator
 from webhook_server.emulators.payme import basic_auth, read_checkout
 

@@ -11,8 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from billing.errors import ProviderUnavailable
 from billing.money import MINOR_DIGITS, Money
