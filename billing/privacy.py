@@ -165,36 +165,36 @@ async def erase(user_id: int, now: datetime, *, accepted_access: int,
     _count(done.deleted, "subscriptions", await _delete_subscription(user_id, now, accepted_access))
     checkpoint(STEPS[0])
     claims = PayoutClaim.get_motor_collection()
-    result = await claims.delete_many({"user_id": user_id, "status": {"$in": DELETED_CLAIMS}})
-    _count(done.deleted, "payout_claims", result.deleted_count)
+    removed = await claims.delete_many({"user_id": user_id, "status": {"$in": DELETED_CLAIMS}})
+    _count(done.deleted, "payout_claims", removed.deleted_count)
     checkpoint(STEPS[1])
     payee = [{name: {"$exists": True}} for name in PAYEE_FIELDS]
-    result = await claims.update_many({"user_id": user_id, "status": {"$in": ANONYMISED_CLAIMS}, "$or": payee},
-                                      {"$unset": dict.fromkeys(PAYEE_FIELDS, "")})
-    _count(done.anonymised, "payout_claims", result.modified_count)
+    changed = await claims.update_many({"user_id": user_id, "status": {"$in": ANONYMISED_CLAIMS}, "$or": payee},
+                                       {"$unset": dict.fromkeys(PAYEE_FIELDS, "")})
+    _count(done.anonymised, "payout_claims", changed.modified_count)
     checkpoint(STEPS[2])
-    result = await Invoice.get_motor_collection().update_many(
+    changed = await Invoice.get_motor_collection().update_many(
         {"user_id": user_id, "auto_renew_consent.ip": {"$nin": ["", None]}},
         {"$set": {"auto_renew_consent.ip": ""}})
-    _count(done.anonymised, "invoices", result.modified_count)
+    _count(done.anonymised, "invoices", changed.modified_count)
     checkpoint(STEPS[3])
     labels = [row["label"] async for row in Invoice.get_motor_collection().find({"user_id": user_id}, {"label": 1})]
     if labels:
-        result = await Operation.get_motor_collection().update_many(
+        changed = await Operation.get_motor_collection().update_many(
             {"label": {"$in": labels}, "status": {"$in": FINISHED_OPERATIONS},
              "$or": [{"payment_token": {"$ne": None}}, {"payment_method": {"$ne": None}}]},
             {"$set": {"payment_token": None, "payment_method": None}})
-        _count(done.anonymised, "operations", result.modified_count)
+        _count(done.anonymised, "operations", changed.modified_count)
     checkpoint(STEPS[4])
-    result = await Renewal.get_motor_collection().delete_many({"user_id": user_id, "status": {"$nin": OPEN_VALUES}})
-    _count(done.deleted, "renewals", result.deleted_count)
+    removed = await Renewal.get_motor_collection().delete_many({"user_id": user_id, "status": {"$nin": OPEN_VALUES}})
+    _count(done.deleted, "renewals", removed.deleted_count)
     checkpoint(STEPS[5])
-    result = await SentNotice.get_motor_collection().update_many({"chat_id": user_id},
-                                                                 {"$set": {"chat_id": ERASED_CHAT}})
-    _count(done.anonymised, "sent_notices", result.modified_count)
+    changed = await SentNotice.get_motor_collection().update_many({"chat_id": user_id},
+                                                                  {"$set": {"chat_id": ERASED_CHAT}})
+    _count(done.anonymised, "sent_notices", changed.modified_count)
     checkpoint(STEPS[6])
-    result = await BotUser.get_motor_collection().delete_many({"user_id": user_id})
-    _count(done.deleted, "bot_users", result.deleted_count)
+    removed = await BotUser.get_motor_collection().delete_many({"user_id": user_id})
+    _count(done.deleted, "bot_users", removed.deleted_count)
     checkpoint(STEPS[7])
     log.info("personal data deleted on request: deleted %s, anonymised %s; kept %d payments and %d payouts",
              _summary(done.deleted), _summary(done.anonymised), done.payments_kept, done.payouts_kept)
