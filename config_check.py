@@ -47,6 +47,7 @@ EXAMPLES: dict[str, str] = {
     "payout_max_amount": "10000000",
 }
 MIN_ADMIN_TOKEN_LENGTH = 32
+SECONDS_A_DAY = 86400
 CHARGING_PROVIDERS = ("yookassa", "cloudpayments", "payme")  # those that charge saved methods at period end
 CONNECT_TIMEOUT_SECONDS = 3
 
@@ -90,6 +91,10 @@ def production_warnings(settings: Settings) -> list[str]:
     if settings.renewal_notice_days == 0 and charging:
         warnings.append(f"RENEWAL_NOTICE_DAYS: 0, so payers hear nothing before {', '.join(charging)} charges their "
                         "saved method; 376-FZ and the providers' terms ask for a notice with the amount and a way out")
+    elif charging and settings.renewal_lead_seconds >= settings.renewal_notice_days * SECONDS_A_DAY:
+        warnings.append(f"RENEWAL_LEAD_SECONDS: {settings.renewal_lead_seconds}, so saved methods are charged before "
+                        f"the notice RENEWAL_NOTICE_DAYS={settings.renewal_notice_days} ahead of the period end would "
+                        "go out; keep the lead shorter than the notice")
     for name, value in (("MONGODB_URI", settings.mongodb_uri), ("REDIS_URL", settings.redis_url)):
         if value == "memory://":
             warnings.append(f"{name}: memory:// in production; ymds web and ymds worker refuse it")

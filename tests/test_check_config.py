@@ -37,6 +37,10 @@ def test_production_warnings_point_at_risky_choices(tmp_path):
     silent = check_config(tmp_path, "--offline", YOOKASSA_SHOP_ID="1", YOOKASSA_SECRET_KEY="live_abcdef",
                           RENEWAL_NOTICE_DAYS="0")
     assert "warning: RENEWAL_NOTICE_DAYS: 0, so payers hear nothing before yookassa charges" in silent.stdout
+    assert "RENEWAL_LEAD_SECONDS" not in result.stdout + silent.stdout
+    late = check_config(tmp_path, "--offline", YOOKASSA_SHOP_ID="1", YOOKASSA_SECRET_KEY="live_abcdef",
+                        RENEWAL_NOTICE_DAYS="1", RENEWAL_LEAD_SECONDS="86400")
+    assert "warning: RENEWAL_LEAD_SECONDS: 86400, so saved methods are charged before the notice" in late.stdout
     assert "test_abcdef" not in result.stdout + result.stderr
     quiet = check_config(tmp_path, "--offline", ENVIRONMENT="development", PUBLIC_BASE_URL="http://127.0.0.1:8080")
     assert "warning: PUBLIC_BASE_URL" not in quiet.stdout
