@@ -55,9 +55,17 @@ def _attach() -> None:
 
 @pytest.fixture(autouse=True)
 def _keep_every_log_record() -> Iterator[None]:
-    """Re-attached before each test: `logs.configure` (the CLI, the log tests) replaces the root's handlers."""
+    """Re-attached before each test: `logs.configure` (the CLI, the log tests) replaces the root's handlers.
+    After the test the handlers it added go: they write to that test's captured stream, which pytest closes,
+    and a worker thread that logs later would meet a closed file."""
     _attach()
+    root = logging.getLogger()
+    before = list(root.handlers)
     yield
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
+    _attach()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
