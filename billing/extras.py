@@ -1,9 +1,11 @@
 """Extra payments: money that arrived for an invoice another payment had already claimed.
 
 It is never applied. The settle job refunds it through the paying provider's API where one exists
-(YooKassa, CloudPayments, Stars) and otherwise lists it for a manual refund (the admin chat, `GET
-/api/extras`, `ymds extras`); an admin then marks the manual refund done. Every step is a conditional
-update on the operation, so the job can run again after a crash without refunding or telling twice.
+(YooKassa, CloudPayments, Stars; a refund the provider answers pending is `refund_pending` until it ends:
+refunded when it succeeds, listed for a manual refund when it is canceled) and otherwise lists it for a
+manual refund (the admin chat, `GET /api/extras`, `ymds extras`); an admin then marks the manual refund
+done. Every step is a conditional update on the operation, so the job can run again after a crash without
+refunding or telling twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from billing.ledger import find_operation
 from billing.money import Money
 from billing.ports import ExtraNotice, Notifier
 from billing.providers.base import ProviderRejected, RefundUnsupported
+from billing.refunds import RefundResult, RefundStatus
 from db import ExtraRefund, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
@@ -56,13 +59,18 @@ async def _refund(operation: Operation, provider: Any) -> tuple[ExtraRefund, str
     if refund is None:
         return ExtraRefund.MANUAL, NO_REFUND_API
     try:
-        await refund(operation_id=operation.operation_id, amount=Money(operation.amount, operation.currency),
-                     label=operation.label)
+        result = await refund(operation_id=operation.operation_id, amount=Money(operation.amount, operation.currency),
+                              label=operation.label)
     except RefundUnsupported as err:
         return ExtraRefund.MANUAL, str(err) or NO_REFUND_API
     except ProviderRejected as err:
         log.error("%s: the provider refused to refund the extra payment: %s", operation.key, err)
         return ExtraRefund.MANUAL, f"the provider refused the refund: {err}"
+    if isinstance(result, RefundResult) and result.status is RefundStatus.PENDING:
+        # tracked by billing/refunds.py, which settles this operation's extra_refund when the refund ends
+        log.info("%s: refund %s of the extra payment is pending at %s", operation.key, result.refund_id,
+                 operation.provider)
+        return ExtraRefund.REFUND_PENDING, f"refund {result.refund_id} pending at {operation.provider}"
     log.info("%s: extra payment refunded through %s", operation.key, operation.provider)
     return ExtraRefund.REFUNDED, ""
 
@@ -72,7 +80,8 @@ async def _tell(operation: Operation, notifier: Notifier) -> None:
     await notifier.extra_payment(ExtraNotice(
         user_id=invoice.user_id if invoice else 0, label=operation.label, provider=operation.provider,
         operation_id=operation.operation_id, amount=str(Money(operation.amount, operation.currency)),
-        refunded=operation.extra_refund is ExtraRefund.REFUNDED, detail=operation.extra_detail or "",
+        refunded=operation.extra_refund is ExtraRefund.REFUNDED,
+        pending=operation.extra_refund is ExtraRefund.REFUND_PENDING, detail=operation.extra_detail or "",
     ))
 
 

@@ -100,6 +100,7 @@ class ExtraNotice:
     operation_id: str
     amount: str
     refunded: bool  # True: refunded through the provider's API; False: the owner must refund it by hand
+    pending: bool = False  # the provider's refund is pending: the admin chat hears again if it is canceled
     detail: str = ""  # why it is manual (no refund API, the provider's refusal)
 
 

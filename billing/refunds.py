@@ -25,6 +25,7 @@ from billing.invoices import get_invoice
 from billing.money import Money
 from billing.ports import NoticeQueue, Notifier, RefundCanceledNotice
 from billing.reversal import reverse_payment
+from db import ExtraRefund, Operation
 from db.refunds import ProviderRefund, RefundStatus
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,23 @@ async def settle(provider: str, result: RefundResult, *, now: datetime) -> bool:
         {"$set": changes})
     if outcome.modified_count:
         log.info("%s refund %s %s", provider, result.refund_id, result.status.value)
+        row = await find_refund(provider, result.refund_id)
+        if row is not None:
+            await _end_extra_refund(row, result)
     return outcome.modified_count == 1
+
+
+async def _end_extra_refund(row: ProviderRefund, result: RefundResult) -> None:
+    """The refund of an extra payment (billing/extras.py) ended: refunded, or, canceled, listed for a refund by
+    hand (`ymds extras`, GET /api/extras) with the provider's reason. Only while it is still refund_pending."""
+    if result.status is RefundStatus.SUCCEEDED:
+        values = {"extra_refund": ExtraRefund.REFUNDED.value, "extra_detail": f"refund {row.refund_id} succeeded"}
+    else:
+        values = {"extra_refund": ExtraRefund.MANUAL.value, "extra_detail": (
+            f"{row.provider} canceled refund {row.refund_id} ({result.party or '-'}: {result.reason or '-'})")}
+    await Operation.get_motor_collection().update_one(
+        {"provider": row.provider, "operation_id": row.operation_id,
+         "extra_refund": ExtraRefund.REFUND_PENDING.value}, {"$set": values})
 
 
 async def due_checks(now: datetime, queue: RefundCheckQueue) -> int:

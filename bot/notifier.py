@@ -100,7 +100,8 @@ class TelegramNotifier:
     async def extra_payment(self, notice: ExtraNotice) -> None:
         """Money for an invoice another payment had claimed: the admin chat hears whether it went back."""
         a = self._admin_texts
-        key = "notice.extra.refunded.admin" if notice.refunded else "notice.extra.manual.admin"
+        key = ("notice.extra.pending.admin" if notice.pending else
+               "notice.extra.refunded.admin" if notice.refunded else "notice.extra.manual.admin")
         await self._to_admins(f"extra:{notice.provider}:{notice.operation_id}", a(
             key, label=notice.label, user_id=notice.user_id, amount=notice.amount, provider=notice.provider,
             operation_id=notice.operation_id, detail=notice.detail))

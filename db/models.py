@@ -41,6 +41,7 @@ class ExtraRefund(StrEnum):
     """What became of an `extra` payment (money for an invoice another payment had claimed)."""
 
     REFUNDED = "refunded"  # refunded through the provider's API
+    REFUND_PENDING = "refund_pending"  # asked for through the API; the provider has not finished it (billing/refunds)
     MANUAL = "manual"  # the provider has no refund API (or refused): the owner refunds by hand
     REFUNDED_BY_HAND = "refunded_by_hand"  # an admin said the manual refund is done
 

@@ -18,12 +18,13 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from billing.ledger import find_operation
 from billing.money import Money
 from billing.providers.base import ChargeRequest, ChargeStatus, RefundUnsupported
 from billing.providers.yookassa.protocol import idempotence_key
 from billing.refunds import POLL_DELAYS
 from billing.renewals.scheduler import tick
-from db import Invoice, InvoiceStatus, Subscription
+from db import ExtraRefund, Invoice, InvoiceStatus, OperationStatus, Subscription
 from db.refunds import ProviderRefund, RefundStatus
 from settings import Settings
 from tests.conftest import AUTH, YOOMONEY_API_TOKEN, FrozenClock, RecordingNotifier, make_settings
@@ -202,6 +203,55 @@ async def test_canceled_refund_keeps_access_and_tells_the_admin_once(client, wor
     await yookassa.settle()
     await worker.drain()
     assert (await state(label, 505))[0] is InvoiceStatus.REFUNDED and len(notifier.reversals) == 1
+
+
+async def extra_payment_at_yookassa(client: TestClient, worker: InProcessWorker, emulator: YooKassaEmulator,
+                                    user_id: int) -> tuple[str, str]:
+    """An invoice paid, then paid again at YooKassa (a stale tab): the second payment is extra, and the settle job
+    asks YooKassa to refund it, which answers pending."""
+    label, _ = await paid_at_yookassa(client, worker, emulator, user_id)
+    second = paid_payment(emulator, label)
+    assert await post_notification(client, emulator.notification("payment.succeeded", second)) == 200
+    await worker.drain()
+    return label, second
+
+
+async def extra_state(operation_id: str) -> tuple[ExtraRefund | None, str]:
+    extra = await find_operation("yookassa", operation_id)
+    assert extra is not None and extra.status in (OperationStatus.EXTRA, OperationStatus.REVERSED), "never applied"
+    return extra.extra_refund, extra.extra_detail or ""
+
+
+async def test_a_pending_refund_of_an_extra_payment_is_not_called_refunded_until_it_succeeds(
+        client, worker, yookassa, clock, notifier: RecordingNotifier):
+    label, second = await extra_payment_at_yookassa(client, worker, yookassa, 507)
+    refund, detail = await extra_state(second)
+    assert refund is ExtraRefund.REFUND_PENDING and "pending at yookassa" in detail
+    [told] = notifier.extras
+    assert (told.pending, told.refunded) == (True, False), "the admin chat hears it is pending, not refunded"
+    _, listed = await get_json(client, "/api/extras")
+    assert [(row["operation_id"], row["refund"]) for row in listed["extras"]] == [(second, "refund_pending")]
+
+    assert await look_up_due(client, worker, clock) == 1  # YooKassa finished it meanwhile
+    assert (await extra_state(second))[0] is ExtraRefund.REFUNDED
+    invoice = await Invoice.find_one(Invoice.label == label)
+    assert invoice is not None and invoice.status is InvoiceStatus.PAID, "the first payment's invoice is untouched"
+    assert notifier.reversals == [] and len(notifier.extras) == 1
+
+
+async def test_a_canceled_refund_of_an_extra_payment_is_listed_to_refund_by_hand(client, worker, yookassa, clock,
+                                                                               notifier: RecordingNotifier):
+    yookassa.refund_timeline = RefundTimeline(settles_after=SETTLES_AFTER, ends="canceled", party="yoo_money",
+                                              reason="rejected_by_payee")
+    label, second = await extra_payment_at_yookassa(client, worker, yookassa, 508)
+    assert await look_up_due(client, worker, clock) == 1
+    refund, detail = await extra_state(second)
+    assert refund is ExtraRefund.MANUAL and "rejected_by_payee" in detail
+    [canceled] = notifier.canceled_refunds
+    assert (canceled.label, canceled.reason) == (label, "rejected_by_payee")
+    _, manual = await get_json(client, "/api/extras?refund=manual")
+    assert [row["operation_id"] for row in manual["extras"]] == [second], "the owner sees it is still to give back"
+    assert await look_up_due(client, worker, clock) == 0 and len(notifier.canceled_refunds) == 1
 
 
 async def test_a_restart_between_does_not_lose_the_pending_refund(client, worker, yookassa, clock,
