@@ -2,8 +2,9 @@
 step; with the admin chat's Accept and Reject and /balance (bot/payouts_admin.py) on the same router.
 
 The full card number never enters the FSM storage: it goes encrypted straight into a draft claim, and the
-user's message that held it is deleted (best effort). Callback data carry labels and choices only, and
-every admin action is checked against ADMIN_IDS again in its handler.
+user's message that held it is deleted (best effort). Callback data carry labels and choices only; the admin
+chat's Accept, Reject and resolution buttons pass AdminOnly, and the admin's typed replies are checked against
+ADMIN_IDS in their handlers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from billing.payouts.cards import (
 )
 from billing.payouts.claims import confirm, destination, discard_draft, new_draft
 from billing.providers.konsol import Bank
+from bot.middlewares import AdminOnly
 from bot.payouts import PayoutDesk, search_banks
 from bot.payouts_admin import Rejecting, balance, decided, reason_given, replace_text, reply_to
 from bot.payouts_keyboards import (
@@ -96,8 +98,11 @@ def router(settings: Settings) -> Router:
     router.callback_query.register(bank_page, Claim.bank, BankPage.filter())
     router.callback_query.register(bank_chosen, Claim.bank, BankChosen.filter())
     router.callback_query.register(confirmed, ClaimConfirmed.filter())
-    router.callback_query.register(decided, ClaimDecision.filter())
-    router.callback_query.register(resolution_pressed, ClaimResolution.filter())
+    decisions = Router(name="payout-decisions")  # the admin chat's buttons: ADMIN_IDS only (AdminOnly)
+    decisions.callback_query.middleware(AdminOnly(frozenset(settings.admin_ids)))
+    decisions.callback_query.register(decided, ClaimDecision.filter())
+    decisions.callback_query.register(resolution_pressed, ClaimResolution.filter())
+    router.include_router(decisions)
     router.callback_query.register(step_passed, or_f(PayoutMethodChosen.filter(), BankPage.filter(),
                                                      BankChosen.filter()))
     return router
