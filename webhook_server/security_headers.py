@@ -103,18 +103,23 @@ PAGE_SOURCES: dict[str, Callable[[web.Application], Policy]] = {
 }
 
 
+def page_policy(app: web.Application, page: str | None) -> str:
+    """The base policy with the sources of `page` (a key of PAGE_SOURCES) added; the base alone for None."""
+    extra = PAGE_SOURCES[page](app) if page in PAGE_SOURCES else {}
+    return render({**BASE_POLICY, **extra})
+
+
 def serves_page(request: web.Request, response: web.StreamResponse, page: str) -> web.StreamResponse:
-    """Give `response` the policy of `page` (a key of PAGE_SOURCES) whatever route answered it: the widget page
-    is served by /pay/{label}/cloudpayments and, after the payer's choice, by /pay/{label}/choose."""
-    response.headers[hdrs.CONTENT_SECURITY_POLICY] = render({**BASE_POLICY, **PAGE_SOURCES[page](request.app)})
+    """Give `response` the policy of `page` whatever route answered it: the widget page is served by
+    /pay/{label}/cloudpayments and, after the payer's choice, by /pay/{label}/choose."""
+    response.headers[hdrs.CONTENT_SECURITY_POLICY] = page_policy(request.app, page)
     return response
 
 
 def policy_for(request: web.Request, status: int) -> str:
     """The page's own sources only on its own answer: an error page under the same route has no script."""
     route = request.match_info.route.name if request.match_info.http_exception is None else None
-    extra = PAGE_SOURCES[route](request.app) if route in PAGE_SOURCES and status < 400 else {}
-    return render({**BASE_POLICY, **extra})
+    return page_policy(request.app, route if status < 400 else None)
 
 
 def render(policy: Policy) -> str:
