@@ -37,6 +37,10 @@ class InvoiceNotPending(BillingError):
     """The invoice is paid (or refunded): its choice can no longer change."""
 
 
+class NothingToRenew(InvoiceNotPending):
+    """An order or a donation is paid once: no consent to renew is ever taken for it (billing/orders.py)."""
+
+
 def text_version(language: str, *templates: str) -> str:
     """The version of the consent text a payer read: its language and a digest of the unformatted templates,
     so a changed sentence is a new version without anyone remembering to bump a number."""
@@ -62,6 +66,8 @@ def check_consent(key: bytes, label: str, provider: str, version: str | None, si
 def next_charge(invoice: Invoice, current_end: datetime | None, now: datetime) -> datetime:
     """When the first automatic charge would fall if the invoice were paid now: the end of the period it adds
     (a period paid now extends from max(now, the current end), as billing.subscriptions.extend does)."""
+    if invoice.period_days is None:
+        raise NothingToRenew(invoice.label)
     start = max(now, current_end) if current_end is not None else now
     return start + timedelta(days=invoice.period_days)
 
@@ -69,6 +75,8 @@ def next_charge(invoice: Invoice, current_end: datetime | None, now: datetime) -
 async def record_choice(invoice: Invoice, consent: RenewalConsent | None, now: datetime) -> None:
     """Fix the payer's choice on a pending invoice: the consent, or none (pay once). The last choice made before
     the payment counts; a paid invoice keeps the one it was paid under (InvoiceNotPending)."""
+    if consent is not None and invoice.plan is None:
+        raise NothingToRenew(invoice.label)
     value = consent.model_dump() if consent is not None else None
     result = await Invoice.get_motor_collection().update_one(
         {"_id": invoice.id, "status": InvoiceStatus.PENDING.value}, {"$set": {"auto_renew_consent": value}})

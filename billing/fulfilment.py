@@ -65,9 +65,10 @@ async def successful_payment_callback(
         notices.enqueue_extra_from_job(provider, operation_id)
         return Outcome.EXTRA
     invoice = await get_invoice(label)
-    await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now,
-                 ends_at=operation.period_end)
-    await keep_consented_method(invoice, operation)  # only under the payer's consent (billing/consent.py)
+    if invoice.plan is not None and invoice.period_days is not None:  # an order or a donation grants nothing
+        await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now,
+                     ends_at=operation.period_end)
+        await keep_consented_method(invoice, operation)  # only under the payer's consent (billing/consent.py)
     checkpoint("after_subscription_update")
     if not await _settle(operation, OperationStatus.APPLIED, now):
         overtaken = await find_operation(provider, operation_id)

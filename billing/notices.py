@@ -8,6 +8,7 @@ from billing.clock import Clock
 from billing.invoices import get_invoice
 from billing.ledger import find_operation
 from billing.money import Money
+from billing.orders import item_title
 from billing.plans import Catalogue
 from billing.ports import HoldNotice, Notifier, PaymentNotice, ReversalNotice
 from billing.subscriptions import get_subscription
@@ -24,19 +25,22 @@ async def send_payment_notice(
     if operation is None or operation.status is not OperationStatus.APPLIED or operation.notified_at is not None:
         return False
     invoice = await get_invoice(operation.label)
-    subscription = await get_subscription(invoice.user_id)
-    if subscription is None:
+    subscription = await get_subscription(invoice.user_id) if invoice.plan is not None else None
+    if invoice.plan is not None and subscription is None:
         raise RuntimeError(f"{operation.key}: applied but user {invoice.user_id} has no subscription")
     await notifier.payment_accepted(
         PaymentNotice(
             user_id=invoice.user_id,
             label=invoice.label,
-            plan=invoice.plan,
-            plan_title=plans.title(invoice.plan),
+            plan=invoice.plan or "",
+            plan_title=item_title(invoice, plans),
             provider=provider,
             amount=str(Money(operation.amount, operation.currency)),
-            period_end=subscription.current_period_end,
+            period_end=subscription.current_period_end if subscription is not None else None,
             paid=Money(operation.amount, operation.currency),
+            kind=invoice.kind.value,
+            order_id=invoice.order_id,
+            message=invoice.donor_message,
         )
     )
     await Operation.get_motor_collection().update_one(

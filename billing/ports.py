@@ -75,8 +75,11 @@ class PaymentNotice:
     plan_title: str
     provider: str
     amount: str
-    period_end: datetime
+    period_end: datetime | None  # None for an order or a donation (no subscription)
     paid: Money | None = None  # the amount as Money, for a notifier that formats it in the reader's language
+    kind: str = "plan"  # the invoice's kind: plan, order or donation (db.InvoiceKind)
+    order_id: str | None = None  # an order's own id, as the owner gave it
+    message: str | None = None  # a donation's message from the payer
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,7 @@ class LogNotifier:
         log.info(
             "payment accepted: user=%s invoice=%s plan=%s provider=%s amount=%s active_until=%s",
             notice.user_id, notice.label, notice.plan, notice.provider, notice.amount,
-            notice.period_end.isoformat(),
+            notice.period_end.isoformat() if notice.period_end else None,
         )
 
     async def payment_reversed(self, notice: ReversalNotice) -> None:

@@ -73,7 +73,8 @@ async def undo_operation(
         return
     await mark_refunded(invoice.label, by=operation.key, now=now)
     checkpoint("after_invoice_update")
-    await take_back(invoice.user_id, invoice.period_days, by=operation.key, now=now)
+    if invoice.period_days is not None:  # an order or a donation added no period
+        await take_back(invoice.user_id, invoice.period_days, by=operation.key, now=now)
     checkpoint("after_subscription_update")
     if operation.reversal_notified_at is None:
         checkpoint("before_notification")

@@ -69,6 +69,9 @@ class TelegramNotifier:
         await self._bot.session.close()
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
+        if notice.period_end is None:
+            await self._one_off_paid(notice)
+            return
         t = await self._user_texts(notice.user_id)
         await self._deliver(f"paid:{notice.label}:user", notice.user_id, t(
             "notice.paid.user", amount=_amount(t, notice), plan=t.plan_title(notice.plan_title),
@@ -77,6 +80,19 @@ class TelegramNotifier:
         await self._to_admins(f"paid:{notice.label}:admin", a(
             "notice.paid.admin", label=notice.label, user_id=notice.user_id, plan=a.plan_title(notice.plan_title),
             amount=_amount(a, notice), provider=notice.provider, until=a.moment(notice.period_end)))
+
+    async def _one_off_paid(self, notice: PaymentNotice) -> None:
+        """An order or a donation (billing/orders.py) was paid: no subscription to speak of; a donation's
+        message goes to the admin chat as the payer wrote it (plain text, no markup)."""
+        t = await self._user_texts(notice.user_id)
+        kind = "donation" if notice.kind == "donation" else "order"
+        await self._deliver(f"paid:{notice.label}:user", notice.user_id, t(
+            f"notice.paid.{kind}.user", amount=_amount(t, notice), item=notice.plan_title), user=True)
+        a = self._admin_texts
+        await self._to_admins(f"paid:{notice.label}:admin", a(
+            f"notice.paid.{kind}.admin", label=notice.label, user_id=notice.user_id, item=notice.plan_title,
+            amount=_amount(a, notice), provider=notice.provider, order_id=notice.order_id or "-",
+            message=notice.message or a("notice.paid.donation.no_message")))
 
     async def payment_reversed(self, notice: ReversalNotice) -> None:
         t = await self._user_texts(notice.user_id)

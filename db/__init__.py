@@ -4,6 +4,7 @@ from db.init import init_db, ping
 from db.models import (
     ExtraRefund,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
     Operation,
     OperationStatus,
@@ -12,6 +13,6 @@ from db.models import (
 )
 
 __all__ = [
-    "ExtraRefund", "Invoice", "InvoiceStatus", "Operation", "OperationStatus", "Subscription", "SubscriptionStatus",
-    "init_db", "ping",
+    "ExtraRefund", "Invoice", "InvoiceKind", "InvoiceStatus", "Operation", "OperationStatus", "Subscription",
+    "SubscriptionStatus", "init_db", "ping",
 ]

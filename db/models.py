@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, IndexModel
@@ -24,6 +25,12 @@ class InvoiceStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
     REFUNDED = "refunded"
+
+
+class InvoiceKind(StrEnum):
+    PLAN = "plan"  # a plan's period: paying it extends the subscription
+    ORDER = "order"  # the owner's one-off order (POST /api/invoices with amounts): paid, no subscription
+    DONATION = "donation"  # an amount the payer chose on /donate: paid, no subscription
 
 
 class OperationStatus(StrEnum):
@@ -69,9 +76,9 @@ class RenewalConsent(BaseModel):
 class Invoice(Record):
     label: str
     user_id: int
-    plan: str
+    plan: str | None = None  # None for orders and donations (`kind`)
     amounts: dict[str, int]  # currency → minor units, fixed at creation
-    period_days: int
+    period_days: int | None = None  # None for orders and donations
     status: InvoiceStatus = InvoiceStatus.PENDING
     created_at: datetime
     expires_at: datetime
@@ -85,12 +92,20 @@ class Invoice(Record):
     claim_until: datetime | None = None  # a hold lapses then; None: a final claim by a recorded payment
     claimed_at: datetime | None = None
     auto_renew_consent: RenewalConsent | None = None  # None: pay once (nothing saved for merchant-initiated charges)
+    kind: InvoiceKind = InvoiceKind.PLAN
+    description: str | None = None  # orders and donations: what is paid for (the receipt's item)
+    order_id: str | None = None  # orders: the owner's id; unique, as the label is derived from it (billing/orders)
+    metadata: dict[str, Any] | None = None  # orders: the owner's own data, returned as given
+    donor_message: str | None = None  # donations: the payer's optional message
+    refunded_amount: int = 0  # minor units of paid_currency given back so far (billing/orders.py)
+    refund_keys: list[str] = Field(default_factory=list)  # the refunds counted in refunded_amount, once each
 
     class Settings:
         name = "invoices"
         indexes = [
             IndexModel([("label", ASCENDING)], unique=True, name="label_unique"),
             IndexModel([("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
+            IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
         ]
 
 

@@ -7,6 +7,7 @@ from webhook_server.metrics import metrics_view
 from webhook_server.views.api import (
     confirm_invoice_view,
     create_invoice_view,
+    find_invoices_view,
     get_invoice_view,
     get_subscription_view,
     patch_subscription_view,
@@ -45,6 +46,7 @@ ROUTES = [
     web.route("*", "/notify/payme", notify_payme, name="notify_payme"),  # non-POST gets Payme's -32300
     web.post("/pay/{label}/payme/card", pay_with_saved_card, name="pay_payme_card"),
     web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
+    web.get("/api/invoices", find_invoices_view, name="api_find_invoices"),
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),
     web.post("/api/invoices/{label}/refund", refund_invoice_view, name="api_refund"),
     web.post("/api/invoices/{label}/confirm", confirm_invoice_view, name="api_confirm"),

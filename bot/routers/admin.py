@@ -14,6 +14,7 @@ from billing.errors import UnknownPlan
 from billing.invoices import find_invoice
 from billing.ledger import Ledger
 from billing.money import Money
+from billing.orders import item_title
 from billing.plans import Catalogue as Plans
 from bot.grants import grant
 from bot.holds import confirm_pressed
@@ -68,7 +69,7 @@ async def invoice_state(message: Message, command: CommandObject, t: Texts, plan
 
 def describe_invoice(invoice: Invoice, t: Texts, plans: Plans) -> str:
     lines = [t("admin.invoice.info", label=invoice.label, status=t(f"invoice.status.{invoice.status.value}"),
-               user_id=invoice.user_id, plan=t.plan_title(plans.title(invoice.plan)), prices=t.prices(invoice.amounts),
+               user_id=invoice.user_id, plan=t.plan_title(item_title(invoice, plans)), prices=t.prices(invoice.amounts),
                created=t.moment(invoice.created_at), expires=t.moment(invoice.expires_at))]
     if invoice.paid_at and invoice.paid_amount is not None and invoice.paid_currency:
         lines.append(t("admin.invoice.paid", paid_at=t.moment(invoice.paid_at), provider=invoice.provider,

@@ -14,6 +14,7 @@ from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.invoices import create_invoice, get_invoice, pay_link
 from billing.ledger import find_operation
 from billing.money import Money
+from billing.orders import OrderConflict, OrderRefused, checked_order_id, create_order, find_order, order_request
 from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.refunds import RefundResult, RefundStatus, find_refund, latest_refund, refund_json
 from billing.renewals.attempt import find_period_renewal
@@ -83,12 +84,20 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "claimed_by": invoice.claimed_by,
         "created_at": _iso(invoice.created_at),
         "expires_at": _iso(invoice.expires_at),
+        "kind": invoice.kind.value,
+        "description": invoice.description,
+        "order_id": invoice.order_id,
+        "metadata": invoice.metadata,
+        "message": invoice.donor_message,
+        "refunded_amount": invoice.refunded_amount,
     }
 
 
 async def create_invoice_view(request: web.Request) -> web.Response:
     body = await json_object(request)
     user_id = _user_id(body.get("user_id"))
+    if "amounts" in body:
+        return await _create_order(request, body, user_id)
     plan_name = body.get("plan")
     if not isinstance(plan_name, str):
         raise web.HTTPBadRequest(reason="plan must be a string")
@@ -99,6 +108,39 @@ async def create_invoice_view(request: web.Request) -> web.Response:
     link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
                     ttl_seconds=settings.link_ttl_seconds)
     return web.json_response({**invoice_json(invoice), "pay_url": link.url}, status=201)
+
+
+async def _create_order(request: web.Request, body: dict[str, Any], user_id: int) -> web.Response:
+    """An order (billing/orders.py): 201 when made now, 200 with the same invoice for a repeated order_id."""
+    if "plan" in body:
+        return json_error(400, "plan_or_amounts", "give either a plan or amounts, not both")
+    try:
+        order = order_request(body, user_id)
+        settings = request.app[SETTINGS]
+        now = request.app[CLOCK]()
+        invoice, created = await create_order(order, now=now, ttl_seconds=settings.invoice_ttl_seconds)
+    except OrderRefused as err:
+        return json_error(400, err.code, str(err))
+    except OrderConflict as err:
+        return json_error(409, "order_id_conflict", f"{err}; invoice {err.existing.label}")
+    link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
+                    ttl_seconds=settings.link_ttl_seconds)
+    return web.json_response({**invoice_json(invoice), "pay_url": link.url}, status=201 if created else 200)
+
+
+async def find_invoices_view(request: web.Request) -> web.Response:
+    """GET /api/invoices?order_id=…: the order's invoice (404 when there is none)."""
+    order_id = request.query.get("order_id")
+    if order_id is None:
+        return json_error(400, "order_id_required", "give ?order_id=…")
+    try:
+        checked = checked_order_id(order_id)
+    except OrderRefused as err:
+        return json_error(400, err.code, str(err))
+    invoice = await find_order(checked) if checked else None
+    if invoice is None:
+        return json_error(404, "invoice_not_found", "no invoice with this order_id")
+    return web.json_response(invoice_json(invoice))
 
 
 async def get_invoice_view(request: web.Request) -> web.Response:

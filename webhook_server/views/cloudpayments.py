@@ -7,6 +7,7 @@ from aiohttp import web
 from yarl import URL
 
 from billing.invoices import get_invoice
+from billing.orders import item_title
 from billing.providers.cloudpayments import NAME, Kind
 from bot.texts import catalogue, page_language
 from db import InvoiceStatus
@@ -46,7 +47,7 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(str(page_url))  # the payment page says it is paid
     stored = None if LANG in signed else await stored_language(invoice.user_id)
     t = catalogue().texts(page_language(signed.get(LANG), stored, request.headers.get("Accept-Language")))
-    title = t.plan_title(request.app[PLANS].title(invoice.plan))
+    title = t.plan_title(item_title(invoice, request.app[PLANS]))
     widget = await provider.open_widget(invoice=invoice, description=title, language=t.language,
                                         return_url=str(page_url.update_query({RETURNED: "1"})),
                                         now=request.app[CLOCK]())

@@ -34,7 +34,9 @@ def renewing_providers(request: web.Request, invoice: Invoice) -> list[str]:
     save methods (YOOKASSA_SAVE_PAYMENT_METHOD is the shop's permission, the payer decides), CloudPayments,
     and Payme when its Subscribe API binds cards for this invoice (views/payme.py)."""
     settings = request.app[SETTINGS]
-    names = []
+    names: list[str] = []
+    if invoice.plan is None:  # an order or a donation is paid once (billing/orders.py)
+        return names
     for name in ("yookassa", "cloudpayments", "payme"):
         provider = request.app[PROVIDERS].get(name)
         currency = getattr(provider, "charge_currency", None)

@@ -11,6 +11,7 @@ from yarl import URL
 from billing.consent import Choice
 from billing.invoices import get_invoice
 from billing.links import check_link
+from billing.orders import item_title
 from billing.providers import PROVIDER_NAMES
 from billing.providers.base import PageForm
 from billing.subscriptions import get_subscription
@@ -53,7 +54,7 @@ async def pay_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     label = request.match_info["label"]
     invoice, t = await signed_invoice(request)
-    title = t.plan_title(request.app[PLANS].title(invoice.plan))
+    title = t.plan_title(item_title(invoice, request.app[PLANS]))
     forms: list[PageForm] = []
     renew: list[RenewOption] = []
     if invoice.status is InvoiceStatus.PENDING:

@@ -17,6 +17,7 @@ from yarl import URL
 from billing.errors import ProviderUnavailable
 from billing.invoices import get_invoice
 from billing.money import Money
+from billing.orders import item_title
 from billing.providers.payme import NAME, Payme
 from billing.providers.payme.binding import BindingOutcome, pay_with_card
 from billing.providers.payme.protocol import CURRENCY
@@ -86,7 +87,7 @@ async def pay_with_saved_card(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(reason="the card token is missing or malformed")
     if provider.card_binding(invoice.amounts) is None:
         raise web.HTTPNotFound(reason=f"no card payment for this invoice (no {CURRENCY} price or no Subscribe API)")
-    title = request.app[PLANS].title(invoice.plan)
+    title = item_title(invoice, request.app[PLANS])
     t = catalogue().texts(page_language(link.get(LANG), None, request.headers.get("Accept-Language")))
     try:
         result = await pay_with_card(provider, request.app[LEDGER], invoice, token=token,

@@ -12,6 +12,7 @@ from yarl import URL
 from billing.errors import ProviderUnavailable
 from billing.invoices import get_invoice
 from billing.money import Money
+from billing.orders import item_title
 from billing.providers.base import ProviderRejected
 from billing.providers.yookassa import NAME, YooKassa
 from billing.providers.yookassa.protocol import CURRENCY
@@ -51,7 +52,7 @@ async def pay_with_yookassa(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(str(page))
     if CURRENCY not in invoice.amounts:
         raise web.HTTPNotFound(reason=f"this invoice has no {CURRENCY} price")
-    title = request.app[PLANS].title(invoice.plan)
+    title = item_title(invoice, request.app[PLANS])
     t = catalogue().texts(page_language(link.get("lang"), None, request.headers.get("Accept-Language")))
     try:
         checkout = await provider.start_payment(

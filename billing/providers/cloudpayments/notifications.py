@@ -239,8 +239,8 @@ class Notifications:
         subscription = await CloudPaymentsSubscription.by_id(tx.subscription_id)
         if subscription is None:
             invoice = await find_invoice(tx.label) if tx.label else None
-            if invoice is None:
-                return tx.label  # nothing to renew from: the ledger refuses it and keeps it for review
+            if invoice is None or invoice.plan is None:  # an order or a donation renews nothing
+                return tx.label  # nothing to renew from: the ledger refuses it (or pays the one-off invoice)
             subscription = await CloudPaymentsSubscription.register(CloudPaymentsSubscription(
                 subscription_id=tx.subscription_id, label=invoice.label, first_transaction_id=tx.transaction_id,
                 user_id=invoice.user_id, plan=invoice.plan, period_days=invoice.period_days,

@@ -106,7 +106,7 @@ async def record_payment(ledger: Ledger, payment: StarsPayment, *, now: datetime
     recorded: the update must then be delivered again."""
     original = await find_invoice(payment.payload)
     label = payment.payload
-    if payment.renewal and original is not None and CURRENCY in original.amounts:
+    if payment.renewal and original is not None and CURRENCY in original.amounts and original.plan is not None:
         label = await _renewal_invoice(original, payment, now=now, ttl_seconds=ttl_seconds)
     await _remember_charge(payment, label, now)
     outcome = await ledger.record(payment_event(payment, label))
@@ -122,6 +122,7 @@ async def record_payment(ledger: Ledger, payment: StarsPayment, *, now: datetime
 
 async def _renewal_invoice(original: Invoice, payment: StarsPayment, *, now: datetime, ttl_seconds: int) -> str:
     label = renewal_label(payment.charge_id)
+    assert original.plan is not None and original.period_days is not None  # only plans are paid in Stars
     plan = Plan(name=original.plan, title=original.plan, period_days=original.period_days,
                 prices={CURRENCY: original.amounts[CURRENCY]})
     try:
