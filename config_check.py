@@ -45,6 +45,9 @@ EXAMPLES: dict[str, str] = {
     "konsol_webhook_ips": "84.201.153.160",
     "payout_min_amount": "10000",
     "payout_max_amount": "10000000",
+    "donation_min": "RUB=10000,UZS=1000000",
+    "donation_max": "RUB=10000000,UZS=1000000000",
+    "donation_suggested": "RUB=10000/30000/100000,UZS=1000000/5000000",
 }
 MIN_ADMIN_TOKEN_LENGTH = 32
 SECONDS_A_DAY = 86400

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from billing.money import ORDER_LIMITS
+
 # Credentials that together enable a provider; all set → enabled, none set → disabled,
 # some set → a configuration error naming the missing ones.
 PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
@@ -165,6 +167,15 @@ class Settings(BaseSettings):
     payout_min_amount: int = Field(default=10000, gt=0)  # kopecks
     payout_max_amount: int = Field(default=10_000_000, gt=0)  # kopecks
 
+    # /donate (billing/donations.py): per currency, in minor units, "RUB=10000,UZS=1000000"; the suggested amounts
+    # are buttons on the page, "RUB=10000/30000/100000,UZS=..."; a currency without both limits takes no donations
+    donation_min: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: {"RUB": 10000, "UZS": 1000000})
+    donation_max: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: {"RUB": 10000000, "UZS": 1000000000})
+    donation_suggested: Annotated[dict[str, list[int]], NoDecode] = Field(
+        default_factory=lambda: {"RUB": [10000, 30000, 100000], "UZS": [1000000, 5000000, 10000000]})
+
     telegram_api_url: str = "https://api.telegram.org"
     webhook_mode: bool = False
     webhook_secret: SecretStr | None = None
@@ -205,6 +216,23 @@ class Settings(BaseSettings):
         """The policy's text in `language` (PRIVACY_POLICY_RU, _EN, _UZ), None when that one is unset."""
         text = getattr(self, f"privacy_policy_{language}", None)
         return text.strip() if isinstance(text, str) else None
+
+    @field_validator("donation_min", "donation_max", "donation_suggested", mode="before")
+    @classmethod
+    def _per_currency(cls, value: Any, info: ValidationInfo) -> Any:
+        """"RUB=10000,UZS=1000000" (or, suggested, "RUB=10000/30000"); the ranges are checked by check-config."""
+        if not isinstance(value, str):
+            return value
+        entries: dict[str, Any] = {}
+        for entry in _split_csv(value):
+            currency, _, amounts = entry.partition("=")
+            numbers = [part.strip() for part in amounts.split("/")]
+            digits = all(part.isascii() and part.isdigit() and len(part) < 16 for part in numbers)
+            if not currency.strip() or not digits:
+                raise ValueError(f"{entry!r}: give CURRENCY=minor units, e.g. RUB=10000")
+            values = [int(part) for part in numbers]
+            entries[currency.strip().upper()] = values if info.field_name == "donation_suggested" else values[0]
+        return entries
 
     @field_validator("yookassa_notify_ips", mode="before")
     @classmethod
@@ -313,11 +341,30 @@ class Settings(BaseSettings):
             intervals = getattr(self, name)
             if len(intervals) == 0 or any(seconds < 0 for seconds in intervals):
                 raise ConfigError(f"{name.upper()}: give at least one interval in seconds, none negative")
+        _check_donations(self.donation_min, self.donation_max, self.donation_suggested)
         for name in ("click_service_id", "click_merchant_id", "click_merchant_user_id"):
             value = getattr(self, name)
             if value is not None and not (value.isascii() and value.isdigit()):
                 raise ConfigError(f"{name.upper()}: must be the number Click issued")
         return warnings
+
+
+def _check_donations(low: dict[str, int], high: dict[str, int], suggested: dict[str, list[int]]) -> None:
+    """DONATION_MIN ≤ DONATION_MAX within what an order may be (billing.orders.ORDER_LIMITS), the same currencies
+    in both, and every suggested amount between them."""
+    if set(low) != set(high):
+        raise ConfigError("DONATION_MIN, DONATION_MAX: name the same currencies in both")
+    for currency, minimum in low.items():
+        if currency not in ORDER_LIMITS:
+            raise ConfigError(f"DONATION_MIN: {currency} is not one of {', '.join(ORDER_LIMITS)}")
+        floor, ceiling = ORDER_LIMITS[currency]
+        if not floor <= minimum <= high[currency] <= ceiling:
+            raise ConfigError(f"DONATION_MIN, DONATION_MAX: {currency} needs {floor} <= min <= max <= {ceiling} "
+                              "(minor units)")
+    for currency, amounts in suggested.items():
+        if currency not in low or any(not low[currency] <= amount <= high[currency] for amount in amounts):
+            raise ConfigError(f"DONATION_SUGGESTED: every {currency} amount must lie between DONATION_MIN and "
+                              "DONATION_MAX")
 
 
 def _check_url(name: str, value: str) -> None:

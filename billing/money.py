@@ -9,6 +9,9 @@ from decimal import Decimal
 MINOR_DIGITS: dict[str, int] = {"RUB": 2, "UZS": 2, "XTR": 0}
 DEFAULT_MINOR_DIGITS = 2  # ISO 4217's usual exponent, for a code the table does not list
 UNSETTLED_PREFIX = "unsettled:"
+# What one order or donation may ask for, in minor units (billing/orders.py): from one major unit to a bound no real
+# order in these currencies reaches (1 000 000 RUB, 100 000 000 UZS), far inside every provider's integer fields.
+ORDER_LIMITS: dict[str, tuple[int, int]] = {"RUB": (100, 100_000_000), "UZS": (100, 10_000_000_000)}
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -24,12 +24,10 @@ from pymongo.errors import DuplicateKeyError
 
 from billing.errors import BillingError
 from billing.invoices import new_label
+from billing.money import ORDER_LIMITS
 from billing.plans import Catalogue
 from db import Invoice, InvoiceKind, InvoiceStatus
 
-# What one order may ask for, in minor units: from one major unit to a bound no real order in these currencies
-# reaches (1 000 000 RUB, 100 000 000 UZS), far inside every provider's integer fields.
-ORDER_LIMITS: dict[str, tuple[int, int]] = {"RUB": (100, 100_000_000), "UZS": (100, 10_000_000_000)}
 MAX_DESCRIPTION = 128  # the receipt item's name: YooKassa and the 54-FZ receipt take 128 characters
 MAX_ORDER_ID = 64
 ORDER_ID = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
@@ -37,7 +35,6 @@ MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY = 40
 MAX_METADATA_VALUE = 500
 MAX_METADATA_BYTES = 4096
-MAX_DONOR_MESSAGE = 200
 MAX_SAFE_INTEGER = 2**53 - 1
 ORDER_LABEL_PREFIX = "ord_"  # what a JSON reader on the owner's side keeps exactly
 
@@ -168,19 +165,6 @@ def order_label(order_id: str) -> str:
 async def find_order(order_id: str) -> Invoice | None:
     invoice = await Invoice.find_one(Invoice.label == order_label(order_id))
     return invoice if invoice is not None and invoice.order_id == order_id else None
-
-
-async def create_donation(user_id: int, amount: int, currency: str, *, description: str, message: str | None,
-                          now: datetime, ttl_seconds: int) -> Invoice:
-    """A donation's invoice for the amount the payer chose, fixed here before any provider's page opens (the
-    caller checked it against DONATION_MIN and DONATION_MAX)."""
-    invoice = Invoice(
-        label=new_label(), user_id=user_id, kind=InvoiceKind.DONATION, amounts={currency: amount},
-        description=description, donor_message=message, created_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
-    )
-    await invoice.insert()
-    return invoice
 
 
 def is_one_off(invoice: Invoice) -> bool:

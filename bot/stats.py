@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from billing.subscriptions import count_with_access
-from db import Operation, OperationStatus
+from db import Invoice, InvoiceKind, InvoiceStatus, Operation, OperationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,27 @@ async def payment_totals(since: datetime) -> list[ProviderTotal]:
     rows = await Operation.get_motor_collection().aggregate(pipeline).to_list(None)
     totals = [ProviderTotal(row["_id"]["provider"], row["_id"]["currency"], row["count"], row["total"]) for row in rows]
     return sorted(totals, key=lambda item: (item.provider, item.currency))
+
+
+@dataclass(frozen=True, slots=True)
+class DonationTotal:
+    currency: str
+    count: int
+    total: int  # minor units, what was paid less what was refunded
+
+
+async def donation_totals(since: datetime) -> list[DonationTotal]:
+    """Donations paid since `since`, per currency; a refunded one (status refunded) no longer counts, a partly
+    refunded one counts what was kept."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"kind": InvoiceKind.DONATION.value, "status": InvoiceStatus.PAID.value,
+                    "paid_at": {"$gte": since}}},
+        {"$group": {"_id": "$paid_currency", "count": {"$sum": 1}, "paid": {"$sum": "$paid_amount"},
+                    "refunded": {"$sum": "$refunded_amount"}}},
+    ]
+    rows = await Invoice.get_motor_collection().aggregate(pipeline).to_list(None)
+    return sorted((DonationTotal(row["_id"], row["count"], row["paid"] - row["refunded"]) for row in rows),
+                  key=lambda item: item.currency)
 
 
 async def active_subscriptions(now: datetime) -> int:

@@ -60,3 +60,24 @@ def test_a_reachable_redis_passes_the_check(tmp_path, redis_conn):
     result = check_config(tmp_path, REDIS_URL=REDIS_TEST_URL)
     assert result.returncode == 0, result.stderr
     assert "MongoDB and Redis answer" in result.stdout
+
+
+def test_donation_ranges_are_checked(tmp_path):
+    assert check_config(tmp_path, "--offline", DONATION_MIN="RUB=5000", DONATION_MAX="RUB=500000",
+                        DONATION_SUGGESTED="RUB=5000/25000").returncode == 0
+    cases = [
+        ({"DONATION_MIN": "RUB=ten"}, "DONATION_MIN: Value error, 'RUB=ten': give CURRENCY=minor units"),
+        ({"DONATION_MIN": "RUB=50000", "DONATION_MAX": "RUB=10000", "DONATION_SUGGESTED": ""},
+         "RUB needs 100 <= min <= max <= 100000000"),
+        ({"DONATION_MIN": "RUB=50", "DONATION_MAX": "RUB=10000", "DONATION_SUGGESTED": ""}, "RUB needs 100 <= min"),
+        ({"DONATION_MIN": "RUB=100", "DONATION_MAX": "RUB=999999999999", "DONATION_SUGGESTED": ""},
+         "max <= 100000000"),
+        ({"DONATION_MIN": "EUR=100", "DONATION_MAX": "EUR=1000", "DONATION_SUGGESTED": ""}, "EUR is not one of"),
+        ({"DONATION_MIN": "RUB=100", "DONATION_MAX": "RUB=1000,UZS=1000"}, "name the same currencies in both"),
+        ({"DONATION_SUGGESTED": "RUB=5000"}, "DONATION_SUGGESTED: every RUB amount must lie between"),
+        ({"DONATION_SUGGESTED": "XTR=100"}, "DONATION_SUGGESTED: every XTR amount"),
+    ]
+    for env, message in cases:
+        result = check_config(tmp_path, "--offline", **env)
+        assert result.returncode == 2, env
+        assert message in result.stderr, (env, result.stderr)

@@ -16,6 +16,7 @@ from webhook_server.views.api import (
 from webhook_server.views.click import click_handler
 from webhook_server.views.cloudpayments import notify_cloudpayments, widget_page as cloudpayments_widget_page
 from webhook_server.views.consent import choose as choose_payment
+from webhook_server.views.donate import donate, donate_page
 from webhook_server.views.extras import extra_refunded_view, list_extras_view
 from webhook_server.views.health import healthz, readyz
 from webhook_server.views.konsol import notify_konsol
@@ -45,6 +46,8 @@ ROUTES = [
     web.post("/notify/click/complete", click_handler(ClickAction.COMPLETE), name="notify_click_complete"),
     web.route("*", "/notify/payme", notify_payme, name="notify_payme"),  # non-POST gets Payme's -32300
     web.post("/pay/{label}/payme/card", pay_with_saved_card, name="pay_payme_card"),
+    web.get("/donate", donate_page, name="donate"),
+    web.post("/donate", donate, name="donate_choice"),
     web.post("/api/invoices", create_invoice_view, name="api_create_invoice"),
     web.get("/api/invoices", find_invoices_view, name="api_find_invoices"),
     web.get("/api/invoices/{label}", get_invoice_view, name="api_invoice"),

@@ -20,7 +20,7 @@ from bot.grants import grant
 from bot.holds import confirm_pressed
 from bot.keyboards import HoldConfirm
 from bot.middlewares import AdminOnly
-from bot.stats import active_subscriptions, payment_totals, start_of_day, start_of_month
+from bot.stats import active_subscriptions, donation_totals, payment_totals, start_of_day, start_of_month
 from bot.texts import Texts
 from db import Invoice
 from settings import Settings
@@ -45,6 +45,9 @@ async def stats(message: Message, t: Texts, clock: Clock) -> None:
     lines += await _totals(t, start_of_day(now))
     lines.append(t("admin.stats.month", month=t.moment(start_of_month(now))))
     lines += await _totals(t, start_of_month(now))
+    lines.append(t("admin.stats.donations", month=t.moment(start_of_month(now))))
+    lines += [t("admin.stats.donation_line", total=t.money(Money(item.total, item.currency)), count=item.count)
+              for item in await donation_totals(start_of_month(now))] or [t("admin.stats.none")]
     lines.append(t("admin.stats.active", count=await active_subscriptions(now)))
     await message.answer("\n".join(lines))
 

@@ -40,6 +40,7 @@ async def test_stats_counts_todays_and_this_months_payments_per_provider_and_cur
     assert last_text(fake, ADMIN_ID) == (
         "Payments today (15 March 2026, 00:00 UTC):\n• yoomoney: 598\xa0RUB (count: 2)\n"
         "Payments this month (1 March 2026, 00:00 UTC):\n• yoomoney: 598\xa0RUB (count: 2)\n"
+        "Donations this month (1 March 2026, 00:00 UTC):\n• none\n"
         "Active subscriptions: 2")
 
     clock.now = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
