@@ -111,6 +111,25 @@ async def mark_refunded(label: str, *, by: str, now: datetime) -> None:
     )
 
 
+async def count_refund(label: str, key: str, amount: int) -> bool:
+    """Add a part refunded (billing/partial_refunds.py) to the invoice's refunded total, once per key and never
+    past the paid amount; True when counted now."""
+    invoice = await get_invoice(label)
+    if invoice.paid_amount is None:
+        return False
+    result = await Invoice.get_motor_collection().update_one(
+        {"label": label, "status": InvoiceStatus.PAID.value, "refund_keys": {"$ne": key},
+         "refunded_amount": {"$lte": invoice.paid_amount - amount}},
+        {"$inc": {"refunded_amount": amount}, "$push": {"refund_keys": key}},
+    )
+    return result.modified_count == 1
+
+
+async def refunded_in_full(label: str) -> bool:
+    invoice = await get_invoice(label)
+    return invoice.paid_amount is not None and invoice.refunded_amount >= invoice.paid_amount
+
+
 @dataclass(frozen=True, slots=True)
 class LinkIssuer:
     """Fresh signed payment links for jobs that write to users (renewal reminders, expiry notices): the

@@ -26,7 +26,7 @@ from billing.errors import BillingError
 from billing.invoices import new_label
 from billing.money import ORDER_LIMITS
 from billing.plans import Catalogue
-from db import Invoice, InvoiceKind, InvoiceStatus
+from db import Invoice, InvoiceKind
 
 MAX_DESCRIPTION = 128  # the receipt item's name: YooKassa and the 54-FZ receipt take 128 characters
 MAX_ORDER_ID = 64
@@ -178,23 +178,3 @@ def item_title(invoice: Invoice, plans: Catalogue) -> str:
     if invoice.plan is None:
         return invoice.description or invoice.label
     return plans.title(invoice.plan)
-
-
-def refundable(invoice: Invoice) -> int:
-    """Minor units of the paid amount not yet given back."""
-    return (invoice.paid_amount or 0) - invoice.refunded_amount if invoice.status is InvoiceStatus.PAID else 0
-
-
-async def count_refund(label: str, key: str, amount: int) -> bool:
-    """Add a refund of `amount` to the invoice's refunded total, once per refund `key` and never past the paid
-    amount (one conditional update: the filter names the key as absent and the room left). True when counted
-    now; a refund that brings the total to the paid amount is then reversed as a full one by the caller."""
-    invoice = await Invoice.find_one(Invoice.label == label)
-    if invoice is None or invoice.paid_amount is None:
-        return False
-    result = await Invoice.get_motor_collection().update_one(
-        {"label": label, "status": InvoiceStatus.PAID.value, "refund_keys": {"$ne": key},
-         "refunded_amount": {"$lte": invoice.paid_amount - amount}},
-        {"$inc": {"refunded_amount": amount}, "$push": {"refund_keys": key}},
-    )
-    return result.modified_count == 1

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock, utc_now
-from billing.invoices import get_invoice
+from billing.invoices import count_refund, get_invoice, refunded_in_full
 from billing.money import Money
 from billing.ports import NoticeQueue, Notifier, RefundCanceledNotice
 from billing.reversal import reverse_payment
@@ -65,11 +65,12 @@ def delay_before(check: int) -> timedelta:
 
 
 async def track(provider: str, result: RefundResult, *, operation_id: str, label: str, amount: Money,
-                now: datetime) -> ProviderRefund:
-    """Keep a pending refund until it ends; the same refund reported again keeps its first row."""
+                now: datetime, part_key: str | None = None) -> ProviderRefund:
+    """Keep a pending refund until it ends; the same refund reported again keeps its first row. `part_key`
+    marks a refund of part of the payment (billing/partial_refunds.py)."""
     row = ProviderRefund(provider=provider, refund_id=result.refund_id, operation_id=operation_id, label=label,
                          amount=amount.minor, currency=amount.currency, next_check_at=now + delay_before(1),
-                         created_at=now, updated_at=now)
+                         created_at=now, updated_at=now, part_key=part_key)
     try:
         await row.insert()
         log.info("%s refund %s of %s is pending; looked up again at %s", provider, result.refund_id, operation_id,
@@ -171,7 +172,7 @@ async def check_refund(provider: str, refund_id: str, *, providers: Mapping[str,
         log.error("%s refund %s is pending, but %s is not enabled to look it up", provider, refund_id, provider)
         return "no_provider"
     result: RefundResult = await checker.refund_status(refund_id)
-    if result.status is RefundStatus.SUCCEEDED:
+    if result.status is RefundStatus.SUCCEEDED and (row.part_key is None or await count_part(row)):
         await reverse_payment(provider, row.operation_id, reason=REVERSAL_REASON, notices=notices, clock=clock)
     elif result.status is RefundStatus.CANCELED:
         await _tell_admin(row, result, notifier)
@@ -179,6 +180,14 @@ async def check_refund(provider: str, refund_id: str, *, providers: Mapping[str,
         return "pending"
     await settle(provider, result, now=clock())
     return result.status.value
+
+
+async def count_part(row: ProviderRefund) -> bool:
+    """A tracked partial refund succeeded: count it on the invoice (once); True when the invoice is now refunded
+    in full, so the payment is to be reversed."""
+    assert row.part_key is not None
+    await count_refund(row.label, row.part_key, row.amount)
+    return await refunded_in_full(row.label)
 
 
 async def _tell_admin(row: ProviderRefund, result: RefundResult, notifier: Notifier) -> None:

@@ -36,6 +36,7 @@ class ProviderRefund(Record):
     cancel_party: str | None = None
     cancel_reason: str | None = None
     admin_told_at: datetime | None = None  # the canceled refund reached the admin chat
+    part_key: str | None = None  # a partial refund (billing/partial_refunds.py): counted on the invoice, once
     created_at: datetime
     updated_at: datetime
 

@@ -14,7 +14,16 @@ from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.invoices import create_invoice, get_invoice, pay_link
 from billing.ledger import find_operation
 from billing.money import Money
-from billing.orders import OrderConflict, OrderRefused, checked_order_id, create_order, find_order, order_request
+from billing.orders import (
+    ORDER_ID,
+    OrderConflict,
+    OrderRefused,
+    checked_order_id,
+    create_order,
+    find_order,
+    order_request,
+)
+from billing.partial_refunds import FULL_IN_PARTS, PartialRefundUnsupported, RefundTooLarge, refund_part, refundable
 from billing.providers.base import ProviderRejected, RefundUnsupported
 from billing.refunds import RefundResult, RefundStatus, find_refund, latest_refund, refund_json
 from billing.renewals.attempt import find_period_renewal
@@ -89,7 +98,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "order_id": invoice.order_id,
         "metadata": invoice.metadata,
         "message": invoice.donor_message,
-        "refunded_amount": invoice.refunded_amount,
+        "refunded_amount": invoice.paid_amount if invoice.status is InvoiceStatus.REFUNDED else invoice.refunded_amount,
     }
 
 
@@ -213,6 +222,7 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
     answered `"refund": "pending"`.
     """
     invoice = await get_invoice(request.match_info["label"])
+    body = await json_object(request, empty=b"{}")
     if invoice.status is not InvoiceStatus.PAID or invoice.paid_by is None:
         return json_error(409, "not_paid", f"the invoice is {invoice.status.value}, not paid")
     provider_name, _, operation_id = invoice.paid_by.partition(":")
@@ -222,6 +232,11 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
     if refund is None or operation is None:
         return json_error(409, "refund_not_supported",
                           f"{provider_name} has no refund API here; refund the payer by hand")
+    part = _refund_part(body, invoice)
+    if isinstance(part, web.Response):
+        return part
+    if part is not None:
+        return await _refund_in_part(request, provider, invoice, operation, *part)
     try:
         result = await refund(operation_id=operation_id, amount=Money(operation.amount, operation.currency),
                               label=invoice.label)
@@ -237,6 +252,44 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
                                   "provider_refund": refund_json(tracked) if tracked else None}, status=202)
     await request.app[QUEUES].enqueue_reversal(provider_name, operation_id, "refunded through the admin API")
     return web.json_response({**invoice_json(invoice), "refund": "requested"}, status=202)
+
+
+def _refund_part(body: dict[str, Any], invoice: Invoice) -> tuple[int, str | None] | web.Response | None:
+    """The part a refund request asks for, (amount, the owner's refund_id); None for the whole payment (no amount,
+    or all of it while nothing was refunded yet); an error answer for a wrong amount or refund_id."""
+    amount, refund_id = body.get("amount"), body.get("refund_id")
+    if set(body) - {"amount", "refund_id"}:
+        return json_error(400, "bad_request", 'give {"amount": minor units} and optionally "refund_id", or nothing')
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
+        return json_error(400, "invalid_amount", "amount must be a positive integer of minor units")
+    if refund_id is not None and (not isinstance(refund_id, str) or not ORDER_ID.fullmatch(refund_id)):
+        return json_error(400, "invalid_refund_id", "refund_id must be 1 to 64 of A-Z a-z 0-9 . _ : / -")
+    left = refundable(invoice)
+    if amount is not None and amount > left:
+        return json_error(409, "refund_exceeds_payment", f"only {left} minor units are left to refund")
+    if invoice.refunded_amount == 0 and amount in (None, invoice.paid_amount):
+        return None
+    return (amount or left), refund_id
+
+
+async def _refund_in_part(request: web.Request, provider: Any, invoice: Invoice, operation: Any, amount: int,
+                          refund_id: str | None) -> web.Response:
+    try:
+        done = await refund_part(provider, invoice, operation, amount, refund_id)
+    except PartialRefundUnsupported as err:
+        return json_error(409, "partial_refund_not_supported", f"{err}; refund the whole payment or the rest by hand")
+    except RefundTooLarge as err:  # another part was counted meanwhile
+        return json_error(409, "refund_exceeds_payment", str(err))
+    except ProviderRejected as err:
+        return json_error(502, "provider_refused", str(err))
+    except ProviderUnavailable:
+        return json_error(503, "provider_unavailable", f"{operation.provider} did not answer; try again")
+    if done.full:
+        await request.app[QUEUES].enqueue_reversal(operation.provider, operation.operation_id, FULL_IN_PARTS)
+    pending = done.result.status is RefundStatus.PENDING
+    return web.json_response({**invoice_json(await get_invoice(invoice.label)),
+                              "refund": "pending" if pending else "requested", "refund_key": done.key},
+                             status=202)
 
 
 async def confirm_invoice_view(request: web.Request) -> web.Response:

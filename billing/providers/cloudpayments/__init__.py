@@ -12,6 +12,7 @@ parsed, and answered {"code": N}.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from billing.providers.cloudpayments.protocol import (
 )
 from billing.providers.cloudpayments.reconcile import reconcile_openings
 from billing.providers.cloudpayments.subscriptions import ENDED, cancelled, stop_for_payment
+from billing.refunds import RefundResult, RefundStatus
 from billing.steps import Checkpoint, no_checkpoint
 from billing.sweep import ReconcileReport
 from db import Invoice
@@ -178,6 +180,15 @@ class CloudPayments:
         return answer(reply.code), reply.outcome
 
     # ---- the API ------------------------------------------------------------------------------
+
+    async def refund_part(self, *, operation_id: str, amount: Money, label: str, key: str) -> RefundResult:
+        """Part of a completed payment back (billing/partial_refunds.py): /payments/refund with that amount and
+        an X-Request-ID derived from `key`, so a retry is answered from CloudPayments' store, not refunded
+        again. Final at once; CloudPayments' Refund notification follows and reverses the payment only when
+        its refunds add up to the whole."""
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        await self._client.refund(operation_id, amount, request_id=f"ymds-refund-part-{digest}")
+        return RefundResult(RefundStatus.SUCCEEDED)
 
     async def refund(self, *, operation_id: str, amount: Money, label: str) -> None:
         """Refund a completed payment in full through /payments/refund: the admin API's refund, and

@@ -62,11 +62,12 @@ class ApiClient:
             raise ProviderUnavailable(f"cloudpayments {path} answered something other than its JSON envelope")
         return body
 
-    async def refund(self, transaction_id: str, amount: Money) -> dict[str, Any]:
-        """/payments/refund of a completed payment (a partial amount is allowed)."""
+    async def refund(self, transaction_id: str, amount: Money, request_id: str | None = None) -> dict[str, Any]:
+        """/payments/refund of a completed payment (a partial amount is allowed); `request_id` (X-Request-ID)
+        tells one partial refund from the next."""
         return await self.call("/payments/refund", {"TransactionId": transaction_id,
                                                     "Amount": format_amount(amount.minor)},
-                               request_id=f"ymds-refund-{transaction_id}-{amount.minor}")
+                               request_id=request_id or f"ymds-refund-{transaction_id}-{amount.minor}")
 
     async def confirm(self, transaction_id: str, amount: Money) -> dict[str, Any]:
         """/payments/confirm of a two-stage payment held by Pay with Status=Authorized."""

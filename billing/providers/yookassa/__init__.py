@@ -59,8 +59,8 @@ from billing.providers.yookassa.protocol import (
     sender_allowed,
 )
 from billing.providers.yookassa.reconcile import reconcile
-from billing.providers.yookassa.refunds import refund_payment, refund_status
-from billing.refunds import RefundResult, RefundStatus, settle
+from billing.providers.yookassa.refunds import refund_part, refund_payment, refund_status
+from billing.refunds import RefundResult, RefundStatus, count_part, find_refund, settle
 from billing.steps import Checkpoint, no_checkpoint
 from billing.sweep import ReconcileReport
 from db.yookassa import YooKassaStatus, record_status
@@ -148,6 +148,10 @@ class YooKassa:
         """Refund a payment in full: the invoice's own (the admin API) or an extra one (settle_extra).
         Succeeded, or pending (tracked until it ends); a refund YooKassa cancels raises ProviderRejected."""
         return await refund_payment(self.api, operation_id=operation_id, amount=amount, label=label)
+
+    async def refund_part(self, *, operation_id: str, amount: Money, label: str, key: str) -> RefundResult:
+        """Part of a payment back (billing/partial_refunds.py), once per `key`."""
+        return await refund_part(self.api, operation_id=operation_id, amount=amount, label=label, key=key)
 
     async def refund_status(self, refund_id: str) -> RefundResult:
         return await refund_status(self.api, refund_id)
@@ -254,6 +258,10 @@ class YooKassa:
             return OK, "not_found"
         if payment.get("test") is not self._test_mode:
             return self._wrong_mode(payment)
+        tracked = await find_refund(NAME, str(refund["id"]))
+        if tracked is not None and tracked.part_key is not None and tracked.status is RefundStatus.PENDING:
+            await count_part(tracked)  # our partial refund ended: counted on the invoice, once
+            await settle(NAME, RefundResult(RefundStatus.SUCCEEDED, str(refund["id"])), now=now)
         total, refunded = read_amount(payment.get("amount")), read_amount(payment.get("refunded_amount"))
         if total is None or refunded is None or refunded.minor < total.minor:
             log.info("yookassa refund %s of payment %s is partial (%s of %s): the subscription stays",

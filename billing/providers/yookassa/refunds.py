@@ -75,6 +75,22 @@ async def refund_payment(api: ApiClient, *, operation_id: str, amount: Money, la
     return result
 
 
+async def refund_part(api: ApiClient, *, operation_id: str, amount: Money, label: str, key: str) -> RefundResult:
+    """Refund part of a payment (YooKassa allows any amount up to what is left, §6), once per `key`: its
+    Idempotence-Key is derived from it. Succeeded or pending (tracked with the key, counted when it ends); a
+    refund YooKassa cancels at once, or one past what is left, raises ProviderRejected."""
+    body = {"payment_id": operation_id, "amount": amount_json(amount),
+            "description": f"Partial refund of invoice {label}"[:DESCRIPTION_LIMIT]}
+    result = refund_result(await api.create_refund(body, idempotence_key("refund-part", key)))
+    log.info("yookassa partial refund %s (%s) of payment %s: %s", result.refund_id, amount, operation_id,
+             result.status.value)
+    if result.status is RefundStatus.CANCELED:
+        raise ProviderRejected(f"yookassa canceled the refund ({result.party}: {result.reason})")
+    if result.status is RefundStatus.PENDING:
+        await track(NAME, result, operation_id=operation_id, label=label, amount=amount, now=utc_now(), part_key=key)
+    return result
+
+
 async def refund_status(api: ApiClient, refund_id: str) -> RefundResult:
     """GET /refunds/{id}: the refund as it is now. A refund this shop does not have raises ProviderRejected."""
     if not OBJECT_ID.fullmatch(refund_id):
