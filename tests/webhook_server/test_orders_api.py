@@ -113,6 +113,10 @@ async def test_a_paid_order_is_paid_tells_the_user_and_grants_no_subscription(cl
         ("order", "shop-paid", "100 credits", None)]
     status, found = await get_json(client, "/api/invoices?order_id=shop-paid")
     assert found["status"] == "paid" and found["refunded_amount"] == 0
+    response = await client.post(f"/api/invoices/{made['label']}/refund", json={"amount": 100}, headers=AUTH)
+    answer = await response.json()
+    assert (response.status, answer["error"]) == (409, "refund_not_supported")  # YooMoney: by hand
+    assert "by hand" in answer["message"]
 
 
 async def test_an_order_paid_with_another_amount_is_not_paid(client, worker, notifier):
