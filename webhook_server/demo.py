@@ -14,6 +14,7 @@ from types import ModuleType
 from aiohttp import web
 
 from billing.clock import Clock, ScaledClock, utc_now
+from billing.donations import donation_url
 from billing.invoices import create_invoice, pay_link
 from billing.plans import Catalogue
 from billing.renewals.scheduler import run_scheduler
@@ -203,6 +204,8 @@ async def _prepare_welcome(app: web.Application) -> None:
     invoice = await create_invoice(plan, DEMO_USER_ID, now=now, ttl_seconds=settings.invoice_ttl_seconds)
     link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
                     ttl_seconds=settings.link_ttl_seconds)
+    donate = donation_url(settings.public_base_url, settings.link_key, DEMO_USER_ID, now=now,
+                          ttl_seconds=settings.link_ttl_seconds)
     token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else "(unset)"
     metrics = (f"(Authorization: Bearer {settings.metrics_token.get_secret_value()})" if settings.metrics_token
                else "(open: METRICS_TOKEN is unset)")
@@ -222,6 +225,8 @@ async def _prepare_welcome(app: web.Application) -> None:
         "",
         "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",
         f"  {link.url}",
+        "Or make a donation: open this link, pick or type an amount, then pay it the same way:",
+        f"  {donate}",
         *(_fast_clock_lines(settings, app[CLOCK_SPEED]) if app[CLOCK_SPEED] != 1.0 else []),
         "Then check the subscription:",
         f"  curl -H 'Authorization: Bearer {token}' {settings.public_base_url}/api/users/{DEMO_USER_ID}/subscription",

@@ -34,6 +34,7 @@ class Demo:
     link: str
     env: dict[str, str]
     process: asyncio.subprocess.Process
+    donation_link: str = ""  # printed next to the payment link
 
 
 def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -56,17 +57,18 @@ async def running_demo(tmp_path: Path, *args: str, **extra_env: str) -> AsyncIte
     assert process.stdout is not None
     stdout = process.stdout
 
-    async def read_link() -> str:
+    async def read_link(pattern: str) -> str:
         while True:
             line = (await stdout.readline()).decode()
             if not line:
-                raise AssertionError("ymds demo exited before printing a payment link")
-            if match := re.search(r"(http://\S+/pay/\S+)", line):
+                raise AssertionError(f"ymds demo exited before printing a link like {pattern}")
+            if match := re.search(pattern, line):
                 return match.group(1)
 
     try:
-        link = await asyncio.wait_for(read_link(), DEADLINE_SECONDS)
-        yield Demo(f"http://127.0.0.1:{port}", link, env, process)
+        link = await asyncio.wait_for(read_link(r"(http://\S+/pay/\S+)"), DEADLINE_SECONDS)
+        donation_link = await asyncio.wait_for(read_link(r"(http://\S+/donate\?\S+)"), DEADLINE_SECONDS)
+        yield Demo(f"http://127.0.0.1:{port}", link, env, process, donation_link)
     finally:
         if process.returncode is None:
             process.terminate()
