@@ -11,6 +11,7 @@ from rq.registry import FailedJobRegistry
 from billing.fulfilment import STEPS
 from db import Invoice, OperationStatus, Subscription
 from tests.helpers import new_invoice, notification, operations, post_notification
+from tests.webhook_server.test_orders_api import ORDER, post_order
 
 
 class Crash(RuntimeError):
@@ -105,3 +106,24 @@ async def test_a_saved_payment_method_is_kept_on_the_subscription(client, worker
     subscription = await Subscription.find_one(Subscription.user_id == 24)
     assert (subscription.payment_method, subscription.payment_provider, subscription.payment_token) == (
         "Visa •••• 4242", "yoomoney", "tok_secret_value")
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_order_crashed_at_any_step_ends_paid_once_without_a_subscription(step, client, worker, queues,
+                                                                                 notifier):
+    _, made = await post_order(client, {**ORDER, "user_id": 23, "order_id": f"crash-{step}"})
+    assert await post_notification(client, notification(made["label"], paid_minor=50000)) == 200
+    worker.runtime.checkpoint = crash_at(step)
+    await worker.drain()
+    failed = FailedJobRegistry(queue=queues.fulfilment)
+    worker.runtime.checkpoint = lambda reached: None
+    for job_id in failed.get_job_ids():
+        Job.fetch(job_id, connection=queues.connection).requeue()
+    await worker.drain()
+
+    stored = await Invoice.find_one(Invoice.label == made["label"])
+    assert (stored.status.value, stored.paid_amount) == ("paid", 50000)
+    assert await Subscription.find_one(Subscription.user_id == 23) is None
+    [operation] = await operations()
+    assert operation.status is OperationStatus.APPLIED and operation.notified_at is not None
+    assert [(notice.kind, notice.user_id) for notice in notifier.notices] == [("order", 23)]
