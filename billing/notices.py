@@ -67,6 +67,7 @@ async def send_reversal_notice(provider: str, operation_id: str, *, notifier: No
             reason=operation.reversal_reason or "",
             period_end=subscription.current_period_end if subscription else None,
             paid=Money(operation.amount, operation.currency),
+            one_off=invoice.plan is None,
         )
     )
     await Operation.get_motor_collection().update_one(

@@ -91,6 +91,7 @@ class ReversalNotice:
     reason: str
     period_end: datetime | None  # the subscription's end after the period was taken back
     paid: Money | None = None
+    one_off: bool = False  # an order or a donation: no subscription was touched (billing/orders.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,8 +99,9 @@ class TelegramNotifier:
         still_active = notice.period_end is not None and notice.period_end > self._clock()
         ending = (t("notice.reversed.user.active", until=t.moment(notice.period_end))
                   if still_active and notice.period_end else t("notice.reversed.user.ended"))
+        returned = t("notice.reversed.user", amount=_amount(t, notice))
         await self._deliver(f"reversed:{notice.label}:user", notice.user_id,
-                            f"{t('notice.reversed.user', amount=_amount(t, notice))} {ending}", user=True)
+                            returned if notice.one_off else f"{returned} {ending}", user=True)
         a = self._admin_texts
         until = a.moment(notice.period_end) if notice.period_end else a("notice.no_subscription")
         await self._to_admins(f"reversed:{notice.label}:admin", a(

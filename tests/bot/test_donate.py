@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from db import Invoice, InvoiceKind, Subscription
+from db import Invoice, InvoiceKind, InvoiceStatus, Subscription
 from tests.bot.conftest import ADMIN_CHAT_ID, ADMIN_ID, USER_ID, last_text, send
+from tests.conftest import AUTH
 from tests.helpers import Forms, notification, path_of, post_notification
+from webhook_server.keys import QUEUES
 
 
 async def test_a_donation_from_the_bots_link_is_paid_told_with_its_message_and_counted(
@@ -44,3 +46,20 @@ async def test_a_donation_from_the_bots_link_is_paid_told_with_its_message_and_c
 
     await send(dispatcher, bot, "/stats", user_id=ADMIN_ID, update_id=2, message_id=11)
     assert "Donations this month (1 March 2026, 00:00 UTC):\n• 300\xa0RUB (count: 1)\n" in last_text(fake, ADMIN_ID)
+
+
+async def test_an_orders_payment_and_its_refund_are_told_without_a_subscription(client, worker, fake):
+    response = await client.post("/api/invoices", json={
+        "user_id": USER_ID, "amounts": {"RUB": 50000}, "description": "Consultation", "order_id": "bot-1"},
+        headers=AUTH)
+    label = (await response.json())["label"]
+    assert await post_notification(client, notification(label, paid_minor=50000, operation_id="77001")) == 200
+    await worker.drain()
+    assert last_text(fake) == "Payment received: 500\xa0RUB for Consultation. Thank you!"
+    admin = last_text(fake, ADMIN_CHAT_ID)
+    assert "Order paid: " + label in admin and "Order: bot-1" in admin and "Item: Consultation" in admin
+
+    await client.app[QUEUES].enqueue_reversal("yoomoney", "77001", "refunded by hand")
+    await worker.drain()
+    assert last_text(fake) == "Your payment of 500\xa0RUB was returned."
+    assert (await Invoice.find_one(Invoice.label == label)).status is InvoiceStatus.REFUNDED
