@@ -61,8 +61,9 @@ async def refund_part(provider: Any, invoice: Invoice, operation: Operation, amo
     if refund_in_part is None:
         raise PartialRefundUnsupported(f"{operation.provider} refunds a payment in full only, or by hand")
     key = part_key(operation, invoice, amount, refund_id)
-    if key in invoice.refund_keys:
-        return PartRefunded(RefundResult(RefundStatus.SUCCEEDED), key, counted=False, full=False)
+    if key in invoice.refund_keys:  # a repeat of a part counted already (full: a reversal lost to a crash)
+        return PartRefunded(RefundResult(RefundStatus.SUCCEEDED), key, counted=False,
+                            full=await refunded_in_full(invoice.label))
     result: RefundResult = await refund_in_part(operation_id=operation.operation_id,
                                                 amount=Money(amount, operation.currency), label=invoice.label, key=key)
     counted = result.status is RefundStatus.SUCCEEDED and await count_refund(invoice.label, key, amount)

@@ -131,7 +131,7 @@ async def test_when_telegram_refuses_the_link_subscribe_still_offers_the_page(we
 
 async def test_startup_lists_renewal_and_paysupport_and_asks_for_the_stars_updates(webhook, fake):
     assert [command["command"] for command in fake.commands["uz"]] == [
-        "subscribe", "status", "cancel", "language", "renewal", "paysupport", "privacy", "deletedata"]
+        "subscribe", "status", "cancel", "language", "donate", "renewal", "paysupport", "privacy", "deletedata"]
     [registered] = fake.sent("setWebhook")
     assert {"message", "callback_query", "pre_checkout_query", "subscription"} <= set(registered["allowed_updates"])
 

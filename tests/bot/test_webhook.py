@@ -34,8 +34,8 @@ async def test_startup_registers_the_webhook_with_its_secret_and_the_command_men
     assert fake.webhook == {"url": "http://shop.test/telegram/webhook", "secret_token": settings.webhook_secret_token}
     [params] = fake.sent("setWebhook")
     assert {"message", "callback_query"} <= set(params["allowed_updates"])
-    assert [command["command"] for command in fake.commands["ru"]] == ["subscribe", "status", "cancel", "language",
-                                                                  "privacy", "deletedata"]
+    assert [command["command"] for command in fake.commands["ru"]] == [
+        "subscribe", "status", "cancel", "language", "donate", "privacy", "deletedata"]
     assert fake.commands[""][0]["description"] == "Choose a plan and pay"
 
 

@@ -31,7 +31,7 @@ from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_rene
 from billing.renewals.periods import period_ms
 from billing.signing import secrets_equal
 from billing.subscriptions import get_subscription, is_active, renews_automatically
-from db import Invoice, InvoiceStatus, Subscription, SubscriptionStatus
+from db import Invoice, InvoiceStatus, Operation, Subscription, SubscriptionStatus
 from db.renewals import OPEN_STATUSES
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
@@ -272,7 +272,7 @@ def _refund_part(body: dict[str, Any], invoice: Invoice) -> tuple[int, str | Non
     return (amount or left), refund_id
 
 
-async def _refund_in_part(request: web.Request, provider: Any, invoice: Invoice, operation: Any, amount: int,
+async def _refund_in_part(request: web.Request, provider: Any, invoice: Invoice, operation: Operation, amount: int,
                           refund_id: str | None) -> web.Response:
     try:
         done = await refund_part(provider, invoice, operation, amount, refund_id)
