@@ -100,6 +100,18 @@ class RqQueues:
         self._enqueue_once(self.fulfilment, job_id("extra", provider, operation_id), jobs.settle_extra_payment,
                            provider, operation_id, alert=True)
 
+    async def enqueue_receipt_notice(self, provider: str, operation_id: str) -> None:
+        await self._from_loop(self.notices, job_id("receipt-notice", provider, operation_id), jobs.notify_receipt,
+                              provider, operation_id)
+
+    def enqueue_receipt_notice_from_job(self, provider: str, operation_id: str) -> None:
+        self._enqueue_once(self.notices, job_id("receipt-notice", provider, operation_id), jobs.notify_receipt,
+                           provider, operation_id)
+
+    def enqueue_fiscal_receipt(self, provider: str, operation_id: str) -> None:
+        self._enqueue_once(self.fulfilment, job_id("fiscal-receipt", provider, operation_id),
+                           jobs.submit_fiscal_receipt, provider, operation_id, alert=True)
+
     def enqueue_reversal_notice(self, provider: str, operation_id: str) -> None:
         self._enqueue_once(
             self.notices, job_id("reversal-notice", provider, operation_id), jobs.notify_reversal,

@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     click_merchant_user_id: str | None = None
     click_api_url: str = "https://api.click.uz/v2/merchant"
     click_pay_url: str = "https://my.click.uz/services/pay"
+    payme_receipts: bool = False  # Payme fiscalises: CheckPerformTransaction answers the receipt's detail
+    click_receipts: bool = False  # each Click payment's receipt is submitted through ofd_data (needs the Merchant API)
+    receipt_ikpu: str | None = Field(default=None, pattern=r"^[0-9]{17}$")  # the IKPU (SPIC) of the plans
+    receipt_package_code: str | None = Field(default=None, min_length=1, max_length=20)
+    receipt_vat_percent: int | None = Field(default=None, ge=0, le=100)
+    receipt_seller_tin: str | None = Field(default=None, pattern=r"^([0-9]{9}|[0-9]{14})$")  # TIN or PINFL
     konsol_api_token: SecretStr | None = None
     konsol_base_url: str = "https://api-payments.konsol.pro"
     konsol_timeout: float = Field(default=15.0, gt=0)
@@ -200,6 +206,7 @@ class Settings(BaseSettings):
         "cloudpayments_api_secret", "cloudpayments_test_mode", "payme_merchant_id", "payme_key", "click_service_id",
         "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
         "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret", "stars_support_contact",
+        "receipt_ikpu", "receipt_package_code", "receipt_vat_percent", "receipt_seller_tin",
         mode="before",
     )
     @classmethod
@@ -346,7 +353,23 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is not None and not (value.isascii() and value.isdigit()):
                 raise ConfigError(f"{name.upper()}: must be the number Click issued")
+        self._check_uzbek_receipts()
         return warnings
+
+    def _check_uzbek_receipts(self) -> None:
+        """PAYME_RECEIPTS and CLICK_RECEIPTS need every field an Uzbek receipt has; Click's go through its
+        Merchant API."""
+        needed = {"receipt_ikpu": self.receipt_ikpu, "receipt_package_code": self.receipt_package_code,
+                  "receipt_vat_percent": self.receipt_vat_percent}
+        for switch, provider, extra in (("payme_receipts", "payme", {}),
+                                        ("click_receipts", "click", {"receipt_seller_tin": self.receipt_seller_tin,
+                                                                     "click_merchant_user_id":
+                                                                         self.click_merchant_user_id})):
+            if not getattr(self, switch) or not self.provider_enabled(provider):
+                continue
+            missing = [name.upper() for name, value in {**needed, **extra}.items() if value is None]
+            if missing:
+                raise ConfigError(f"{switch.upper()}: every plan's receipt needs {', '.join(missing)}")
 
 
 def _check_donations(low: dict[str, int], high: dict[str, int], suggested: dict[str, list[int]]) -> None:

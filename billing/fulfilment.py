@@ -8,6 +8,7 @@ without doing any of it twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 
 from billing import claims
@@ -36,7 +37,10 @@ async def successful_payment_callback(
     notices: NoticeQueue,
     clock: Clock = utc_now,
     checkpoint: Checkpoint = no_checkpoint,
+    receipts_after_payment: Collection[str] = frozenset(),
 ) -> Outcome:
+    """`receipts_after_payment`: the providers whose fiscal receipt is submitted once the payment is applied
+    (billing/receipt_links.py); its job is enqueued with the notice, and again on a rerun (it runs once)."""
     operation = await find_operation(provider, operation_id)
     if operation is None or operation.label != label:
         raise OperationNotRecorded(f"{provider}:{operation_id} for {label}")
@@ -46,6 +50,7 @@ async def successful_payment_callback(
         return Outcome.EXTRA
     if operation.status is OperationStatus.APPLIED:
         _ensure_notice(operation, notices, checkpoint)
+        _ensure_receipt(operation, notices, receipts_after_payment)
         return Outcome.DUPLICATE
     if operation.status is OperationStatus.REVERSED:
         await undo_operation(operation, clock(), notices)
@@ -77,6 +82,7 @@ async def successful_payment_callback(
             await undo_operation(overtaken, now, notices)
             return Outcome.DUPLICATE
     _ensure_notice(operation, notices, checkpoint)
+    _ensure_receipt(operation, notices, receipts_after_payment)
     log.info("%s applied to invoice %s", operation.key, label)
     return Outcome.ACCEPTED
 
@@ -95,3 +101,8 @@ def _ensure_notice(operation: Operation, notices: NoticeQueue, checkpoint: Check
     if operation.status is OperationStatus.APPLIED and operation.notified_at is None:
         checkpoint("before_notification")
         notices.enqueue_payment_notice(operation.provider, operation.operation_id)
+
+
+def _ensure_receipt(operation: Operation, notices: NoticeQueue, receipts_after_payment: Collection[str]) -> None:
+    if operation.status is OperationStatus.APPLIED and operation.provider in receipts_after_payment:
+        notices.enqueue_fiscal_receipt(operation.provider, operation.operation_id)

@@ -11,6 +11,7 @@ from billing.payouts.notices import send_payout_notice
 from billing.payouts.settle import poll
 from billing.payouts.submit import submit_payout
 from billing.ports import JobFailureNotice
+from billing.receipt_links import ReceiptsAfterPayment, send_receipt_notice, submitting_receipts
 from billing.refunds import check_refund
 from billing.renewals import RenewalServices
 from billing.renewals.attempt import run_renewal
@@ -26,6 +27,7 @@ def fulfil_payment(provider: str, operation_id: str, label: str) -> str:
         successful_payment_callback(
             provider, operation_id, label,
             notices=runtime.notices, clock=runtime.clock, checkpoint=runtime.checkpoint,
+            receipts_after_payment=submitting_receipts(runtime.providers),
         )
     )
     return str(outcome)
@@ -36,10 +38,29 @@ def notify_payment(provider: str, operation_id: str) -> bool:
     return bool(
         runtime.run(
             send_payment_notice(
-                provider, operation_id, notifier=runtime.notifier, plans=runtime.plans, clock=runtime.clock
+                provider, operation_id, notifier=runtime.notifier, plans=runtime.plans, clock=runtime.clock,
+                notices=runtime.notices,
             )
         )
     )
+
+
+def notify_receipt(provider: str, operation_id: str) -> bool:
+    """The follow-up notice with the fiscal receipt's link (billing/receipt_links.py)."""
+    runtime = current()
+    return bool(runtime.run(send_receipt_notice(provider, operation_id, notifier=runtime.notifier,
+                                                clock=runtime.clock)))
+
+
+def submit_fiscal_receipt(provider: str, operation_id: str) -> str:
+    """Submit an applied payment's fiscal receipt through its provider (Click's ofd_data), once."""
+    runtime = current()
+    submitter = runtime.providers.get(provider)
+    if not isinstance(submitter, ReceiptsAfterPayment) or not submitter.submits_receipts:
+        return "receipts off"
+    return str(runtime.run(submitter.submit_receipt(
+        operation_id, plans=runtime.plans, notices=runtime.notices, notifier=runtime.notifier, clock=runtime.clock,
+        checkpoint=runtime.checkpoint)))
 
 
 def reverse(provider: str, operation_id: str, reason: str) -> bool:

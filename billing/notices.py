@@ -10,7 +10,7 @@ from billing.ledger import find_operation
 from billing.money import Money
 from billing.orders import item_title
 from billing.plans import Catalogue
-from billing.ports import HoldNotice, Notifier, PaymentNotice, ReversalNotice
+from billing.ports import HoldNotice, NoticeQueue, Notifier, PaymentNotice, ReversalNotice
 from billing.subscriptions import get_subscription
 from db import Operation, OperationStatus
 
@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 
 
 async def send_payment_notice(
-    provider: str, operation_id: str, *, notifier: Notifier, plans: Catalogue, clock: Clock
+    provider: str, operation_id: str, *, notifier: Notifier, plans: Catalogue, clock: Clock,
+    notices: NoticeQueue | None = None,
 ) -> bool:
-    """Send the notice of an applied operation unless it was sent; True when sent now."""
+    """Send the notice of an applied operation unless it was sent; True when sent now. It carries the fiscal
+    receipt's link when the provider returned one by now; a link that arrived while it was being sent goes in a
+    follow-up notice (billing/receipt_links.py), enqueued on `notices`."""
     operation = await find_operation(provider, operation_id)
     if operation is None or operation.status is not OperationStatus.APPLIED or operation.notified_at is not None:
         return False
@@ -41,11 +44,18 @@ async def send_payment_notice(
             kind=invoice.kind.value,
             order_id=invoice.order_id,
             message=invoice.donor_message,
+            receipt_url=operation.receipt_url,
         )
     )
-    await Operation.get_motor_collection().update_one(
-        {"_id": operation.id, "notified_at": None}, {"$set": {"notified_at": clock()}}
-    )
+    now = clock()
+    sent: dict[str, object] = {"notified_at": now}
+    if operation.receipt_url is not None:
+        sent["receipt_notified_at"] = now
+    await Operation.get_motor_collection().update_one({"_id": operation.id, "notified_at": None}, {"$set": sent})
+    if operation.receipt_url is None and notices is not None:
+        fresh = await find_operation(provider, operation_id)
+        if fresh is not None and fresh.receipt_url is not None:
+            notices.enqueue_receipt_notice_from_job(provider, operation_id)
     return True
 
 

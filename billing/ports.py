@@ -34,6 +34,10 @@ class FulfilmentQueue(Protocol):
         """Enqueue fulfilment for each (provider, operation_id, label) whose job is gone; returns how many."""
         ...
 
+    async def enqueue_receipt_notice(self, provider: str, operation_id: str) -> None:
+        """Enqueue the follow-up notice with the fiscal receipt's link (billing/receipt_links.py); idempotent."""
+        ...
+
 
 class NoticeQueue(Protocol):
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
@@ -46,6 +50,15 @@ class NoticeQueue(Protocol):
 
     def enqueue_extra_from_job(self, provider: str, operation_id: str) -> None:
         """Enqueue settle_extra from inside a worker job (fulfilment found the invoice paid by another)."""
+        ...
+
+    def enqueue_receipt_notice_from_job(self, provider: str, operation_id: str) -> None:
+        """Enqueue the follow-up notice with the fiscal receipt's link, from inside a worker job; idempotent."""
+        ...
+
+    def enqueue_fiscal_receipt(self, provider: str, operation_id: str) -> None:
+        """Enqueue the submission of an applied payment's fiscal receipt (a provider that fiscalises after the
+        payment, such as Click), from inside the fulfilment job; idempotent."""
         ...
 
 
@@ -80,6 +93,29 @@ class PaymentNotice:
     kind: str = "plan"  # the invoice's kind: plan, order or donation (db.InvoiceKind)
     order_id: str | None = None  # an order's own id, as the owner gave it
     message: str | None = None  # a donation's message from the payer
+    receipt_url: str | None = None  # the fiscal receipt's link, when the provider returned one before the notice
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptNotice:
+    """The fiscal receipt's link of a payment whose notice went out before the provider returned it."""
+
+    user_id: int
+    label: str
+    provider: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FiscalRefusalNotice:
+    """The provider refused a payment's fiscal receipt: the owner must issue it another way."""
+
+    user_id: int
+    label: str
+    provider: str
+    operation_id: str
+    error_code: int | None
+    error_note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +233,14 @@ class Notifier(Protocol):
         """Tell the admin chat that a payment job failed for good and waits for `ymds jobs requeue`."""
         ...
 
+    async def receipt_ready(self, notice: ReceiptNotice) -> None:
+        """Send the user the fiscal receipt's link that arrived after their payment notice."""
+        ...
+
+    async def fiscal_refused(self, notice: FiscalRefusalNotice) -> None:
+        """Tell the admin chat that the provider refused a payment's fiscal receipt."""
+        ...
+
     async def extra_payment(self, notice: ExtraNotice) -> None:
         """Tell the admin chat of an extra payment: refunded through the API, or to be refunded by hand."""
         ...
@@ -266,6 +310,14 @@ class LogNotifier:
             log.warning("extra payment %s:%s for invoice %s (%s): refund it by hand (%s), then POST "
                         "/api/extras/%s/%s/refunded", notice.provider, notice.operation_id, notice.label,
                         notice.amount, notice.detail, notice.provider, notice.operation_id)
+
+    async def receipt_ready(self, notice: ReceiptNotice) -> None:
+        log.info("fiscal receipt of invoice %s (%s) ready for user %s: %s", notice.label, notice.provider,
+                 notice.user_id, notice.url)
+
+    async def fiscal_refused(self, notice: FiscalRefusalNotice) -> None:
+        log.error("%s refused the fiscal receipt of %s (invoice %s): error %s %s; issue it by hand", notice.provider,
+                  notice.operation_id, notice.label, notice.error_code, notice.error_note)
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",

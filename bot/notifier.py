@@ -23,12 +23,14 @@ from aiogram.types import InlineKeyboardMarkup
 from billing.clock import Clock, utc_now
 from billing.ports import (
     ExtraNotice,
+    FiscalRefusalNotice,
     HoldNotice,
     JobFailureNotice,
     LogNotifier,
     Notifier,
     PaymentNotice,
     PayoutNotice,
+    ReceiptNotice,
     RefundCanceledNotice,
     RenewalEvent,
     RenewalNotice,
@@ -73,9 +75,11 @@ class TelegramNotifier:
             await self._one_off_paid(notice)
             return
         t = await self._user_texts(notice.user_id)
-        await self._deliver(f"paid:{notice.label}:user", notice.user_id, t(
-            "notice.paid.user", amount=_amount(t, notice), plan=t.plan_title(notice.plan_title),
-            until=t.moment(notice.period_end)), user=True)
+        text = t("notice.paid.user", amount=_amount(t, notice), plan=t.plan_title(notice.plan_title),
+                 until=t.moment(notice.period_end))
+        if notice.receipt_url:
+            text = f"{text}\n{t('notice.receipt.line', url=notice.receipt_url)}"
+        await self._deliver(f"paid:{notice.label}:user", notice.user_id, text, user=True)
         a = self._admin_texts
         await self._to_admins(f"paid:{notice.label}:admin", a(
             "notice.paid.admin", label=notice.label, user_id=notice.user_id, plan=a.plan_title(notice.plan_title),
@@ -107,6 +111,20 @@ class TelegramNotifier:
         await self._to_admins(f"reversed:{notice.label}:admin", a(
             "notice.reversed.admin", label=notice.label, user_id=notice.user_id, amount=_amount(a, notice),
             provider=notice.provider, reason=notice.reason, until=until))
+
+    async def receipt_ready(self, notice: ReceiptNotice) -> None:
+        """The fiscal receipt's link that came after the payment notice: to the user, once."""
+        t = await self._user_texts(notice.user_id)
+        await self._deliver(f"receipt:{notice.label}:user", notice.user_id, t("notice.receipt.user", url=notice.url),
+                            user=True)
+
+    async def fiscal_refused(self, notice: FiscalRefusalNotice) -> None:
+        """The provider refused a payment's fiscal receipt: the admin chat hears it once."""
+        a = self._admin_texts
+        await self._to_admins(f"fiscal-refused:{notice.provider}:{notice.operation_id}:admin", a(
+            "notice.fiscal_refused.admin", provider=notice.provider, label=notice.label, user_id=notice.user_id,
+            operation_id=notice.operation_id, error_code=notice.error_code if notice.error_code is not None else "—",
+            error_note=notice.error_note or "—"))
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         """A payment job failed for good: the admin chat is told how to run it again."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, IndexModel
 
 from db.click import ClickAttempt, ClickCounter
+from db.click_receipts import ClickReceipt
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
@@ -134,6 +135,8 @@ class Operation(Record):
     extra_refund: ExtraRefund | None = None  # EXTRA: refunded through the API, or waiting for a manual refund
     extra_detail: str | None = None  # EXTRA: why it is manual (the provider's refusal), or the refund's note
     extra_notified_at: datetime | None = None  # EXTRA: when the admin chat was told
+    receipt_url: str | None = None  # the fiscal receipt's link (its QR code), once the provider returned one
+    receipt_notified_at: datetime | None = None  # when the user was sent that link after the payment notice
 
     @property
     def key(self) -> str:
@@ -172,6 +175,7 @@ class Subscription(Record):
 
 DOCUMENT_MODELS: list[type[Record]] = [
     Invoice, Operation, Subscription, BotUser, SentNotice, ClickAttempt, ClickCounter,
+    ClickReceipt,
 ]
 DOCUMENT_MODELS += PAYME_DOCUMENTS
 DOCUMENT_MODELS += CLOUDPAYMENTS_DOCUMENTS

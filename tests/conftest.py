@@ -19,10 +19,12 @@ from billing import runtime
 from billing.plans import Catalogue, load_plans
 from billing.ports import (
     ExtraNotice,
+    FiscalRefusalNotice,
     HoldNotice,
     JobFailureNotice,
     PaymentNotice,
     PayoutNotice,
+    ReceiptNotice,
     RefundCanceledNotice,
     RenewalNotice,
     ReversalNotice,
@@ -142,6 +144,8 @@ class RecordingNotifier:
         self.payouts: list[PayoutNotice] = []  # every payout notice, its kind in .event ("filed", "paid", ...)
         self.renewals: list[RenewalNotice] = []
         self.canceled_refunds: list[RefundCanceledNotice] = []
+        self.receipts: list[ReceiptNotice] = []
+        self.fiscal_refusals: list[FiscalRefusalNotice] = []
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
@@ -151,6 +155,12 @@ class RecordingNotifier:
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         self.failures.append(notice)
+
+    async def receipt_ready(self, notice: ReceiptNotice) -> None:
+        self.receipts.append(notice)
+
+    async def fiscal_refused(self, notice: FiscalRefusalNotice) -> None:
+        self.fiscal_refusals.append(notice)
 
     async def extra_payment(self, notice: ExtraNotice) -> None:
         self.extras.append(notice)

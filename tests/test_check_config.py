@@ -81,3 +81,18 @@ def test_donation_ranges_are_checked(tmp_path):
         result = check_config(tmp_path, "--offline", **env)
         assert result.returncode == 2, env
         assert message in result.stderr, (env, result.stderr)
+
+
+def test_uzbek_receipts_name_each_missing_field(tmp_path):
+    payme = {"PAYME_MERCHANT_ID": "5e730e8e0b852a417aa49ceb", "PAYME_KEY": "k", "PAYME_RECEIPTS": "true"}
+    result = check_config(tmp_path, "--offline", **payme, RECEIPT_IKPU="10305008002000000")
+    assert result.returncode != 0
+    assert "PAYME_RECEIPTS: every plan's receipt needs RECEIPT_PACKAGE_CODE, RECEIPT_VAT_PERCENT" in result.stderr
+    click = {"CLICK_SERVICE_ID": "1", "CLICK_MERCHANT_ID": "2", "CLICK_SECRET_KEY": "s", "CLICK_RECEIPTS": "true",
+             "RECEIPT_IKPU": "10305008002000000", "RECEIPT_PACKAGE_CODE": "1514296", "RECEIPT_VAT_PERCENT": "12"}
+    result = check_config(tmp_path, "--offline", **click)
+    assert "CLICK_RECEIPTS: every plan's receipt needs RECEIPT_SELLER_TIN, CLICK_MERCHANT_USER_ID" in result.stderr
+    bad_tin = check_config(tmp_path, "--offline", **click, RECEIPT_SELLER_TIN="12345", CLICK_MERCHANT_USER_ID="3")
+    assert bad_tin.returncode != 0 and "RECEIPT_SELLER_TIN" in bad_tin.stderr
+    ready = check_config(tmp_path, "--offline", **click, RECEIPT_SELLER_TIN="310618348", CLICK_MERCHANT_USER_ID="3")
+    assert ready.returncode == 0, ready.stderr

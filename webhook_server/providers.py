@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from billing.fiscal import fiscal_shop
 from billing.networks import parse_networks
 from billing.providers.click.config import click_from_settings
 from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi, CloudPayments, accepts_test_payments
@@ -58,6 +59,7 @@ def build_providers(settings: Settings, transport: AiohttpTransport) -> Provider
             cancel_after_perform=settings.payme_cancel_after_perform,
             transport=transport,  # the Subscribe API: saved cards, renewals, the page's card binding
             api_url=settings.payme_api_url,
+            fiscal_shop=fiscal_shop(settings) if settings.payme_receipts else None,
         )
     if settings.provider_enabled("cloudpayments"):
         assert settings.cloudpayments_public_id and settings.cloudpayments_api_secret

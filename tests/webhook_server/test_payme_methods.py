@@ -1,4 +1,4 @@
-"""GetStatement, SetFiscalData, ChangePassword, and the payment page's "Pay with Payme" through the emulator."""
+"""GetStatement, ChangePassword, and the payment page's "Pay with Payme" through the emulator."""
 
 from __future__ import annotations
 
@@ -53,29 +53,6 @@ async def test_statement_lists_the_period_by_paymes_time_oldest_first(client, cl
     assert second["receivers"] is None and isinstance(second["transaction"], str)
     empty = await payme.call(client.session, "GetStatement", {"from": t0 + 5000, "to": t0 + 9000})
     assert empty.result == {"transactions": []}
-
-
-async def test_fiscal_data_is_stored_per_type(client, payme):
-    invoice = await new_invoice(client)
-    payme_id, _ = await payme.pay(client.session, invoice["label"], PRICE_MONTH_UZS)
-    fiscal = {"receipt_id": 121, "status_code": 0, "message": "accepted", "terminal_id": "EP000000000025",
-              "fiscal_sign": "800031554082", "qr_code_url": "https://ofd.soliq.uz/check?t=EP0&r=121",
-              "date": "20221220143036", "$where": "ignored"}
-    answer = await payme.call(client.session, "SetFiscalData", {"id": payme_id, "type": "PERFORM",
-                                                                "fiscal_data": fiscal})
-    assert answer.result == {"success": True}
-    [tx] = await transactions()
-    assert tx.fiscal_data == {"PERFORM": {k: v for k, v in fiscal.items() if k != "$where"}}
-
-
-async def test_fiscal_data_errors(client, payme):
-    unknown = await payme.call(client.session, "SetFiscalData", {"id": new_payme_id(), "type": "PERFORM",
-                                                                 "fiscal_data": {"receipt_id": 1}})
-    assert error_code(unknown) == -32001
-    for params in ({"id": new_payme_id(), "type": "REFUND", "fiscal_data": {}},
-                   {"id": new_payme_id(), "type": "CANCEL", "fiscal_data": "x"},
-                   {"type": "CANCEL", "fiscal_data": {}}):
-        assert error_code(await payme.call(client.session, "SetFiscalData", params)) == -32602
 
 
 async def test_change_password_replaces_the_key_until_the_operator_sets_a_new_one(client, payme):

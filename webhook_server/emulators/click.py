@@ -10,6 +10,7 @@ JSON answers), keeps Click's own book of the payments it debited, and answers `p
   debit); a dropped Complete is one we never got although Click debited the payer. `deliver_late()` (or
   `POST /control/deliver`) sends the dropped Completes afterwards;
 - Click's test tool reusing one `click_trans_id` (and `click_paydoc_id`) across orders.
+The fiscalisation API (`payment/ofd_data/...`) is click_ofd.py's, mounted here.
 It pays through its page in `ymds demo`, sends single events for `ymds simulate click ...`, and runs the
 scenario list of Click's own test tool (click.md 3.6).
 """
@@ -25,12 +26,14 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from settings import ConfigError, Settings
+from webhook_server.emulators.click_ofd import OfdEmulator, OfdState
 from webhook_server.emulators.common import control_body, fetch_invoice
 
 log = logging.getLogger(__name__)
@@ -319,6 +322,7 @@ class ClickEmulator:
     notify_base: str
     merchant_user_id: str | None = None  # the Merchant API refuses every call without one
     state: ClickState = field(default_factory=ClickState)
+    ofd: OfdState = field(default_factory=OfdState)  # the fiscal receipts registered (click_ofd.py)
     payments: list[list[ClickReply]] = field(default_factory=list)  # the page's payments, each run's replies
     _session: aiohttp.ClientSession | None = None
 
@@ -332,6 +336,7 @@ class ClickEmulator:
             web.post("/control/drop", self.control_drop), web.delete("/control/drop", self.control_drop),
             web.post("/control/deliver", self.control_deliver),
             web.post("/control/reuse", self.control_reuse), web.delete("/control/reuse", self.control_reuse),
+            *OfdEmulator(self.service_id, self._ofd_refusal, self._paid_tiyin, self.ofd).routes(MERCHANT_API),
         ])
         return app
 
@@ -384,6 +389,23 @@ class ClickEmulator:
         if request.match_info["service_id"] != self.service_id:
             return web.json_response({"error_code": -403, "error_note": "Forbidden"}, status=403)
         return None
+
+    def _ofd_refusal(self, request: web.Request) -> web.Response | None:
+        """The fiscal routes: `Auth` always; the service id where the path carries one (submit_items has it in
+        its body, checked there)."""
+        if "service_id" in request.match_info:
+            return self._refusal(request)
+        if self.merchant_user_id is None or not auth_valid(request.headers.get("Auth"), self.merchant_user_id,
+                                                           self.secret):
+            return web.json_response({"error_code": -401, "error_note": "Not Authorized"}, status=401)
+        return None
+
+    def _paid_tiyin(self, payment_id: int) -> int | None:
+        """What Click debited for a successful payment, in tiyin; None when it has no such payment."""
+        payment = self.state.by_id(payment_id)
+        if payment is None or payment.status != SUCCESSFUL:
+            return None
+        return int(Decimal(payment.amount) * 100)
 
     async def payment_status(self, request: web.Request) -> web.Response:
         refusal = self._refusal(request)

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from settings import ConfigError, Settings
 from webhook_server.emulators.common import invoice_amount
+from webhook_server.emulators.payme_fiscal import detail_problem, fiscal_data
 from webhook_server.emulators.payme_subscribe import Debit, SubscribeEmulator
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,9 @@ class PaymeEmulator:
     clock: Callable[[], int] = wall_clock_ms  # Payme's own time, sent as CreateTransaction's `time`
     calls: list[RpcResult] = field(default_factory=list)
     perform_receipts: bool = False  # receipts.pay runs Check/Create/Perform on the shop first (reference §5.3)
+    fiscal: bool = False  # the kassa fiscalises: Check must answer a valid detail; SetFiscalData after Perform
+    fiscal_refusals: list[str] = field(default_factory=list)  # why payments were refused for their detail
+    send_fiscal_data: bool = True  # with `fiscal`: call SetFiscalData once a payment is performed
     _next_id: int = 1
     subscribe: SubscribeEmulator = field(init=False)
 
@@ -174,11 +178,28 @@ class PaymeEmulator:
         """What Payme does when a payer pays: Check, Create, then Perform (once the card is debited)."""
         payme_id = payme_id or new_payme_id()
         answers = [await self.check(session, label, amount)]
-        if answers[-1].result:
+        if answers[-1].result and self._detail_accepted(answers[-1], amount):
             answers.append(await self.create(session, payme_id, label, amount))
-        if answers[-1].result:
+        if answers[-1].method == "CreateTransaction" and answers[-1].result:
             answers.append(await self.by_id(session, "PerformTransaction", payme_id))
+            if answers[-1].result and self.fiscal and self.send_fiscal_data:
+                await self.set_fiscal_data(session, payme_id)
         return payme_id, answers
+
+    def _detail_accepted(self, check: RpcResult, amount: int) -> bool:
+        """A fiscalising kassa refuses a Check result without a valid receipt detail (payme_fiscal.py)."""
+        problem = detail_problem(check.result, amount) if self.fiscal else None
+        if problem is not None:
+            self.fiscal_refusals.append(problem)
+            log.info("payme emulator refused the payment: %s", problem)
+        return problem is None
+
+    async def set_fiscal_data(self, session: aiohttp.ClientSession, payme_id: str, kind: str = "PERFORM",
+                              **overrides: Any) -> RpcResult:
+        """What Payme sends once the tax authority registered the transaction's receipt."""
+        registered = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock() / 1000))
+        data = {**fiscal_data(payme_id, self._next_id, registered), **overrides}
+        return await self.call(session, "SetFiscalData", {"id": payme_id, "type": kind, "fiscal_data": data})
 
     async def time_out(self, session: aiohttp.ClientSession, payme_id: str) -> RpcResult:
         """What Payme does with a transaction left in state 1 past its 12 hours: CancelTransaction, reason 4."""
@@ -192,14 +213,16 @@ class PaymeEmulator:
         payme_id = receipt["_id"]
         async with aiohttp.ClientSession() as session:
             answers = [await self.check(session, label, receipt["amount"])]
-            if answers[-1].result:
+            if answers[-1].result and self._detail_accepted(answers[-1], receipt["amount"]):
                 answers.append(await self.create(session, payme_id, label, receipt["amount"]))
-            if answers[-1].result:
+            if answers[-1].method == "CreateTransaction" and answers[-1].result:
                 failed = debit()
                 if failed is not None:
                     await self.by_id(session, "CancelTransaction", payme_id, reason=REASON_DEBIT_ERROR)
                     return failed
                 answers.append(await self.by_id(session, "PerformTransaction", payme_id))
+                if answers[-1].result and self.fiscal and self.send_fiscal_data:
+                    await self.set_fiscal_data(session, payme_id)
         last = answers[-1]
         if last.method == "PerformTransaction" and last.result:
             return None
@@ -392,4 +415,5 @@ def demo_app(settings: Settings, local_base: str) -> web.Application | None:
         key=settings.payme_key.get_secret_value(),
         notify_url=local_base + "/notify/payme",
         account_field=settings.payme_account_field,
+        fiscal=settings.payme_receipts,
     ).app()

@@ -47,7 +47,7 @@ async def notify_payme(request: web.Request) -> web.Response:
     raw = await read_raw(request)
     answer = await provider.handle(
         raw, http_method=request.method, ledger=request.app[LEDGER], reversals=request.app[QUEUES],
-        clock=request.app[CLOCK],
+        clock=request.app[CLOCK], plans=request.app[PLANS],
     )
     return to_response(answer)
 

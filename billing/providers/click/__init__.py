@@ -2,7 +2,8 @@
 Merchant API's payment status for reconciliation.
 
 Everything open-ymds knows about Click lives in this package: `protocol` (the wire format and signature),
-`merchant` (the Merchant API client), `provider` (the handlers and reconciliation).
+`merchant` (the Merchant API client), `provider` (the handlers and reconciliation), `fiscal` (the
+fiscalisation API's wire format) and `receipts` (one fiscal receipt per payment, submitted once).
 """
 
 from billing.providers.click.merchant import ClickPayment, MerchantApi

@@ -52,10 +52,10 @@ class MerchantApi:
         payment/status is asked for it when it is missing."""
         body = await self._get(f"/payment/status_by_mti/{self._service_id}/{quote(label, safe='')}/"
                                f"{day.isoformat()}", now)
-        payment_id = _integer(body, "payment_id") if body else None
+        payment_id = integer(body, "payment_id") if body else None
         if payment_id is None:
             return None
-        status = _integer(body, "payment_status") if body else None
+        status = integer(body, "payment_status") if body else None
         if status is None:
             status = await self.payment_status(payment_id, now=now)
         return ClickPayment(payment_id, status)
@@ -63,24 +63,33 @@ class MerchantApi:
     async def payment_status(self, payment_id: int, *, now: datetime) -> int | None:
         """payment/status: Click's payment_status of `payment_id`; None when Click does not know it."""
         body = await self._get(f"/payment/status/{self._service_id}/{payment_id}", now)
-        return _integer(body, "payment_status") if body else None
+        return integer(body, "payment_status") if body else None
+
+    @property
+    def service_id(self) -> int:
+        return self._service_id
+
+    async def call(self, method: str, path: str, *, now: datetime, body: Any = None) -> tuple[int, Any]:
+        """One Merchant API request with a fresh Auth header: (HTTP status, decoded JSON or None). Raises
+        ProviderUnavailable when Click cannot be reached."""
+        headers = {"Accept": "application/json", "Content-Type": "application/json",
+                   "Auth": merchant_auth(self._user, self._secret, int(now.timestamp()))}
+        try:
+            return await self._transport.request(method, self._base + path, json=body, headers=headers)
+        except ProviderHTTPError as err:
+            raise ProviderUnavailable(f"Click Merchant API {'/'.join(path.split('/')[1:3])}: {err}") from err
 
     async def _get(self, path: str, now: datetime) -> dict[str, Any] | None:
         """The reply object when error_code is 0, None when Click answered a negative error_code.
 
         Raises ProviderUnavailable when Click cannot be asked: network, any HTTP status but 200/201 (401 is a
         wrong CLICK_MERCHANT_USER_ID or secret), or a reply without an integer error_code."""
-        headers = {"Accept": "application/json", "Content-Type": "application/json",
-                   "Auth": merchant_auth(self._user, self._secret, int(now.timestamp()))}
         method = path.split("/")[2]
-        try:
-            status, body = await self._transport.request("GET", self._base + path, headers=headers)
-        except ProviderHTTPError as err:
-            raise ProviderUnavailable(f"Click Merchant API {method}: {err}") from err
+        status, body = await self.call("GET", path, now=now)
         if status not in (200, 201):
             hint = " (check CLICK_MERCHANT_USER_ID and CLICK_SECRET_KEY)" if status == 401 else ""
             raise ProviderUnavailable(f"Click Merchant API {method} answered HTTP {status}{hint}")
-        error_code = _integer(body, "error_code") if isinstance(body, dict) else None
+        error_code = integer(body, "error_code") if isinstance(body, dict) else None
         if not isinstance(body, dict) or error_code is None:
             raise ProviderUnavailable(f"Click Merchant API {method}: a reply without error_code")
         if error_code != 0:
@@ -89,6 +98,6 @@ class MerchantApi:
         return body
 
 
-def _integer(body: dict[str, Any], name: str) -> int | None:
+def integer(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -17,10 +17,13 @@ from datetime import date, datetime, timedelta, timezone
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from billing import claims
+from billing.clock import Clock
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.invoices import find_invoice
 from billing.ledger import Ledger, check_payable
 from billing.money import Money
+from billing.plans import Catalogue
+from billing.ports import NoticeQueue, Notifier
 from billing.providers.base import EventKind, Outcome, PageForm, ProviderAnswer, RawNotification, VerifiedEvent
 from billing.providers.click.merchant import MerchantApi
 from billing.providers.click.protocol import (
@@ -41,6 +44,7 @@ from billing.providers.click.protocol import (
     read_request,
     sign,
 )
+from billing.providers.click.receipts import ClickReceipts
 from billing.signing import secrets_equal
 from billing.steps import Checkpoint, no_checkpoint
 from billing.sweep import ReconcileReport
@@ -76,7 +80,9 @@ class Click:
 
     def __init__(self, *, service_id: str, merchant_id: str, secret_key: str, pay_url: str = PAY_URL,
                  merchant_api: MerchantApi | None = None, hold: timedelta = HOLD,
-                 checkpoint: Checkpoint = no_checkpoint) -> None:
+                 checkpoint: Checkpoint = no_checkpoint, receipts: ClickReceipts | None = None) -> None:
+        """`receipts` (CLICK_RECEIPTS, with the Merchant API): each applied payment's fiscal receipt is submitted
+        through Click's ofd_data (billing/providers/click/receipts.py)."""
         if not (ID.fullmatch(service_id) and ID.fullmatch(merchant_id)):
             raise ValueError("Click service_id and merchant_id are numbers")
         self._service_id = int(service_id)
@@ -86,6 +92,19 @@ class Click:
         self.merchant_api = merchant_api
         self.hold = hold
         self.checkpoint = checkpoint  # tests inject failures at STEPS
+        self.receipts = receipts
+
+    @property
+    def submits_receipts(self) -> bool:
+        """A ReceiptsAfterPayment (billing/receipt_links.py): fulfilment enqueues each payment's receipt."""
+        return self.receipts is not None
+
+    async def submit_receipt(self, operation_id: str, *, plans: Catalogue, notices: NoticeQueue, notifier: Notifier,
+                             clock: Clock, checkpoint: Checkpoint) -> str:
+        if self.receipts is None:
+            return "receipts off"
+        return await self.receipts.submit(operation_id, plans=plans, notices=notices, notifier=notifier, clock=clock,
+                                          checkpoint=checkpoint)
 
     def page_form(self, *, label: str, amounts: Mapping[str, int], title: str, success_url: str) -> PageForm | None:
         """The my.click.uz payment link as a GET form, for an invoice with a UZS price; else None."""

@@ -4,7 +4,8 @@ saved cards through the Subscribe API.
 Everything open-ymds knows about Payme lives in this package: `protocol` (envelope, auth, errors,
 times, checkout link), `merchant` (the transaction state machine), `subscribe` (the Subscribe API
 client), `charges` (charging a saved card, and why a receipt and a Merchant API transaction are one
-operation), `binding` (the payment page's "pay by card and renew automatically"), and here the
+operation), `binding` (the payment page's "pay by card and renew automatically"), `fiscal` (the receipt detail and
+SetFiscalData), and here the
 provider object the web app holds. Payme calls `POST /notify/payme`; every answer is HTTP 200 with
 a JSON-RPC body.
 """
@@ -22,8 +23,10 @@ from pymongo.errors import PyMongoError
 
 from billing.clock import Clock
 from billing.errors import LedgerUnavailable
+from billing.fiscal import FiscalShop
 from billing.ledger import Ledger
 from billing.money import Money
+from billing.plans import Catalogue
 from billing.ports import FulfilmentQueue
 from billing.providers.base import (
     ChargeRequest,
@@ -36,6 +39,7 @@ from billing.providers.base import (
     Remember,
 )
 from billing.providers.payme.charges import CardCheck, ReceiptCharger
+from billing.providers.payme.fiscal import PaymeReceipts
 from billing.providers.payme.merchant import PaymeMerchant
 from billing.providers.payme.protocol import (
     CURRENCY,
@@ -117,7 +121,10 @@ class Payme:
         cancel_after_perform: bool = True,
         transport: HttpTransport | None = None,
         api_url: str = PRODUCTION_API_URL,
+        fiscal_shop: FiscalShop | None = None,
     ) -> None:
+        """`fiscal_shop` (PAYME_RECEIPTS): Payme fiscalises the payments, from the receipt detail our
+        CheckPerformTransaction answers (`fiscal`)."""
         if not account_field or any(char in account_field for char in ";=. "):
             raise ValueError("the Payme account field name must be a plain identifier such as order_id")
         self._merchant_id = merchant_id
@@ -125,6 +132,7 @@ class Payme:
         self._checkout_url = SANDBOX_CHECKOUT_URL if sandbox else checkout_url
         self.account_field = account_field
         self._cancel_after_perform = cancel_after_perform
+        self.fiscal_shop = fiscal_shop
         self._api_url = SANDBOX_API_URL if sandbox and api_url == PRODUCTION_API_URL else api_url
         self._client = None if transport is None else SubscribeClient(
             transport, self._api_url, merchant_id, self.active_key, account_field)
@@ -186,16 +194,19 @@ class Payme:
     # ---- the Merchant API ---------------------------------------------------------------------
 
     async def handle(
-        self, raw: RawNotification, *, http_method: str, ledger: Ledger, reversals: FulfilmentQueue, clock: Clock
+        self, raw: RawNotification, *, http_method: str, ledger: Ledger, reversals: FulfilmentQueue, clock: Clock,
+        plans: Catalogue | None = None,
     ) -> ProviderAnswer:
-        """One Merchant API call → its JSON-RPC answer. Authentication comes before anything else."""
+        """One Merchant API call → its JSON-RPC answer. Authentication comes before anything else. `plans`
+        gives the receipt's items when fiscalisation is on."""
         try:
             payload, parsed = parse_body(raw.body), True
         except ValueError:  # not UTF-8, not JSON, or nested too deep (billing.bounded_json)
             payload, parsed = None, False
         request_id = request_id_of(payload)
+        receipts = None if self.fiscal_shop is None or plans is None else PaymeReceipts(plans, self.fiscal_shop)
         merchant = PaymeMerchant(account_field=self.account_field, cancel_after_perform=self._cancel_after_perform,
-                                 ledger=ledger, reversals=reversals, clock=clock)
+                                 ledger=ledger, reversals=reversals, clock=clock, receipts=receipts)
         try:
             if not authorized(raw.headers, await self.active_key()):
                 log.warning("payme request from %s refused: bad or missing authorization", raw.remote)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -30,12 +29,12 @@ from billing.ledger import Ledger, find_operation
 from billing.money import Money
 from billing.ports import FulfilmentQueue
 from billing.providers.base import EventKind, Outcome, VerifiedEvent
+from billing.providers.payme.fiscal import PaymeReceipts, read_fiscal_data
 from billing.providers.payme.protocol import (
     CANCEL_REASONS,
     CANNOT_CANCEL,
     CANNOT_PERFORM,
     CURRENCY,
-    INVALID_PARAMS,
     NAME,
     ORDER_BUSY,
     ORDER_EXPIRED,
@@ -61,13 +60,12 @@ from billing.providers.payme.protocol import (
     param_time,
     to_ms,
 )
+from billing.receipt_links import attach_receipt
 from db import Invoice, InvoiceStatus
 from db.payme import PaymeState, PaymeTransaction
 
 log = logging.getLogger(__name__)
 
-FISCAL_TYPES = ("PERFORM", "CANCEL")
-FISCAL_FIELDS = ("receipt_id", "status_code", "message", "terminal_id", "fiscal_sign", "qr_code_url", "date")
 # How far Payme's `time` may run ahead of our clock: Payme stamps a transaction just before it calls us, so
 # only clock drift puts it ahead; a time further ahead would hold the invoice for that long (claims.py).
 MAX_AHEAD_MS = 3_600_000
@@ -110,22 +108,14 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _plain(value: Any) -> Any:
-    """A fiscal value as Mongo can store it: JSON decimals become their exact text."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    return str(value)
-
-
 class PaymeMerchant:
     """One request's view of the Merchant API: the ledger, the reversal queue and the clock it acts with."""
 
     def __init__(
         self, *, account_field: str, cancel_after_perform: bool, ledger: Ledger, reversals: FulfilmentQueue,
-        clock: Clock,
+        clock: Clock, receipts: PaymeReceipts | None = None,
     ) -> None:
+        self._receipts = receipts  # with fiscalisation on: CheckPerformTransaction answers the receipt's detail
         self._field = account_field
         self._cancel_after_perform = cancel_after_perform
         self._ledger = ledger
@@ -140,10 +130,12 @@ class PaymeMerchant:
     async def check_perform_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
         amount = param_amount(params)
         label, _ = param_account(params, self._field)
-        await self._check_order(label, amount)
-        return {"allow": True}
+        invoice = await self._check_order(label, amount)
+        if self._receipts is None:
+            return {"allow": True}
+        return {"allow": True, "detail": self._receipts.detail(invoice, self._field)}
 
-    async def _check_order(self, label: str, amount: int, *, own: str | None = None) -> None:
+    async def _check_order(self, label: str, amount: int, *, own: str | None = None) -> Invoice:
         """The invoice exists, costs exactly `amount` tiyin, no other live claim holds it, and it is payable.
 
         `own` is the claim key of the transaction asking (Create): its own hold does not refuse it. A
@@ -163,6 +155,7 @@ class PaymeMerchant:
             raise PaymeError(ORDER_NOT_PAYABLE, self._field)
         if _aware(invoice.expires_at) <= self._clock():
             raise PaymeError(ORDER_EXPIRED, self._field)
+        return invoice
 
     def _claimed(self, invoice: Invoice, holder: str) -> PaymeError:
         """Why another claim refuses the invoice: another Payme transaction (−31008, as Payme's sandbox
@@ -324,19 +317,19 @@ class PaymeMerchant:
         return {"transactions": [statement_item(tx) for tx in await transactions_between(start, end)]}
 
     async def set_fiscal_data(self, params: dict[str, Any]) -> dict[str, Any]:
-        payme_id, kind, data = params.get("id"), params.get("type"), params.get("fiscal_data")
-        if not isinstance(payme_id, str) or not payme_id:
-            raise PaymeError(INVALID_PARAMS, "id")
-        if kind not in FISCAL_TYPES:
-            raise PaymeError(INVALID_PARAMS, "type")
-        if not isinstance(data, dict):
-            raise PaymeError(INVALID_PARAMS, "fiscal_data")
-        stored = {name: _plain(data[name]) for name in FISCAL_FIELDS if name in data}
+        """The receipt Payme registered for a transaction: kept per type (PERFORM, CANCEL); a repeat stores the
+        same again. A sale receipt's link goes to the payment's ledger row and, once, to the payer."""
+        fiscal = read_fiscal_data(params)
+        stored = {**fiscal.stored, "received_at": self._now_ms()}
         result = await PaymeTransaction.get_motor_collection().update_one(
-            {"payme_id": payme_id}, {"$set": {f"fiscal_data.{kind}": stored}}
-        )
+            {"payme_id": fiscal.payme_id}, {"$set": {f"fiscal_data.{fiscal.kind}": stored}})
         if result.matched_count == 0:
             raise PaymeError(RECEIPT_NOT_FOUND, "id")
+        link = fiscal.link
+        log.info("payme transaction %s: %s receipt %s (status %s)%s", fiscal.payme_id, fiscal.kind,
+                 fiscal.stored.get("receipt_id"), fiscal.stored.get("status_code"), " with its link" if link else "")
+        if link is not None and await attach_receipt(NAME, fiscal.payme_id, link):
+            await self._reversals.enqueue_receipt_notice(NAME, fiscal.payme_id)
         return {"success": True}
 
     # ---- helpers ------------------------------------------------------------------------------
