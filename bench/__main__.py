@@ -159,6 +159,7 @@ class EndToEnd:
     cpu_ms: dict[str, float]
     database: dict[str, float]
     redis: dict[str, float]
+    scans: dict[str, float]
 
 
 async def run(requests: int, redis_url: str) -> None:
@@ -187,10 +188,13 @@ async def run(requests: int, redis_url: str) -> None:
         labels = await invoices(base, INVOICE_POOL)
         await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, warm_up), "warm"), CONCURRENCY, FORM)
         redis_before = redis_commands(running.redis)
+        database_before, _ = await database_commands(running.mongodb_uri)
         loads["notify"] = (f"POST /notify/yoomoney, {CONCURRENCY} clients", *await measured(
             pids, closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "c"), CONCURRENCY,
                               FORM)))
         redis_per_notification = per_unit(redis_before, redis_commands(running.redis), requests)
+        database_per_notification = per_unit(database_before, (await database_commands(running.mongodb_uri))[0],
+                                             requests)
         half = loads["notify"][1].rate / 2
         loads["paced"] = (f"POST /notify/yoomoney at {half:,.0f}/s (half the 32 clients' throughput)",
                           *await measured(pids, fixed_rate(f"{base}/notify/yoomoney",
@@ -222,7 +226,10 @@ async def run(requests: int, redis_url: str) -> None:
     print("\n" + "\n".join(e2e_lines))
     print(f"\nRQ's own no-op job (SimpleWorker, burst, {requests} jobs): {noop_ms:.2f} ms of CPU each.")
     one = e2e[1]
-    print(f"Database commands per payment (1 worker, end to end): {describe(one.database)}.")
+    print(f"Database commands per notification (the route alone): {describe(database_per_notification)}; "
+          f"per payment (1 worker, end to end): {describe(one.database)}.")
+    if one.scans:
+        print(f"Lookups per payment no index answered (a MongoDB server scans these too): {describe(one.scans)}.")
     print(f"Redis commands per notification (the route alone): {describe(redis_per_notification)}; "
           f"per payment, end to end: {describe(one.redis)}.")
     print("\n| process | peak RSS |\n|---|---|")
@@ -295,7 +302,8 @@ async def end_to_end(running: Deployment, requests: int, workers: int) -> EndToE
     pids = {f"{role} {n + 1}" if len(running.pids[role]) > 1 else role: pid
             for role in ("web", "worker", "database") for n, pid in enumerate(running.pids[role])}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    database_before, redis_before = await database_commands(running.mongodb_uri), redis_commands(running.redis)
+    (database_before, scans_before), redis_before = (await database_commands(running.mongodb_uri),
+                                                     redis_commands(running.redis))
     started = time.perf_counter()
     await closed_loop(f"{running.base}/notify/yoomoney", notifications(labels, f"e2e{workers}"), CONCURRENCY, FORM)
     fulfilled, polls = await finished_jobs(running, FULFILMENT_QUEUE, requests, started)
@@ -303,14 +311,15 @@ async def end_to_end(running: Deployment, requests: int, workers: int) -> EndToE
     notified, more_polls = await finished_jobs(running, NOTICES_QUEUE, requests, started)
     told_after = time.perf_counter() - started
     cpu_ms = {name: (cpu_seconds(pid) - before[name]) * 1000 / requests for name, pid in pids.items()}
-    database = per_unit(database_before, await database_commands(running.mongodb_uri), requests)
+    database_after, scans_after = await database_commands(running.mongodb_uri)
+    database, scans = per_unit(database_before, database_after, requests), per_unit(scans_before, scans_after, requests)
     redis_counts = per_unit(redis_before, redis_commands(running.redis), requests, Counter(zcard=polls + more_polls))
     active = await count_users(running, range(1, requests + 1), subscription_active)
     told = await count_users(running, range(1, requests + 1), was_told)
     cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu_ms.items())
     line = (f"| {workers} × `ymds worker` | {fulfilled} | {fulfilled / active_after:,.0f}/s | {active} | "
             f"{notified / told_after:,.0f}/s | {told} | {cpu} |")
-    return EndToEnd(line, cpu_ms, database, redis_counts)
+    return EndToEnd(line, cpu_ms, database, redis_counts, scans)
 
 
 async def finished_jobs(running: Deployment, queue: str, expected: int, started: float) -> tuple[int, int]:

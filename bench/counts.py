@@ -10,7 +10,8 @@ import redis
 from pymongo import MongoClient
 
 # Not the load's: pymongo's monitors (hello every 10 s per client), the counting itself, sessions closing.
-NOT_THE_LOADS = {"hello", "ismaster", "isMaster", "benchCommandCounts", "endSessions", "info"}
+NOT_THE_LOADS = {"hello", "ismaster", "isMaster", "benchCommandCounts", "endSessions", "info",
+                 "buildInfo", "listIndexes", "createIndexes", "listCollections", "create"}  # and start-up
 
 
 def redis_commands(connection: redis.Redis) -> Counter[str]:
@@ -18,12 +19,15 @@ def redis_commands(connection: redis.Redis) -> Counter[str]:
     return Counter({name.removeprefix("cmdstat_"): int(figures["calls"]) for name, figures in stats.items()})
 
 
-def _database_commands(mongodb_uri: str) -> Counter[str]:
+def _database_commands(mongodb_uri: str) -> tuple[Counter[str], Counter[str]]:
     with MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000) as client:
-        return Counter(client.admin.command("benchCommandCounts")["counts"])
+        answer = client.admin.command("benchCommandCounts")
+    return Counter(answer["counts"]), Counter(answer["scans"])
 
 
-async def database_commands(mongodb_uri: str) -> Counter[str]:
+async def database_commands(mongodb_uri: str) -> tuple[Counter[str], Counter[str]]:
+    """The commands the stand-in ran, by name; and its lookups that no index answered (a collection scan on a
+    MongoDB server too), by collection and the fields asked for."""
     return await asyncio.to_thread(_database_commands, mongodb_uri)
 
 

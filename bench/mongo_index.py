@@ -1,7 +1,7 @@
 """Indexes for the benchmark's database stand-in (bench.mongo_wire): mongomock scans every document for every
 lookup and every unique-key check, so without them the end-to-end figures measure mongomock's scans rather than
-our code. A MongoDB server answers these lookups through its indexes; so does this, for equality on the first
-field of each index the collection has (and `_id`).
+our code. A MongoDB server answers these lookups through its indexes; so does this, for equality on the fields of
+a prefix of one of the collection's indexes (the longest it can), or on `_id`.
 
 An index here is only a hint: it names the documents that may match, and mongomock's own filter decides among
 them, so a stale entry costs a check and never a wrong answer. What must never happen is a matching document
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import re
 import time
+from collections import Counter
 from collections.abc import Hashable, Iterator
 from typing import Any
 
@@ -45,42 +46,51 @@ def index_key(value: Any) -> Hashable | None:
 
 
 class Indexes:
-    """value → ids for each indexed field of one collection, and the documents an update may be changing."""
+    """For each prefix of each index's key, the ids filed under its values; and the documents an update may be
+    changing (candidates for every lookup until the command ends)."""
 
     def __init__(self, store: mongomock.store.CollectionStore) -> None:
         self.store = store
-        self.fields: set[str] = set()
-        self.entries: dict[str, dict[Hashable, set[Hashable]]] = {}
+        self.entries: dict[tuple[str, ...], dict[tuple[Hashable, ...], set[Hashable]]] = {}
+        self.multikey: dict[tuple[str, ...], set[Hashable]] = {}  # an array in a field: a candidate always
         self.touched: dict[Hashable, Document] = {}
         self.order: dict[Hashable, int] = {}  # when each document was first stored: mongomock's natural order
         self.expired_at = 0.0
+        self.scans: Counter[str] = Counter()  # lookups no index answered, by the fields they asked for
 
     def file(self, key: Hashable, document: Document) -> None:
         self.order.setdefault(key, len(self.order))
-        for field in self.fields:
-            try:
-                value = helpers.get_value_by_dot(document, field)
-            except KeyError:
-                continue
-            for element in value if isinstance(value, list) else [value]:
-                filed = index_key(element)
-                if filed is not None:
-                    self.entries[field].setdefault(filed, set()).add(key)
+        for prefix, entries in self.entries.items():
+            values: list[Hashable] = []
+            for field in prefix:
+                try:
+                    value = helpers.get_value_by_dot(document, field)
+                except KeyError:
+                    break  # a missing field never equals the non-null values the index answers for
+                if isinstance(value, list):
+                    self.multikey[prefix].add(key)
+                    break
+                filed = index_key(value)
+                if filed is None:
+                    break
+                values.append(filed)
+            else:
+                entries.setdefault(tuple(values), set()).add(key)
 
-    def cover(self, fields: set[str]) -> None:
-        """Index `fields` too (createIndexes, or the first lookup): files every stored document under them."""
-        new = fields - self.fields
+    def cover(self, prefixes: set[tuple[str, ...]]) -> None:
+        """Index `prefixes` too (from createIndexes): files every stored document under them."""
+        new = prefixes - set(self.entries)
         if new:
-            self.fields |= new
-            for field in new:
-                self.entries[field] = {}
+            for prefix in new:
+                self.entries[prefix], self.multikey[prefix] = {}, set()
             for key, document in self.store._documents.items():
                 self.file(key, document)
 
     def refresh(self) -> None:
-        """After a command: the first field of every index is covered, and the documents the command handed out
+        """After a command: every prefix of every index is covered, and the documents the command handed out
         are filed under their values now."""
-        self.cover({index["key"][0][0] for index in self.store.indexes.values()})
+        self.cover({tuple(field for field, _ in index["key"][:n]) for index in self.store.indexes.values()
+                    for n in range(1, len(index["key"]) + 1)})
         for key, document in self.touched.items():
             if self.store._documents.get(key) is document:
                 self.file(key, document)
@@ -94,32 +104,36 @@ class Indexes:
     def candidates(self, filter: Document) -> list[Document] | None:
         """The documents that may match `filter`, in the stored order; None when no index answers it."""
         documents = self.store._documents
-        if "_id" in filter and index_key(filter["_id"]) is not None:
-            found = documents.get(store_key(filter["_id"]))
-            keys: set[Hashable] = set(self.touched)
-            if found is not None:
-                keys.add(store_key(filter["_id"]))
+        wanted = equalities(filter)
+        if "_id" in wanted:
+            keys = {store_key(filter["_id"])} if "_id" in filter else {store_key(wanted["_id"])}
         else:
-            keys_or_none = self.lookup(filter)
-            if keys_or_none is None:
+            usable = [prefix for prefix in self.entries if all(field in wanted for field in prefix)]
+            if not usable:
                 return None
-            keys = keys_or_none | set(self.touched)
+            prefix = max(usable, key=len)
+            keys = self.entries[prefix].get(tuple(wanted[field] for field in prefix), set()) | self.multikey[prefix]
+        keys = keys | set(self.touched)
         ordered = sorted(keys, key=lambda key: self.order.get(key, -1)) if len(keys) > 1 else keys
         return [documents[key] for key in ordered if key in documents]
 
-    def lookup(self, filter: Document) -> set[Hashable] | None:
-        for field, wanted in filter.items():
-            if field == "$and":
-                for part in wanted:
-                    found = self.lookup(part)
-                    if found is not None:
-                        return found
-                continue
-            if isinstance(wanted, dict) and set(wanted) == {"$eq"}:
-                wanted = wanted["$eq"]
-            if field in self.fields and index_key(wanted) is not None:
-                return set(self.entries[field].get(index_key(wanted), ()))
-        return None
+
+def equalities(filter: Document) -> dict[str, Hashable]:
+    """field → the value it must equal, for the filter's top-level conditions (and those under `$and`)."""
+    found: dict[str, Hashable] = {}
+    for field, wanted in filter.items():
+        if field == "$and":
+            for part in wanted:
+                found.update(equalities(part))
+            continue
+        if field.startswith("$"):
+            continue
+        if isinstance(wanted, dict) and set(wanted) == {"$eq"}:
+            wanted = wanted["$eq"]
+        filed = index_key(wanted)
+        if filed is not None:
+            found[field] = filed
+    return found
 
 
 class IndexedStore:
@@ -177,6 +191,7 @@ class IndexedCollection(mongomock.Collection):
         self._indexes.expire()
         found = self._indexes.candidates(filter)
         if found is None:
+            self._indexes.scans[f"{self._name} {{{', '.join(sorted(filter))}}}"] += 1
             found = list(self._indexes.store._documents.values())
             if not found:
                 filter_applies(filter, {})  # validates the filter, as mongomock does
@@ -207,3 +222,7 @@ class IndexedDatabase:
     def refresh(self) -> None:
         for collection in self._collections.values():
             collection._indexes.refresh()
+
+    def scans(self) -> Counter[str]:
+        """The lookups that scanned a collection, by collection and the fields asked for."""
+        return sum((collection._indexes.scans for collection in self._collections.values()), Counter())

@@ -138,8 +138,9 @@ class Database:
             database.refresh()
 
     def command_counts(self, _db: mongomock.Database, _command: Document) -> Document:
-        """The commands run so far, by name (this one included)."""
-        return {"counts": dict(self.counts), "ok": 1.0}
+        """The commands run so far, by name (this one included), and the lookups no index answered."""
+        scans = sum((database.scans() for database in self.databases.values()), Counter())
+        return {"counts": dict(self.counts), "scans": dict(scans), "ok": 1.0}
 
     def hello(self, _db: mongomock.Database, _command: Document) -> Document:
         return {

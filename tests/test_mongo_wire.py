@@ -92,3 +92,11 @@ async def test_it_counts_the_commands_it_runs_by_name(collection):
     after = (await collection.database.command({"benchCommandCounts": 1}))["counts"]
     assert after["insert"] - before.get("insert", 0) == 1
     assert after["find"] - before.get("find", 0) == 1
+
+
+async def test_it_counts_the_lookups_no_index_answers(collection):
+    await collection.insert_one({"provider": "payme", "operation_id": "s", "label": "L"})
+    await collection.find_one({"provider": "payme", "operation_id": "s"})  # the unique index's whole key
+    await collection.find_one({"label": "L"})  # no index on operations.label
+    scans = (await collection.database.command({"benchCommandCounts": 1}))["scans"]
+    assert scans == {"operations {label}": 1}
