@@ -14,7 +14,7 @@ from billing import claims
 from billing.clock import Clock, utc_now
 from billing.consent import keep_consented_method
 from billing.errors import OperationNotRecorded
-from billing.invoices import get_invoice, mark_paid
+from billing.invoices import mark_paid
 from billing.ledger import find_operation
 from billing.ports import NoticeQueue
 from billing.providers.base import Outcome
@@ -54,17 +54,16 @@ async def successful_payment_callback(
         log.info("%s not fulfilled: status %s", operation.key, operation.status.value)
         return Outcome.DUPLICATE
     now = clock()
-    paid_here = await claims.claim(label, operation.key, now=now) and await mark_paid(
+    invoice = await mark_paid(
         label, by=operation.key, provider=provider, amount=operation.amount, currency=operation.currency, now=now
-    )
+    ) if await claims.claim(label, operation.key, now=now) else None
     checkpoint("after_invoice_update")
-    if not paid_here:
+    if invoice is None:
         if await _settle(operation, OperationStatus.EXTRA, now):
             log.warning("%s paid invoice %s, which another payment had claimed: kept as extra for a refund",
                         operation.key, label)
         notices.enqueue_extra_from_job(provider, operation_id)
         return Outcome.EXTRA
-    invoice = await get_invoice(label)
     await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now,
                  ends_at=operation.period_end)
     await keep_consented_method(invoice, operation)  # only under the payer's consent (billing/consent.py)
