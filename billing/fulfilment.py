@@ -21,7 +21,7 @@ from billing.providers.base import Outcome
 from billing.reversal import undo_operation
 from billing.steps import Checkpoint, no_checkpoint
 from billing.subscriptions import extend
-from db import Operation, OperationStatus
+from db import Invoice, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ async def successful_payment_callback(
         log.info("%s not fulfilled: status %s", operation.key, operation.status.value)
         return Outcome.DUPLICATE
     now = clock()
-    invoice = await mark_paid(
-        label, by=operation.key, provider=provider, amount=operation.amount, currency=operation.currency, now=now
-    ) if await claims.claim(label, operation.key, now=now) else None
+    invoice = await _pay_invoice(operation, label, now)
     checkpoint("after_invoice_update")
     if invoice is None:
         if await _settle(operation, OperationStatus.EXTRA, now):
@@ -77,6 +75,21 @@ async def successful_payment_callback(
     _ensure_notice(operation, notices, checkpoint)
     log.info("%s applied to invoice %s", operation.key, label)
     return Outcome.ACCEPTED
+
+
+async def _pay_invoice(operation: Operation, label: str, now: datetime) -> Invoice | None:
+    """The invoice `operation` paid, or None when another payment holds it. The request that recorded the
+    operation claimed the invoice for it (Ledger._claim_or_extra), so paying is one conditional write; only when
+    that final claim is not there (the request stopped between its writes, a hold not yet made final) is the
+    invoice claimed here first."""
+    async def pay() -> Invoice | None:
+        return await mark_paid(label, by=operation.key, provider=operation.provider, amount=operation.amount,
+                               currency=operation.currency, now=now)
+
+    invoice = await pay()
+    if invoice is None and await claims.claim(label, operation.key, now=now):
+        invoice = await pay()
+    return invoice
 
 
 async def _settle(operation: Operation, status: OperationStatus, now: datetime) -> bool:

@@ -91,11 +91,11 @@ async def find_invoice(label: str) -> Invoice | None:
 
 async def mark_paid(label: str, *, by: str, provider: str, amount: int, currency: str, now: datetime
                     ) -> Invoice | None:
-    """pending → paid, once, by the operation that claimed it (billing/claims.py). The invoice when this
-    operation paid it (now or in an earlier, interrupted run), else None. The update answers with the invoice it
-    wrote, so fulfilment needs no second read of it."""
+    """pending → paid, once, by the operation whose final claim holds it (billing/claims.py; a hold is made final
+    first). The invoice when this operation paid it (now or in an earlier, interrupted run), else None. The
+    update answers with the invoice it wrote, so fulfilment needs no second read of it."""
     written = await Invoice.get_motor_collection().find_one_and_update(
-        {"label": label, "status": InvoiceStatus.PENDING.value, "claimed_by": by},
+        {"label": label, "status": InvoiceStatus.PENDING.value, "claimed_by": by, "claim_until": None},
         {"$set": {
             "status": InvoiceStatus.PAID.value, "paid_by": by, "provider": provider, "paid_at": now,
             "paid_amount": amount, "paid_currency": currency,
