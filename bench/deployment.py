@@ -63,6 +63,7 @@ class Deployment:
     base: str
     telegram: str
     redis: redis.Redis
+    mongodb_uri: str
     pids: dict[str, list[int]] = field(default_factory=dict)
 
     def peak_rss(self, role: str) -> float:
@@ -163,7 +164,7 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False,
                     env=env, ready_line=b"fake Telegram")
         web = await start(stack, ymds, "web", log=log("web"), cwd=home, env=env)
         await wait_ready(f"http://127.0.0.1:{web_port}/readyz")
-        running = Deployment(f"http://127.0.0.1:{web_port}", telegram, connection,
+        running = Deployment(f"http://127.0.0.1:{web_port}", telegram, connection, env["MONGODB_URI"],
                              {"database": [database.pid], "web": [web.pid], "worker": [], "bot": []})
         for n in range(workers):
             worker = await start(stack, ymds, "worker", log=log(f"worker-{n + 1}"), cwd=home, env=env)

@@ -15,14 +15,14 @@ from billing import claims
 from billing.clock import Clock, utc_now
 from billing.consent import keep_consented_method
 from billing.errors import OperationNotRecorded
-from billing.invoices import get_invoice, mark_paid
+from billing.invoices import mark_paid
 from billing.ledger import find_operation
 from billing.ports import NoticeQueue
 from billing.providers.base import Outcome
 from billing.reversal import undo_operation
 from billing.steps import Checkpoint, no_checkpoint
 from billing.subscriptions import extend
-from db import Operation, OperationStatus
+from db import Invoice, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,14 @@ async def successful_payment_callback(
         log.info("%s not fulfilled: status %s", operation.key, operation.status.value)
         return Outcome.DUPLICATE
     now = clock()
-    paid_here = await claims.claim(label, operation.key, now=now) and await mark_paid(
-        label, by=operation.key, provider=provider, amount=operation.amount, currency=operation.currency, now=now
-    )
+    invoice = await _pay_invoice(operation, label, now)
     checkpoint("after_invoice_update")
-    if not paid_here:
+    if invoice is None:
         if await _settle(operation, OperationStatus.EXTRA, now):
             log.warning("%s paid invoice %s, which another payment had claimed: kept as extra for a refund",
                         operation.key, label)
         notices.enqueue_extra_from_job(provider, operation_id)
         return Outcome.EXTRA
-    invoice = await get_invoice(label)
     if invoice.plan is not None and invoice.period_days is not None:  # an order or a donation grants nothing
         await extend(invoice.user_id, invoice.plan, invoice.period_days, by=operation.key, now=now,
                      ends_at=operation.period_end)
@@ -85,6 +82,21 @@ async def successful_payment_callback(
     _ensure_receipt(operation, notices, receipts_after_payment)
     log.info("%s applied to invoice %s", operation.key, label)
     return Outcome.ACCEPTED
+
+
+async def _pay_invoice(operation: Operation, label: str, now: datetime) -> Invoice | None:
+    """The invoice `operation` paid, or None when another payment holds it. The request that recorded the
+    operation claimed the invoice for it (Ledger._claim_or_extra), so paying is one conditional write; only when
+    that final claim is not there (the request stopped between its writes, a hold not yet made final) is the
+    invoice claimed here first."""
+    async def pay() -> Invoice | None:
+        return await mark_paid(label, by=operation.key, provider=operation.provider, amount=operation.amount,
+                               currency=operation.currency, now=now)
+
+    invoice = await pay()
+    if invoice is None and await claims.claim(label, operation.key, now=now):
+        invoice = await pay()
+    return invoice
 
 
 async def _settle(operation: Operation, status: OperationStatus, now: datetime) -> bool:

@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pymongo import ReturnDocument
+
 from billing.errors import InvoiceNotFound
 from billing.links import signed_pay_url
 from billing.plans import Plan
@@ -87,20 +89,24 @@ async def find_invoice(label: str) -> Invoice | None:
     return await Invoice.find_one(Invoice.label == label)
 
 
-async def mark_paid(label: str, *, by: str, provider: str, amount: int, currency: str, now: datetime) -> bool:
-    """pending → paid, once, by the operation that claimed it (billing/claims.py). True when this operation
-    paid it (now or in an earlier, interrupted run)."""
-    result = await Invoice.get_motor_collection().update_one(
-        {"label": label, "status": InvoiceStatus.PENDING.value, "claimed_by": by},
+async def mark_paid(label: str, *, by: str, provider: str, amount: int, currency: str, now: datetime
+                    ) -> Invoice | None:
+    """pending → paid, once, by the operation whose final claim holds it (billing/claims.py; a hold is made final
+    first). The invoice when this operation paid it (now or in an earlier, interrupted run), else None. The
+    update answers with the invoice it wrote, so fulfilment needs no second read of it."""
+    written = await Invoice.get_motor_collection().find_one_and_update(
+        {"label": label, "status": InvoiceStatus.PENDING.value, "claimed_by": by, "claim_until": None},
         {"$set": {
             "status": InvoiceStatus.PAID.value, "paid_by": by, "provider": provider, "paid_at": now,
             "paid_amount": amount, "paid_currency": currency,
         }},
+        return_document=ReturnDocument.AFTER,
     )
-    if result.modified_count == 1:
-        return True
+    if written is not None:
+        paid: Invoice = Invoice.model_validate(written)
+        return paid
     invoice = await get_invoice(label)
-    return invoice.paid_by == by
+    return invoice if invoice.paid_by == by else None
 
 
 async def mark_refunded(label: str, *, by: str, now: datetime) -> None:

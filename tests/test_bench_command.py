@@ -21,13 +21,20 @@ def test_the_bench_command_prints_every_figure(redis_conn: redis.Redis):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
-    for load in ("hello-world, 32 clients", "POST /notify/yoomoney, 32 clients", "POST /notify/yoomoney at 1,000/s",
+    for load in ("hello-world, 32 clients", "floor (1 insert, 1 find, 1 RQ enqueue)",
+                 "POST /notify/yoomoney, 32 clients", "POST /notify/yoomoney at ",
                  "open-ymds: Payme CheckPerformTransaction", "open-ymds: Payme CreateTransaction",
                  "open-ymds: Payme PerformTransaction"):
         assert re.search(rf"\| {re.escape(load)}.* \| {NUMBER}/s \| {NUMBER} ms \| {NUMBER} ms \| 0 \| {NUMBER} ms",
                          out), f"no figures for {load!r}:\n{out}"
     assert "paytechuz" in out, "the comparison, or a line saying the [bench] extra is not installed"
-    assert re.search(r"notification route / hello-world: \d+% of the throughput", out)
+    assert re.search(rf"RQ's own no-op job .*: {NUMBER} ms of CPU each", out)
+    assert re.search(rf"Database commands per notification .*: {NUMBER} \(.*per payment .*: {NUMBER} \(.*find", out)
+    assert re.search(rf"Redis commands per notification .*: {NUMBER} \(.*per payment, end to end: {NUMBER} \(", out)
+    for target in ("`POST /notify/yoomoney` web CPU per request", "Payme Check / Create / Perform",
+                   "worker CPU per payment", "database commands per payment", "peak RSS web / worker / bot",
+                   "p99 under an open loop"):
+        assert re.search(rf"\| {re.escape(target)}.* \| (yes|no) \|", out), f"no target row {target!r}:\n{out}"
     for workers in (1, 2):
         assert re.search(rf"\| {workers} × `ymds worker` \| {PAYMENTS} \| {NUMBER}/s \| {PAYMENTS} \| {NUMBER}/s \| "
                          rf"{PAYMENTS} \|", out), f"every payment active and told with {workers} worker(s):\n{out}"

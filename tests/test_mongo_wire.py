@@ -67,3 +67,36 @@ async def test_a_command_it_does_not_know_is_refused_by_name(collection):
     with pytest.raises(OperationFailure, match="no such command") as refused:
         await collection.database.command({"compact": "operations"})
     assert refused.value.code == 59
+
+
+async def test_lookups_through_its_indexes_follow_updates_of_the_indexed_field(collection):
+    await collection.create_index([("label", 1)], unique=True, name="label_unique")
+    await collection.insert_many([{"provider": "yoomoney", "operation_id": str(n), "label": f"L{n}"} for n in range(3)])
+    await collection.update_one({"label": "L1"}, {"$set": {"label": "moved"}})
+    assert await collection.find_one({"label": "L1"}) is None
+    assert (await collection.find_one({"label": "moved"}))["operation_id"] == "1"
+    with pytest.raises(DuplicateKeyError):  # the unique check sees the value an update is writing
+        await collection.update_one({"label": "L2"}, {"$set": {"label": "moved"}})
+    with pytest.raises(DuplicateKeyError):
+        await collection.find_one_and_update({"label": "L0"}, {"$set": {"label": "moved"}})
+    await collection.delete_one({"label": "moved"})
+    assert await collection.find_one({"label": "moved"}) is None
+    assert [doc["label"] async for doc in collection.find({"provider": "yoomoney"})] == ["L0", "L2"]
+    assert await collection.count_documents({"$and": [{"label": "L2"}, {"provider": "yoomoney"}]}) == 1
+
+
+async def test_it_counts_the_commands_it_runs_by_name(collection):
+    before = (await collection.database.command({"benchCommandCounts": 1}))["counts"]
+    await collection.insert_one({"provider": "payme", "operation_id": "c"})
+    await collection.find_one({"operation_id": "c"})
+    after = (await collection.database.command({"benchCommandCounts": 1}))["counts"]
+    assert after["insert"] - before.get("insert", 0) == 1
+    assert after["find"] - before.get("find", 0) == 1
+
+
+async def test_it_counts_the_lookups_no_index_answers(collection):
+    await collection.insert_one({"provider": "payme", "operation_id": "s", "label": "L"})
+    await collection.find_one({"provider": "payme", "operation_id": "s"})  # the unique index's whole key
+    await collection.find_one({"label": "L"})  # no index on operations.label
+    scans = (await collection.database.command({"benchCommandCounts": 1}))["scans"]
+    assert scans == {"operations {label}": 1}

@@ -127,3 +127,26 @@ async def test_an_order_crashed_at_any_step_ends_paid_once_without_a_subscriptio
     [operation] = await operations()
     assert operation.status is OperationStatus.APPLIED and operation.notified_at is not None
     assert [(notice.kind, notice.user_id) for notice in notifier.notices] == [("order", 23)]
+
+
+@pytest.mark.parametrize("left_by_the_request", ["no claim", "a hold of its own"])
+async def test_a_payment_whose_request_did_not_claim_its_invoice_is_claimed_and_paid_by_the_job(
+        left_by_the_request, client, worker, clock, notifier):
+    """The request records the operation, then claims the invoice; when it stopped in between (or left a hold,
+    not a final claim), fulfilment claims the invoice itself before it pays it, and the hold becomes final."""
+    invoice = await new_invoice(client, user_id=25)
+    assert await post_notification(client, notification(invoice["label"])) == 200
+    [operation] = await operations()
+    lapse = clock.now + timedelta(minutes=10)
+    claim = {"claimed_by": None, "claim_until": None} if left_by_the_request == "no claim" else {
+        "claimed_by": operation.key, "claim_until": lapse}
+    await Invoice.get_motor_collection().update_one({"label": invoice["label"]}, {"$set": claim})
+
+    await worker.drain()
+
+    stored = await Invoice.find_one(Invoice.label == invoice["label"])
+    assert (stored.status.value, stored.paid_by, stored.claimed_by, stored.claim_until) == (
+        "paid", operation.key, operation.key, None)
+    subscription = await Subscription.find_one(Subscription.user_id == 25)
+    assert subscription.current_period_end == clock.now + timedelta(days=30)
+    assert len(notifier.notices) == 1
