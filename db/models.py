@@ -16,6 +16,7 @@ from db.record import Record
 from db.refunds import REFUND_DOCUMENTS
 from db.renewals import RENEWAL_DOCUMENTS
 from db.stars import STARS_DOCUMENTS
+from db.trials import TRIAL_DOCUMENTS
 from db.users import BotUser, SentNotice
 from db.yookassa import YOOKASSA_DOCUMENTS
 
@@ -165,3 +166,4 @@ DOCUMENT_MODELS += STARS_DOCUMENTS
 DOCUMENT_MODELS += PAYOUT_DOCUMENTS
 DOCUMENT_MODELS += RENEWAL_DOCUMENTS
 DOCUMENT_MODELS += REFUND_DOCUMENTS
+DOCUMENT_MODELS += TRIAL_DOCUMENTS
