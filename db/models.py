@@ -12,6 +12,7 @@ from db.click import ClickAttempt, ClickCounter
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
+from db.promo import PROMO_DOCUMENTS
 from db.record import Record
 from db.refunds import REFUND_DOCUMENTS
 from db.renewals import RENEWAL_DOCUMENTS
@@ -167,3 +168,4 @@ DOCUMENT_MODELS += PAYOUT_DOCUMENTS
 DOCUMENT_MODELS += RENEWAL_DOCUMENTS
 DOCUMENT_MODELS += REFUND_DOCUMENTS
 DOCUMENT_MODELS += TRIAL_DOCUMENTS
+DOCUMENT_MODELS += PROMO_DOCUMENTS
