@@ -13,7 +13,11 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from billing.claims import claim
+from billing.invoices import create_invoice, find_invoice
 from billing.money import MINOR_DIGITS
+from billing.plans import Plan
+from db import Invoice, InvoiceStatus
 from db.promo import PromoCode, PromoKind, PromoRedemption
 
 CODE_PATTERN = re.compile(r"[A-Z0-9_-]{4,32}")
@@ -138,9 +142,71 @@ async def claim_use(text: str, user_id: int, plan: str, *, now: datetime) -> Pro
     try:
         await PromoRedemption(code=code, user_id=user_id, at=now).insert()
     except DuplicateKeyError:
-        await release_use(code)
-        raise PromoRefused("already_used") from None
+        again = await PromoRedemption.get_motor_collection().update_one(  # its earlier invoice expired unpaid
+            {"code": code, "user_id": user_id, "released": True},
+            {"$set": {"released": False, "at": now, "label": None}})
+        if again.modified_count != 1:
+            await release_use(code)
+            raise PromoRefused("already_used") from None
     return promo
+
+
+def discounted(plan: Plan, promo: PromoCode) -> dict[str, int]:
+    """The plan's prices with the discount, rounded down to whole minor units and never under one; a fixed
+    code offers only the currencies it names."""
+    if promo.kind is PromoKind.PERCENT:
+        assert promo.percent_off is not None
+        return {currency: max(1, minor * (100 - promo.percent_off) // 100) for currency, minor in plan.prices.items()}
+    if promo.kind is PromoKind.FIXED:
+        assert promo.amounts_off is not None
+        return {currency: max(1, minor - promo.amounts_off[currency]) for currency, minor in plan.prices.items()
+                if currency in promo.amounts_off}
+    raise PromoRefused("gift")
+
+
+async def discounted_invoice(text: str, plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int) -> Invoice:
+    """Claim a use, then a new invoice whose amounts are the discounted prices: every provider's check compares
+    them. The use is counted now and given back by release_expired when the invoice expires unpaid."""
+    promo = await claim_use(text, user_id, plan.name, now=now)
+    amounts = discounted(plan, promo) if promo.kind is not PromoKind.GIFT else {}
+    if not amounts:
+        await _undo(promo.code, user_id)
+        raise PromoRefused("gift" if promo.kind is PromoKind.GIFT else "wrong_plan")
+    invoice = await create_invoice(plan, user_id, now=now, ttl_seconds=ttl_seconds, amounts=amounts,
+                                   promo_code=promo.code)
+    await PromoRedemption.get_motor_collection().update_one(
+        {"code": promo.code, "user_id": user_id}, {"$set": {"label": invoice.label}})
+    return invoice
+
+
+RETIRED = "promo:expired"  # the final claim that retires an expired discounted invoice (billing/claims.py)
+
+
+async def release_expired(now: datetime) -> int:
+    """Give back the uses of redemptions whose invoice expired unpaid, once each.
+
+    The invoice is first retired by a final claim, so a payment arriving after the release is `extra` money
+    (refunded, never applied) and the limit holds; only then does the redemption's flag move (a conditional
+    update) and the use return. A crash between the flag and the return loses that use: the safe side.
+    """
+    released = 0
+    async for redemption in PromoRedemption.find({"released": False, "label": {"$ne": None}}):
+        invoice = await find_invoice(redemption.label or "")
+        if invoice is None or invoice.status is not InvoiceStatus.PENDING or invoice.expires_at > now:
+            continue
+        if not await claim(invoice.label, RETIRED, now=now):
+            continue  # a payment holds it: it may still be paid
+        flipped = await PromoRedemption.get_motor_collection().update_one(
+            {"_id": redemption.id, "released": False}, {"$set": {"released": True}})
+        if flipped.modified_count == 1:
+            await release_use(redemption.code)
+            released += 1
+    return released
+
+
+async def _undo(code: str, user_id: int) -> None:
+    await PromoRedemption.get_motor_collection().delete_one({"code": code, "user_id": user_id})
+    await release_use(code)
 
 
 async def release_use(code: str) -> None:

@@ -87,6 +87,7 @@ class Invoice(Record):
     claim_until: datetime | None = None  # a hold lapses then; None: a final claim by a recorded payment
     claimed_at: datetime | None = None
     auto_renew_consent: RenewalConsent | None = None  # None: pay once (nothing saved for merchant-initiated charges)
+    promo_code: str | None = None  # the code whose discount `amounts` already include (billing/promo.py)
 
     class Settings:
         name = "invoices"

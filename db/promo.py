@@ -43,6 +43,8 @@ class PromoRedemption(Record):
     code: str
     user_id: int
     at: datetime
+    label: str | None = None  # the discounted invoice it made (none for a gift)
+    released: bool = False  # its invoice expired unpaid and the use was given back
 
     class Settings:
         name = "promo_redemptions"

@@ -1,5 +1,6 @@
-"""Promo and gift codes: the admin API (HTTP to our app, Bearer auth, the API's error format) and the atomic
-claim of a use under many concurrent redemptions."""
+"""Promo and gift codes: the admin API (HTTP to our app, Bearer auth, the API's error format), the atomic
+claim of a use under many concurrent redemptions, and discounted invoices paid through the YooMoney
+notification (the provider's amount check must take the discounted amount and refuse the full one)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from billing.promo import PromoRefused, claim_use
+from billing.invoices import get_invoice
+from billing.promo import PromoRefused, claim_use, discounted_invoice, release_expired
+from billing.subscriptions import get_subscription, is_active
+from db import Invoice, InvoiceStatus
 from db.promo import PromoCode
 from tests.conftest import AUTH, FrozenClock
-from tests.helpers import get_json
+from tests.helpers import get_json, notification, post_notification
+from webhook_server.keys import PLANS, SETTINGS
+from webhook_server.runner import InProcessWorker
 
 PERCENT = {"code": "spring-25", "kind": "percent", "percent_off": 25, "max_uses": 5, "plans": ["month"]}
 
@@ -110,3 +116,54 @@ async def test_the_same_user_twice_expiry_and_wrong_plan_are_refused_without_bur
     assert unknown.value.reason == "unknown"
     _, shown = await get_json(client, "/api/promo-codes/SPRING-25")
     assert shown["uses"] == 1
+
+
+async def discounted(client: TestClient, clock: FrozenClock, body: dict[str, Any], user_id: int = 21) -> Invoice:
+    assert (await post(client, body))[0] == 201
+    return await discounted_invoice(body["code"], client.app[PLANS].get("month"), user_id, now=clock(),
+                                    ttl_seconds=client.app[SETTINGS].invoice_ttl_seconds)
+
+
+async def test_a_percent_code_fixes_the_discount_on_a_new_invoice_the_yoomoney_check_compares(
+        client: TestClient, worker: InProcessWorker, clock: FrozenClock) -> None:
+    invoice = await discounted(client, clock, PERCENT)
+    assert invoice.amounts == {"RUB": 22425, "UZS": 2625000, "XTR": 187} and invoice.promo_code == "SPRING-25"
+
+    assert await post_notification(client, notification(invoice.label, paid_minor=22424)) == 200
+    await worker.drain()
+    assert (await get_invoice(invoice.label)).status is InvoiceStatus.PENDING, "less than the discounted price"
+    assert await get_subscription(21) is None
+
+    assert await post_notification(client, notification(invoice.label, paid_minor=22425)) == 200
+    await worker.drain()
+    assert (await get_invoice(invoice.label)).status is InvoiceStatus.PAID
+    subscription = await get_subscription(21)
+    assert subscription is not None and is_active(subscription, clock())
+
+
+async def test_a_fixed_code_takes_its_amount_off_in_the_currencies_it_names(
+        client: TestClient, worker: InProcessWorker, clock: FrozenClock) -> None:
+    invoice = await discounted(client, clock, {"code": "MINUS100", "kind": "fixed", "amounts_off": {"RUB": 10000},
+                                               "max_uses": 3})
+    assert invoice.amounts == {"RUB": 19900}
+    assert await post_notification(client, notification(invoice.label, paid_minor=19900)) == 200
+    await worker.drain()
+    assert (await get_invoice(invoice.label)).status is InvoiceStatus.PAID
+
+
+async def test_an_unpaid_discounted_invoice_gives_its_use_back_once_and_is_never_paid_after(
+        client: TestClient, worker: InProcessWorker, clock: FrozenClock) -> None:
+    invoice = await discounted(client, clock, {**PERCENT, "max_uses": 1})
+    assert await release_expired(clock()) == 0, "still payable"
+    clock.now = invoice.expires_at + timedelta(seconds=1)
+    assert await release_expired(clock()) == 1
+    assert await release_expired(clock()) == 0, "once"
+    _, shown = await get_json(client, "/api/promo-codes/SPRING-25")
+    assert shown["uses"] == 0
+
+    assert await post_notification(client, notification(invoice.label, paid_minor=22425)) == 200  # paid too late
+    await worker.drain()
+    assert (await get_invoice(invoice.label)).status is InvoiceStatus.PENDING
+    assert await get_subscription(21) is None, "a late payment of a released use is extra money, not access"
+    again = await discounted_invoice("spring-25", client.app[PLANS].get("month"), 21, now=clock(), ttl_seconds=60)
+    assert again.label != invoice.label, "the user may use the code again on a new invoice"
