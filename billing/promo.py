@@ -182,7 +182,7 @@ async def discounted_invoice(text: str, plan: Plan, user_id: int, *, now: dateti
 RETIRED = "promo:expired"  # the final claim that retires an expired discounted invoice (billing/claims.py)
 
 
-async def release_expired(now: datetime) -> int:
+async def release_expired(now: datetime, limit: int = 500) -> int:
     """Give back the uses of redemptions whose invoice expired unpaid, once each.
 
     The invoice is first retired by a final claim, so a payment arriving after the release is `extra` money
@@ -190,7 +190,7 @@ async def release_expired(now: datetime) -> int:
     update) and the use return. A crash between the flag and the return loses that use: the safe side.
     """
     released = 0
-    async for redemption in PromoRedemption.find({"released": False, "label": {"$ne": None}}):
+    async for redemption in PromoRedemption.find({"released": False, "label": {"$ne": None}}).limit(limit):
         invoice = await find_invoice(redemption.label or "")
         if invoice is None or invoice.status is not InvoiceStatus.PENDING or invoice.expires_at > now:
             continue

@@ -13,12 +13,14 @@ from aiohttp.test_utils import TestClient
 
 from billing.invoices import get_invoice
 from billing.promo import PromoRefused, claim_use, discounted_invoice, release_expired
+from billing.renewals.scheduler import tick
 from billing.subscriptions import get_subscription, is_active
 from db import Invoice, InvoiceStatus
 from db.promo import PromoCode
 from tests.conftest import AUTH, FrozenClock
 from tests.helpers import get_json, notification, post_notification
-from webhook_server.keys import PLANS, SETTINGS
+from webhook_server.keys import PLANS, PROVIDERS, QUEUES, SETTINGS
+from webhook_server.renewal_services import renewal_services
 from webhook_server.runner import InProcessWorker
 
 PERCENT = {"code": "spring-25", "kind": "percent", "percent_off": 25, "max_uses": 5, "plans": ["month"]}
@@ -156,7 +158,8 @@ async def test_an_unpaid_discounted_invoice_gives_its_use_back_once_and_is_never
     invoice = await discounted(client, clock, {**PERCENT, "max_uses": 1})
     assert await release_expired(clock()) == 0, "still payable"
     clock.now = invoice.expires_at + timedelta(seconds=1)
-    assert await release_expired(clock()) == 1
+    services = renewal_services(client.app[SETTINGS], client.app[QUEUES], client.app[PROVIDERS], clock)
+    assert (await tick(clock(), services)).promo_released == 1, "the scheduler gives it back"
     assert await release_expired(clock()) == 0, "once"
     _, shown = await get_json(client, "/api/promo-codes/SPRING-25")
     assert shown["uses"] == 0
