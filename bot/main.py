@@ -21,7 +21,7 @@ from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
-from bot.routers import admin, fallback, payouts, privacy, renewals, stars, start, subscribe, trials
+from bot.routers import admin, fallback, payouts, privacy, promo, renewals, stars, start, subscribe, trials
 from bot.stars import stars_menu
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db
@@ -59,7 +59,7 @@ def build_dispatcher(
     LocaleMiddleware(messages, clock).setup(dp)
     dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
     dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
-    dp.include_routers(start.router(), subscribe.router(), trials.router(), renewals.router(),
+    dp.include_routers(start.router(), subscribe.router(), trials.router(), promo.router(), renewals.router(),
                        privacy.router(),  # /privacy, /deletedata
                        admin.router(frozenset(settings.admin_ids)), fallback.router())
     dp.startup.register(set_commands)
