@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from billing.invoices import get_invoice
 from billing.subscriptions import get_subscription, is_active
 from db import InvoiceStatus
-from tests.bot.conftest import USER_ID, last_text, send
+from tests.bot.conftest import ADMIN_ID, USER_ID, last_text, send
 from tests.conftest import AUTH
 from tests.helpers import notification, post_notification
 
@@ -52,7 +52,8 @@ async def test_bad_codes_are_answered_clearly(dispatcher, bot, fake, client, clo
                  expires_at=(clock() + timedelta(hours=1)).isoformat())
     await create(client, code="ONE-USE", kind="percent", percent_off=10, max_uses=1, plans=["month"])
     cases = [("/promo", "Send /promo CODE"), ("/promo a!", "A code is 4 to 32"), ("/promo NOPE-NOPE", "There is no"),
-             ("/promo year-only month", "This code does not apply"), ("/promo OLD-CODE", "Code OLD-CODE fits several plans"),
+             ("/promo year-only month", "This code does not apply"),
+             ("/promo OLD-CODE", "Code OLD-CODE fits several plans"),
              ("/promo OLD-CODE lifetime", "This code does not apply")]
     for n, (text, answer) in enumerate(cases):
         await send(dispatcher, bot, text, update_id=10 + n, message_id=10 + n)
@@ -79,3 +80,21 @@ async def test_a_gift_code_grants_its_days_once_per_user(dispatcher, bot, fake, 
     assert (await get_subscription(USER_ID)).current_period_end == clock() + timedelta(days=7)  # type: ignore[union-attr]
     response = await client.get("/api/promo-codes/gift-week", headers=AUTH)
     assert (await response.json())["uses"] == 1
+
+
+async def test_admins_create_codes_in_the_bot_and_others_cannot(dispatcher, bot, fake, client):
+    words = "code=Bot-Code kind=fixed amounts_off=RUB:5000 max_uses=3 plans=month"
+    await send(dispatcher, bot, f"/newpromo {words}", user_id=ADMIN_ID)
+    assert last_text(fake, ADMIN_ID) == "Code BOT-CODE created, 3 uses."
+    await send(dispatcher, bot, f"/newpromo {words}", user_id=ADMIN_ID, update_id=2, message_id=11)
+    assert last_text(fake, ADMIN_ID) == "Code BOT-CODE exists already."
+    for n, bad in enumerate(("code=X1 kind=percent percent_off=25 max_uses=1", "kind=percent percent_off=101 "
+                             "code=ABCD max_uses=1", "code=ABCD kind=percent percent_off=5 max_uses=99999999999999",
+                             "garbage")):
+        await send(dispatcher, bot, f"/newpromo {bad}", user_id=ADMIN_ID, update_id=3 + n, message_id=12 + n)
+        assert last_text(fake, ADMIN_ID).startswith("Not created:"), bad
+    await send(dispatcher, bot, "/newpromo code=MINE kind=percent percent_off=99 max_uses=9", update_id=9,
+               message_id=20)
+    assert "created" not in last_text(fake)
+    response = await client.get("/api/promo-codes", headers=AUTH)
+    assert [code["code"] for code in (await response.json())["promo_codes"]] == ["BOT-CODE"]
