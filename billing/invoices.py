@@ -29,16 +29,18 @@ class PayLink:
 
 
 async def create_invoice(
-    plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int, label: str | None = None
+    plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int, label: str | None = None,
+    amounts: dict[str, int] | None = None, promo_code: str | None = None,
 ) -> Invoice:
     """A new invoice; a given `label` (derived from a request id, for idempotency) raises DuplicateKeyError
-    when that invoice exists already."""
+    when that invoice exists already. `amounts` (a promo code's discounted prices) replace the plan's."""
     invoice = Invoice(
         label=label or new_label(),
         user_id=user_id,
         plan=plan.name,
-        amounts=dict(plan.prices),
+        amounts=dict(plan.prices if amounts is None else amounts),
         period_days=plan.period_days,
+        promo_code=promo_code,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )

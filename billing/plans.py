@@ -12,6 +12,7 @@ from billing.errors import PlansFileError, UnknownPlan
 from billing.money import MINOR_DIGITS, Money
 
 MONTHLY_PERIOD_DAYS = 30  # the one period Telegram renews (Stars subscriptions: 2592000 seconds)
+MAX_TRIAL_DAYS = 366
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class Plan:
     period_days: int
     prices: dict[str, int]
     renews_monthly: bool = False  # sold in Telegram Stars as a 30-day subscription Telegram renews itself
+    trial_days: int | None = None  # a free first period, once per Telegram user ever (billing/trials.py)
 
     def price(self, currency: str) -> Money | None:
         minor = self.prices.get(currency)
@@ -86,4 +88,9 @@ def _parse_plan(path: Path, name: str, table: Any) -> Plan:
     renews = table.get("renews_monthly", False)
     if not isinstance(renews, bool) or (renews and period != MONTHLY_PERIOD_DAYS):
         raise PlansFileError(f"{where}: renews_monthly must be true or false, and true needs period_days = 30")
-    return Plan(name=name, title=title, period_days=period, prices=dict(prices), renews_monthly=renews)
+    trial_days = table.get("trial_days")
+    if trial_days is not None and (not isinstance(trial_days, int) or isinstance(trial_days, bool)
+                                   or not 0 < trial_days <= MAX_TRIAL_DAYS):
+        raise PlansFileError(f"{where}: trial_days must be an integer from 1 to {MAX_TRIAL_DAYS}")
+    return Plan(name=name, title=title, period_days=period, prices=dict(prices), renews_monthly=renews,
+                trial_days=trial_days)

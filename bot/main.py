@@ -21,7 +21,7 @@ from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
-from bot.routers import admin, donate, fallback, payouts, privacy, renewals, stars, start, subscribe
+from bot.routers import admin, donate, fallback, payouts, privacy, promo, renewals, stars, start, subscribe, trials
 from bot.stars import stars_menu
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db
@@ -59,7 +59,8 @@ def build_dispatcher(
     LocaleMiddleware(messages, clock).setup(dp)
     dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
     dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
-    dp.include_routers(start.router(), subscribe.router(), donate.router(),  # /donate: the donation page's link
+    dp.include_routers(start.router(), subscribe.router(), trials.router(), promo.router(),
+                       donate.router(),  # /donate: the donation page's link
                        renewals.router(), privacy.router(),  # /privacy, /deletedata
                        admin.router(frozenset(settings.admin_ids)), fallback.router())
     dp.startup.register(set_commands)

@@ -14,10 +14,12 @@ from db.click_receipts import ClickReceipt
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
+from db.promo import PROMO_DOCUMENTS
 from db.record import Record
 from db.refunds import REFUND_DOCUMENTS
 from db.renewals import RENEWAL_DOCUMENTS
 from db.stars import STARS_DOCUMENTS
+from db.trials import TRIAL_DOCUMENTS
 from db.users import BotUser, SentNotice
 from db.yookassa import YOOKASSA_DOCUMENTS
 
@@ -100,6 +102,7 @@ class Invoice(Record):
     donor_message: str | None = None  # donations: the payer's optional message
     refunded_amount: int = 0  # minor units of paid_currency given back so far (billing/orders.py)
     refund_keys: list[str] = Field(default_factory=list)  # the refunds counted in refunded_amount, once each
+    promo_code: str | None = None  # the code whose discount `amounts` already include (billing/promo.py)
 
     class Settings:
         name = "invoices"
@@ -184,3 +187,5 @@ DOCUMENT_MODELS += STARS_DOCUMENTS
 DOCUMENT_MODELS += PAYOUT_DOCUMENTS
 DOCUMENT_MODELS += RENEWAL_DOCUMENTS
 DOCUMENT_MODELS += REFUND_DOCUMENTS
+DOCUMENT_MODELS += TRIAL_DOCUMENTS
+DOCUMENT_MODELS += PROMO_DOCUMENTS

@@ -31,6 +31,7 @@ from webhook_server.views.payouts import (
     list_payouts_view,
     reject_payout_view,
 )
+from webhook_server.views.promo_api import create_promo_view, get_promo_view, list_promo_view
 from webhook_server.views.renewal import cancel_renewal, renewal_page
 from webhook_server.views.yookassa import notify_yookassa, pay_with_yookassa
 
@@ -54,6 +55,9 @@ ROUTES = [
     web.post("/api/invoices/{label}/refund", refund_invoice_view, name="api_refund"),
     web.post("/api/invoices/{label}/confirm", confirm_invoice_view, name="api_confirm"),
     web.get("/api/extras", list_extras_view, name="api_extras"),
+    web.post("/api/promo-codes", create_promo_view, name="api_create_promo"),
+    web.get("/api/promo-codes", list_promo_view, name="api_promo_codes"),
+    web.get("/api/promo-codes/{code}", get_promo_view, name="api_promo_code"),
     web.post("/api/extras/{provider}/{operation_id}/refunded", extra_refunded_view, name="api_extra_refunded"),
     web.post("/pay/{label}/cloudpayments", cloudpayments_widget_page, name="pay_cloudpayments"),
     web.post("/notify/cloudpayments/{kind}", notify_cloudpayments, name="notify_cloudpayments"),

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
 from billing.ports import RenewalEvent
+from billing.promo import release_expired
 from billing.providers.cloudpayments.subscriptions import renewed_by_cloudpayments, scheduler_step
 from billing.refunds import due_checks
 from billing.renewals import RenewalServices
@@ -48,6 +49,7 @@ class TickReport:
     unconsented: int = 0  # auto-renewals found on without a recorded consent, turned off (billing/consent.py)
     charge_notices: int = 0  # notices of a coming charge, RENEWAL_NOTICE_DAYS ahead (charge_notices.py)
     refund_checks: int = 0  # look-ups of pending refunds sent to the queue (billing/refunds.py)
+    promo_released: int = 0  # promo uses given back by discounted invoices that expired unpaid (billing/promo.py)
 
 
 async def tick(now: datetime, services: RenewalServices) -> TickReport:
@@ -63,6 +65,7 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.refund_checks = await due_checks(now, services.queue)
     report.expired = await _expire(now, services)
     report.forgotten = await _forget_cancelled(services)
+    report.promo_released = await release_expired(now, BATCH)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):
         log.info("renewal tick: %d opened, %d attempts enqueued, %d reminded, %d expired", report.opened,
                  report.enqueued, report.reminded, report.expired)

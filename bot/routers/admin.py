@@ -20,6 +20,7 @@ from bot.grants import grant
 from bot.holds import confirm_pressed
 from bot.keyboards import HoldConfirm
 from bot.middlewares import AdminOnly
+from bot.promo_admin import create_promo
 from bot.stats import active_subscriptions, donation_totals, payment_totals, start_of_day, start_of_month
 from bot.texts import Texts
 from db import Invoice
@@ -34,6 +35,7 @@ def router(admin_ids: frozenset[int]) -> Router:
     router.message.register(stats, Command("stats"))
     router.message.register(invoice_state, Command("invoice"))
     router.message.register(grant_plan, Command("grant"))
+    router.message.register(create_promo, Command("newpromo"))
     router.callback_query.middleware(AdminOnly(admin_ids))
     router.callback_query.register(confirm_pressed, HoldConfirm.filter())
     return router

@@ -13,6 +13,7 @@ from billing.plans import Catalogue as Plans
 from billing.subscriptions import get_subscription, is_active
 from bot.keyboards import plans_keyboard
 from bot.offers import offers_for
+from bot.routers.trials import with_trial_buttons
 from bot.stars import stars_buttons
 from bot.texts import Texts
 from settings import Settings
@@ -32,7 +33,8 @@ async def subscribe(message: Message, t: Texts, settings: Settings, plans: Plans
     offers = await offers_for(message.from_user.id, t.language, settings=settings, plans=plans, now=clock())
     until = datetime.fromtimestamp(min(offer.link.expires_at for offer in offers), UTC)
     stars = await stars_buttons(bot, offers, t, settings=settings, plans=plans, now=clock())  # when STARS_ENABLED
-    await message.answer(t("subscribe.choose", until=t.moment(until)), reply_markup=plans_keyboard(offers, t, stars))
+    keyboard = await with_trial_buttons(plans_keyboard(offers, t, stars), message.from_user.id, t, plans)
+    await message.answer(t("subscribe.choose", until=t.moment(until)), reply_markup=keyboard)
 
 
 async def status(message: Message, t: Texts, plans: Plans, clock: Clock) -> None:

@@ -92,6 +92,19 @@ def test_bad_period_is_a_plans_file_error(tmp_path: Path, period: str) -> None:
     assert "period_days" in message
 
 
+@pytest.mark.parametrize("days", ["true", "7.0", "'7'", "0", "-1", "367", "99999999999999999999"])
+def test_bad_trial_days_is_a_plans_file_error(tmp_path: Path, days: str) -> None:
+    message = plans_error(write(tmp_path, f"[plans.month]\nperiod_days = 30\nprices = {{ RUB = 100 }}\n"
+                                          f"trial_days = {days}\n"))
+    assert "trial_days" in message or "not valid TOML" in message
+
+
+def test_trial_days_is_read_and_optional(tmp_path: Path) -> None:
+    plans = load_plans(write(tmp_path, "[plans.a]\nperiod_days = 30\nprices = { RUB = 100 }\ntrial_days = 7\n"
+                                       "[plans.b]\nperiod_days = 30\nprices = { RUB = 100 }\n"))
+    assert plans.get("a").trial_days == 7 and plans.get("b").trial_days is None
+
+
 def test_missing_period_is_a_plans_file_error(tmp_path: Path) -> None:
     assert "period_days" in plans_error(write(tmp_path, "[plans.month]\nprices = { RUB = 100 }\n"))
 
