@@ -6,8 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from db.admin import ADMIN_DOCUMENTS
 from db.click import ClickAttempt, ClickCounter
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
@@ -129,6 +130,8 @@ class Operation(Record):
         indexes = [
             IndexModel([("provider", ASCENDING), ("operation_id", ASCENDING)], unique=True, name="operation_unique"),
             IndexModel([("status", ASCENDING), ("recorded_at", ASCENDING)], name="status_recorded"),
+            IndexModel([("label", ASCENDING)], name="label"),  # a user's payments (admin dashboard)
+            IndexModel([("recorded_at", DESCENDING)], name="recorded"),  # the dashboard's newest-first list
         ]
 
 
@@ -165,3 +168,4 @@ DOCUMENT_MODELS += STARS_DOCUMENTS
 DOCUMENT_MODELS += PAYOUT_DOCUMENTS
 DOCUMENT_MODELS += RENEWAL_DOCUMENTS
 DOCUMENT_MODELS += REFUND_DOCUMENTS
+DOCUMENT_MODELS += ADMIN_DOCUMENTS
