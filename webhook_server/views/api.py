@@ -178,7 +178,7 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
         return json_error(409, "refund_not_supported", str(err))
     except ProviderRejected as err:
         return json_error(502, "provider_refused", str(err))
-    except ProviderUnavailable as err:
+    except ProviderUnavailable:
         return json_error(503, "provider_unavailable", "the provider did not answer; try again")
     invoice = outcome.invoice
     if outcome.pending:  # billing/refunds.py
