@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.webhook_server.test_redis_faults import free_port
@@ -34,6 +34,7 @@ class Demo:
     link: str
     env: dict[str, str]
     process: asyncio.subprocess.Process
+    printed: list[str] = field(default_factory=list)  # what the demo printed up to the payment link
 
 
 def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -56,9 +57,12 @@ async def running_demo(tmp_path: Path, *args: str, **extra_env: str) -> AsyncIte
     assert process.stdout is not None
     stdout = process.stdout
 
+    printed: list[str] = []
+
     async def read_link() -> str:
         while True:
             line = (await stdout.readline()).decode()
+            printed.append(line)
             if not line:
                 raise AssertionError("ymds demo exited before printing a payment link")
             if match := re.search(r"(http://\S+/pay/\S+)", line):
@@ -66,7 +70,7 @@ async def running_demo(tmp_path: Path, *args: str, **extra_env: str) -> AsyncIte
 
     try:
         link = await asyncio.wait_for(read_link(), DEADLINE_SECONDS)
-        yield Demo(f"http://127.0.0.1:{port}", link, env, process)
+        yield Demo(f"http://127.0.0.1:{port}", link, env, process, printed)
     finally:
         if process.returncode is None:
             process.terminate()
