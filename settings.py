@@ -71,7 +71,10 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
-def _check_admin_roles(value: str) -> str:
+def _check_admin_roles(value: str | None) -> str | None:
+    """Empty (as .env.example leaves it) is unset: every ADMIN_IDS entry is an owner."""
+    if value is None or not value.strip():
+        return None
     for entry in filter(None, (part.strip() for part in value.split(","))):
         user_id, _, role = entry.partition(":")
         if not user_id.strip().isdigit() or role.strip() not in ("owner", "support"):
@@ -92,7 +95,7 @@ class Settings(BaseSettings):
     admin_chat_id: int | None = None
     admin_api_token: SecretStr | None = None
     # Dashboard roles over ADMIN_IDS (each an owner by default): "123:owner,456:support" (billing/admin_access.py)
-    admin_roles: Annotated[str, AfterValidator(_check_admin_roles)] = ""
+    admin_roles: Annotated[str | None, AfterValidator(_check_admin_roles)] = None
     # Bearer token GET /metrics asks for (401 otherwise); unset leaves /metrics open, which check-config warns of
     metrics_token: Annotated[SecretStr | None, BeforeValidator(lambda v: None if isinstance(v, str) and not v.strip()
                                                                else v)] = None

@@ -36,10 +36,10 @@ def may(role: Role | str, action: str) -> bool:
     return role == Role.OWNER or (role == Role.SUPPORT and action in SUPPORT_ACTIONS)
 
 
-def parse_roles(admin_ids: list[int], spec: str) -> dict[int, Role]:
+def parse_roles(admin_ids: list[int], spec: str | None) -> dict[int, Role]:
     """`123:owner,456:support` over the ADMIN_IDS default of owner; ValueError on a malformed entry."""
     roles = dict.fromkeys(admin_ids, Role.OWNER)
-    for entry in filter(None, (part.strip() for part in spec.split(","))):
+    for entry in filter(None, (part.strip() for part in (spec or "").split(","))):
         user_id, _, role = entry.partition(":")
         if not user_id.strip().isdigit():
             raise ValueError(f"ADMIN_ROLES entry {entry!r}: expected telegram_id:role")
