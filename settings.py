@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from billing.money import ORDER_LIMITS
@@ -73,6 +73,17 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def _check_admin_roles(value: str | None) -> str | None:
+    """Empty (as .env.example leaves it) is unset: every ADMIN_IDS entry is an owner."""
+    if value is None or not value.strip():
+        return None
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        user_id, _, role = entry.partition(":")
+        if not user_id.strip().isdigit() or role.strip() not in ("owner", "support"):
+            raise ValueError(f"entry {entry!r}: expected telegram_id:owner or telegram_id:support")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -85,6 +96,8 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     admin_chat_id: int | None = None
     admin_api_token: SecretStr | None = None
+    # Dashboard roles over ADMIN_IDS (each an owner by default): "123:owner,456:support" (billing/admin_access.py)
+    admin_roles: Annotated[str | None, AfterValidator(_check_admin_roles)] = None
     # Bearer token GET /metrics asks for (401 otherwise); unset leaves /metrics open, which check-config warns of
     metrics_token: Annotated[SecretStr | None, BeforeValidator(lambda v: None if isinstance(v, str) and not v.strip()
                                                                else v)] = None

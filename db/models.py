@@ -7,8 +7,9 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from db.admin import ADMIN_DOCUMENTS
 from db.click import ClickAttempt, ClickCounter
 from db.click_receipts import ClickReceipt
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
@@ -150,6 +151,8 @@ class Operation(Record):
         indexes = [
             IndexModel([("provider", ASCENDING), ("operation_id", ASCENDING)], unique=True, name="operation_unique"),
             IndexModel([("status", ASCENDING), ("recorded_at", ASCENDING)], name="status_recorded"),
+            IndexModel([("label", ASCENDING)], name="label"),  # a user's payments (admin dashboard)
+            IndexModel([("recorded_at", DESCENDING)], name="recorded"),  # the dashboard's newest-first list
         ]
 
 
@@ -189,3 +192,4 @@ DOCUMENT_MODELS += RENEWAL_DOCUMENTS
 DOCUMENT_MODELS += REFUND_DOCUMENTS
 DOCUMENT_MODELS += TRIAL_DOCUMENTS
 DOCUMENT_MODELS += PROMO_DOCUMENTS
+DOCUMENT_MODELS += ADMIN_DOCUMENTS

@@ -21,6 +21,7 @@ from db import init_db
 from rq_access import RqQueues, connect
 from settings import Settings
 from webhook_server import security_headers
+from webhook_server.admin import views as admin_views
 from webhook_server.client_ip import parse_networks
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import (
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     templates = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     templates.globals["t"] = catalogue().texts(None)  # a view passes `t` in the page's language; this is the default
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx, sweeper_ctx])
+    app[admin_views.LIMITER] = admin_views.LoginLimiter()
     app.add_routes(ROUTES)
     security_headers.install(app)  # headers on every answer; /static/ for the pages' stylesheet and scripts
     if settings.webhook_mode:

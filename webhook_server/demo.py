@@ -9,10 +9,12 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from types import ModuleType
 
 from aiohttp import web
 
+from billing.admin_access import issue_login_token
 from billing.clock import Clock, ScaledClock, utc_now
 from billing.donations import donation_url
 from billing.invoices import create_invoice, pay_link
@@ -31,6 +33,7 @@ from webhook_server.views.telegram import polling_ctx
 log = logging.getLogger(__name__)
 
 DEMO_USER_ID = 100000001
+DEMO_ADMIN_ID = 100000000
 EMULATOR_ROOT = "/emulator"
 WELCOME = web.AppKey("demo_welcome", str)
 CLOCK_SPEED = web.AppKey("demo_clock_speed", float)
@@ -59,6 +62,7 @@ def demo_values(address: DemoAddress) -> dict[str, str]:
         "environment": Environment.DEVELOPMENT.value,
         "public_base_url": base,
         "admin_api_token": "demo-admin-token",
+        "admin_ids": str(DEMO_ADMIN_ID),  # the dashboard's one-time sign-in link below is issued to it
         "metrics_token": "demo-metrics-token",
         "link_secret": "demo-link-secret",
         "web_host": address.host,
@@ -196,6 +200,15 @@ def _fast_clock_lines(settings: Settings, speed: float) -> list[str]:
     return [*lines, ""]
 
 
+async def _dashboard_lines(settings: Settings, now: datetime) -> list[str]:
+    """The dashboard's address and a one-time sign-in link (10 minutes) for the first admin."""
+    if not settings.admin_ids:
+        return [f"  dashboard:     {settings.public_base_url}/admin (ADMIN_IDS is unset: nobody can sign in)"]
+    token = await issue_login_token(settings.admin_ids[0], now)
+    return [f"  dashboard:     {settings.public_base_url}/admin",
+            f"    sign in as {settings.admin_ids[0]}: {settings.public_base_url}/admin/login/link/{token}"]
+
+
 async def _prepare_welcome(app: web.Application) -> None:
     settings = app[SETTINGS]
     plans = app[PLANS]
@@ -210,6 +223,7 @@ async def _prepare_welcome(app: web.Application) -> None:
     metrics = (f"(Authorization: Bearer {settings.metrics_token.get_secret_value()})" if settings.metrics_token
                else "(open: METRICS_TOKEN is unset)")
     warning = exposure_warning(settings.web_host)
+    dashboard = await _dashboard_lines(settings, now)
     bot = ("no BOT_TOKEN: running without the bot" if settings.bot_token is None
            else f"served at {settings.public_base_url}/telegram/webhook" if settings.webhook_mode
            else f"long polling {settings.telegram_api_url}; send it /subscribe")
@@ -221,6 +235,7 @@ async def _prepare_welcome(app: web.Application) -> None:
         f"  bot:           {bot}",
         f"  admin API:     {settings.public_base_url}/api (Authorization: Bearer {token})",
         f"  metrics:       {settings.public_base_url}/metrics {metrics}",
+        *dashboard,
         f"  demo invoice:  {invoice.label} for user {DEMO_USER_ID}, plan {plan.name!r}",
         "",
         "Pay it: open this link, press the pay button, then 'Pay' on the emulator page:",

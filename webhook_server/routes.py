@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from billing.providers.click import Action as ClickAction
+from webhook_server.admin import views as admin
 from webhook_server.metrics import metrics_view
 from webhook_server.views.api import (
     confirm_invoice_view,
@@ -75,4 +76,17 @@ ROUTES = [
     web.get("/healthz", healthz, name="healthz"),
     web.get("/readyz", readyz, name="readyz"),
     web.get("/metrics", metrics_view, name="metrics"),
+]
+ROUTES += [  # the admin dashboard (webhook_server/admin)
+    web.get("/admin", admin.overview_page, name="admin"),
+    web.get("/admin/login", admin.login_page, name="admin_login"),
+    web.get("/admin/login/telegram", admin.widget_login, name="admin_login_telegram"),
+    web.get("/admin/login/link/{token}", admin.link_page, name="admin_login_link"),
+    web.post("/admin/login/link/{token}", admin.redeem_link, name="admin_login_redeem"),
+    web.post("/admin/logout", admin.logout, name="admin_logout"),
+    web.get("/admin/payments", admin.payments_list, name="admin_payments"),
+    web.get("/admin/users", admin.users_search, name="admin_users"),
+    web.get("/admin/users/{user_id}", admin.user_page, name="admin_user"),
+    web.get("/admin/invoices/{label}/refund", admin.refund_confirm, name="admin_refund_confirm"),
+    web.post("/admin/invoices/{label}/refund", admin.refund_action, name="admin_refund"),
 ]

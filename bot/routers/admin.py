@@ -9,6 +9,7 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from billing.admin_access import issue_login_token
 from billing.clock import Clock
 from billing.errors import UnknownPlan
 from billing.invoices import find_invoice
@@ -36,6 +37,7 @@ def router(admin_ids: frozenset[int]) -> Router:
     router.message.register(invoice_state, Command("invoice"))
     router.message.register(grant_plan, Command("grant"))
     router.message.register(create_promo, Command("newpromo"))
+    router.message.register(dashboard_link, Command("dashboard"))
     router.callback_query.middleware(AdminOnly(admin_ids))
     router.callback_query.register(confirm_pressed, HoldConfirm.filter())
     return router
@@ -58,6 +60,14 @@ async def _totals(t: Texts, since: datetime) -> list[str]:
     totals = await payment_totals(since)
     return [t("admin.stats.line", provider=item.provider, total=t.money(Money(item.total, item.currency)),
               count=item.count) for item in totals] or [t("admin.stats.none")]
+
+
+async def dashboard_link(message: Message, t: Texts, settings: Settings, clock: Clock) -> None:
+    """A one-time sign-in link to the web dashboard, in this private chat only (it signs its holder in)."""
+    if message.from_user is None or message.chat.type != "private":
+        return
+    token = await issue_login_token(message.from_user.id, clock())
+    await message.answer(t("admin.dashboard.link", url=f"{settings.public_base_url}/admin/login/link/{token}"))
 
 
 async def invoice_state(message: Message, command: CommandObject, t: Texts, plans: Plans) -> None:

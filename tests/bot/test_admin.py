@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from billing.admin_access import redeem_login_token
 from db import Invoice, Operation, OperationStatus, Subscription
 from tests.bot.conftest import ADMIN_CHAT_ID, ADMIN_ID, USER_ID, last_text, message_update, send
 from tests.helpers import new_invoice, notification, operations, post_notification
@@ -14,7 +15,7 @@ from tests.helpers import new_invoice, notification, operations, post_notificati
 REFUSAL = "Sorry, this command is only for the administrators of this service."
 
 
-@pytest.mark.parametrize("command", ["/stats", "/invoice inv_x", f"/grant {USER_ID} month"])
+@pytest.mark.parametrize("command", ["/stats", "/invoice inv_x", f"/grant {USER_ID} month", "/dashboard"])
 async def test_a_non_admin_gets_a_polite_refusal_and_nothing_happens(dispatcher, bot, fake, command):
     await send(dispatcher, bot, command, user_id=USER_ID)
 
@@ -112,3 +113,11 @@ async def test_concurrent_deliveries_of_one_grant_extend_the_subscription_once(d
     assert len(await operations()) == 1
     subscription = await Subscription.find_one(Subscription.user_id == USER_ID)
     assert subscription.current_period_end == clock.now + timedelta(days=30)
+
+
+async def test_dashboard_sends_an_admin_a_one_time_sign_in_link(dispatcher, bot, fake, clock):
+    await send(dispatcher, bot, "/dashboard", user_id=ADMIN_ID)
+    text = last_text(fake, ADMIN_ID)
+    token = text.rsplit("/admin/login/link/", 1)[1]
+    assert await redeem_login_token(token, clock()) == ADMIN_ID
+    assert await redeem_login_token(token, clock()) is None, "single use"

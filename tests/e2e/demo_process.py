@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.webhook_server.test_redis_faults import free_port
@@ -35,6 +35,7 @@ class Demo:
     env: dict[str, str]
     process: asyncio.subprocess.Process
     donation_link: str = ""  # printed next to the payment link
+    printed: list[str] = field(default_factory=list)  # what the demo printed up to the donation link
 
 
 def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -57,9 +58,12 @@ async def running_demo(tmp_path: Path, *args: str, **extra_env: str) -> AsyncIte
     assert process.stdout is not None
     stdout = process.stdout
 
+    printed: list[str] = []
+
     async def read_link(pattern: str) -> str:
         while True:
             line = (await stdout.readline()).decode()
+            printed.append(line)
             if not line:
                 raise AssertionError(f"ymds demo exited before printing a link like {pattern}")
             if match := re.search(pattern, line):
@@ -68,7 +72,7 @@ async def running_demo(tmp_path: Path, *args: str, **extra_env: str) -> AsyncIte
     try:
         link = await asyncio.wait_for(read_link(r"(http://\S+/pay/\S+)"), DEADLINE_SECONDS)
         donation_link = await asyncio.wait_for(read_link(r"(http://\S+/donate\?\S+)"), DEADLINE_SECONDS)
-        yield Demo(f"http://127.0.0.1:{port}", link, env, process, donation_link)
+        yield Demo(f"http://127.0.0.1:{port}", link, env, process, donation_link, printed)
     finally:
         if process.returncode is None:
             process.terminate()

@@ -12,8 +12,6 @@ from billing import bounded_json
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.invoices import create_invoice, get_invoice, pay_link
-from billing.ledger import find_operation
-from billing.money import Money
 from billing.orders import (
     ORDER_ID,
     OrderConflict,
@@ -24,8 +22,9 @@ from billing.orders import (
     order_request,
 )
 from billing.partial_refunds import FULL_IN_PARTS, PartialRefundUnsupported, RefundTooLarge, refund_part, refundable
-from billing.providers.base import ProviderRejected, RefundUnsupported
-from billing.refunds import RefundResult, RefundStatus, find_refund, latest_refund, refund_json
+from billing.providers.base import ProviderRejected
+from billing.refund_invoice import NoRefundApi, NotPaid, paid_payment, refund_payment
+from billing.refunds import RefundStatus, latest_refund, refund_json
 from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_renew
 from billing.renewals.periods import period_ms
@@ -221,36 +220,31 @@ async def refund_invoice_view(request: web.Request) -> web.Response:
     A refund the provider accepted as pending reverses nothing yet: it is tracked (billing/refunds.py) and
     answered `"refund": "pending"`.
     """
-    invoice = await get_invoice(request.match_info["label"])
     body = await json_object(request, empty=b"{}")
-    if invoice.status is not InvoiceStatus.PAID or invoice.paid_by is None:
-        return json_error(409, "not_paid", f"the invoice is {invoice.status.value}, not paid")
-    provider_name, _, operation_id = invoice.paid_by.partition(":")
-    provider = request.app[PROVIDERS].get(provider_name)
-    operation = await find_operation(provider_name, operation_id)
-    refund = getattr(provider, "refund", None)
-    if refund is None or operation is None:
-        return json_error(409, "refund_not_supported",
-                          f"{provider_name} has no refund API here; refund the payer by hand")
-    part = _refund_part(body, invoice)
+    try:
+        paid = await paid_payment(request.match_info["label"], providers=request.app[PROVIDERS].providers)
+    except NotPaid as err:
+        return json_error(409, "not_paid", f"the invoice is {err}, not paid")
+    except NoRefundApi as err:
+        return json_error(409, "refund_not_supported", str(err))
+    part = _refund_part(body, paid.invoice)
     if isinstance(part, web.Response):
         return part
     if part is not None:
-        return await _refund_in_part(request, provider, invoice, operation, *part)
+        return await _refund_in_part(request, paid.provider, paid.invoice, paid.operation, *part)
     try:
-        result = await refund(operation_id=operation_id, amount=Money(operation.amount, operation.currency),
-                              label=invoice.label)
-    except RefundUnsupported as err:
-        return json_error(409, "refund_not_supported", str(err) or "refund the payer by hand")
+        outcome = await refund_payment(paid, queues=request.app[QUEUES], reason="refunded through the admin API")
+    except NoRefundApi as err:
+        return json_error(409, "refund_not_supported", str(err))
     except ProviderRejected as err:
         return json_error(502, "provider_refused", str(err))
     except ProviderUnavailable:
-        return json_error(503, "provider_unavailable", f"{provider_name} did not answer; try again")
-    if isinstance(result, RefundResult) and result.status is RefundStatus.PENDING:  # billing/refunds.py
-        tracked = await find_refund(provider_name, result.refund_id)
+        return json_error(503, "provider_unavailable", f"{paid.operation.provider} did not answer; try again")
+    invoice = outcome.invoice
+    if outcome.pending:  # billing/refunds.py
         return web.json_response({**invoice_json(invoice), "refund": "pending",
-                                  "provider_refund": refund_json(tracked) if tracked else None}, status=202)
-    await request.app[QUEUES].enqueue_reversal(provider_name, operation_id, "refunded through the admin API")
+                                  "provider_refund": refund_json(outcome.tracked) if outcome.tracked else None},
+                                 status=202)
     return web.json_response({**invoice_json(invoice), "refund": "requested"}, status=202)
 
 
