@@ -36,6 +36,7 @@ class FiscalShop:
     """The seller's receipt data and the defaults a plan's items take."""
 
     tax_system_code: int | None = None
+    vat_code: int | None = None  # Russia: YooKassa's vat_code (CloudPayments' Vat is derived from it)
     seller_tin: str | None = None  # TIN (9 digits) or PINFL (14 digits) in Uzbekistan
     ikpu: str | None = None
     package_code: str | None = None
@@ -43,12 +44,13 @@ class FiscalShop:
 
 
 def fiscal_shop(settings: Settings) -> FiscalShop:
-    return FiscalShop(seller_tin=settings.receipt_seller_tin, ikpu=settings.receipt_ikpu,
+    return FiscalShop(tax_system_code=settings.receipt_tax_system_code, vat_code=settings.receipt_vat_code,
+                      seller_tin=settings.receipt_seller_tin, ikpu=settings.receipt_ikpu,
                       package_code=settings.receipt_package_code, vat_percent=settings.receipt_vat_percent)
 
 
 def fiscal_item(title: str, shop: FiscalShop) -> FiscalItem:
     """The receipt line for goods of this title (billing.orders.item_title: a plan's title, or an order's or a
     donation's description)."""
-    return FiscalItem(title=title, ikpu=shop.ikpu, package_code=shop.package_code,
+    return FiscalItem(title=title, vat_code=shop.vat_code, ikpu=shop.ikpu, package_code=shop.package_code,
                       vat_percent=shop.vat_percent)

@@ -21,7 +21,7 @@ from db.refunds import REFUND_DOCUMENTS
 from db.renewals import RENEWAL_DOCUMENTS
 from db.stars import STARS_DOCUMENTS
 from db.trials import TRIAL_DOCUMENTS
-from db.users import BotUser, SentNotice
+from db.users import BotUser, ReceiptContact, SentNotice
 from db.yookassa import YOOKASSA_DOCUMENTS
 
 
@@ -104,6 +104,7 @@ class Invoice(Record):
     refunded_amount: int = 0  # minor units of paid_currency given back so far (billing/orders.py)
     refund_keys: list[str] = Field(default_factory=list)  # the refunds counted in refunded_amount, once each
     promo_code: str | None = None  # the code whose discount `amounts` already include (billing/promo.py)
+    receipt_contact: ReceiptContact | None = None  # where this payment's fiscal receipt goes, fixed before paying
 
     class Settings:
         name = "invoices"

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import BaseModel
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from db.record import Record
+
+
+class ReceiptContact(BaseModel):
+    """Where a fiscal receipt is sent (54-FZ: an e-mail or a phone). Personal data: shown masked, never logged."""
+
+    email: str | None = None
+    phone: str | None = None  # digits with the country code, e.g. 79001234567
 
 
 class BotUser(Record):
@@ -17,6 +25,7 @@ class BotUser(Record):
     language: str | None = None
     language_chosen: bool = False  # set by /language: Telegram's language_code no longer overrides it
     blocked_at: datetime | None = None  # the user blocked the bot (403 on send); cleared when they write again
+    receipt_contact: ReceiptContact | None = None  # the last contact given for receipts: prefilled next time
     created_at: datetime
     updated_at: datetime
 
