@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from billing.providers.click import Action as ClickAction
-from webhook_server.admin import views as admin
+from webhook_server.admin import actions as admin_actions, views as admin
 from webhook_server.metrics import metrics_view
 from webhook_server.views.api import (
     confirm_invoice_view,
@@ -89,4 +89,11 @@ ROUTES += [  # the admin dashboard (webhook_server/admin)
     web.get("/admin/users/{user_id}", admin.user_page, name="admin_user"),
     web.get("/admin/invoices/{label}/refund", admin.refund_confirm, name="admin_refund_confirm"),
     web.post("/admin/invoices/{label}/refund", admin.refund_action, name="admin_refund"),
+    web.get("/admin/users/{user_id}/grant", admin_actions.grant_confirm, name="admin_grant_confirm"),
+    web.post("/admin/users/{user_id}/grant", admin_actions.grant_action, name="admin_grant"),
+    web.get("/admin/users/{user_id}/auto-renew", admin_actions.auto_renew_confirm, name="admin_auto_renew_confirm"),
+    web.post("/admin/users/{user_id}/auto-renew", admin_actions.auto_renew_off, name="admin_auto_renew_off"),
+    web.get("/admin/exports", admin_actions.exports_page, name="admin_exports"),
+    web.get("/admin/export/payments.csv", admin_actions.export_payments, name="admin_export_payments"),
+    web.get("/admin/export/subscribers.csv", admin_actions.export_subscribers, name="admin_export_subscribers"),
 ]

@@ -19,10 +19,11 @@ from billing.invoices import InvoiceNotFound, get_invoice
 from billing.providers.base import ProviderRejected
 from billing.refund_invoice import NoRefundApi, NotPaid, refund_invoice
 from billing.signing import secrets_equal
+from billing.subscriptions import renews_automatically
 from db.admin import AdminSession
 from webhook_server.admin.texts import TEXTS, language
 from webhook_server.client_ip import client_ip
-from webhook_server.keys import CLOCK, PROVIDERS, QUEUES, SETTINGS, TRUSTED_PROXIES
+from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS, TRUSTED_PROXIES
 
 COOKIE = "ymds_admin"
 LOGIN_ATTEMPTS = 10  # per IP per minute
@@ -183,7 +184,9 @@ async def user_page(request: web.Request, session: AdminSession) -> web.Response
     if not text.isdigit() or not 0 < int(text) < 2**53:
         raise web.HTTPNotFound(text="no such user id")
     history = await dashboard.user_history(int(text))
-    return _render(request, "user.html", {"session": session, "h": history, "refundable": dashboard.refundable})
+    renewing = history.subscription is not None and renews_automatically(history.subscription)
+    return _render(request, "user.html", {"session": session, "h": history, "refundable": dashboard.refundable,
+                                          "renewing": renewing, "plans": list(request.app[PLANS])})
 
 
 @page("refund")
