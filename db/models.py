@@ -112,6 +112,8 @@ class Invoice(Record):
             IndexModel([("label", ASCENDING)], unique=True, name="label_unique"),
             IndexModel([("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
             IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
+            IndexModel([("created_at", DESCENDING)], name="created"),  # the dashboard's newest-first invoices
+            IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
         ]
 
 
