@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from beanie import SortDirection
 
 from db import Invoice, InvoiceStatus, Operation, OperationStatus, Subscription, SubscriptionStatus
+from db.users import find_by_username
 
 PAGE_SIZE = 50
 REVIEW_STATUSES = (OperationStatus.REJECTED, OperationStatus.EXTRA, OperationStatus.HELD)
@@ -72,12 +73,15 @@ async def user_history(user_id: int) -> UserHistory:
 
 
 async def find_user(query: str) -> int | None:
-    """A Telegram id as typed, or the owner of an invoice label."""
+    """A Telegram id as typed, the owner of an invoice label, or a @username the bot has seen."""
     text = query.strip()
     if text.isdigit() and 0 < int(text) < 2**53:
         return int(text)
     invoice = await Invoice.find_one({"label": text})
-    return invoice.user_id if invoice else None
+    if invoice is not None:
+        return invoice.user_id
+    user = await find_by_username(text)
+    return user.user_id if user else None
 
 
 def refundable(invoice: Invoice) -> bool:
