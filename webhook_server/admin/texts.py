@@ -7,6 +7,8 @@ DEFAULT = "ru"
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
+        "new_subscribers": "New subscribers, {days} days", "churned": "Churned, {days} days",
+        "renewal_success": "Automatic renewals charged, {days} days", "revenue_monthly": "Revenue per month",
         "all": "All", "invoice": "Invoice", "kind": "Kind", "amounts": "Amount", "status": "Status",
         "created": "Created", "expires": "expires", "refunded_amount": "Refunded", "promo_codes": "Promo codes",
         "promo_code": "Promo code", "held_hint": "The payment is held at the provider until you confirm it.",
@@ -36,6 +38,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "expired_link": "This link is used or expired.", "too_many": "Too many attempts; wait a minute.",
     },
     "ru": {
+        "new_subscribers": "Новые подписчики за {days} дней", "churned": "Ушедшие за {days} дней",
+        "renewal_success": "Успешные автопродления за {days} дней", "revenue_monthly": "Выручка по месяцам",
         "all": "Все", "invoice": "Счёт", "kind": "Тип", "amounts": "Сумма", "status": "Статус",
         "created": "Создан", "expires": "истекает", "refunded_amount": "Возвращено", "promo_codes": "Промокоды",
         "promo_code": "Промокод", "held_hint": "Платёж удерживается у провайдера, пока вы его не подтвердите.",
@@ -67,6 +71,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "expired_link": "Ссылка уже использована или истекла.", "too_many": "Слишком много попыток; подождите минуту.",
     },
     "uz": {
+        "new_subscribers": "{days} kunda yangi obunachilar", "churned": "{days} kunda ketganlar",
+        "renewal_success": "{days} kunda muvaffaqiyatli avtomatik uzaytirishlar", "revenue_monthly": "Oylik tushum",
         "all": "Hammasi", "invoice": "Hisob", "kind": "Turi", "amounts": "Summa", "status": "Holati",
         "created": "Yaratilgan", "expires": "muddati", "refunded_amount": "Qaytarilgan", "promo_codes": "Promokodlar",
         "promo_code": "Promokod", "held_hint": "To‘lov siz tasdiqlamaguningizcha provayderda ushlab turiladi.",
