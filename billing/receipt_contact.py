@@ -14,6 +14,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
+from billing.consent import InvoiceNotPending
 from billing.errors import BillingError
 from db import Invoice, InvoiceStatus
 from db.users import BotUser, ReceiptContact, find_user
@@ -96,7 +97,7 @@ async def remember_contact(user_id: int, contact: ReceiptContact, now: datetime)
     log.info("user %s: receipt contact saved", user_id)
 
 
-class ContactNotFixed(BillingError):
+class ContactNotFixed(InvoiceNotPending):
     """The invoice is no longer pending: the receipt of its payment keeps the contact it was paid with."""
 
 
