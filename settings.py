@@ -371,23 +371,7 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is not None and not (value.isascii() and value.isdigit()):
                 raise ConfigError(f"{name.upper()}: must be the number Click issued")
-        self._check_uzbek_receipts()
         return warnings
-
-    def _check_uzbek_receipts(self) -> None:
-        """PAYME_RECEIPTS and CLICK_RECEIPTS need every field an Uzbek receipt has; Click's go through its
-        Merchant API."""
-        needed = {"receipt_ikpu": self.receipt_ikpu, "receipt_package_code": self.receipt_package_code,
-                  "receipt_vat_percent": self.receipt_vat_percent}
-        for switch, provider, extra in (("payme_receipts", "payme", {}),
-                                        ("click_receipts", "click", {"receipt_seller_tin": self.receipt_seller_tin,
-                                                                     "click_merchant_user_id":
-                                                                         self.click_merchant_user_id})):
-            if not getattr(self, switch) or not self.provider_enabled(provider):
-                continue
-            missing = [name.upper() for name, value in {**needed, **extra}.items() if value is None]
-            if missing:
-                raise ConfigError(f"{switch.upper()}: every plan's receipt needs {', '.join(missing)}")
 
 
 def _check_donations(low: dict[str, int], high: dict[str, int], suggested: dict[str, list[int]]) -> None:
