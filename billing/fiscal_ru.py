@@ -22,6 +22,7 @@ from billing.providers.base import ProviderRejected
 from db import Invoice, InvoiceStatus
 from db.users import BotUser, ReceiptContact
 
+NO_CONTACT_REASON = "no e-mail or phone for the fiscal receipt (54-FZ)"  # a renewal's decline, shown to people
 PAID_STATES = [InvoiceStatus.PAID.value, InvoiceStatus.REFUNDED.value]
 
 

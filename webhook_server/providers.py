@@ -82,6 +82,8 @@ def build_providers(settings: Settings, transport: AiohttpTransport,
             test_mode=accepts_test_payments(settings.cloudpayments_test_mode,
                                             settings.environment is Environment.DEVELOPMENT),
             recurrent_plans=frozenset(settings.cloudpayments_recurrent_plans),
+            receipts=russian_receipts(settings.cloudpayments_receipts),
+            seller_inn=settings.cloudpayments_inn,
         )
     if settings.provider_enabled("yookassa"):
         assert settings.yookassa_shop_id and settings.yookassa_secret_key

@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 from billing import claims
 from billing.errors import LedgerUnavailable, ProviderUnavailable
-from billing.fiscal_ru import ReceiptContactMissing, RussianReceiptDataMissing, RussianReceipts
+from billing.fiscal_ru import NO_CONTACT_REASON, ReceiptContactMissing, RussianReceiptDataMissing, RussianReceipts
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
 from billing.networks import Network
@@ -79,7 +79,6 @@ MALFORMED = ProviderAnswer(400, "malformed notification")
 FOREIGN = ProviderAnswer(403, "not a YooKassa address")
 UNCONFIRMED = ProviderAnswer(409, "the API does not confirm this notification")
 RETRY = ProviderAnswer(503, "temporary failure, retry")
-NO_RECEIPT = "no e-mail or phone for the fiscal receipt (54-FZ)"
 
 
 class YooKassa:
@@ -153,7 +152,7 @@ class YooKassa:
                                                                       renewal=True))
             except (ReceiptContactMissing, RussianReceiptDataMissing) as err:
                 log.warning("yookassa renewal %s not charged: %s", request.label, err)
-                return ChargeResult(ChargeStatus.DECLINED, reason=NO_RECEIPT, hard=True, keep_method=True)
+                return ChargeResult(ChargeStatus.DECLINED, reason=NO_CONTACT_REASON, hard=True, keep_method=True)
         return await charge_saved_method(self.api, request, remember, test_mode=self._test_mode, receipt=receipt)
 
     async def forget(self, token: str) -> bool:
