@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from billing.money import Money
 from billing.providers.yoomoney import build_notification, sign
 from db import Operation, Subscription
+from db.users import BotUser, ReceiptContact
 from tests.conftest import AUTH, YOOMONEY_SECRET
 
 PRICE_MONTH_RUB = 29900
@@ -95,3 +96,11 @@ async def paid_with_saved_method(client: TestClient, worker: Any, user_id: int, 
     subscription = await Subscription.find_one(Subscription.user_id == user_id)
     assert subscription is not None
     return subscription
+
+
+async def give_receipt_contact(user_id: int, contact: ReceiptContact) -> None:
+    """What /email or the payment page stores for a user (another part of the service), done directly."""
+    now = datetime.now(UTC)
+    await BotUser.get_motor_collection().update_one(
+        {"user_id": user_id}, {"$set": {"receipt_contact": contact.model_dump(), "updated_at": now},
+                               "$setOnInsert": {"created_at": now}}, upsert=True)

@@ -5,18 +5,17 @@ contact; without one YooKassa is not asked, the renewal stops for the period kee
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from aiohttp.test_utils import TestClient
 
 from billing.renewals import RenewalServices
 from db import Invoice, SubscriptionStatus
 from db.renewals import RenewalStatus
-from db.users import BotUser, ReceiptContact
+from db.users import ReceiptContact
 from settings import Settings
 from tests.bot.conftest import ADMIN_CHAT_ID, BOT_TOKEN
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
+from tests.helpers import give_receipt_contact
 from tests.renewals.test_refused_charges import (
     USER,
     Shops,
@@ -55,20 +54,12 @@ def settings(yoomoney_emulator: tuple[YooMoneyEmulator, str], shops: Shops,
     )
 
 
-async def given_contact(contact: ReceiptContact) -> None:
-    """What /email or the payment page stores (another part of the service), done directly."""
-    now = datetime.now(UTC)
-    await BotUser.get_motor_collection().update_one(
-        {"user_id": USER}, {"$set": {"receipt_contact": contact.model_dump(), "updated_at": now},
-                            "$setOnInsert": {"created_at": now, "language": "en"}}, upsert=True)
-
-
 async def test_a_renewal_charge_carries_the_receipt_to_the_users_contact(
     client: TestClient, worker: InProcessWorker, clock: FrozenClock, services: RenewalServices, shops: Shops,
     fake: FakeTelegram,
 ) -> None:
     subscription = await subscribed(client, worker, shops, "yookassa")
-    await given_contact(ReceiptContact(email=EMAIL))
+    await give_receipt_contact(USER, ReceiptContact(email=EMAIL))
     await nearly_due(clock, services, worker, fake, subscription.current_period_end)
 
     renewal = await the_renewal()
