@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from billing.money import Money
 from billing.providers.yoomoney import build_notification, sign
-from db import Operation, Subscription
+from db import Invoice, Operation, Subscription
 from db.users import BotUser, ReceiptContact
 from tests.conftest import AUTH, YOOMONEY_SECRET
 
@@ -104,3 +104,9 @@ async def give_receipt_contact(user_id: int, contact: ReceiptContact) -> None:
     await BotUser.get_motor_collection().update_one(
         {"user_id": user_id}, {"$set": {"receipt_contact": contact.model_dump(), "updated_at": now},
                                "$setOnInsert": {"created_at": now}}, upsert=True)
+
+
+async def give_invoice_contact(label: str, contact: ReceiptContact | None) -> None:
+    """What the payment page fixes on an invoice before paying (another part of the service), done directly."""
+    await Invoice.get_motor_collection().update_one(
+        {"label": label}, {"$set": {"receipt_contact": contact.model_dump() if contact else None}})

@@ -30,7 +30,7 @@ from tests.cloudpayments_support import (
     widget_page,
 )
 from tests.conftest import AUTH, YOOMONEY_API_TOKEN
-from tests.helpers import give_receipt_contact, new_invoice
+from tests.helpers import give_invoice_contact, give_receipt_contact, new_invoice
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.keys import PROVIDERS
@@ -72,14 +72,9 @@ def as_text(receipt: dict[str, Any]) -> dict[str, Any]:
             for key, value in receipt.items()}
 
 
-async def with_contact(label: str, contact: ReceiptContact) -> None:
-    await Invoice.get_motor_collection().update_one({"label": label},
-                                                    {"$set": {"receipt_contact": contact.model_dump()}})
-
-
 async def paid_in_widget(client, worker, cp: CloudPaymentsEmulator, user_id: int) -> tuple[dict[str, Any], dict]:
     invoice = await new_invoice(client, user_id=user_id)
-    await with_contact(invoice["label"], ReceiptContact(email=EMAIL))
+    await give_invoice_contact(invoice["label"], ReceiptContact(email=EMAIL))
     config = await open_widget(client, invoice)
     result = await cp.pay_widget(config["options"], config["scheme"])
     assert result["success"], result
@@ -110,7 +105,7 @@ async def test_the_widget_carries_the_receipt_the_kassa_registered(client, worke
 async def test_a_subscription_set_up_by_the_widget_carries_the_receipt_of_each_charge(client, clock, cp):
     reconfigure(client, recurrent_plans=["month"])
     invoice = await new_invoice(client, user_id=402)
-    await with_contact(invoice["label"], ReceiptContact(phone="79001234567"))
+    await give_invoice_contact(invoice["label"], ReceiptContact(phone="79001234567"))
     await give_consent(invoice["label"], clock())
     config = widget_config(await (await widget_page(client, invoice["label"],
                                                     link_fields(invoice["pay_url"]))).text())
@@ -168,7 +163,7 @@ async def test_a_receipt_whose_answer_was_lost_is_issued_once_when_tried_again(c
 
 async def test_a_refund_without_the_contact_is_refused_before_any_money_moves(client, worker, cp):
     invoice, _ = await paid_in_widget(client, worker, cp, 407)
-    await Invoice.get_motor_collection().update_one({"label": invoice["label"]}, {"$set": {"receipt_contact": None}})
+    await give_invoice_contact(invoice["label"], None)
     assert await refund(client, invoice["label"]) >= 400
     assert cp.refunds == [] and cp.kkt_receipts == []
 
@@ -178,7 +173,7 @@ async def test_a_token_charge_carries_the_receipt_or_is_not_made(client, worker,
     invoice, _ = await paid_in_widget(client, worker, cp, 408)
     [token] = cp.tokens
     renewal_invoice = await new_invoice(client, user_id=408)
-    await Invoice.get_motor_collection().update_one({"label": invoice["label"]}, {"$set": {"receipt_contact": None}})
+    await give_invoice_contact(invoice["label"], None)
     without = await provider_of(client).charge(renewal(renewal_invoice["label"], token, user_id=408), Remembered())
     assert (without.status, without.hard, without.keep_method) == (ChargeStatus.DECLINED, True, True)
     assert cp.charges == []

@@ -15,7 +15,7 @@ from db import Invoice, InvoiceStatus
 from db.users import ReceiptContact
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
-from tests.helpers import new_invoice
+from tests.helpers import give_invoice_contact, new_invoice
 from tests.webhook_server.test_orders_api import post_order
 from tests.webhook_server.test_orders_yookassa import refund, refund_requests
 from tests.yookassa_support import (
@@ -58,12 +58,6 @@ def expected_receipt(title: str, value: str, contact: dict[str, str] | None = No
         "payment_subject": "service", "payment_mode": "full_payment"}]}
 
 
-async def with_contact(label: str, contact: ReceiptContact) -> None:
-    """The contact page's work (another part of the service), done directly."""
-    await Invoice.get_motor_collection().update_one({"label": label},
-                                                    {"$set": {"receipt_contact": contact.model_dump()}})
-
-
 async def pay(client, worker, yookassa: YooKassaEmulator, made: dict[str, Any]) -> str:
     answer, location = await press_pay(client, made)
     assert answer == 303
@@ -80,7 +74,7 @@ def posted_payments(yookassa: YooKassaEmulator) -> list[dict[str, Any]]:
 
 async def test_a_plan_paid_with_receipts_on_carries_the_receipt_the_shop_registered(client, worker, yookassa):
     made = await new_invoice(client, user_id=301)
-    await with_contact(made["label"], ReceiptContact(email=EMAIL))
+    await give_invoice_contact(made["label"], ReceiptContact(email=EMAIL))
     payment_id = await pay(client, worker, yookassa, made)
 
     assert yookassa.receipts == [("payment", payment_id, expected_receipt("1 month", "299.00"))]
@@ -90,7 +84,7 @@ async def test_a_plan_paid_with_receipts_on_carries_the_receipt_the_shop_registe
 
 async def test_a_phone_is_the_customer_when_there_is_no_email(client, worker, yookassa):
     made = await new_invoice(client, user_id=302, plan="year")
-    await with_contact(made["label"], ReceiptContact(phone="79001234567"))
+    await give_invoice_contact(made["label"], ReceiptContact(phone="79001234567"))
     payment_id = await pay(client, worker, yookassa, made)
     assert yookassa.receipts == [("payment", payment_id,
                                   expected_receipt("12 months", "2990.00", {"phone": "79001234567"}))]
@@ -110,7 +104,7 @@ async def test_an_order_is_receipted_by_its_description_and_each_refund_by_its_p
     status, made = await post_order(client, {"user_id": 304, "amounts": {"RUB": 50000},
                                              "description": "Consultation, 1 hour", "order_id": "yk-rcpt"})
     assert status == 201
-    await with_contact(made["label"], ReceiptContact(email=EMAIL))
+    await give_invoice_contact(made["label"], ReceiptContact(email=EMAIL))
     payment_id = await pay(client, worker, yookassa, made)
     assert yookassa.receipts[0] == ("payment", payment_id, expected_receipt("Consultation, 1 hour", "500.00"))
 
@@ -126,9 +120,9 @@ async def test_an_order_is_receipted_by_its_description_and_each_refund_by_its_p
 
 async def test_a_refund_without_the_contact_is_refused_before_yookassa_is_asked(client, worker, yookassa):
     made = await new_invoice(client, user_id=305)
-    await with_contact(made["label"], ReceiptContact(email=EMAIL))
+    await give_invoice_contact(made["label"], ReceiptContact(email=EMAIL))
     await pay(client, worker, yookassa, made)
-    await Invoice.get_motor_collection().update_one({"label": made["label"]}, {"$set": {"receipt_contact": None}})
+    await give_invoice_contact(made["label"], None)
     status, _ = await refund(client, made["label"], {"amount": 100})
     assert status >= 400
     assert refund_requests(yookassa) == []
@@ -138,7 +132,7 @@ async def test_a_refund_without_the_contact_is_refused_before_yookassa_is_asked(
 @pytest.mark.parametrize("receipts_on", [False])
 async def test_receipts_off_sends_none_and_a_fiscalizing_shop_refuses_cleanly(client, worker, yookassa):
     made = await new_invoice(client, user_id=306)
-    await with_contact(made["label"], ReceiptContact(email=EMAIL))
+    await give_invoice_contact(made["label"], ReceiptContact(email=EMAIL))
     answer, _ = await press_pay(client, made)
     assert answer == 502, "YooKassa's refusal: the page says the payment could not be opened"
     [body] = posted_payments(yookassa)
