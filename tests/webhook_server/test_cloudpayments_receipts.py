@@ -5,6 +5,7 @@ HTTP, through our widget page and the admin API, with the real worker."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from billing.providers.base import ChargeStatus
 from billing.providers.cloudpayments import CloudPayments
+from billing.sweep import sweep_once
 from db import Invoice, InvoiceStatus
 from db.cloudpayments_receipts import CloudPaymentsRefundReceipt, RefundReceiptState
 from db.users import ReceiptContact
@@ -33,7 +35,7 @@ from tests.conftest import AUTH, YOOMONEY_API_TOKEN
 from tests.helpers import give_invoice_contact, give_receipt_contact, new_invoice
 from webhook_server.emulators.cloudpayments import CloudPaymentsEmulator
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
-from webhook_server.keys import PROVIDERS
+from webhook_server.keys import LEDGER, PROVIDERS
 
 __all__ = ["cp", "cp_server"]  # fixtures, imported for pytest
 
@@ -145,17 +147,16 @@ async def test_a_partial_refund_is_receipted_for_its_part(client, worker, cp):
     assert issued["CustomerReceipt"] == as_text(expected("1 month", "123.45"))
 
 
-async def test_a_receipt_whose_answer_was_lost_is_issued_once_when_tried_again(client, worker, cp):
+async def test_a_receipt_whose_answer_was_lost_is_issued_once_when_tried_again(client, worker, cp, clock):
     invoice, _ = await paid_in_widget(client, worker, cp, 406)
     cp.kkt_failures = 1  # CloudPayments queued the receipt, but answered 500
     assert await refund(client, invoice["label"]) == 202, "the money went back: the refund stands"
     [row] = await CloudPaymentsRefundReceipt.find_all().to_list()
     assert row.state is RefundReceiptState.PENDING and len(cp.kkt_receipts) == 1
 
-    refund_receipts = provider_of(client).refund_receipts
-    assert refund_receipts is not None
-    assert await refund_receipts.send_pending() == 1  # the reconciliation's retry: the same X-Request-ID
-    assert await refund_receipts.send_pending() == 0
+    for _ in range(2):  # the scheduler's sweeps: the same X-Request-ID again, then nothing left to send
+        await sweep_once([provider_of(client)], client.app[LEDGER], start=clock.now - timedelta(hours=1),
+                         end=clock.now, now=clock.now)
     [row] = await CloudPaymentsRefundReceipt.find_all().to_list()
     assert (row.state, row.tries) == (RefundReceiptState.ISSUED, 2)
     assert len(cp.kkt_receipts) == 1, "one receipt at CloudPayments"
