@@ -4,7 +4,8 @@ Everything open-ymds knows about CloudPayments lives in this package: `protocol`
 fields, answers, widget options), `api` (the API client), `notifications` (what each notification
 does), `charges` (renewals charging a saved card token), `subscriptions` (CloudPayments' own subscriptions:
 bound to the local one, stopped through /subscriptions/cancel), `reconcile` (payments found through
-/payments/find when their Pay never arrived), and here the provider object the web app holds.
+/payments/find when their Pay never arrived), `receipts` and `refund_receipts` (54-FZ, CLOUDPAYMENTS_RECEIPTS),
+and here the provider object the web app holds.
 CloudPayments calls
 `POST /notify/cloudpayments/{kind}`; each request is proven by its Content-HMAC before anything is
 parsed, and answered {"code": N}.

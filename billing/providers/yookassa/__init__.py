@@ -1,7 +1,8 @@
 """YooKassa (ЮKassa): redirect payments created through the API, notifications, refunds, saved methods.
 
 Everything open-ymds knows about YooKassa lives in this package: `protocol` (amounts, keys, the
-sender allowlist, parsing, the REST client) and here the provider object the web app holds.
+sender allowlist, parsing, the REST client), `receipts` (the 54-FZ receipt, YOOKASSA_RECEIPTS) and here the
+provider object the web app holds.
 YooKassa signs nothing: a notification is believed only when it comes from one of YooKassa's
 published addresses (YOOKASSA_NOTIFY_IPS) AND the object it names, fetched again from the API
 with our credentials, has the status and amount it claims; from then on only the fetched object
