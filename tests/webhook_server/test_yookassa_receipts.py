@@ -198,3 +198,17 @@ async def test_the_fiscalizing_emulator_takes_two_items_that_add_up(yookassa_emu
                                 headers=api_headers("k-2")) as response:
             assert response.status == 200
     assert len(emulator.receipts) == 1
+
+
+async def test_a_full_refund_of_a_plan_carries_the_whole_amount_back(client, worker, yookassa, notifier):
+    made = await new_invoice(client, user_id=307)
+    await give_invoice_contact(made["label"], ReceiptContact(email=EMAIL))
+    payment_id = await pay(client, worker, yookassa, made)
+    status, _ = await refund(client, made["label"])
+    assert status == 202
+    await yookassa.settle()
+    await worker.drain()
+    [(_, body)] = refund_requests(yookassa)
+    assert body["payment_id"] == payment_id and body["receipt"] == expected_receipt("1 month", "299.00")
+    assert [kind for kind, _, _ in yookassa.receipts] == ["payment", "refund"]
+    assert (await Invoice.find_one(Invoice.label == made["label"])).status is InvoiceStatus.REFUNDED
