@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     cloudpayments_receipts: bool = False  # 54-FZ: CloudPayments' online kassa issues a receipt for each payment
     receipt_vat_code: int | None = Field(default=None, ge=1, le=12)  # Russian receipts: YooKassa's vat_code
     receipt_tax_system_code: int | None = Field(default=None, ge=1, le=6)  # Russian receipts: the shop's СНО
+    cloudpayments_inn: str | None = Field(default=None, pattern=r"^([0-9]{10}|[0-9]{12})$")  # the kassa's INN
     konsol_api_token: SecretStr | None = None
     konsol_base_url: str = "https://api-payments.konsol.pro"
     konsol_timeout: float = Field(default=15.0, gt=0)
@@ -224,7 +225,7 @@ class Settings(BaseSettings):
         "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
         "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret", "stars_support_contact",
         "receipt_ikpu", "receipt_package_code", "receipt_vat_percent", "receipt_seller_tin",
-        "receipt_vat_code", "receipt_tax_system_code",
+        "receipt_vat_code", "receipt_tax_system_code", "cloudpayments_inn",
         mode="before",
     )
     @classmethod

@@ -15,7 +15,8 @@ from billing.money import Money
 from billing.plan_receipt import PlanReceipt
 from billing.plans import Catalogue, load_plans
 from billing.providers.yoomoney import build_notification, sign
-from db import Operation, Subscription
+from db import Invoice, Operation, Subscription
+from db.users import BotUser, ReceiptContact
 from tests.conftest import AUTH, ROOT, YOOMONEY_SECRET
 
 PRICE_MONTH_RUB = 29900
@@ -105,3 +106,17 @@ def plans_with_month_receipt(receipt: PlanReceipt | None) -> Catalogue:
     shipped = load_plans(ROOT / "plans.toml")
     return Catalogue({plan.name: replace(plan, receipt=receipt) if receipt and plan.name == "month" else plan
                       for plan in shipped})
+
+
+async def give_receipt_contact(user_id: int, contact: ReceiptContact) -> None:
+    """What /email or the payment page stores for a user (another part of the service), done directly."""
+    now = datetime.now(UTC)
+    await BotUser.get_motor_collection().update_one(
+        {"user_id": user_id}, {"$set": {"receipt_contact": contact.model_dump(), "updated_at": now},
+                               "$setOnInsert": {"created_at": now}}, upsert=True)
+
+
+async def give_invoice_contact(label: str, contact: ReceiptContact | None) -> None:
+    """What the payment page fixes on an invoice before paying (another part of the service), done directly."""
+    await Invoice.get_motor_collection().update_one(
+        {"label": label}, {"$set": {"receipt_contact": contact.model_dump() if contact else None}})

@@ -94,5 +94,5 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)) as session:
         app[HTTP] = session
-        app[PROVIDERS] = build_providers(app[SETTINGS], AiohttpTransport(session))
+        app[PROVIDERS] = build_providers(app[SETTINGS], AiohttpTransport(session), app[PLANS])
         yield
