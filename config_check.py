@@ -109,7 +109,8 @@ def production_warnings(settings: Settings) -> list[str]:
 # (switch, provider, the item fields each plan's receipt needs, the shop's own settings it needs)
 RECEIPT_NEEDS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("yookassa_receipts", "yookassa", RUSSIAN_FIELDS, ("receipt_tax_system_code",)),
-    ("cloudpayments_receipts", "cloudpayments", RUSSIAN_FIELDS, ("receipt_tax_system_code",)),
+    # CloudPayments' /kkt/receipt (the refunds' IncomeReturn) names the seller's INN
+    ("cloudpayments_receipts", "cloudpayments", RUSSIAN_FIELDS, ("receipt_tax_system_code", "cloudpayments_inn")),
     # Payme's `detail` names no seller: Payme's cashbox is registered to the merchant's TIN already
     ("payme_receipts", "payme", UZBEK_FIELDS, ()),
     ("click_receipts", "click", UZBEK_FIELDS, ("receipt_seller_tin", "click_merchant_user_id")),

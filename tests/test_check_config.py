@@ -149,12 +149,14 @@ def test_russian_receipts_name_the_vat_code_per_plan_and_the_tax_system(tmp_path
     for provider, switch in ((YOOKASSA, "YOOKASSA_RECEIPTS"), (CLOUDPAYMENTS, "CLOUDPAYMENTS_RECEIPTS")):
         result = check_config(tmp_path, "--offline", **provider, PLANS_FILE=plans_file(tmp_path))
         assert result.returncode == 2, result.stdout
-        assert f"{switch}: the shop's receipts need RECEIPT_TAX_SYSTEM_CODE" in result.stderr
+        needs = "RECEIPT_TAX_SYSTEM_CODE, CLOUDPAYMENTS_INN" if provider is CLOUDPAYMENTS else "RECEIPT_TAX_SYSTEM_CODE"
+        assert f"{switch}: the shop's receipts need {needs}\n" in result.stderr
         assert missing_plan_field(switch, "year", "vat_code") in result.stderr
         assert missing_plan_field(switch, "month", "vat_code") not in result.stderr
         assert f"{switch}: orders and donations take the shop's defaults and lack RECEIPT_VAT_CODE" in result.stderr
-        ready = check_config(tmp_path, "--offline", **provider, RECEIPT_TAX_SYSTEM_CODE="2", RECEIPT_VAT_CODE="1",
-                             PLANS_FILE=plans_file(tmp_path))
+        inn = {"CLOUDPAYMENTS_INN": "7707083893"} if provider is CLOUDPAYMENTS else {}
+        ready = check_config(tmp_path, "--offline", **provider, **inn, RECEIPT_TAX_SYSTEM_CODE="2",
+                             RECEIPT_VAT_CODE="1", PLANS_FILE=plans_file(tmp_path))
         assert ready.returncode == 0, ready.stderr
     off = check_config(tmp_path, "--offline", **{**YOOKASSA, "YOOKASSA_RECEIPTS": "false"})
     assert off.returncode == 0, off.stderr
