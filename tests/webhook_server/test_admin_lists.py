@@ -33,6 +33,13 @@ def settings(yoomoney_emulator, cp_server):
                                   admin_ids=[OWNER, SUPPORT], admin_roles=f"{SUPPORT}:support", bot_token=BOT_TOKEN)
 
 
+TICKED = {"confirm": "yes"}  # the "I confirm" box these actions ask for
+
+
+def confirmed(html: str) -> dict[str, str]:
+    return {"csrf": csrf_of(html), **TICKED}
+
+
 def labels_in(html: str, table: str) -> list[str]:
     body = html.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
     return re.findall(r'href="/admin/invoices/(inv_[0-9a-z_]+)"', body)
@@ -71,19 +78,20 @@ async def test_an_owner_confirms_a_held_payment_from_its_invoice_page(client, cp
     await sign_in(client, clock, SUPPORT)
     page = await (await client.get(f"/admin/invoices/{invoice['label']}")).text()
     assert 'id="confirm-held"' in page
-    refused = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data={"csrf": csrf_of(page)})
+    refused = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data=confirmed(page))
     assert refused.status == 403  # support may not confirm
     client.session.cookie_jar.clear()
     await sign_in(client, clock, OWNER)
     page = await (await client.get(f"/admin/invoices/{invoice['label']}")).text()
-    assert (await client.post(f"/admin/invoices/{invoice['label']}/confirm", data={"csrf": "x"})).status == 403
-    done = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data={"csrf": csrf_of(page)})
+    forged = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data={"csrf": "x", **TICKED})
+    assert forged.status == 403
+    done = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data=confirmed(page))
     assert done.status == 202
     await worker.drain()
     assert (await Invoice.find_one({"label": invoice["label"]})).status is InvoiceStatus.PAID
     [operation] = await operations()
     assert operation.status is OperationStatus.APPLIED
-    again = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data={"csrf": csrf_of(page)})
+    again = await client.post(f"/admin/invoices/{invoice['label']}/confirm", data=confirmed(page))
     assert again.status == 409
     outcomes = [row.outcome for row in await AdminAudit.find({"action": "confirm"}).sort("at").to_list()]
     assert outcomes == ["confirmed", "refused"]
@@ -115,7 +123,7 @@ async def test_a_payout_claim_is_accepted_once_from_its_page(client, worker, clo
     assert "+79001234567" not in sbp and "4567" in sbp and 'id="accept"' not in sbp
     page = await (await client.get("/admin/payouts/po_00000000000000aa")).text()
     assert "411111******1111" in page and 'id="accept"' in page
-    form = {"csrf": csrf_of(page), "decision": "accept"}
+    form = {"csrf": csrf_of(page), "decision": "accept", "confirm": "yes"}
     done = await client.post("/admin/payouts/po_00000000000000aa/decide", data=form)
     assert done.status == 202
     stored = await PayoutClaim.find_one({"label": "po_00000000000000aa"})
@@ -131,7 +139,7 @@ async def test_a_payout_claim_is_rejected_only_with_a_reason_and_never_by_suppor
     await claim(86, "po_00000000000000cc", ClaimStatus.NEW, clock).insert()
     await sign_in(client, clock, SUPPORT)
     page = await (await client.get("/admin/payouts/po_00000000000000cc")).text()
-    form = {"csrf": csrf_of(page), "decision": "reject", "reason": "duplicate claim"}
+    form = {**confirmed(page), "decision": "reject", "reason": "duplicate claim"}
     assert (await client.post("/admin/payouts/po_00000000000000cc/decide", data=form)).status == 403
     client.session.cookie_jar.clear()
     await sign_in(client, clock)
@@ -166,12 +174,12 @@ async def test_a_failed_job_is_requeued_from_the_page_by_an_owner(client, worker
     await sign_in(client, clock, SUPPORT)
     page = await (await client.get("/admin/jobs")).text()
     assert failed.id in page and "after_ledger_insert" in page
-    assert (await client.post("/admin/jobs/requeue", data={"csrf": csrf_of(page), "job": failed.id})).status == 403
+    assert (await client.post("/admin/jobs/requeue", data={**confirmed(page), "job": failed.id})).status == 403
     client.session.cookie_jar.clear()
     await sign_in(client, clock)
     page = await (await client.get("/admin/jobs")).text()
-    assert (await client.post("/admin/jobs/requeue", data={"csrf": csrf_of(page), "job": "nope"})).status == 404
-    done = await client.post("/admin/jobs/requeue", data={"csrf": csrf_of(page), "job": failed.id})
+    assert (await client.post("/admin/jobs/requeue", data={**confirmed(page), "job": "nope"})).status == 404
+    done = await client.post("/admin/jobs/requeue", data={**confirmed(page), "job": failed.id})
     assert done.status == 202
     await worker.drain()
     assert (await Invoice.find_one({"label": label})).status is InvoiceStatus.PAID
@@ -191,3 +199,20 @@ async def test_every_page_renders_in_each_language(client, clock, lang):
         html = await response.text()
         assert response.status == 200, path
         assert f'<html lang="{lang}">' in html and NAV_WORD[lang] in html, path
+
+
+async def test_an_action_sent_without_its_confirmation_box_changes_nothing(client, worker, queues, clock):
+    await claim(89, "po_00000000000000dd", ClaimStatus.NEW, clock).insert()
+    await failed_fulfilment(client, worker)
+    [failed] = failed_jobs(queues.connection)
+    await sign_in(client, clock)
+    page = await (await client.get("/admin/payouts/po_00000000000000dd")).text()
+    assert 'name="confirm" value="yes" required' in page
+    csrf = csrf_of(page)
+    unticked = await client.post("/admin/payouts/po_00000000000000dd/decide", data={"csrf": csrf, "decision": "accept"})
+    assert unticked.status == 400
+    assert (await PayoutClaim.find_one({"label": "po_00000000000000dd"})).status is ClaimStatus.NEW
+    assert (await client.post("/admin/jobs/requeue", data={"csrf": csrf, "job": failed.id})).status == 400
+    assert [job.id for job in failed_jobs(queues.connection)] == [failed.id]
+    assert (await client.post("/admin/invoices/inv_x/confirm", data={"csrf": csrf})).status == 400
+    assert await AdminAudit.count() == 0

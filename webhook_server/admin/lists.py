@@ -29,6 +29,13 @@ CLAIM_STATUSES = [status.value for status in ClaimStatus]
 MAX_REASON = 500
 
 
+async def confirmed(request: web.Request) -> None:
+    """These actions ask on their own page: the form's "I confirm" box must be ticked (the browser will not send
+    the form without it; a form sent some other way without it is refused and changes nothing)."""
+    if (await request.post()).get("confirm") != "yes":
+        raise web.HTTPBadRequest(text="tick the confirmation box and send the form again")
+
+
 def cursor_time(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name)
     if not text:
@@ -68,6 +75,7 @@ async def invoice_page(request: web.Request, session: AdminSession) -> web.Respo
 async def confirm_action(request: web.Request, session: AdminSession) -> web.Response:
     label, tx = request.match_info["label"][:100], _texts(request)
     back = f"/admin/invoices/{label}"
+    await confirmed(request)
     try:
         await confirm_hold(label, providers=request.app[PROVIDERS].providers, ledger=request.app[LEDGER])
     except (NothingToConfirm, ConfirmUnsupported, ProviderRejected, ProviderUnavailable) as err:
@@ -113,6 +121,7 @@ async def payout_page(request: web.Request, session: AdminSession) -> web.Respon
 @page("payout")
 async def payout_decide(request: web.Request, session: AdminSession) -> web.Response:
     label, tx = request.match_info["label"][:100], _texts(request)
+    await confirmed(request)
     form = await request.post()
     decision, reason = str(form.get("decision", "")), str(form.get("reason", "")).strip()[:MAX_REASON]
     if decision not in ("accept", "reject") or (decision == "reject" and not reason):
@@ -156,6 +165,7 @@ async def jobs_list(request: web.Request, session: AdminSession) -> web.Response
 
 @page("jobs")
 async def jobs_requeue(request: web.Request, session: AdminSession) -> web.Response:
+    await confirmed(request)
     form = await request.post()
     job_id = str(form.get("job", ""))[:200]
     if not job_id:

@@ -7,6 +7,7 @@ DEFAULT = "ru"
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
+        "i_confirm": "I confirm",
         "new_subscribers": "New subscribers, {days} days", "churned": "Churned, {days} days",
         "renewal_success": "Automatic renewals charged, {days} days", "revenue_monthly": "Revenue per month",
         "all": "All", "invoice": "Invoice", "kind": "Kind", "amounts": "Amount", "status": "Status",
@@ -38,6 +39,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "expired_link": "This link is used or expired.", "too_many": "Too many attempts; wait a minute.",
     },
     "ru": {
+        "i_confirm": "Подтверждаю",
         "new_subscribers": "Новые подписчики за {days} дней", "churned": "Ушедшие за {days} дней",
         "renewal_success": "Успешные автопродления за {days} дней", "revenue_monthly": "Выручка по месяцам",
         "all": "Все", "invoice": "Счёт", "kind": "Тип", "amounts": "Сумма", "status": "Статус",
@@ -71,6 +73,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "expired_link": "Ссылка уже использована или истекла.", "too_many": "Слишком много попыток; подождите минуту.",
     },
     "uz": {
+        "i_confirm": "Tasdiqlayman",
         "new_subscribers": "{days} kunda yangi obunachilar", "churned": "{days} kunda ketganlar",
         "renewal_success": "{days} kunda muvaffaqiyatli avtomatik uzaytirishlar", "revenue_monthly": "Oylik tushum",
         "all": "Hammasi", "invoice": "Hisob", "kind": "Turi", "amounts": "Summa", "status": "Holati",
