@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing.fiscal import FiscalItem, FiscalShop, fiscal_item
+from billing.fiscal import FiscalItem, FiscalShop, invoice_item
 from billing.invoices import find_invoice
-from billing.orders import item_title
 from billing.plans import Catalogue
 from billing.providers.base import ProviderRejected
 from db import Invoice, InvoiceStatus
@@ -84,7 +83,7 @@ class RussianReceipts:
         self._shop = shop
 
     def item(self, invoice: Invoice) -> RussianItem:
-        return russian_item(fiscal_item(item_title(invoice, self._plans), self._shop))
+        return russian_item(invoice_item(invoice, self._plans, self._shop))
 
     def _tax_system(self) -> int:
         if self._shop.tax_system_code is None:
