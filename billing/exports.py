@@ -57,9 +57,14 @@ async def payment_lines(since: datetime, until: datetime) -> AsyncIterator[str]:
                         op.currency, major_units(op.net_amount), op.status, op.applied_at, op.reversed_at))
 
 
-async def subscriber_lines() -> AsyncIterator[str]:
-    """The header, then every subscription by user id."""
+async def subscriber_lines(since: datetime | None = None, until: datetime | None = None) -> AsyncIterator[str]:
+    """The header, then every subscription by user id; with a period, those with access at some time in
+    [since, until): their period ran past its start and they began before its end (or before we kept when)."""
     yield csv_line(SUBSCRIBER_COLUMNS)
-    async for sub in Subscription.find({}).sort(("user_id", SortDirection.ASCENDING)):
+    query: dict[str, object] = {}
+    if since is not None and until is not None:
+        query = {"current_period_end": {"$gt": since},
+                 "$or": [{"started_at": {"$lt": until}}, {"started_at": None}]}
+    async for sub in Subscription.find(query).sort(("user_id", SortDirection.ASCENDING)):
         yield csv_line((sub.user_id, sub.plan, sub.status, sub.current_period_end,
                         "yes" if renews_automatically(sub) else "no", sub.payment_provider))

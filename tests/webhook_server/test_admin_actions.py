@@ -159,3 +159,15 @@ async def test_the_subscribers_export_lists_each_subscription(client, worker, cl
     assert [(row["user_id"], row["plan"], row["auto_renew"]) for row in rows] == [
         ("61", "month", "yes"), ("62", "year", "no")]
     assert "pm-token-1" not in str(rows)
+
+
+async def test_the_subscribers_export_of_a_period_lists_those_with_access_in_it(client, clock):
+    for user_id, started, ends in [(63, 40, 20), (64, 15, -25), (65, 100, 60), (66, 5, -25)]:
+        await Subscription(user_id=user_id, plan="month", started_at=clock.now - timedelta(days=started),
+                           current_period_end=clock.now - timedelta(days=ends), updated_at=clock.now).insert()
+    await sign_in(client, clock)
+    first = (clock.now - timedelta(days=30)).date().isoformat()
+    last = (clock.now - timedelta(days=10)).date().isoformat()
+    response = await client.get("/admin/export/subscribers.csv", params={"from": first, "to": last})
+    assert [row["user_id"] for row in read_csv(await response.text())] == ["63", "64"]
+    assert (await client.get("/admin/export/subscribers.csv", params={"from": first})).status == 400
