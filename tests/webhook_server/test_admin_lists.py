@@ -128,6 +128,8 @@ async def test_a_payout_claim_is_accepted_once_from_its_page(client, worker, clo
     assert done.status == 202
     stored = await PayoutClaim.find_one({"label": "po_00000000000000aa"})
     assert stored.status is not ClaimStatus.NEW and stored.decided_by == OWNER
+    history = (await (await client.get("/admin/payouts/po_00000000000000aa")).text()).split('id="payout-history"')[1]
+    assert "decided" in history and 'id="accept"' not in history
     again = await client.post("/admin/payouts/po_00000000000000aa/decide", data={**form, "decision": "reject",
                                                                                   "reason": "late"})
     assert again.status == 409
