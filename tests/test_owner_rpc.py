@@ -4,18 +4,25 @@ answers with the links /subscribe would give and the subscription's status."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from beanie import init_beanie
+from mongomock_motor import AsyncMongoMockClient
 
 from billing.links import check_link
 from db import Invoice
+from db.models import DOCUMENT_MODELS
 from rq_access import RPC_QUEUE
-from tests.conftest import AUTH, REDIS_TEST_URL
+from tests.conftest import AUTH, REDIS_TEST_URL, make_settings
 from tests.helpers import notification, path_of, post_notification
-from ymds_client import RPC_QUEUE as CLIENT_QUEUE, YmdsClient, YmdsRefused, YmdsTimeout
+from webhook_server import runner
+from ymds_client import RPC_QUEUE as CLIENT_QUEUE, YmdsClient, YmdsFailed, YmdsRefused, YmdsTimeout
 
 USER_ID = 4242
 
@@ -113,3 +120,45 @@ async def test_without_a_worker_the_client_times_out_and_the_question_is_dropped
     pending = [job_id.decode() for job_id in redis_conn.lrange(f"rq:queue:{RPC_QUEUE}", 0, -1)]
     assert all(not redis_conn.exists(f"rq:job:{job_id}") for job_id in pending), \
         "a question nobody waits for any more must not be answered by a worker that starts later"
+
+
+async def test_a_worker_that_cannot_make_links_fails_the_question_clearly(client, owner, worker):
+    worker.runtime.renewals = None  # a runtime without the link issuer
+    worker.start()
+    try:
+        with pytest.raises(YmdsFailed, match="payment links are not set up in this worker"):
+            await asyncio.to_thread(owner.subscribe_links, USER_ID, "en")
+    finally:
+        await worker.stop()
+    assert await Invoice.find_all().count() == 0
+
+
+def test_ymds_worker_answers_the_owner_from_its_own_database(monkeypatch, redis_conn, plans):
+    """`ymds worker`'s own runtime (runner.run_worker: its database, plans and link issuer) serves the queue."""
+    database = AsyncMongoMockClient(tz_aware=True)
+
+    async def open_database(uri: str, name: str) -> Any:
+        await init_beanie(database=database[name], document_models=DOCUMENT_MODELS)
+        return database
+
+    monkeypatch.setattr(runner, "init_db", open_database)
+    owner = YmdsClient(REDIS_TEST_URL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(owner.subscribe_links, USER_ID, "uz", timeout=30)
+        wait_until(lambda: redis_conn.llen(f"rq:queue:{RPC_QUEUE}") == 1)
+        runner.run_worker(make_settings(), plans, burst=True)
+        links = asked.result(timeout=30)
+    owner.close()
+
+    assert [link["plan"] for link in links] == ["month", "year"]
+    assert all(link["pay_url"].startswith("http://shop.test/pay/inv_") and "lang=uz" in link["pay_url"]
+               for link in links)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait (bounded) for a condition another thread makes true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
