@@ -4,6 +4,8 @@ answers with the links /subscribe would give and the subscription's status."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -162,3 +164,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def test_the_owner_side_imports_none_of_our_settings_or_services():
+    probe = ("import sys, ymds_client; ours = {'settings', 'billing', 'bot', 'db', 'aiogram', 'aiohttp', 'beanie'};"
+             " assert not ours & {name.split('.')[0] for name in sys.modules}, 'client';"
+             " import bot.owner; assert not {'settings', 'db', 'beanie', 'webhook_server', 'rq_access'}"
+             " & {name.split('.')[0] for name in sys.modules}, 'aiogram side'")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
