@@ -8,7 +8,7 @@ GET /api/users/{id}/subscription says.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from billing.invoices import LinkIssuer
@@ -40,7 +40,7 @@ def generate_subscribe_link(user_id: int, language: str | None = None) -> list[d
         "amounts": {currency: minor for currency, minor in offer.link.invoice.amounts.items()
                     if currency != STARS_CURRENCY},
         "pay_url": offer.link.url,
-        "expires_at": _iso(datetime.fromtimestamp(offer.link.expires_at, now.tzinfo)),
+        "expires_at": datetime.fromtimestamp(offer.link.expires_at, UTC).isoformat(),
     } for offer in offers]
 
 
@@ -58,7 +58,7 @@ def subscription_status(user_id: int) -> dict[str, Any]:
         "active": is_active(subscription, now),
         "status": access_status(subscription, now),
         "plan": subscription.plan,
-        "current_period_end": _iso(subscription.current_period_end),
+        "current_period_end": subscription.current_period_end.isoformat(),
         "auto_renew": renews_automatically(subscription),
     }
 
@@ -82,7 +82,3 @@ def _links(runtime: JobRuntime) -> LinkIssuer:
     if runtime.renewals is None:
         raise RuntimeError("payment links are not set up in this worker")
     return runtime.renewals.links
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
