@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 FULFILMENT_QUEUE = "ymds-fulfilment"
 NOTICES_QUEUE = "ymds-notices"
-QUEUE_NAMES = (FULFILMENT_QUEUE, NOTICES_QUEUE)
+RPC_QUEUE = "ymds-rpc"  # the owner's own bot asks here (billing/owner_rpc.py, ymds_client.py)
+# the order a worker takes jobs in: payments first, then the owner bot's questions (someone waits for the answer)
+QUEUE_NAMES = (FULFILMENT_QUEUE, RPC_QUEUE, NOTICES_QUEUE)
 MEMORY_URL = "memory://"
 JOB_TIMEOUT_SECONDS = 120
 RESULT_TTL_SECONDS = 7 * 24 * 3600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -139,9 +140,15 @@ async def refunded_in_full(label: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Offer:
+    plan: Plan
+    link: PayLink
+
+
+@dataclass(frozen=True, slots=True)
 class LinkIssuer:
-    """Fresh signed payment links for jobs that write to users (renewal reminders, expiry notices): the
-    same invoices and links /subscribe hands out."""
+    """Invoices and their signed payment links as /subscribe hands them out: for the bot itself, the jobs that
+    write to users (renewal reminders, expiry notices) and the owner's own bot (billing/owner_rpc.py)."""
 
     base_url: str
     key: bytes
@@ -149,8 +156,17 @@ class LinkIssuer:
     invoice_ttl_seconds: int
     min_remaining: timedelta
 
-    async def link_for(self, plan: Plan, user_id: int, *, now: datetime, lang: str | None = None) -> str:
+    async def offer(self, plan: Plan, user_id: int, *, now: datetime, lang: str | None = None) -> Offer:
+        """The user's invoice for this plan (a pending one reused while it stays payable) and a fresh link."""
         invoice = await invoice_for(plan, user_id, now=now, ttl_seconds=self.invoice_ttl_seconds,
                                     min_remaining=self.min_remaining)
-        return pay_link(invoice, base_url=self.base_url, key=self.key, now=now,
-                        ttl_seconds=self.link_ttl_seconds, lang=lang).url
+        return Offer(plan, pay_link(invoice, base_url=self.base_url, key=self.key, now=now,
+                                    ttl_seconds=self.link_ttl_seconds, lang=lang))
+
+    async def offers(self, plans: Iterable[Plan], user_id: int, *, now: datetime, lang: str | None = None
+                     ) -> list[Offer]:
+        """One offer per plan: what /subscribe shows."""
+        return [await self.offer(plan, user_id, now=now, lang=lang) for plan in plans]
+
+    async def link_for(self, plan: Plan, user_id: int, *, now: datetime, lang: str | None = None) -> str:
+        return (await self.offer(plan, user_id, now=now, lang=lang)).link.url

@@ -124,6 +124,14 @@ def is_active(subscription: Subscription, now: datetime) -> bool:
     return subscription.status is SubscriptionStatus.ACTIVE and subscription.current_period_end > now
 
 
+def access_status(subscription: Subscription, now: datetime) -> str:
+    """The status word the admin API and the owner's bot read: "past_due" (a declined renewal still
+    retrying, with access), "active" (a paid period running) or "expired"."""
+    if subscription.status is SubscriptionStatus.PAST_DUE:
+        return "past_due"
+    return "active" if is_active(subscription, now) else "expired"
+
+
 def with_access(now: datetime) -> dict[str, Any]:
     """The database filter that matches what is_active accepts."""
     return {"$or": [

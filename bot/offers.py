@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from billing.invoices import PayLink, invoice_for, pay_link
-from billing.plans import Catalogue as Plans, Plan
+from billing.invoices import LinkIssuer, Offer
+from billing.plans import Catalogue as Plans
 from settings import Settings
 
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    plan: Plan
-    link: PayLink
-
+__all__ = ["Offer", "REUSE_MARGIN", "link_issuer", "offers_for", "reuse_margin"]
 
 REUSE_MARGIN = timedelta(minutes=15)
 
@@ -25,14 +19,13 @@ def reuse_margin(settings: Settings) -> timedelta:
     return min(REUSE_MARGIN, timedelta(seconds=settings.invoice_ttl_seconds / 2))
 
 
+def link_issuer(settings: Settings) -> LinkIssuer:
+    return LinkIssuer(base_url=settings.public_base_url, key=settings.link_key,
+                      link_ttl_seconds=settings.link_ttl_seconds, invoice_ttl_seconds=settings.invoice_ttl_seconds,
+                      min_remaining=reuse_margin(settings))
+
+
 async def offers_for(user_id: int, language: str, *, settings: Settings, plans: Plans, now: datetime) -> list[Offer]:
     """Through billing/ (the function the admin API uses to create invoices), links signed with the
     user's language so the payment page speaks it."""
-    offers = []
-    for plan in plans:
-        invoice = await invoice_for(plan, user_id, now=now, ttl_seconds=settings.invoice_ttl_seconds,
-                                    min_remaining=reuse_margin(settings))
-        link = pay_link(invoice, base_url=settings.public_base_url, key=settings.link_key, now=now,
-                        ttl_seconds=settings.link_ttl_seconds, lang=language)
-        offers.append(Offer(plan, link))
-    return offers
+    return await link_issuer(settings).offers(plans, user_id, now=now, lang=language)

@@ -7,12 +7,11 @@ from datetime import timedelta
 from redis import Redis
 
 from billing.clock import Clock
-from billing.invoices import LinkIssuer
 from billing.ledger import Ledger
 from billing.providers.base import SavedMethodCharger
 from billing.providers.stars import NAME as STARS
 from billing.renewals import RenewalPolicy, RenewalServices
-from bot.offers import reuse_margin
+from bot.offers import link_issuer
 from rq_access import RedisLease, RqQueues
 from settings import Settings
 from webhook_server.providers import ProviderRegistry
@@ -27,12 +26,6 @@ def renewal_policy(settings: Settings) -> RenewalPolicy:
                          lead=timedelta(seconds=settings.renewal_lead_seconds), reminder_days=settings.reminder_days,
                          charge_notice_days=settings.renewal_notice_days,
                          self_renewing=frozenset(self_renewing))
-
-
-def link_issuer(settings: Settings) -> LinkIssuer:
-    return LinkIssuer(base_url=settings.public_base_url, key=settings.link_key,
-                      link_ttl_seconds=settings.link_ttl_seconds, invoice_ttl_seconds=settings.invoice_ttl_seconds,
-                      min_remaining=reuse_margin(settings))
 
 
 def renewal_services(settings: Settings, queues: RqQueues, providers: ProviderRegistry,

@@ -23,25 +23,14 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, get_currency_symbol
 
+from billing.languages import DEFAULT_LANGUAGE, LANGUAGES, language_or_default, supported_language
 from billing.money import MINOR_DIGITS, Money
 
-LANGUAGES = ("ru", "en", "uz")
-DEFAULT_LANGUAGE = "en"
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "language_or_default", "supported_language"]
+
 LOCALES = Path(__file__).parent / "locales"
 DOMAIN = "messages"
 PRICE_SEPARATOR = " · "
-
-
-def supported_language(code: str | None) -> str | None:
-    """'ru', 'ru-RU', 'RU_ru' → 'ru'; None for anything we have no catalogue for."""
-    if not code:
-        return None
-    primary = code.strip().replace("_", "-").split("-", 1)[0].lower()
-    return primary if primary in LANGUAGES else None
-
-
-def language_or_default(code: str | None) -> str:
-    return supported_language(code) or DEFAULT_LANGUAGE
 
 
 def negotiate(accept_language: str | None) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-LANGUAGES = ("ru", "en", "uz")
+from billing.languages import LANGUAGES
+
 DEFAULT = "ru"
 
 TEXTS: dict[str, dict[str, str]] = {

@@ -29,8 +29,8 @@ from billing.renewals.attempt import find_period_renewal
 from billing.renewals.cancel import NoSavedMethod, NoSubscription, set_auto_renew
 from billing.renewals.periods import period_ms
 from billing.signing import secrets_equal
-from billing.subscriptions import get_subscription, is_active, renews_automatically
-from db import Invoice, InvoiceStatus, Operation, Subscription, SubscriptionStatus
+from billing.subscriptions import access_status, get_subscription, renews_automatically
+from db import Invoice, InvoiceStatus, Operation, Subscription
 from db.renewals import OPEN_STATUSES
 from webhook_server.keys import CLOCK, LEDGER, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.middlewares import json_error
@@ -204,11 +204,9 @@ async def patch_subscription_view(request: web.Request) -> web.Response:
 
 async def _subscription_json(subscription: Subscription, now: datetime) -> dict[str, Any]:
     renewal = await find_period_renewal(subscription.user_id, period_ms(subscription.current_period_end))
-    status = ("past_due" if subscription.status is SubscriptionStatus.PAST_DUE
-              else "active" if is_active(subscription, now) else "expired")
     return {
         "user_id": subscription.user_id,
-        "status": status,
+        "status": access_status(subscription, now),
         "plan": subscription.plan,
         "current_period_end": _iso(subscription.current_period_end),
         "auto_renew": renews_automatically(subscription),
