@@ -219,8 +219,9 @@ async def subscription_active(session: aiohttp.ClientSession, running: Deploymen
 
 
 async def was_told(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
+    """The bot wrote to the user (the chat also holds what the user sent: a /start alone is not an answer)."""
     async with session.get(f"{running.telegram}/fake/messages", params={"chat_id": user_id}) as response:
-        return bool((await response.json())["messages"])
+        return any(message.get("from", {}).get("is_bot") for message in (await response.json())["messages"])
 
 
 async def bot_answers(running: Deployment, users: int) -> None:

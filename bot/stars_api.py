@@ -21,10 +21,10 @@ from aiogram.types import LabeledPrice
 from billing.errors import ProviderUnavailable
 from billing.providers.base import ProviderRejected
 from billing.providers.stars.protocol import CURRENCY, AlreadyRefunded, StarsInvoice
+from bot.stars_http import ALREADY_REFUNDED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ALREADY_REFUNDED = "ALREADY_REFUNDED"  # MTProto's CHARGE_ALREADY_REFUNDED; the Bot API's wording is unconfirmed
 
 
 class BotStarsApi:

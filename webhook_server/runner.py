@@ -22,7 +22,7 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from billing.renewals.scheduler import run_scheduler
 from billing.sweep import Sweeper, reconcilers
-from bot.notifier import close_notifier, notifier_for
+from bot.notifier import SEND_TIMEOUT_SECONDS, notifier_for
 from db import init_db
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
@@ -107,7 +107,8 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     loop = asyncio.new_event_loop()
     client = loop.run_until_complete(init_db(settings.mongodb_uri, settings.mongodb_db))
     queues = queues_for(settings, blocking_reads=True)
-    notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
+    telegram = OwnSessionTransport(SEND_TIMEOUT_SECONDS)  # the notices' HTTP client
+    notifier = notifier_for(settings, telegram)  # Telegram when BOT_TOKEN is set
     payouts = payout_services(settings, queues)  # konsol.pro, when KONSOL_API_TOKEN is set
     transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)  # the saved-method chargers' HTTP client
     providers = build_providers(settings, transport)
@@ -119,7 +120,7 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
         runtime.uninstall()
-        loop.run_until_complete(close_notifier(notifier))
+        loop.run_until_complete(telegram.close())
         loop.run_until_complete(close_payout_services(payouts))
         loop.run_until_complete(transport.close())
         client.close()
