@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import redis
 
-from bench.deployment import free_port, service_env, start, until, wait_ready
+from bench.deployment import free_port, pid_answering, service_env, start, wait_ready, web_pids
 from settings import ConfigError
 from tests.conftest import REDIS_TEST_URL, make_settings
 from webhook_server.web_processes import Supervisor
@@ -41,24 +41,8 @@ class Web:
         self.base = base
         self.process = process
 
-    async def pid_answering(self) -> int:
-        """The pid in /healthz's answer, over a new connection each time (the kernel picks a process per
-        connection)."""
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-            async with session.get(f"{self.base}/healthz") as response:
-                assert response.status == 200
-                return int((await response.json())["pid"])
-
     async def pids_seen(self, count: int, *, besides: frozenset[int] = frozenset()) -> set[int]:
-        """Ask until `count` different processes (none of `besides`) have answered, within the deadline."""
-        seen: set[int] = set()
-
-        async def enough() -> bool:
-            seen.add(await self.pid_answering())
-            return len(seen - besides) >= count
-
-        await until(enough, f"{count} web processes did not answer", DEADLINE_SECONDS)
-        return seen - besides
+        return await web_pids(self.base, count, besides=besides, seconds=DEADLINE_SECONDS)
 
 
 @pytest.fixture
@@ -89,7 +73,7 @@ async def test_two_processes_answer_on_one_port_a_dead_one_is_replaced_and_sigte
         assert await web.process.wait() == 0
     assert not alive(second) and not alive(replacement), "SIGTERM stopped every web process"
     with pytest.raises(aiohttp.ClientConnectionError):
-        await web.pid_answering()
+        await pid_answering(web.base)
 
 
 async def test_a_child_that_keeps_failing_at_start_stops_the_service_instead_of_looping():
