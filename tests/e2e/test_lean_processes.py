@@ -1,21 +1,38 @@
 """aiogram only where a bot runs (issue 20): `ymds web` (without webhook mode) and `ymds worker`, started as real
-processes, take a payment and tell the user without ever importing aiogram; `ymds bot` and webhook mode still do.
+processes, take a payment and tell the user without ever importing aiogram, nor does `ymds scheduler` once it holds
+its lease; `ymds bot` and webhook mode still do.
 
 Each process runs with PYTHONPROFILEIMPORTTIME=1, so its log lists every module it imported, including those its
 jobs and routes import late."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
+import tempfile
+from contextlib import AsyncExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 import redis
 
-from bench.deployment import bot_answers, deployment, invoices, notifications, subscription_active, until, was_told
+from bench.deployment import (
+    Deployment,
+    bot_answers,
+    deployment,
+    free_port,
+    invoices,
+    notifications,
+    service_env,
+    start,
+    subscription_active,
+    until,
+    was_told,
+)
 from tests.conftest import REDIS_TEST_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,9 +62,25 @@ async def test_the_web_and_the_worker_pay_and_tell_without_aiogram(redis_conn: r
 
             await until(paid_and_told, "the payment was not fulfilled and told", DEADLINE_SECONDS)
         await bot_answers(running, 1)
+        await scheduler_ticked(running, tmp_path / "scheduler.log")
     assert not imported_aiogram(tmp_path / "web.log")
+    assert not imported_aiogram(tmp_path / "scheduler.log")
     assert not imported_aiogram(tmp_path / "worker-1.log")
     assert imported_aiogram(tmp_path / "bot.log")
+
+
+async def scheduler_ticked(running: Deployment, log: Path) -> None:
+    """`ymds scheduler` against the deployment's stores, until it holds the lease (and ticks)."""
+    port = int(urlsplit(running.mongodb_uri).port or 0)
+    env = {**service_env(port, REDIS_TEST_URL, free_port(), running.telegram), "SCHEDULER_INTERVAL_SECONDS": "1"}
+    async with AsyncExitStack() as stack:
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ymds-lean-")))
+        await start(stack, str(Path(sys.executable).with_name("ymds")), "scheduler", log=log, cwd=home, env=env)
+
+        async def started() -> bool:
+            return b"renewal scheduler took the lease" in await asyncio.to_thread(log.read_bytes)
+
+        await until(started, "the scheduler did not start", DEADLINE_SECONDS)
 
 
 @pytest.mark.parametrize(("webhook_mode", "expected"), [("true", True), ("false", False)])
