@@ -3,8 +3,8 @@
 Each child binds WEB_HOST:WEB_PORT itself with SO_REUSEPORT (Linux), and the kernel spreads new connections among
 them, so one port uses as many cores as there are children. Nothing is shared between them but MongoDB and Redis:
 every guarantee (the durable record before the answer, the unique indexes, the conditional updates) lives there,
-so a request is the same whichever child takes it. The children are fresh interpreters (`python -m ymds web
---reuse-port`), each opening its own database and Redis clients, as `ymds web` alone does.
+so a request is the same whichever child takes it. The children are fresh interpreters (`ymds web --reuse-port`),
+each opening its own database and Redis clients, as `ymds web` alone does.
 
 The supervisor binds nothing and holds no client. SIGTERM and SIGINT are passed on to every child, which stops
 gracefully (in-flight requests finish), and the supervisor exits when all have; a child still running after the
@@ -33,7 +33,9 @@ STOP_GRACE_SECONDS = 35.0  # the children's own shutdown grace (runner.SHUTDOWN_
 
 
 def child_command() -> list[str]:
-    return [sys.executable, "-m", "ymds", "web", CHILD_FLAG]
+    """The command this process was started with (the `ymds` script, or ymds.py under `python -m`), as a child:
+    run as a script, so that nothing in the working directory can stand in for our modules."""
+    return [sys.executable, os.path.abspath(sys.argv[0]), "web", CHILD_FLAG]
 
 
 def supervise(processes: int, command: Sequence[str] | None = None) -> int:
