@@ -112,6 +112,8 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
+    # `ymds web` processes sharing WEB_PORT (SO_REUSEPORT, Linux): webhook_server/web_processes.py
+    web_processes: int = Field(default=1, ge=1, le=64)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -334,6 +336,8 @@ class Settings(BaseSettings):
         self.link_key  # noqa: B018 - raises ConfigError when no key can be had
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("TLS_CERT and TLS_KEY: set both or neither")
+        if self.web_processes > 1 and self.web_port == 0:
+            raise ConfigError("WEB_PROCESSES: processes share one port; WEB_PORT=0 would give each its own")
         for name, fields in PROVIDER_CREDENTIALS.items():
             missing = [field.upper() for field in fields if getattr(self, field) is None]
             if 0 < len(missing) < len(fields):

@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--clock-speed", type=_positive_float, default=1.0, metavar="FACTOR",
                       help="run the service's clock FACTOR times faster (86400: a day a second) to watch renewals")
     demo.set_defaults(command=cmd_demo)
-    sub.add_parser("web", help="the HTTP server").set_defaults(command=cmd_web)
+    web = sub.add_parser("web", help="the HTTP server (WEB_PROCESSES processes on one port)")
+    web.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # one of WEB_PROCESSES' children
+    web.set_defaults(command=cmd_web)
     sub.add_parser("bot", help="the Telegram bot").set_defaults(command=cmd_bot)
     worker = sub.add_parser("worker", help="an RQ worker")
     worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
@@ -161,13 +163,18 @@ def _require_shared_stores(settings: Settings, service: str) -> None:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from webhook_server.app import create_app
-    from webhook_server.runner import serve_web
-
     settings = load_settings()
     settings.validate_for_run()
     _require_shared_stores(settings, "web")
-    serve_web(create_app(settings, plans=_plans_for_receipts(settings)), settings)
+    plans = _plans_for_receipts(settings)  # refused here, before any child process starts
+    if settings.web_processes > 1 and not args.reuse_port:
+        from webhook_server.web_processes import supervise  # children run this command with --reuse-port
+
+        return supervise(settings.web_processes)
+    from webhook_server.app import create_app
+    from webhook_server.runner import serve_web
+
+    serve_web(create_app(settings, plans=plans), settings, reuse_port=args.reuse_port)
     return 0
 
 

@@ -203,8 +203,10 @@ async def run(requests: int, redis_url: str) -> None:
         ours = await payme_rows(f"{base}/notify/payme", "order_id", unpaid, await invoices(base, pairs),
                                 requests, "open-ymds", pids)
         rss["web"] = running.peak_rss("web")
+    loads["notify 2"] = await two_web_processes(redis_url, requests, warm_up)
     theirs = await paytechuz_rows(requests, pairs)
-    lines += [row(loads[name]) for name in ("hello", "floor", "notify", "paced")] + [row(m) for m in ours + theirs]
+    lines += [row(loads[name]) for name in ("hello", "floor", "notify", "notify 2", "paced")]
+    lines += [row(m) for m in ours + theirs]
     if not theirs:
         lines.append("| paytechuz: not installed (pip install -e '.[bench]') | | | | | | |")
 
@@ -240,6 +242,19 @@ async def run(requests: int, redis_url: str) -> None:
     print(f"\nA Python process that imports nothing: {bare:.0f} MB; one that imports only aiogram (which builds the "
           f"models of the whole Bot API): {with_aiogram:.0f} MB.")
     print("\n" + "\n".join(target_lines(loads, ours, theirs, noop_ms, one, rss)))
+
+
+async def two_web_processes(redis_url: str, requests: int, warm_up: int) -> Measurement:
+    """The same closed loop against WEB_PROCESSES=2 (two processes on one port, SO_REUSEPORT)."""
+    async with deployment(redis_url, workers=0, web_processes=2) as running:
+        base = running.base
+        pids = {f"web {n}": pid for n, pid in enumerate(running.pids["web"], 1)}
+        pids["database"] = running.pids["database"][0]
+        labels = await invoices(base, INVOICE_POOL)
+        await closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, warm_up), "warm"), CONCURRENCY, FORM)
+        return (f"POST /notify/yoomoney, 2 web processes, {CONCURRENCY} clients", *await measured(
+            pids, closed_loop(f"{base}/notify/yoomoney", notifications(cycle(labels, requests), "c2"), CONCURRENCY,
+                              FORM)))
 
 
 def times(figure: float, unit: float) -> str:

@@ -137,11 +137,36 @@ async def wait_ready(url: str) -> None:
         await until(answers, f"{url} did not answer 200")
 
 
+async def pid_answering(base: str) -> int:
+    """The pid in /healthz's answer, over a new connection (with WEB_PROCESSES the kernel picks a process per
+    connection)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        async with session.get(f"{base}/healthz") as response:
+            if response.status != 200:
+                raise RuntimeError(f"/healthz answered {response.status}")
+            return int((await response.json())["pid"])
+
+
+async def web_pids(base: str, count: int, *, besides: frozenset[int] = frozenset(),
+                   seconds: float = STARTUP_DEADLINE_SECONDS) -> set[int]:
+    """Ask /healthz until `count` different processes (none of `besides`) have answered, within `seconds`."""
+    seen: set[int] = set()
+
+    async def enough() -> bool:
+        seen.add(await pid_answering(base))
+        return len(seen - besides) >= count
+
+    await until(enough, f"{count} web processes did not answer", seconds)
+    return seen - besides
+
+
 @asynccontextmanager
-async def deployment(redis_url: str, workers: int, *, bot: bool = False, logs: Path | None = None,
-                     extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
-    """The database, the fake Bot API, `ymds web`, `workers` × `ymds worker` and, with `bot`, `ymds bot`; with
-    `logs`, each process's log goes to a file there named after it; `extra_env` adds settings to every service."""
+async def deployment(redis_url: str, workers: int, *, bot: bool = False, web_processes: int = 1,
+                     logs: Path | None = None, extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
+    """The database, the fake Bot API, `ymds web` (WEB_PROCESSES=`web_processes`), `workers` × `ymds worker` and,
+    with `bot`, `ymds bot`; with `logs`, each process's log goes to a file there named after it; `extra_env` adds
+    settings to every service. With more than one web process, the "web" pids are the processes that answer (the
+    supervisor's children)."""
     ymds = str(Path(sys.executable).with_name("ymds"))
     connection = redis.Redis.from_url(redis_url)
     strangers = len(Worker.all(connection=connection))  # registrations whose key expired are not counted
@@ -152,7 +177,8 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False, logs: P
     async with AsyncExitStack() as stack:
         mongodb_port, telegram_port, web_port = free_port(), free_port(), free_port()
         telegram = f"http://127.0.0.1:{telegram_port}"
-        env = {**service_env(mongodb_port, redis_url, web_port, telegram), **(extra_env or {})}
+        env = {**service_env(mongodb_port, redis_url, web_port, telegram), "WEB_PROCESSES": str(web_processes),
+               **(extra_env or {})}
         def log(name: str) -> Path | None:
             return logs / f"{name}.log" if logs else None
 
@@ -164,8 +190,10 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False, logs: P
                     env=env, ready_line=b"fake Telegram")
         web = await start(stack, ymds, "web", log=log("web"), cwd=home, env=env)
         await wait_ready(f"http://127.0.0.1:{web_port}/readyz")
+        answering = [web.pid] if web_processes == 1 else sorted(await web_pids(f"http://127.0.0.1:{web_port}",
+                                                                               web_processes))
         running = Deployment(f"http://127.0.0.1:{web_port}", telegram, connection, env["MONGODB_URI"],
-                             {"database": [database.pid], "web": [web.pid], "worker": [], "bot": []})
+                             {"database": [database.pid], "web": answering, "worker": [], "bot": []})
         for n in range(workers):
             worker = await start(stack, ymds, "worker", log=log(f"worker-{n + 1}"), cwd=home, env=env)
             running.pids["worker"].append(worker.pid)
@@ -219,8 +247,9 @@ async def subscription_active(session: aiohttp.ClientSession, running: Deploymen
 
 
 async def was_told(session: aiohttp.ClientSession, running: Deployment, user_id: int) -> bool:
+    """The bot wrote to the user (the chat also holds what the user sent: a /start alone is not an answer)."""
     async with session.get(f"{running.telegram}/fake/messages", params={"chat_id": user_id}) as response:
-        return bool((await response.json())["messages"])
+        return any(message.get("from", {}).get("is_bot") for message in (await response.json())["messages"])
 
 
 async def bot_answers(running: Deployment, users: int) -> None:

@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from billing.providers.stars.protocol import CURRENCY as STARS_CURRENCY
+from bot.notice_keyboards import HOLD
 from bot.offers import Offer
 from bot.texts import LANGUAGES, Catalogue, Texts
 
@@ -44,16 +45,10 @@ def languages_keyboard(catalogue: Catalogue) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-class HoldConfirm(CallbackData, prefix="hold"):
+class HoldConfirm(CallbackData, prefix=HOLD):
     """An admin's Confirm of a two-stage payment held for invoice `label`."""
 
     label: str
-
-
-def hold_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text=t("hold.confirm"), callback_data=HoldConfirm(label=label).pack()),
-    ]])
 
 
 class DataDeletion(CallbackData, prefix="deldata"):

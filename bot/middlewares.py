@@ -4,6 +4,7 @@ fail an update rather than be answered, and callback answers that may fail witho
 from __future__ import annotations
 
 import asyncio
+import gettext
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -15,7 +16,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
-from aiogram.utils.i18n import I18nMiddleware
+from aiogram.utils.i18n import I18n, I18nMiddleware
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
@@ -36,6 +37,17 @@ POLLING_RETRY_DELAYS = (1.0, 5.0, 30.0)  # seconds before each new attempt of an
 PAYMENT_MESSAGES = ("successful_payment", "refunded_payment")
 
 
+class CatalogueI18n(I18n):
+    """aiogram's I18n over the catalogue's translations (bot/texts, which loads without aiogram)."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+        super().__init__(path=catalogue.path, default_locale=catalogue.default_locale, domain=catalogue.domain)
+
+    def find_locales(self) -> dict[str, gettext.GNUTranslations]:
+        return dict(self._catalogue.locales)
+
+
 class LocaleMiddleware(I18nMiddleware):
     """The user's stored language, else Telegram's language_code (ru, en, uz; anything else en).
 
@@ -44,7 +56,7 @@ class LocaleMiddleware(I18nMiddleware):
     """
 
     def __init__(self, catalogue: Catalogue, clock: Clock) -> None:
-        super().__init__(i18n=catalogue, i18n_key="i18n", middleware_key="i18n_middleware")
+        super().__init__(i18n=CatalogueI18n(catalogue), i18n_key="i18n", middleware_key="i18n_middleware")
         self.catalogue = catalogue
         self._clock = clock
 

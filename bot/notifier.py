@@ -16,10 +16,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
-from aiogram.types import InlineKeyboardMarkup
-
 from billing.clock import Clock, utc_now
 from billing.ports import (
     ExtraNotice,
@@ -36,11 +32,10 @@ from billing.ports import (
     RenewalNotice,
     ReversalNotice,
 )
-from bot.keyboards import hold_keyboard
-from bot.main import make_bot
-from bot.payouts_keyboards import decision_keyboard, resolution_keyboard
+from billing.providers.base import HttpTransport
+from bot.bot_api import BotApi, BotApiBadRequest, BotApiForbidden, BotApiRetryAfter, InlineKeyboard, bot_api_for
+from bot.notice_keyboards import cancel_renewal_keyboard, decision_keyboard, hold_keyboard, resolution_keyboard
 from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
-from bot.renewal_keyboards import cancel_renewal_keyboard
 from bot.texts import Catalogue, Texts, catalogue
 from db.users import already_sent, mark_blocked, record_sent, stored_language
 from settings import Settings
@@ -57,7 +52,7 @@ class NoticeNotSent(RuntimeError):
 
 class TelegramNotifier:
     def __init__(
-        self, bot: Bot, *, admin_chat_id: int | None, admin_language: str = "en", texts: Catalogue | None = None,
+        self, bot: BotApi, *, admin_chat_id: int | None, admin_language: str = "en", texts: Catalogue | None = None,
         clock: Clock = utc_now, sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._bot = bot
@@ -66,9 +61,6 @@ class TelegramNotifier:
         self._admin_texts = self._catalogue.texts(admin_language)
         self._clock = clock
         self._sleep = sleep
-
-    async def close(self) -> None:
-        await self._bot.session.close()
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         if notice.period_end is None:
@@ -199,40 +191,40 @@ class TelegramNotifier:
     async def _user_texts(self, user_id: int) -> Texts:
         return self._catalogue.texts(await stored_language(user_id))
 
-    async def _to_admins(self, key: str, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    async def _to_admins(self, key: str, text: str, markup: InlineKeyboard | None = None) -> None:
         if self._admin_chat_id is not None:
             await self._deliver(key, self._admin_chat_id, text, user=False, markup=markup)
 
     async def _deliver(self, key: str, chat_id: int, text: str, *, user: bool,
-                       markup: InlineKeyboardMarkup | None = None) -> None:
+                       markup: InlineKeyboard | None = None) -> None:
         if await already_sent(key):
             return
         try:
             await self._send(chat_id, text, markup)
-        except TelegramForbiddenError as err:
-            log.warning("notice %s not delivered to chat %s, for good: %s", key, chat_id, err.message)
+        except BotApiForbidden as err:
+            log.warning("notice %s not delivered to chat %s, for good: %s", key, chat_id, err.description)
             if user:
                 await mark_blocked(chat_id, self._clock())
             await record_sent(key, chat_id, "blocked", self._clock())
             return
-        except TelegramBadRequest as err:
-            log.error("notice %s refused by Telegram for chat %s, for good: %s", key, chat_id, err.message)
+        except BotApiBadRequest as err:
+            log.error("notice %s refused by Telegram for chat %s, for good: %s", key, chat_id, err.description)
             await record_sent(key, chat_id, "refused", self._clock())
             return
         await record_sent(key, chat_id, "sent", self._clock())
 
-    async def _send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    async def _send(self, chat_id: int, text: str, markup: InlineKeyboard | None = None) -> None:
         try:
-            await self._bot.send_message(chat_id, text, reply_markup=markup)
+            await self._bot.send_message(chat_id, text, markup)
             return
-        except TelegramRetryAfter as err:
+        except BotApiRetryAfter as err:
             if err.retry_after > MAX_INLINE_WAIT_SECONDS:
                 raise NoticeNotSent(f"Telegram asks to wait {err.retry_after} s; left to the job's retries") from err
             log.info("Telegram asks to wait %s s before writing to chat %s", err.retry_after, chat_id)
             await self._sleep(err.retry_after)
         try:
-            await self._bot.send_message(chat_id, text, reply_markup=markup)
-        except TelegramRetryAfter as err:
+            await self._bot.send_message(chat_id, text, markup)
+        except BotApiRetryAfter as err:
             raise NoticeNotSent(f"Telegram still asks to wait {err.retry_after} s; left to the job's retries") from err
 
 
@@ -240,14 +232,10 @@ def _amount(t: Texts, notice: PaymentNotice | ReversalNotice) -> str:
     return t.money(notice.paid) if notice.paid is not None else notice.amount
 
 
-def notifier_for(settings: Settings) -> Notifier:
-    """The worker's notifier: Telegram when BOT_TOKEN is set, else the log."""
-    if settings.bot_token is None:
+def notifier_for(settings: Settings, transport: HttpTransport) -> Notifier:
+    """The worker's notifier: Telegram when BOT_TOKEN is set, else the log. `transport` is the process's HTTP
+    session for Telegram, with SEND_TIMEOUT_SECONDS as its timeout; its owner closes it."""
+    api = bot_api_for(settings, transport)
+    if api is None:
         return LogNotifier()
-    return TelegramNotifier(make_bot(settings, timeout=SEND_TIMEOUT_SECONDS), admin_chat_id=settings.admin_chat_id,
-                            admin_language=settings.admin_language)
-
-
-async def close_notifier(notifier: Notifier) -> None:
-    if isinstance(notifier, TelegramNotifier):
-        await notifier.close()
+    return TelegramNotifier(api, admin_chat_id=settings.admin_chat_id, admin_language=settings.admin_language)

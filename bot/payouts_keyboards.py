@@ -6,6 +6,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from billing.providers.konsol import Bank
+from bot.notice_keyboards import CLAIM_DECISION, CLAIM_RESOLUTION
 from bot.texts import Texts
 
 BANKS_PER_PAGE = 8
@@ -28,7 +29,7 @@ class ClaimConfirmed(CallbackData, prefix="poconfirm"):
     ok: bool
 
 
-class ClaimDecision(CallbackData, prefix="claim"):
+class ClaimDecision(CallbackData, prefix=CLAIM_DECISION):
     label: str
     accept: bool
 
@@ -65,35 +66,13 @@ def confirm_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
     ]])
 
 
-def decision_keyboard(label: str, t: Texts) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text=t("payout.admin.accept"),
-                             callback_data=ClaimDecision(label=label, accept=True).pack()),
-        InlineKeyboardButton(text=t("payout.admin.reject"),
-                             callback_data=ClaimDecision(label=label, accept=False).pack()),
-    ]])
-
-
-class ClaimResolution(CallbackData, prefix="pores"):
+class ClaimResolution(CallbackData, prefix=CLAIM_RESOLUTION):
     """An admin's resolution of a claim the machine cannot settle; `confirm` marks the second press, after the
     warning that the payout must not exist at konsol.pro."""
 
     label: str
     action: str  # "attach", "fail" or "resend" (db.payouts.Resolution)
     confirm: bool = False
-
-
-RESOLUTIONS_FOR_ALERT = {"unknown": ("attach", "fail", "resend"), "overdue": ("fail",), "config": ("resend",)}
-
-
-def resolution_keyboard(label: str, alert_kind: str, t: Texts) -> InlineKeyboardMarkup | None:
-    """The buttons under an admin alert that needs a decision; None for an alert that only informs."""
-    actions = RESOLUTIONS_FOR_ALERT.get(alert_kind.split(":", 1)[0], ())
-    if not actions:
-        return None
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text=t(f"payout.resolve.{action}"),
-                             callback_data=ClaimResolution(label=label, action=action).pack())] for action in actions])
 
 
 def confirm_resolution_keyboard(label: str, action: str, t: Texts) -> InlineKeyboardMarkup:

@@ -21,10 +21,10 @@ from aiogram.types import LabeledPrice
 from billing.errors import ProviderUnavailable
 from billing.providers.base import ProviderRejected
 from billing.providers.stars.protocol import CURRENCY, AlreadyRefunded, StarsInvoice
+from bot.stars_http import ALREADY_REFUNDED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ALREADY_REFUNDED = "ALREADY_REFUNDED"  # MTProto's CHARGE_ALREADY_REFUNDED; the Bot API's wording is unconfirmed
 
 
 class BotStarsApi:
@@ -57,8 +57,8 @@ class BotStarsApi:
 
 
 class OnDemandStarsApi:
-    """StarsApi for the web app and the CLI: a Bot made for each call and closed after it (refunds and
-    reconciliation are rare; nothing is left open when the process stops)."""
+    """StarsApi for `ymds reconcile stars`: a Bot made for each call and closed after it (nothing is left open
+    when the command ends). The web, the worker and the scheduler use bot/stars_http.py, without aiogram."""
 
     def __init__(self, make_bot: Callable[[], Bot]) -> None:
         self._make_bot = make_bot

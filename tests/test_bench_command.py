@@ -22,7 +22,8 @@ def test_the_bench_command_prints_every_figure(redis_conn: redis.Redis):
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
     for load in ("hello-world, 32 clients", "floor (1 insert, 1 find, 1 RQ enqueue)",
-                 "POST /notify/yoomoney, 32 clients", "POST /notify/yoomoney at ",
+                 "POST /notify/yoomoney, 32 clients", "POST /notify/yoomoney, 2 web processes, 32 clients",
+                 "POST /notify/yoomoney at ",
                  "open-ymds: Payme CheckPerformTransaction", "open-ymds: Payme CreateTransaction",
                  "open-ymds: Payme PerformTransaction"):
         assert re.search(rf"\| {re.escape(load)}.* \| {NUMBER}/s \| {NUMBER} ms \| {NUMBER} ms \| 0 \| {NUMBER} ms",

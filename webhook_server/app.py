@@ -44,7 +44,6 @@ from webhook_server.providers import build_providers
 from webhook_server.routes import ROUTES
 from webhook_server.sweeper import sweeper_ctx
 from webhook_server.views.api import admin_auth
-from webhook_server.views.telegram import mount_bot
 
 TEMPLATES = Path(__file__).parent / "templates"
 HTTP_TIMEOUT_SECONDS = 15
@@ -68,6 +67,8 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     app.add_routes(ROUTES)
     security_headers.install(app)  # headers on every answer; /static/ for the pages' stylesheet and scripts
     if settings.webhook_mode:
+        from webhook_server.views.telegram import mount_bot  # aiogram: only where the bot runs (issue 20)
+
         mount_bot(app)  # POST /telegram/webhook
     return app
 

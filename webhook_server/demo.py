@@ -20,11 +20,12 @@ from billing.donations import donation_url
 from billing.invoices import create_invoice, pay_link
 from billing.plans import Catalogue
 from billing.renewals.scheduler import run_scheduler
-from bot.notifier import close_notifier, notifier_for
+from bot.notifier import notifier_for
 from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators import EMULATORS
-from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, SETTINGS
+from webhook_server.http_transport import AiohttpTransport
+from webhook_server.keys import CLOCK, HTTP, PLANS, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.payout_services import close_payout_services, payout_services
 from webhook_server.renewal_services import renewal_services, scheduler_lease
 from webhook_server.runner import InProcessWorker, sweeper_for
@@ -154,7 +155,7 @@ def print_welcome(app: web.Application) -> None:
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     """The worker, and the renewal scheduler as `ymds scheduler` runs it, on this process's loop and stores."""
     settings = app[SETTINGS]
-    notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
+    notifier = notifier_for(settings, AiohttpTransport(app[HTTP]))  # Telegram when BOT_TOKEN is set
     payouts = payout_services(settings, app[QUEUES])  # against the konsol.pro emulator
     renewals = renewal_services(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier,
@@ -170,7 +171,6 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     await scheduler
     await worker.stop()
-    await close_notifier(notifier)
     await close_payout_services(payouts)
 
 

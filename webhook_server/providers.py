@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from billing.fiscal import fiscal_shop
@@ -16,8 +15,8 @@ from billing.providers.payme import Payme
 from billing.providers.stars import NAME as STARS, TelegramStars
 from billing.providers.yookassa import YooKassa
 from billing.providers.yoomoney import WalletClient, YooMoney
-from bot.main import make_bot
-from bot.stars_api import OnDemandStarsApi
+from bot.bot_api import bot_api_for
+from bot.stars_http import HttpStarsApi
 from settings import Environment, Settings
 from webhook_server.http_transport import AiohttpTransport
 
@@ -97,6 +96,7 @@ def build_providers(settings: Settings, transport: AiohttpTransport,
             save_payment_method=settings.yookassa_save_payment_method,
             receipts=russian_receipts(settings.yookassa_receipts),
         )
-    if settings.bot_token is not None:  # refunds of Stars charges, also of those sold before STARS_ENABLED went off
-        registry.providers[STARS] = TelegramStars(OnDemandStarsApi(partial(make_bot, settings)))
+    bot_api = bot_api_for(settings, transport)
+    if bot_api is not None:  # refunds of Stars charges, also of those sold before STARS_ENABLED went off
+        registry.providers[STARS] = TelegramStars(HttpStarsApi(bot_api))
     return registry

@@ -22,7 +22,7 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from billing.renewals.scheduler import run_scheduler
 from billing.sweep import Sweeper, reconcilers
-from bot.notifier import close_notifier, notifier_for
+from bot.notifier import SEND_TIMEOUT_SECONDS, notifier_for
 from db import init_db
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
@@ -56,14 +56,16 @@ class WebServing:
         return self.site.port
 
 
-async def start_web(app: web.Application, settings: Settings, *, ssl_context: ssl.SSLContext | None = None
-                    ) -> WebServing:
-    """Start serving `app` on WEB_HOST:WEB_PORT (0: a free port) with slow clients bounded (slow_clients.py)."""
+async def start_web(app: web.Application, settings: Settings, *, ssl_context: ssl.SSLContext | None = None,
+                    reuse_port: bool = False) -> WebServing:
+    """Start serving `app` on WEB_HOST:WEB_PORT (0: a free port) with slow clients bounded (slow_clients.py);
+    `reuse_port` for one of the WEB_PROCESSES processes (webhook_server/web_processes.py)."""
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_SECONDS, keepalive_timeout=KEEPALIVE_SECONDS,
                            access_log_format=ACCESS_LOG_FORMAT)
     await runner.setup()
     guard = SlowClientGuard(SlowClientLimits.from_settings(settings, parse_networks(settings.trusted_proxies)))
-    site = GuardedSite(runner, guard, settings.web_host, settings.web_port, ssl_context=ssl_context)
+    site = GuardedSite(runner, guard, settings.web_host, settings.web_port, ssl_context=ssl_context,
+                       reuse_port=reuse_port)
     try:
         await site.start()
     except OSError:
@@ -72,16 +74,16 @@ async def start_web(app: web.Application, settings: Settings, *, ssl_context: ss
     return WebServing(runner, site, guard)
 
 
-def serve_web(app: web.Application, settings: Settings) -> None:
+def serve_web(app: web.Application, settings: Settings, *, reuse_port: bool = False) -> None:
     """`ymds web`: HTTPS when TLS_CERT/TLS_KEY are set (SIGHUP reloads them), plain HTTP behind a proxy.
 
     SIGTERM stops accepting connections and lets in-flight requests finish (up to the grace period)
     before the resources close.
     """
-    asyncio.run(_serve_until_stopped(app, settings))
+    asyncio.run(_serve_until_stopped(app, settings, reuse_port))
 
 
-async def _serve_until_stopped(app: web.Application, settings: Settings) -> None:
+async def _serve_until_stopped(app: web.Application, settings: Settings, reuse_port: bool) -> None:
     tls = ReloadableTLS(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -89,7 +91,7 @@ async def _serve_until_stopped(app: web.Application, settings: Settings) -> None
         loop.add_signal_handler(signum, stop.set)
     if tls is not None:
         tls.reload_on_sighup(loop)
-    serving = await start_web(app, settings, ssl_context=tls.context if tls else None)
+    serving = await start_web(app, settings, ssl_context=tls.context if tls else None, reuse_port=reuse_port)
     log.info("serving on %s", serving.site.name)
     try:
         await stop.wait()
@@ -107,7 +109,8 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     loop = asyncio.new_event_loop()
     client = loop.run_until_complete(init_db(settings.mongodb_uri, settings.mongodb_db))
     queues = queues_for(settings, blocking_reads=True)
-    notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
+    telegram = OwnSessionTransport(SEND_TIMEOUT_SECONDS)  # the notices' HTTP client
+    notifier = notifier_for(settings, telegram)  # Telegram when BOT_TOKEN is set
     payouts = payout_services(settings, queues)  # konsol.pro, when KONSOL_API_TOKEN is set
     transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)  # the saved-method chargers' HTTP client
     providers = build_providers(settings, transport, plans)
@@ -119,7 +122,7 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
         runtime.uninstall()
-        loop.run_until_complete(close_notifier(notifier))
+        loop.run_until_complete(telegram.close())
         loop.run_until_complete(close_payout_services(payouts))
         loop.run_until_complete(transport.close())
         client.close()

@@ -278,10 +278,11 @@ class GuardedSite(web.BaseSite):
     """
 
     def __init__(self, runner: web.BaseRunner, guard: SlowClientGuard, host: str, port: int, *,
-                 ssl_context: Any = None) -> None:
+                 ssl_context: Any = None, reuse_port: bool = False) -> None:
         super().__init__(runner, ssl_context=ssl_context)
         self._web_runner, self._guard, self._host, self._port = runner, guard, host, port
         self._tls = ssl_context
+        self._reuse_port = reuse_port  # SO_REUSEPORT: the sibling processes of WEB_PROCESSES share the port
         self.port = port
 
     @property
@@ -297,6 +298,7 @@ class GuardedSite(web.BaseSite):
             seconds = self._guard.limits.header_seconds
             tls_timeouts = {"ssl_handshake_timeout": seconds, "ssl_shutdown_timeout": seconds}
         listening = await asyncio.get_running_loop().create_server(
-            self._guard.protocol_factory(server), self._host, self._port, ssl=self._tls, **tls_timeouts)
+            self._guard.protocol_factory(server), self._host, self._port, ssl=self._tls,
+            reuse_port=self._reuse_port or None, **tls_timeouts)
         self._server = listening
         self.port = listening.sockets[0].getsockname()[1] if listening.sockets else self._port

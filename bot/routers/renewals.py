@@ -16,14 +16,13 @@ from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
 from billing.renewals.cancel import NoSubscription, set_auto_renew
 from billing.subscriptions import get_subscription, is_active, renewal_left_over, renews_automatically
-from bot.routers.subscribe import mask_method
-from bot.texts import Texts
+from bot.notice_keyboards import RENEWAL_CHOICE, TURN_OFF
+from bot.texts import Texts, mask_method
 
-TURN_OFF = "off"
 KEEP = "keep"
 
 
-class RenewalChoice(CallbackData, prefix="renew"):
+class RenewalChoice(CallbackData, prefix=RENEWAL_CHOICE):
     """The answer to /cancel's question: turn automatic renewal off, or keep it."""
 
     action: str

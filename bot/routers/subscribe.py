@@ -15,10 +15,8 @@ from bot.keyboards import plans_keyboard
 from bot.offers import offers_for
 from bot.routers.trials import with_trial_buttons
 from bot.stars import stars_buttons
-from bot.texts import Texts
+from bot.texts import Texts, mask_method
 from settings import Settings
-
-MASK = "••••"
 
 
 def router() -> Router:
@@ -53,8 +51,3 @@ async def status(message: Message, t: Texts, plans: Plans, clock: Clock) -> None
         lines.append(t("status.method", method=mask_method(subscription.payment_method)))
     await message.answer("\n".join(lines))
 
-
-def mask_method(method: str) -> str:
-    """Only the last four characters of a saved method (a card's last digits); never the token itself."""
-    tail = method.strip()[-4:]
-    return f"{MASK} {tail}" if len(method.strip()) > 8 else MASK

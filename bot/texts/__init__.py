@@ -3,7 +3,8 @@
 The catalogues are `locales/<lang>/LC_MESSAGES/messages.po`, keyed by symbolic message ids
 (`subscribe.choose`), so code never holds a sentence. They are compiled in memory with Babel when
 first loaded, so a fresh checkout or `pip install` needs no build step and no compiled `.mo` can
-drift from its `.po`. The loader is aiogram's `I18n`, so the bot's middleware uses it as is.
+drift from its `.po`. Nothing here imports aiogram: the web and the worker load the same texts without it (the
+bot's middleware hands the same translations to aiogram's I18n, bot/middlewares.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aiogram.utils.i18n import I18n
 from babel.dates import format_datetime
 from babel.messages.catalog import Catalog as BabelCatalog
 from babel.messages.mofile import write_mo
@@ -31,6 +31,7 @@ __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "language_or_default", "supported_la
 LOCALES = Path(__file__).parent / "locales"
 DOMAIN = "messages"
 PRICE_SEPARATOR = " · "
+MASK = "••••"
 
 
 def negotiate(accept_language: str | None) -> str | None:
@@ -51,16 +52,29 @@ def negotiate(accept_language: str | None) -> str | None:
     return min(ranked)[2] if ranked else None
 
 
+def mask_method(method: str) -> str:
+    """Only the last four characters of a saved method (a card's last digits); never the token itself."""
+    tail = method.strip()[-4:]
+    return f"{MASK} {tail}" if len(method.strip()) > 8 else MASK
+
+
 def page_language(signed: str | None, stored: str | None, accept_language: str | None) -> str:
     """The payment page's language: the signed link's, else the user's stored one, else the browser's."""
     return supported_language(signed) or supported_language(stored) or negotiate(accept_language) or DEFAULT_LANGUAGE
 
 
-class Catalogue(I18n):
-    """aiogram's I18n over the `.po` catalogues, compiled in memory."""
+class Catalogue:
+    """The `.po` catalogues, compiled in memory; a key missing from a language's catalogue is returned as is."""
 
     def __init__(self, path: Path = LOCALES) -> None:
-        super().__init__(path=path, default_locale=DEFAULT_LANGUAGE, domain=DOMAIN)
+        self.path = path
+        self.domain = DOMAIN
+        self.default_locale = DEFAULT_LANGUAGE
+        self.locales = self.find_locales()
+
+    def gettext(self, key: str, *, locale: str) -> str:
+        translations = self.locales.get(locale)
+        return translations.gettext(key) if translations is not None else key
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         translations: dict[str, gettext.GNUTranslations] = {}

@@ -4,6 +4,7 @@ and the worker's notifier talking to the fake."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -11,13 +12,15 @@ from aiogram import Bot, Dispatcher
 from aiohttp.test_utils import TestClient, TestServer
 
 from billing.plans import Catalogue
+from bot.bot_api import bot_api_for
 from bot.main import build_dispatcher, make_bot
-from bot.notifier import TelegramNotifier
+from bot.notifier import SEND_TIMEOUT_SECONDS, TelegramNotifier
 from settings import Settings
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
 from webhook_server.emulators.telegram import FakeTelegram
 from webhook_server.emulators.yoomoney import YooMoneyEmulator
 from webhook_server.keys import LEDGER, QUEUES
+from webhook_server.payout_services import OwnSessionTransport
 
 BOT_TOKEN = "123456:ABC-test-token"
 ADMIN_ID = 1001
@@ -83,9 +86,20 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 async def notifier(settings: Settings, clock: FrozenClock, sleeps: Sleeps) -> AsyncIterator[TelegramNotifier]:
     """Overrides the recording notifier: the worker's notices go to the fake Bot API."""
-    notifier = TelegramNotifier(make_bot(settings), admin_chat_id=settings.admin_chat_id, clock=clock, sleep=sleeps)
-    yield notifier
-    await notifier.close()
+    async with telegram_notifier(settings, admin_chat_id=settings.admin_chat_id, clock=clock, sleep=sleeps) as notifier:
+        yield notifier
+
+
+@asynccontextmanager
+async def telegram_notifier(settings: Settings, **options: Any) -> AsyncIterator[TelegramNotifier]:
+    """The worker's notifier as `ymds worker` builds it: the Bot API over its own HTTP session, closed after."""
+    transport = OwnSessionTransport(SEND_TIMEOUT_SECONDS)
+    api = bot_api_for(settings, transport)
+    assert api is not None, "BOT_TOKEN is set"
+    try:
+        yield TelegramNotifier(api, **options)
+    finally:
+        await transport.close()
 
 
 def message_update(text: str, *, user_id: int = USER_ID, language_code: str | None = "en",

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from billing.subscriptions import get_subscription
-from bot.routers.renewals import TURN_OFF, RenewalChoice
+from bot.notice_keyboards import TURN_OFF
+from bot.routers.renewals import RenewalChoice
 from settings import Settings
 from tests.bot.conftest import USER_ID, bot_settings, send
 from tests.cloudpayments_subscription_support import subscribed

@@ -14,11 +14,9 @@ from pydantic import ValidationError
 from billing.errors import BadLinkSignature
 from billing.grants import grant_label
 from billing.links import check_link, link_signature, signed_pay_url
-from bot.main import make_bot
-from bot.notifier import TelegramNotifier
-from bot.routers.subscribe import mask_method
+from bot.texts import mask_method
 from settings import ConfigError, Settings
-from tests.bot.conftest import ADMIN_CHAT_ID, last_text
+from tests.bot.conftest import ADMIN_CHAT_ID, last_text, telegram_notifier
 from tests.helpers import new_invoice, notification, post_notification
 
 YMDS = Path(sys.executable).with_name("ymds")
@@ -116,14 +114,12 @@ def test_saved_payment_methods_show_at_most_their_last_four_characters(method, s
 
 
 async def test_the_admin_chat_reads_notices_in_admin_language(client, worker, fake, settings, clock, sleeps):
-    worker.runtime.notifier = TelegramNotifier(make_bot(settings), admin_chat_id=ADMIN_CHAT_ID, admin_language="uz",
-                                               clock=clock, sleep=sleeps)
-    try:
+    async with telegram_notifier(settings, admin_chat_id=ADMIN_CHAT_ID, admin_language="uz", clock=clock,
+                                 sleep=sleeps) as notifier:
+        worker.runtime.notifier = notifier
         invoice = await new_invoice(client, user_id=5)
         await post_notification(client, notification(invoice["label"]))
         await worker.drain()
-    finally:
-        await worker.runtime.notifier.close()
     end = clock.now + timedelta(days=30)
     fake_text = last_text(fake, ADMIN_CHAT_ID)
     assert fake_text.startswith(f"✅ Hisob-faktura toʻlandi: {invoice['label']}\nFoydalanuvchi: 5\nTarif: 1 oy\n")

@@ -9,7 +9,7 @@ import pytest
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from bot.notifier import close_notifier, notifier_for
+from bot.notifier import SEND_TIMEOUT_SECONDS, notifier_for
 from db import Invoice, OperationStatus, Subscription
 from db.users import BotUser, SentNotice, remember_user
 from rq_access import RqQueues
@@ -17,6 +17,7 @@ from tests.bot.conftest import ADMIN_CHAT_ID, USER_ID, last_text
 from tests.helpers import new_invoice, notification, operations, post_notification
 from tests.webhook_server.test_redis_faults import free_port
 from webhook_server.keys import QUEUES
+from webhook_server.payout_services import OwnSessionTransport
 
 RUB = 29900
 
@@ -148,12 +149,13 @@ async def test_retries_wait_out_the_backoff_interval(client, worker, fake):
 
 async def test_an_unreachable_bot_api_never_touches_the_payment(client, worker, settings, retrying):
     unreachable = settings.model_copy(update={"telegram_api_url": f"http://127.0.0.1:{free_port()}"})
-    worker.runtime.notifier = notifier_for(unreachable)
+    transport = OwnSessionTransport(SEND_TIMEOUT_SECONDS)
+    worker.runtime.notifier = notifier_for(unreachable, transport)
     try:
         invoice = await pay(client)
         await worker.drain()
     finally:
-        await close_notifier(worker.runtime.notifier)
+        await transport.close()
 
     assert len(FailedJobRegistry(queue=retrying.notices)) == 1
     await assert_paid_once(invoice["label"])

@@ -19,13 +19,12 @@ from billing.providers.payme.protocol import to_ms
 from billing.renewals import RenewalServices
 from billing.renewals.scheduler import tick
 from billing.subscriptions import get_subscription
-from bot.main import make_bot
 from bot.notifier import TelegramNotifier
 from db import Invoice, InvoiceStatus, Operation, Subscription, SubscriptionStatus
 from db.payme import PaymeState, PaymeTransaction
 from db.renewals import Renewal, RenewalStatus
 from settings import Settings
-from tests.bot.conftest import ADMIN_CHAT_ID, BOT_TOKEN, Sleeps, fake_telegram
+from tests.bot.conftest import ADMIN_CHAT_ID, BOT_TOKEN, Sleeps, fake_telegram, telegram_notifier
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
 from tests.helpers import paid_with_saved_method
 from tests.payme_support import PAYME_KEY, PAYME_MERCHANT
@@ -85,9 +84,8 @@ def settings(yoomoney_emulator: tuple[YooMoneyEmulator, str], shops: Shops,
 @pytest.fixture
 async def notifier(settings: Settings, clock: FrozenClock) -> AsyncIterator[TelegramNotifier]:
     """The worker's notices go to the fake Bot API, as in production."""
-    notifier = TelegramNotifier(make_bot(settings), admin_chat_id=ADMIN_CHAT_ID, clock=clock, sleep=Sleeps())
-    yield notifier
-    await notifier.close()
+    async with telegram_notifier(settings, admin_chat_id=ADMIN_CHAT_ID, clock=clock, sleep=Sleeps()) as notifier:
+        yield notifier
 
 
 @pytest.fixture

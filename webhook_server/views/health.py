@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import redis
 from aiohttp import web
@@ -15,7 +16,7 @@ READY_TIMEOUT_SECONDS = 3
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok", "pid": os.getpid()})  # which of WEB_PROCESSES' processes answered
 
 
 async def readyz(request: web.Request) -> web.Response:

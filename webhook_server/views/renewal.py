@@ -12,8 +12,7 @@ from yarl import URL
 
 from billing.renewals.cancel import NoSubscription, set_auto_renew
 from billing.subscriptions import get_subscription, is_active, renews_automatically
-from bot.routers.subscribe import mask_method
-from bot.texts import Texts
+from bot.texts import Texts, mask_method
 from db import Subscription
 from webhook_server.keys import CLOCK, PLANS, QUEUES
 from webhook_server.views.pay import signed_invoice
