@@ -28,7 +28,7 @@ from bench.deployment import Deployment, cpu_seconds, deployment
 
 ADMIN_ID = 4242
 CSV_PAGE = "payments CSV, one day"
-FETCHES = 50
+FETCHES = 20
 TARGET_RATIO = 1.5  # the web CPU per page with all payments, against 1 % of them
 PROVIDERS = ("yookassa", "cloudpayments", "payme", "click", "yoomoney")
 BATCH = 500  # small enough that the single-threaded stand-in answers its heartbeats between them
@@ -119,7 +119,11 @@ async def measure(session: aiohttp.ClientSession, running: Deployment, path: str
 
 @asynccontextmanager
 async def signed_in(running: Deployment) -> AsyncIterator[tuple[aiohttp.ClientSession, pymongo.database.Database]]:
-    client: pymongo.MongoClient = pymongo.MongoClient(running.mongodb_uri, tz_aware=True)
+    # the stand-in answers one command at a time: while it works through another process's scan, a heartbeat
+    # waits, and pymongo's default 20 s would drop the connection in the middle of a seeding insert
+    patient = 600_000
+    client: pymongo.MongoClient = pymongo.MongoClient(running.mongodb_uri, tz_aware=True, connectTimeoutMS=patient,
+                                                      socketTimeoutMS=patient, serverSelectionTimeoutMS=patient)
     database = client["ymds"]
     # unsafe: the cookie jar keeps cookies of an IP address (127.0.0.1) only when told to
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
