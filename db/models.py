@@ -13,6 +13,7 @@ from db.admin import ADMIN_DOCUMENTS
 from db.click import ClickAttempt, ClickCounter
 from db.click_receipts import ClickReceipt
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
+from db.events import EVENT_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
 from db.promo import PROMO_DOCUMENTS
@@ -194,3 +195,4 @@ DOCUMENT_MODELS += REFUND_DOCUMENTS
 DOCUMENT_MODELS += TRIAL_DOCUMENTS
 DOCUMENT_MODELS += PROMO_DOCUMENTS
 DOCUMENT_MODELS += ADMIN_DOCUMENTS
+DOCUMENT_MODELS += EVENT_DOCUMENTS

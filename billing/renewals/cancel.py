@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from billing.errors import BillingError, LedgerUnavailable
+from billing.events.changes import subscription_canceled
 from billing.plans import Catalogue
 from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
 from billing.providers import PROVIDER_NAMES
@@ -56,6 +57,7 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
         return subscription  # on already (a CloudPayments subscription renewing it has no saved method of ours)
     if enabled and (subscription.payment_token is None or subscription.renewal_consent is None):
         raise NoSavedMethod(str(user_id))
+    was_renewing = renews_automatically(subscription)
     changes: dict[str, object] = {"auto_renew": enabled, "updated_at": now}
     if not enabled:
         changes["renewal_consent"] = None  # withdrawn: only the payment page's choice gives it again
@@ -72,6 +74,8 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
             except LedgerUnavailable:
                 log.warning("user %s: the saved method's deletion could not be queued now; the scheduler "
                             "queues it again", user_id)
+        if was_renewing:
+            await subscription_canceled(subscription, now=now)
         log.info("user %s turned auto-renewal off (%d open renewal(s) closed)", user_id, closed)
     else:
         log.info("user %s turned auto-renewal on", user_id)

@@ -1,0 +1,116 @@
+"""The events of each state change, as the job steps that make them emit (billing/events/outlet.py).
+
+Each cause names what happened exactly once (a ledger operation, a renewal attempt, a period, a payout claim), so
+the event id derived from it is the same however often the step runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from billing.clock import utc_now
+from billing.events import EventType
+from billing.events.outlet import emit, installed
+from billing.money import Money
+from db import Invoice, Operation, Subscription
+from db.payouts import ClaimStatus, PayoutClaim
+from db.renewals import Renewal
+
+PAYOUT_EVENTS = {ClaimStatus.PAID: EventType.PAYOUT_PAID, ClaimStatus.FAILED: EventType.PAYOUT_FAILED}
+
+
+def _money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+async def payment_applied(operation: Operation, now: datetime) -> None:
+    """payment.succeeded for any paid invoice; subscription.activated or .renewed when it extended a plan."""
+    if installed() is None:
+        return
+    invoice = await Invoice.find_one(Invoice.label == operation.label)
+    if invoice is None:
+        return
+    paid_at = invoice.paid_at or operation.applied_at or now
+    data: dict[str, Any] = {
+        "invoice": invoice.label, "kind": invoice.kind.value, "user_id": invoice.user_id,
+        "provider": operation.provider, "operation_id": operation.operation_id,
+        **_money(operation.amount, operation.currency), "paid_at": paid_at,
+        "plan": invoice.plan, "order_id": invoice.order_id, "metadata": invoice.metadata,
+        "description": invoice.description,
+    }
+    await emit(EventType.PAYMENT_SUCCEEDED, operation.key, data, now=paid_at)
+    if invoice.plan is None:
+        return
+    subscription = await Subscription.find_one(Subscription.user_id == invoice.user_id)
+    if subscription is None or operation.key not in subscription.applied_operations:
+        return
+    renewal = await Renewal.find_one(Renewal.label == invoice.label)
+    kind = EventType.SUBSCRIPTION_RENEWED if renewal is not None else EventType.SUBSCRIPTION_ACTIVATED
+    await emit(kind, operation.key, {
+        "user_id": invoice.user_id, "plan": invoice.plan, "status": subscription.status.value,
+        "current_period_end": subscription.current_period_end, "invoice": invoice.label,
+        "provider": operation.provider, "operation_id": operation.operation_id,
+        "auto_renew": subscription.auto_renew,
+    }, now=paid_at)
+
+
+async def renewal_declined(renewal: Renewal, attempt: int, *, reason: str, next_attempt_at: datetime,
+                           now: datetime) -> None:
+    await emit(EventType.SUBSCRIPTION_PAST_DUE, f"{renewal.id}:{attempt}", {
+        "user_id": renewal.user_id, "plan": renewal.plan, "period_end": renewal.period_end,
+        "provider": renewal.provider, "attempt": attempt, "reason": reason, "next_attempt_at": next_attempt_at,
+    }, now=now)
+
+
+async def subscription_expired(user_id: int, plan: str, period_end: datetime, *, now: datetime) -> None:
+    """Once per period: the period's end names it, whether the scheduler's expiry or a renewal's give-up ended it."""
+    await emit(EventType.SUBSCRIPTION_EXPIRED, f"{user_id}:{period_end.isoformat()}", {
+        "user_id": user_id, "plan": plan, "period_end": period_end,
+    }, now=now)
+
+
+async def subscription_canceled(subscription: Subscription, *, now: datetime) -> None:
+    """Auto-renewal turned off: the subscription runs to the end of its period and then ends. Once per period."""
+    await emit(EventType.SUBSCRIPTION_CANCELED,
+               f"{subscription.user_id}:{subscription.current_period_end.isoformat()}", {
+                   "user_id": subscription.user_id, "plan": subscription.plan,
+                   "current_period_end": subscription.current_period_end, "auto_renew": False,
+               }, now=now)
+
+
+async def payment_refunded(invoice: Invoice, *, cause: str, amount: Money, full: bool, provider: str,
+                           operation_id: str, now: datetime) -> None:
+    """`cause`: the refund's own key (the reversal of an operation, or a partial refund's id)."""
+    await emit(EventType.PAYMENT_REFUNDED, cause, {
+        "invoice": invoice.label, "kind": invoice.kind.value, "user_id": invoice.user_id, "plan": invoice.plan,
+        "order_id": invoice.order_id, "metadata": invoice.metadata, "provider": provider,
+        "operation_id": operation_id, **_money(amount.minor, amount.currency), "full": full,
+        "refunded_total": invoice.refunded_amount if not full else invoice.paid_amount,
+    }, now=now)
+
+
+async def payout_settled(label: str) -> None:
+    """payout.paid or payout.failed for a claim in that final status; once per claim, outcome and round (an admin
+    may send a failed claim again)."""
+    if installed() is None:
+        return
+    claim = await PayoutClaim.find_one(PayoutClaim.label == label)
+    if claim is None or claim.status not in PAYOUT_EVENTS:
+        return
+    await emit(PAYOUT_EVENTS[claim.status], f"{claim.label}:{claim.rounds}:{claim.status.value}", {
+        "claim": claim.label, "user_id": claim.user_id, **_money(claim.amount, claim.currency),
+        "method": claim.method.value, "konsol_id": claim.konsol_id, "reason": claim.failure_reason or "",
+        "settled_at": claim.settled_at,
+    }, now=claim.settled_at or utc_now())
+
+
+async def part_refunded(label: str, key: str, amount: Money, *, provider: str, operation_id: str) -> None:
+    """payment.refunded of one counted part of a payment, once per part (`key`, as counted on the invoice); a
+    refund that makes the total whole is followed by its reversal's own full event."""
+    if installed() is None:
+        return
+    invoice = await Invoice.find_one(Invoice.label == label)
+    if invoice is not None:
+        await payment_refunded(invoice, cause=f"part:{key}", amount=amount, full=False, provider=provider,
+                               operation_id=operation_id, now=utc_now())
