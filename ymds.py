@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import aiohttp
 from pydantic import ValidationError
@@ -56,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", default=None, help="server base URL (default PUBLIC_BASE_URL)")
     simulate.add_argument("--amount", default=None, help="amount paid, e.g. 299.00 (default: the invoice's)")
     simulate.set_defaults(command=cmd_simulate)
+    events = sub.add_parser("events", help="list the outbound events (EVENTS_URL); `ymds events replay` sends "
+                                           "them again under the same ids")
+    events.add_argument("action", nargs="?", choices=["list", "replay"], default="list")
+    events.add_argument("--since", type=_iso_time, default=None, metavar="ISO",
+                        help="only events recorded at or after this time, e.g. 2026-12-01T00:00:00Z")
+    events.add_argument("--event", default=None, metavar="ID", help="only this event (replay)")
+    events.add_argument("--failed", action="store_true", help="only the events given up on")
+    events.set_defaults(command=cmd_events)
     jobs = sub.add_parser("jobs", help="list failed jobs; `ymds jobs requeue ID... | --all` sends them round again")
     jobs.add_argument("action", nargs="?", choices=["list", "requeue"], default="list")
     jobs.add_argument("ids", nargs="*", metavar="JOB_ID")
@@ -198,6 +207,27 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError("give a finite number above 0, e.g. 86400 for a day a second")
     return value
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-12-01T00:00:00Z") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from webhook_server.commands import list_events, replay_events
+
+    settings = load_settings()
+    if args.action == "replay":
+        lines = replay_events(settings, since=args.since, event_id=args.event, failed_only=args.failed)
+    else:
+        lines = list_events(settings, since=args.since, failed_only=args.failed)
+    for line in lines:
+        print(line)
+    return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

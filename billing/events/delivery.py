@@ -111,10 +111,7 @@ async def due_deliveries(now: datetime, queue: EventQueue) -> int:
     return count
 
 
-async def replay(*, now: datetime, queue: EventQueue, since: datetime | None = None, event_id: str | None = None,
-                 failed_only: bool = False) -> list[OutboundEvent]:
-    """Send events again under their own ids (the receiver dedupes): each starts a new series of attempts, with
-    the whole retry schedule and one more admin notice should it fail again. Returns the events queued."""
+def _selection(since: datetime | None, event_id: str | None, failed_only: bool) -> dict[str, Any]:
     query: dict[str, Any] = {}
     if event_id is not None:
         query["event_id"] = event_id
@@ -122,8 +119,20 @@ async def replay(*, now: datetime, queue: EventQueue, since: datetime | None = N
         query["created"] = {"$gte": since}
     if failed_only:
         query["status"] = EventStatus.GAVE_UP.value
+    return query
+
+
+async def listed(*, since: datetime | None = None, failed_only: bool = False, limit: int = BATCH
+                 ) -> list[OutboundEvent]:
+    return await OutboundEvent.find(_selection(since, None, failed_only)).sort("created").limit(limit).to_list()
+
+
+async def replay(*, now: datetime, queue: EventQueue, since: datetime | None = None, event_id: str | None = None,
+                 failed_only: bool = False) -> list[OutboundEvent]:
+    """Send events again under their own ids (the receiver dedupes): each starts a new series of attempts, with
+    the whole retry schedule and one more admin notice should it fail again. Returns the events queued."""
     replayed = []
-    async for event in OutboundEvent.find(query).sort("created"):
+    async for event in OutboundEvent.find(_selection(since, event_id, failed_only)).sort("created"):
         number = len(event.attempts)
         result = await OutboundEvent.get_motor_collection().update_one(
             {"_id": event.id, "attempts": {"$size": number}},
