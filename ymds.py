@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import ValidationError
@@ -152,6 +153,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"environment: {settings.environment.value}")
     print(f"plans: {', '.join(plans.names())} (from {settings.plans_file})")
     print(f"enabled providers: {', '.join(settings.enabled_providers) or 'none'}")
+    print(f"events: {_events_target(settings)}")
     if not args.offline:
         problems = asyncio.run(config_check.unreachable_stores(settings))
         if problems:
@@ -159,6 +161,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print("MongoDB and Redis answer")
     print("configuration OK")
     return 0
+
+
+def _events_target(settings: Settings) -> str:
+    """Where events go, scheme and host only (the owner may keep a token in the path or the query)."""
+    if settings.events_url is None:
+        return "off (EVENTS_URL unset)"
+    parts = urlsplit(settings.events_url)
+    return f"signed and sent to {parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
 def _require_shared_stores(settings: Settings, service: str) -> None:
