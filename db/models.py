@@ -106,6 +106,7 @@ class Invoice(Record):
     refund_keys: list[str] = Field(default_factory=list)  # the refunds counted in refunded_amount, once each
     promo_code: str | None = None  # the code whose discount `amounts` already include (billing/promo.py)
     receipt_contact: ReceiptContact | None = None  # where this payment's fiscal receipt goes, fixed before paying
+    renewal: bool = False  # a renewal charge's invoice (a saved method, a CloudPayments or Stars subscription)
 
     class Settings:
         name = "invoices"

@@ -45,8 +45,8 @@ async def payment_applied(operation: Operation, now: datetime) -> None:
     subscription = await Subscription.find_one(Subscription.user_id == invoice.user_id)
     if subscription is None or operation.key not in subscription.applied_operations:
         return
-    renewal = await Renewal.find_one(Renewal.label == invoice.label)
-    kind = EventType.SUBSCRIPTION_RENEWED if renewal is not None else EventType.SUBSCRIPTION_ACTIVATED
+    renewed = invoice.renewal or await Renewal.find_one(Renewal.label == invoice.label) is not None
+    kind = EventType.SUBSCRIPTION_RENEWED if renewed else EventType.SUBSCRIPTION_ACTIVATED
     await emit(kind, operation.key, {
         "user_id": invoice.user_id, "plan": invoice.plan, "status": subscription.status.value,
         "current_period_end": subscription.current_period_end, "invoice": invoice.label,

@@ -186,7 +186,7 @@ async def _renewal_invoice(renewal: Renewal, plan: Plan, services: RenewalServic
     policy = services.policy
     lifetime = policy.lead + sum((policy.delay_after(n) for n in range(1, policy.max_retries + 1)), timedelta())
     try:
-        return await create_invoice(plan, renewal.user_id, now=now, label=renewal.label,
+        return await create_invoice(plan, renewal.user_id, now=now, label=renewal.label, renewal=True,
                                     ttl_seconds=int((lifetime + timedelta(days=1)).total_seconds()))
     except DuplicateKeyError:
         invoice = await find_invoice(renewal.label)
