@@ -233,6 +233,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.action == "replay":
         lines = replay_events(settings, since=args.since, event_id=args.event, failed_only=args.failed)
+        if args.event is not None and lines[-1].startswith("0 "):
+            print(f"no event {args.event} to send again (`ymds events` lists them)", file=sys.stderr)
+            return 1
     else:
         lines = list_events(settings, since=args.since, failed_only=args.failed)
     for line in lines:

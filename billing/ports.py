@@ -185,6 +185,7 @@ class EventUndeliveredNotice:
     type: str
     attempts: int
     error: str  # the last attempt's status or error, without the URL's path or any secret
+    replays: int = 0  # `ymds events replay` runs before this give-up: each series is told of once
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,7 @@ class TelegramNotifier:
     async def event_undelivered(self, notice: EventUndeliveredNotice) -> None:
         """An outbound event was given up on: the admin chat is told once, with the command that resends it."""
         a = self._admin_texts
-        await self._to_admins(f"event-undelivered:{notice.event_id}", a(
+        await self._to_admins(f"event-undelivered:{notice.event_id}:{notice.replays}", a(
             "notice.event_undelivered.admin", event_id=notice.event_id, type=notice.type,
             attempts=notice.attempts, error=notice.error))
 

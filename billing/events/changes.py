@@ -37,7 +37,7 @@ async def payment_applied(operation: Operation, now: datetime) -> None:
         "provider": operation.provider, "operation_id": operation.operation_id,
         **_money(operation.amount, operation.currency), "paid_at": paid_at,
         "plan": invoice.plan, "order_id": invoice.order_id, "metadata": invoice.metadata,
-        "description": invoice.description,
+        "description": invoice.description, "message": invoice.donor_message,
     }
     await emit(EventType.PAYMENT_SUCCEEDED, operation.key, data, now=paid_at)
     if invoice.plan is None:

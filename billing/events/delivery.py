@@ -90,7 +90,7 @@ async def _tell_admins(event: OutboundEvent, notifier: Notifier, now: datetime) 
     last = event.attempts[-1] if event.attempts else None
     await notifier.event_undelivered(EventUndeliveredNotice(
         event_id=event.event_id, type=event.type, attempts=len(event.attempts) - event.series_start,
-        error=last.error if last else ""))
+        error=last.error if last else "", replays=event.replays))
     await OutboundEvent.get_motor_collection().update_one(
         {"_id": event.id, "admin_told_at": None}, {"$set": {"admin_told_at": now}})
 

@@ -57,7 +57,7 @@ async def test_a_paid_plan_sends_payment_succeeded_and_subscription_activated_si
     assert payment["data"] | {"paid_at": None} == {
         "invoice": invoice["label"], "kind": "plan", "user_id": 501, "provider": "yoomoney",
         "operation_id": "op-501", "amount": 29900, "currency": "RUB", "paid_at": None, "plan": "month",
-        "order_id": None, "metadata": None, "description": None}
+        "order_id": None, "metadata": None, "description": None, "message": None}
     assert activated["data"]["current_period_end"] == (clock.now + timedelta(days=30)).isoformat()
     assert activated["data"]["plan"] == "month" and activated["data"]["status"] == "active"
     assert payment["id"].startswith("evt_") and payment["id"] != activated["id"]
@@ -224,4 +224,11 @@ async def test_ymds_events_replay_sends_the_given_up_events_again_under_their_id
     await worker.drain()
     assert [got.event["id"] for got in receiver.got if got.answered == 200].count(given_up[0].event_id) == 2
     assert len(notifier.undelivered_events) == 2, "told once per give-up"
+
+    assert await asyncio.to_thread(ymds.main, ["events", "replay", "--event", "evt_missing"]) == 1
+    assert "no event evt_missing to send again (`ymds events` lists them)" in capsys.readouterr().err
+    assert await asyncio.to_thread(ymds.main, ["events"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[-1] == "2 event(s)" and all(" delivered  " in line for line in listed[:-1])
+    assert listed[0].endswith("6 attempt(s)")
 
