@@ -43,7 +43,7 @@ async def deliver(event_id: str, number: int, *, outlet: EventOutlet, notifier: 
     if event.status is not EventStatus.PENDING or len(event.attempts) != number:
         return "done before"  # delivered, or this attempt was made by an earlier run
     now = clock()
-    timestamp = int(now.timestamp())
+    timestamp = int(outlet.wall_clock())
     body = payload(event)
     headers = {"Content-Type": "application/json", EVENT_ID_HEADER: event.event_id,
                SIGNATURE_HEADER: signature_header(outlet.secret, timestamp, body)}

@@ -7,7 +7,8 @@ EVENTS_URL is set; with none installed `emit` records nothing, which is what an 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,9 @@ class EventOutlet:
     retry_intervals: Sequence[int]  # seconds before each redelivery; after the last failure, the admins are told
     queue: EventQueue
     sender: EventSender
+    # the signature's timestamp: the wall clock the receiver compares it with, never the service's (injectable,
+    # and scaled by the demo's --clock-speed) clock that schedules the attempts
+    wall_clock: Callable[[], float] = time.time
 
     def __repr__(self) -> str:  # the secret stays out of tracebacks and logs
         return f"EventOutlet(url=<set>, retries={len(self.retry_intervals)})"

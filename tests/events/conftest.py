@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from settings import Settings
-from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
+from tests.conftest import YOOMONEY_API_TOKEN, make_settings
 from tests.events.receiver import EventReceiver
 
 EVENTS_SECRET = "whsec-test-0123456789abcdef0123456789abcdef"
@@ -17,8 +17,8 @@ RETRIES = [60, 300, 1800]
 
 
 @pytest.fixture
-async def receiver_server(clock: FrozenClock) -> AsyncIterator[tuple[EventReceiver, TestServer]]:
-    receiver = EventReceiver(secret=EVENTS_SECRET, clock=clock)
+async def receiver_server() -> AsyncIterator[tuple[EventReceiver, TestServer]]:
+    receiver = EventReceiver(secret=EVENTS_SECRET)
     server = TestServer(receiver.app())
     await server.start_server()
     yield receiver, server
