@@ -13,6 +13,7 @@ from billing.clock import utc_now
 from billing.events import EventType
 from billing.events.outlet import emit, installed
 from billing.money import Money
+from billing.ports import RenewalEvent
 from db import Invoice, Operation, Subscription
 from db.payouts import ClaimStatus, PayoutClaim
 from db.renewals import Renewal
@@ -55,12 +56,22 @@ async def payment_applied(operation: Operation, now: datetime) -> None:
     }, now=paid_at)
 
 
-async def renewal_declined(renewal: Renewal, attempt: int, *, reason: str, next_attempt_at: datetime,
-                           now: datetime) -> None:
-    await emit(EventType.SUBSCRIPTION_PAST_DUE, f"{renewal.id}:{attempt}", {
-        "user_id": renewal.user_id, "plan": renewal.plan, "period_end": renewal.period_end,
-        "provider": renewal.provider, "attempt": attempt, "reason": reason, "next_attempt_at": next_attempt_at,
-    }, now=now)
+async def renewal_noticed(renewal: Renewal, now: datetime) -> None:
+    """The event of the renewal state change that set the row's notice: "failed:<n>" is subscription.past_due (the
+    n-th charge declined, retried at next_attempt_at), "expired:<n>" is subscription.expired. Called right after
+    the change, and again by the scheduler's tick while the notice is pending, so a crash between the change and
+    this call loses nothing (the notice and the event are kept together)."""
+    if installed() is None or renewal.notice is None:
+        return
+    event, _, attempt = renewal.notice.partition(":")
+    if event == RenewalEvent.FAILED.value:
+        await emit(EventType.SUBSCRIPTION_PAST_DUE, f"{renewal.id}:{attempt}", {
+            "user_id": renewal.user_id, "plan": renewal.plan, "period_end": renewal.period_end,
+            "provider": renewal.provider, "attempt": int(attempt), "reason": renewal.last_reason or "",
+            "next_attempt_at": renewal.next_attempt_at,
+        }, now=now)
+    elif event == RenewalEvent.EXPIRED.value:
+        await subscription_expired(renewal.user_id, renewal.plan, renewal.period_end, now=now)
 
 
 async def subscription_expired(user_id: int, plan: str, period_end: datetime, *, now: datetime) -> None:

@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock, utc_now
 from billing.errors import ProviderUnavailable, UnknownPlan
-from billing.events.changes import renewal_declined, subscription_expired
+from billing.events.changes import renewal_noticed
 from billing.invoices import create_invoice, find_invoice
 from billing.money import Money
 from billing.plans import Catalogue, Plan
@@ -254,7 +254,8 @@ async def _declined(renewal: Renewal, attempt: int, result: ChargeResult, servic
              "current_period_end": renewal.period_end},
             {"$set": {"status": SubscriptionStatus.PAST_DUE.value, "updated_at": now}},
         )
-        await renewal_declined(renewal, attempt, reason=result.reason, next_attempt_at=next_at, now=now)
+        await renewal_noticed(renewal.model_copy(update={"notice": notice, "last_reason": result.reason,
+                                                         "next_attempt_at": next_at}), now)
         await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), notice)
     log.warning("renewal of user %s attempt %d declined by %s (%s); next attempt at %s", renewal.user_id, attempt,
                 renewal.provider, result.reason, next_at.isoformat())
@@ -285,8 +286,7 @@ async def _give_up(renewal: Renewal, attempt: int, result: ChargeResult, service
          "status": {"$in": [SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value]}},
         {"$set": changes},
     )
-    if ended:
-        await subscription_expired(renewal.user_id, renewal.plan, renewal.period_end, now=now)
+    await renewal_noticed(renewal.model_copy(update={"notice": notice}), now)  # stopped: no event (yet)
     await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), notice)
     log.warning("renewal of user %s stopped after attempt %d (%s%s); subscription %s", renewal.user_id, attempt,
                 result.reason, ", hard decline" if result.hard else "", "expired" if ended else "runs to its end")

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
-from billing.events.changes import subscription_expired
+from billing.events.changes import renewal_noticed, subscription_expired
 from billing.events.delivery import due_deliveries
 from billing.ports import RenewalEvent
 from billing.promo import release_expired
@@ -119,6 +119,7 @@ async def _resend_notices(services: RenewalServices) -> int:
     count = 0
     async for renewal in unsent:
         assert renewal.notice is not None
+        await renewal_noticed(renewal, renewal.updated_at)  # its event too, recorded once (billing/events)
         await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), renewal.notice)
         count += 1
     return count

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from billing.events import outlet as events_outlet
 from billing.renewals import RenewalServices
 from billing.renewals.scheduler import tick
+from db.renewals import Renewal
 from settings import Settings
 from tests.conftest import AUTH, YOOMONEY_API_TOKEN, make_settings
 from tests.events.conftest import events_settings
@@ -155,3 +157,23 @@ async def test_partial_refunds_send_their_parts_then_the_full_refund(client, wor
     refunds = [(e["data"]["amount"], e["data"]["full"], e["data"]["refunded_total"])
                for e in of_type(receiver, "payment.refunded")]
     assert refunds == [(10000, False, 10000), (19900, False, 29900), (29900, True, 29900)]
+
+
+async def test_a_decline_whose_event_a_crash_kept_from_the_record_is_recorded_by_the_next_tick(
+        client, worker, clock, rig, services, receiver):
+    token = rig.save()
+    subscription = await paid_with_saved_method(client, worker, USER, provider="yookassa", token=token,
+                                                method=rig.method)
+    rig.decline(token, False, 5)
+    clock.now = subscription.current_period_end - timedelta(minutes=30)
+    outlet = events_outlet.installed()
+    events_outlet.uninstall()  # the job stops between the decline's write and its event, as a crash would
+    await settle(clock, services, worker)
+    events_outlet.install(outlet)
+    assert of_type(receiver, "subscription.past_due") == []
+    # the crash came before the notice's enqueue as well: the decline's write left it pending, as it does
+    await Renewal.get_motor_collection().update_many({}, {"$set": {"notice_pending": True}})
+    await settle(clock, services, worker)
+    await settle(clock, services, worker)
+    [past_due] = of_type(receiver, "subscription.past_due")
+    assert past_due["data"]["attempt"] == 1 and past_due["data"]["provider"] == "yookassa"
