@@ -9,6 +9,8 @@ import redis
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from billing.fiscal import RUSSIAN_FIELDS, UZBEK_FIELDS, fiscal_item, fiscal_shop, missing_fields
+from billing.plans import Catalogue
 from settings import Environment, Settings, redact_url
 
 EXAMPLES: dict[str, str] = {
@@ -102,6 +104,42 @@ def production_warnings(settings: Settings) -> list[str]:
         if value == "memory://":
             warnings.append(f"{name}: memory:// in production; ymds web and ymds worker refuse it")
     return warnings
+
+
+# (switch, provider, the item fields each plan's receipt needs, the shop's own settings it needs)
+RECEIPT_NEEDS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("yookassa_receipts", "yookassa", RUSSIAN_FIELDS, ("receipt_tax_system_code",)),
+    # CloudPayments' /kkt/receipt (the refunds' IncomeReturn) names the seller's INN
+    ("cloudpayments_receipts", "cloudpayments", RUSSIAN_FIELDS, ("receipt_tax_system_code", "cloudpayments_inn")),
+    # Payme's `detail` names no seller: Payme's cashbox is registered to the merchant's TIN already
+    ("payme_receipts", "payme", UZBEK_FIELDS, ()),
+    ("click_receipts", "click", UZBEK_FIELDS, ("receipt_seller_tin", "click_merchant_user_id")),
+)
+SHOP_DEFAULTS = {"vat_code": "RECEIPT_VAT_CODE", "ikpu": "RECEIPT_IKPU", "package_code": "RECEIPT_PACKAGE_CODE",
+                 "vat_percent": "RECEIPT_VAT_PERCENT"}
+
+
+def receipt_problems(settings: Settings, plans: Catalogue) -> list[str]:
+    """What a provider with receipts on lacks to issue them: the shop's settings, and each plan's fields that
+    neither its `receipt = {...}` in plans.toml nor the shop-wide default gives. Orders and donations take the
+    defaults, so a field missing from them is named too."""
+    problems = []
+    shop = fiscal_shop(settings)
+    for switch, provider, fields, shop_needs in RECEIPT_NEEDS:
+        if not getattr(settings, switch) or not settings.provider_enabled(provider):
+            continue
+        missing = [name.upper() for name in shop_needs if getattr(settings, name) is None]
+        if missing:
+            problems.append(f"{switch.upper()}: the shop's receipts need {', '.join(missing)}")
+        for plan in plans:
+            for name in missing_fields(fiscal_item(plan.title, shop, plan.receipt), fields):
+                problems.append(f"{switch.upper()}: plan {plan.name!r} has no receipt {name}: set receipt = "
+                                f"{{{name} = ...}} for it in PLANS_FILE or {SHOP_DEFAULTS[name]} for every plan")
+        defaults = missing_fields(fiscal_item("", shop), fields)
+        if defaults:
+            problems.append(f"{switch.upper()}: orders and donations take the shop's defaults and lack "
+                            f"{', '.join(SHOP_DEFAULTS[name] for name in defaults)}")
+    return problems
 
 
 YOOMONEY_UNCONFIRMED = (

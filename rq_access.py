@@ -285,6 +285,11 @@ def failed_jobs(connection: Redis) -> list[FailedJob]:
     return sorted(found, key=lambda job: job.ended_at)
 
 
+def failed_job_count(connection: Redis) -> int:
+    """How many jobs wait in the failed-job registries (cheap: one ZCARD per queue)."""
+    return sum(FailedJobRegistry(name, connection=connection).count for name in QUEUE_NAMES)
+
+
 def requeue_failed(connection: Redis, ids: list[str] | None = None) -> list[str]:
     """Send failed jobs round again (all of them when `ids` is None); returns the ids requeued."""
     requeued = []

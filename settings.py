@@ -185,6 +185,7 @@ class Settings(BaseSettings):
     cloudpayments_receipts: bool = False  # 54-FZ: CloudPayments' online kassa issues a receipt for each payment
     receipt_vat_code: int | None = Field(default=None, ge=1, le=12)  # Russian receipts: YooKassa's vat_code
     receipt_tax_system_code: int | None = Field(default=None, ge=1, le=6)  # Russian receipts: the shop's СНО
+    cloudpayments_inn: str | None = Field(default=None, pattern=r"^([0-9]{10}|[0-9]{12})$")  # the kassa's INN
     konsol_api_token: SecretStr | None = None
     konsol_base_url: str = "https://api-payments.konsol.pro"
     konsol_timeout: float = Field(default=15.0, gt=0)
@@ -234,7 +235,7 @@ class Settings(BaseSettings):
         "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
         "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret", "stars_support_contact",
         "receipt_ikpu", "receipt_package_code", "receipt_vat_percent", "receipt_seller_tin",
-        "receipt_vat_code", "receipt_tax_system_code", "events_url", "events_secret",
+        "receipt_vat_code", "receipt_tax_system_code", "cloudpayments_inn", "events_url", "events_secret",
         mode="before",
     )
     @classmethod
@@ -381,7 +382,6 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is not None and not (value.isascii() and value.isdigit()):
                 raise ConfigError(f"{name.upper()}: must be the number Click issued")
-        self._check_uzbek_receipts()
         self._check_events()
         return warnings
 
@@ -400,26 +400,6 @@ class Settings(BaseSettings):
                               "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
         if not self.events_retry_intervals or any(seconds <= 0 for seconds in self.events_retry_intervals):
             raise ConfigError("EVENTS_RETRY_INTERVALS: give at least one interval in seconds, each above 0")
-
-    @property
-    def events_enabled(self) -> bool:
-        return self.events_url is not None and self.events_secret is not None
-
-    def _check_uzbek_receipts(self) -> None:
-        """PAYME_RECEIPTS and CLICK_RECEIPTS need every field an Uzbek receipt has; Click's go through its
-        Merchant API."""
-        needed = {"receipt_ikpu": self.receipt_ikpu, "receipt_package_code": self.receipt_package_code,
-                  "receipt_vat_percent": self.receipt_vat_percent}
-        for switch, provider, extra in (("payme_receipts", "payme", {}),
-                                        ("click_receipts", "click", {"receipt_seller_tin": self.receipt_seller_tin,
-                                                                     "click_merchant_user_id":
-                                                                         self.click_merchant_user_id})):
-            if not getattr(self, switch) or not self.provider_enabled(provider):
-                continue
-            missing = [name.upper() for name, value in {**needed, **extra}.items() if value is None]
-            if missing:
-                raise ConfigError(f"{switch.upper()}: every plan's receipt needs {', '.join(missing)}")
-
 
 def _check_donations(low: dict[str, int], high: dict[str, int], suggested: dict[str, list[int]]) -> None:
     """DONATION_MIN ≤ DONATION_MAX within what an order may be (billing.orders.ORDER_LIMITS), the same currencies

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 import config_check
 import logs
 from billing.errors import BillingError
-from billing.plans import load_plans
+from billing.plans import Catalogue, load_plans
 from settings import ConfigError, Settings
 from webhook_server.emulators import EMULATORS
 
@@ -146,6 +146,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     errors, more = config_check.yoomoney_confirmation(settings)
     warnings += more
     plans = load_plans(settings.plans_file)
+    errors += config_check.receipt_problems(settings, plans)
     for warning in warnings:
         print(f"warning: {warning}")
     if errors:
@@ -185,7 +186,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.validate_for_run()
     _require_shared_stores(settings, "web")
-    serve_web(create_app(settings), settings)
+    serve_web(create_app(settings, plans=_plans_for_receipts(settings)), settings)
     return 0
 
 
@@ -195,8 +196,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.validate_for_run()
     _require_shared_stores(settings, "worker")
-    run_worker(settings, load_plans(settings.plans_file), burst=args.burst)
+    run_worker(settings, _plans_for_receipts(settings), burst=args.burst)
     return 0
+
+
+def _plans_for_receipts(settings: Settings) -> Catalogue:
+    """The plans, once every provider with receipts on has what its receipts need (as check-config says)."""
+    plans = load_plans(settings.plans_file)
+    problems = config_check.receipt_problems(settings, plans)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return plans
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:

@@ -138,10 +138,10 @@ async def wait_ready(url: str) -> None:
 
 
 @asynccontextmanager
-async def deployment(redis_url: str, workers: int, *, bot: bool = False,
-                     logs: Path | None = None) -> AsyncIterator[Deployment]:
+async def deployment(redis_url: str, workers: int, *, bot: bool = False, logs: Path | None = None,
+                     extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
     """The database, the fake Bot API, `ymds web`, `workers` × `ymds worker` and, with `bot`, `ymds bot`; with
-    `logs`, each process's log goes to a file there named after it."""
+    `logs`, each process's log goes to a file there named after it; `extra_env` adds settings to every service."""
     ymds = str(Path(sys.executable).with_name("ymds"))
     connection = redis.Redis.from_url(redis_url)
     strangers = len(Worker.all(connection=connection))  # registrations whose key expired are not counted
@@ -152,7 +152,7 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False,
     async with AsyncExitStack() as stack:
         mongodb_port, telegram_port, web_port = free_port(), free_port(), free_port()
         telegram = f"http://127.0.0.1:{telegram_port}"
-        env = service_env(mongodb_port, redis_url, web_port, telegram)
+        env = {**service_env(mongodb_port, redis_url, web_port, telegram), **(extra_env or {})}
         def log(name: str) -> Path | None:
             return logs / f"{name}.log" if logs else None
 

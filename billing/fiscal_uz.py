@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing.errors import BillingError
-from billing.fiscal import FiscalItem
+from billing.fiscal import UZBEK_FIELDS, FiscalItem, missing_fields
 
 
 class ReceiptDataMissing(BillingError):
@@ -26,7 +26,7 @@ class UzbekItem:
 
 
 def uzbek_item(item: FiscalItem) -> UzbekItem:
-    missing = [name for name in ("ikpu", "package_code", "vat_percent") if getattr(item, name) in (None, "")]
+    missing = missing_fields(item, UZBEK_FIELDS)
     if missing:
         raise ReceiptDataMissing(f"the receipt of {item.title!r} lacks {', '.join(missing)}")
     assert item.ikpu is not None and item.package_code is not None and item.vat_percent is not None

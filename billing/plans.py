@@ -10,6 +10,7 @@ from typing import Any
 
 from billing.errors import PlansFileError, UnknownPlan
 from billing.money import MINOR_DIGITS, Money
+from billing.plan_receipt import NO_OVERRIDES, PlanReceipt, parse_receipt
 
 MONTHLY_PERIOD_DAYS = 30  # the one period Telegram renews (Stars subscriptions: 2592000 seconds)
 MAX_TRIAL_DAYS = 366
@@ -23,6 +24,7 @@ class Plan:
     prices: dict[str, int]
     renews_monthly: bool = False  # sold in Telegram Stars as a 30-day subscription Telegram renews itself
     trial_days: int | None = None  # a free first period, once per Telegram user ever (billing/trials.py)
+    receipt: PlanReceipt = NO_OVERRIDES  # plans.toml `receipt = {...}`: its fiscal data, over the shop's defaults
 
     def price(self, currency: str) -> Money | None:
         minor = self.prices.get(currency)
@@ -46,6 +48,11 @@ class Catalogue:
         """The plan's title, or its name when the plan was removed after invoices were made for it."""
         plan = self._plans.get(name)
         return plan.title if plan else name
+
+    def receipt(self, name: str | None) -> PlanReceipt:
+        """The plan's fiscal overrides; none for an order, a donation or a plan removed since its invoice."""
+        plan = self._plans.get(name) if name is not None else None
+        return plan.receipt if plan else NO_OVERRIDES
 
     def names(self) -> list[str]:
         return list(self._plans)
@@ -92,5 +99,9 @@ def _parse_plan(path: Path, name: str, table: Any) -> Plan:
     if trial_days is not None and (not isinstance(trial_days, int) or isinstance(trial_days, bool)
                                    or not 0 < trial_days <= MAX_TRIAL_DAYS):
         raise PlansFileError(f"{where}: trial_days must be an integer from 1 to {MAX_TRIAL_DAYS}")
+    try:
+        receipt = parse_receipt(where, table.get("receipt"))
+    except ValueError as err:
+        raise PlansFileError(str(err)) from None
     return Plan(name=name, title=title, period_days=period, prices=dict(prices), renews_monthly=renews,
-                trial_days=trial_days)
+                trial_days=trial_days, receipt=receipt)

@@ -5,7 +5,8 @@ records of the user go (language, subscription with its saved method, finished r
 claims never sent, the user's chat id on delivered notices); the records of money stay, because accounting and
 tax law require them and refunds need them (invoices, the ledger, Stars charges, payouts that reached
 konsol.pro), stripped of what identifies a card or an address: the ledger's saved token and card title, the
-consent's IP address, the payee's name, card and phone on a payout claim.
+consent's IP address, the buyer's e-mail or phone the receipt was sent to (the receipt itself, at the provider
+and the tax service, stays as the law keeps it), the payee's name, card and phone on a payout claim.
 
 What must not be destroyed silently blocks the deletion, and the user is told what to do first
 (`Blocker`): a subscription that renews by itself (our saved method, a CloudPayments or a Telegram Stars
@@ -57,7 +58,8 @@ PAYEE_FIELDS = ("payee_first_name", "payee_last_name", "card_mask", "card_encryp
 CLOUDPAYMENTS_RENEWING = ("Active", "PastDue")  # CloudPayments still charges the card by itself
 
 STEPS = ("subscription deleted", "payout drafts and unsent claims deleted", "payout claims anonymised",
-         "consent addresses erased", "ledger methods erased", "renewals deleted", "notices anonymised", "user deleted")
+         "consent addresses erased", "receipt contacts erased", "ledger methods erased",
+         "renewals deleted", "notices anonymised", "user deleted")
 
 
 class Blocker(StrEnum):
@@ -178,6 +180,10 @@ async def erase(user_id: int, now: datetime, *, accepted_access: int,
         {"$set": {"auto_renew_consent.ip": ""}})
     _count(done.anonymised, "invoices", changed.modified_count)
     checkpoint(STEPS[3])
+    changed = await Invoice.get_motor_collection().update_many(
+        {"user_id": user_id, "receipt_contact": {"$ne": None}}, {"$set": {"receipt_contact": None}})
+    _count(done.anonymised, "invoices", changed.modified_count)
+    checkpoint(STEPS[4])
     labels = [row["label"] async for row in Invoice.get_motor_collection().find({"user_id": user_id}, {"label": 1})]
     if labels:
         changed = await Operation.get_motor_collection().update_many(
@@ -185,17 +191,17 @@ async def erase(user_id: int, now: datetime, *, accepted_access: int,
              "$or": [{"payment_token": {"$ne": None}}, {"payment_method": {"$ne": None}}]},
             {"$set": {"payment_token": None, "payment_method": None}})
         _count(done.anonymised, "operations", changed.modified_count)
-    checkpoint(STEPS[4])
+    checkpoint(STEPS[5])
     removed = await Renewal.get_motor_collection().delete_many({"user_id": user_id, "status": {"$nin": OPEN_VALUES}})
     _count(done.deleted, "renewals", removed.deleted_count)
-    checkpoint(STEPS[5])
+    checkpoint(STEPS[6])
     changed = await SentNotice.get_motor_collection().update_many({"chat_id": user_id},
                                                                   {"$set": {"chat_id": ERASED_CHAT}})
     _count(done.anonymised, "sent_notices", changed.modified_count)
-    checkpoint(STEPS[6])
+    checkpoint(STEPS[7])
     removed = await BotUser.get_motor_collection().delete_many({"user_id": user_id})
     _count(done.deleted, "bot_users", removed.deleted_count)
-    checkpoint(STEPS[7])
+    checkpoint(STEPS[8])
     log.info("personal data deleted on request: deleted %s, anonymised %s; kept %d payments and %d payouts",
              _summary(done.deleted), _summary(done.anonymised), done.payments_kept, done.payouts_kept)
     return done

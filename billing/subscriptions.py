@@ -40,7 +40,7 @@ async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: dat
             try:
                 created = Subscription(
                     user_id=user_id, plan=plan, current_period_end=start + period,
-                    applied_operations=[by], updated_at=now,
+                    applied_operations=[by], started_at=now, updated_at=now,
                 )
                 await created.insert()
                 return created
@@ -49,11 +49,14 @@ async def extend(user_id: int, plan: str, period_days: int, *, by: str, now: dat
         if by in current.applied_operations:
             return current
         new_end = max(start, current.current_period_end) + period
+        changes: dict[str, Any] = {"current_period_end": new_end, "plan": plan,
+                                   "status": SubscriptionStatus.ACTIVE.value, "updated_at": now}
+        if current.current_period_end <= now:  # lapsed: a new run of paid periods (a returning subscriber)
+            changes["started_at"] = now
         result = await collection.update_one(
             {"_id": current.id, "version": current.version, "applied_operations": {"$ne": by}},
             {
-                "$set": {"current_period_end": new_end, "plan": plan,
-                         "status": SubscriptionStatus.ACTIVE.value, "updated_at": now},
+                "$set": changes,
                 "$inc": {"version": 1},
                 "$push": {"applied_operations": by},
             },

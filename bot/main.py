@@ -22,7 +22,21 @@ from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
-from bot.routers import admin, donate, fallback, payouts, privacy, promo, renewals, stars, start, subscribe, trials
+from bot.routers import (
+    admin,
+    donate,
+    fallback,
+    payouts,
+    privacy,
+    promo,
+    receipt_contact,
+    renewals,
+    stars,
+    start,
+    subscribe,
+    trials,
+)
+from bot.routers.receipt_contact import email_menu
 from bot.stars import stars_menu
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db
@@ -64,6 +78,7 @@ def build_dispatcher(
     dp.include_routers(start.router(), subscribe.router(), trials.router(), promo.router(),
                        donate.router(),  # /donate: the donation page's link
                        renewals.router(), privacy.router(),  # /privacy, /deletedata
+                       receipt_contact.router(),  # /email: where fiscal receipts go
                        admin.router(frozenset(settings.admin_ids)), fallback.router())
     dp.startup.register(set_commands)
     return dp
@@ -75,7 +90,7 @@ async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings) -> No
         for language in LANGUAGES:
             t = catalogue.texts(language)
             commands = [BotCommand(command=name, description=t(f"command.{name}"))
-                        for name in (*MENU, *stars_menu(settings), *PRIVACY_MENU)]
+                        for name in (*MENU, *email_menu(settings), *stars_menu(settings), *PRIVACY_MENU)]
             await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
     except TelegramAPIError as err:
         log.warning("could not set the bot's command menu: %s", err)

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from billing.clock import Clock
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from bot.texts import Catalogue, Texts, language_or_default
-from db.users import find_user, remember_user
+from db.users import find_user, normal_username, remember_user, remember_username
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,12 @@ class LocaleMiddleware(I18nMiddleware):
             return self.i18n.default_locale
         stored = await find_user(user.id)
         if stored is not None and stored.language and stored.blocked_at is None:
+            if stored.username != normal_username(user.username):  # written only when it changed
+                await remember_username(user.id, user.username, self._clock())
             return stored.language
         # First contact, or back after blocking the bot: remember the user (and that they can be written to).
         language = stored.language if stored and stored.language else language_or_default(user.language_code)
-        await remember_user(user.id, language, chosen=False, now=self._clock())
+        await remember_user(user.id, language, chosen=False, now=self._clock(), username=user.username)
         return language
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:

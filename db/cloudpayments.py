@@ -16,6 +16,7 @@ from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
+from db.cloudpayments_receipts import CloudPaymentsRefundReceipt
 from db.record import Record
 
 
@@ -150,4 +151,4 @@ class CloudPaymentsWidgetOpening(Record):
 
 
 CLOUDPAYMENTS_DOCUMENTS: list[type[Record]] = [CloudPaymentsNotice, CloudPaymentsSubscription,
-                                               CloudPaymentsWidgetOpening]
+                                               CloudPaymentsWidgetOpening, CloudPaymentsRefundReceipt]

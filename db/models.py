@@ -114,6 +114,8 @@ class Invoice(Record):
             IndexModel([("label", ASCENDING)], unique=True, name="label_unique"),
             IndexModel([("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
             IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
+            IndexModel([("created_at", DESCENDING)], name="created"),  # the dashboard's newest-first invoices
+            IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
         ]
 
 
@@ -175,11 +177,16 @@ class Subscription(Record):
     cloudpayments_subscription_id: str | None = None  # the CloudPayments subscription (sc_…) renewing it by itself
     charge_reminded_for: datetime | None = None  # the period end the notice of the coming charge went out for
     version: int = 0  # optimistic concurrency for period arithmetic
+    started_at: datetime | None = None  # when this run of paid periods began (created, or paid again after lapsing)
     updated_at: datetime
 
     class Settings:
         name = "subscriptions"
-        indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
+        indexes = [
+            IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique"),
+            IndexModel([("started_at", ASCENDING)], name="started"),  # the dashboard's new subscribers
+            IndexModel([("current_period_end", ASCENDING)], name="period_end"),  # and its churned ones
+        ]
 
 
 DOCUMENT_MODELS: list[type[Record]] = [

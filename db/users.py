@@ -19,9 +19,11 @@ class ReceiptContact(BaseModel):
 
 
 class BotUser(Record):
-    """A Telegram user the bot has seen. Only what the bot needs: no names, no usernames."""
+    """A Telegram user the bot has seen. Only what the bot needs: no names; the public @username (lower case)
+    so that an admin can find the user on the dashboard; /deletedata deletes the whole record."""
 
     user_id: int
+    username: str | None = None
     language: str | None = None
     language_chosen: bool = False  # set by /language: Telegram's language_code no longer overrides it
     blocked_at: datetime | None = None  # the user blocked the bot (403 on send); cleared when they write again
@@ -31,7 +33,8 @@ class BotUser(Record):
 
     class Settings:
         name = "bot_users"
-        indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique")]
+        indexes = [IndexModel([("user_id", ASCENDING)], unique=True, name="user_unique"),
+                   IndexModel([("username", ASCENDING)], name="username", sparse=True)]
 
 
 class SentNotice(Record):
@@ -56,18 +59,33 @@ async def stored_language(user_id: int) -> str | None:
     return user.language if user else None
 
 
-async def remember_user(user_id: int, language: str, *, chosen: bool, now: datetime) -> None:
+def normal_username(username: str | None) -> str | None:
+    return username.lstrip("@").lower() or None if username else None
+
+
+async def remember_user(user_id: int, language: str, *, chosen: bool, now: datetime,
+                        username: str | None = None) -> None:
     """Create or update the user. A language the user chose (/language) is only replaced by another choice."""
     collection = BotUser.get_motor_collection()
     await collection.update_one(
         {"user_id": user_id},
         {"$setOnInsert": {"user_id": user_id, "language": language, "language_chosen": chosen, "created_at": now},
-         "$set": {"updated_at": now, "blocked_at": None}},
+         "$set": {"updated_at": now, "blocked_at": None, "username": normal_username(username)}},
         upsert=True,
     )
     update = {"language": language, "language_chosen": True} if chosen else {"language": language}
     where: dict[str, object] = {"user_id": user_id} if chosen else {"user_id": user_id, "language_chosen": False}
     await collection.update_one(where, {"$set": update})
+
+
+async def remember_username(user_id: int, username: str | None, now: datetime) -> None:
+    await BotUser.get_motor_collection().update_one(
+        {"user_id": user_id}, {"$set": {"username": normal_username(username), "updated_at": now}})
+
+
+async def find_by_username(username: str) -> BotUser | None:
+    name = normal_username(username)
+    return await BotUser.find_one({"username": name}) if name else None
 
 
 async def mark_blocked(user_id: int, now: datetime) -> None:

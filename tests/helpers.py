@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -11,9 +12,12 @@ from urllib.parse import urlsplit
 from aiohttp.test_utils import TestClient
 
 from billing.money import Money
+from billing.plan_receipt import PlanReceipt
+from billing.plans import Catalogue, load_plans
 from billing.providers.yoomoney import build_notification, sign
-from db import Operation, Subscription
-from tests.conftest import AUTH, YOOMONEY_SECRET
+from db import Invoice, Operation, Subscription
+from db.users import BotUser, ReceiptContact
+from tests.conftest import AUTH, ROOT, YOOMONEY_SECRET
 
 PRICE_MONTH_RUB = 29900
 
@@ -95,3 +99,24 @@ async def paid_with_saved_method(client: TestClient, worker: Any, user_id: int, 
     subscription = await Subscription.find_one(Subscription.user_id == user_id)
     assert subscription is not None
     return subscription
+
+
+def plans_with_month_receipt(receipt: PlanReceipt | None) -> Catalogue:
+    """The repository's plans, the month given its own `receipt = {...}` (None: as shipped)."""
+    shipped = load_plans(ROOT / "plans.toml")
+    return Catalogue({plan.name: replace(plan, receipt=receipt) if receipt and plan.name == "month" else plan
+                      for plan in shipped})
+
+
+async def give_receipt_contact(user_id: int, contact: ReceiptContact) -> None:
+    """What /email or the payment page stores for a user (another part of the service), done directly."""
+    now = datetime.now(UTC)
+    await BotUser.get_motor_collection().update_one(
+        {"user_id": user_id}, {"$set": {"receipt_contact": contact.model_dump(), "updated_at": now},
+                               "$setOnInsert": {"created_at": now}}, upsert=True)
+
+
+async def give_invoice_contact(label: str, contact: ReceiptContact | None) -> None:
+    """What the payment page fixes on an invoice before paying (another part of the service), done directly."""
+    await Invoice.get_motor_collection().update_one(
+        {"label": label}, {"$set": {"receipt_contact": contact.model_dump() if contact else None}})

@@ -83,19 +83,91 @@ def test_donation_ranges_are_checked(tmp_path):
         assert message in result.stderr, (env, result.stderr)
 
 
+UZ_DEFAULTS = {"RECEIPT_IKPU": "10305008002000000", "RECEIPT_PACKAGE_CODE": "1514296", "RECEIPT_VAT_PERCENT": "12"}
+PAYME = {"PAYME_MERCHANT_ID": "5e730e8e0b852a417aa49ceb", "PAYME_KEY": "k", "PAYME_RECEIPTS": "true"}
+CLICK = {"CLICK_SERVICE_ID": "1", "CLICK_MERCHANT_ID": "2", "CLICK_SECRET_KEY": "s", "CLICK_RECEIPTS": "true"}
+YOOKASSA = {"YOOKASSA_SHOP_ID": "1", "YOOKASSA_SECRET_KEY": "live_abcdef", "YOOKASSA_RECEIPTS": "true"}
+CLOUDPAYMENTS = {"CLOUDPAYMENTS_PUBLIC_ID": "pk_1", "CLOUDPAYMENTS_API_SECRET": "s", "CLOUDPAYMENTS_RECEIPTS": "true"}
+TWO_PLANS = """
+[plans.month]
+title = "1 month"
+period_days = 30
+prices = { RUB = 29900, UZS = 3500000 }
+receipt = { title = "Access for a month", vat_code = 1, ikpu = "10305008002000000", package_code = "1514296" }
+
+[plans.year]
+title = "12 months"
+period_days = 365
+prices = { RUB = 299000, UZS = 35000000 }
+"""
+
+
+def plans_file(tmp_path: Path, text: str = TWO_PLANS) -> str:
+    path = tmp_path / "plans.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def missing_plan_field(switch: str, plan: str, field: str) -> str:
+    return f"{switch}: plan {plan!r} has no receipt {field}"
+
+
 def test_uzbek_receipts_name_each_missing_field(tmp_path):
-    payme = {"PAYME_MERCHANT_ID": "5e730e8e0b852a417aa49ceb", "PAYME_KEY": "k", "PAYME_RECEIPTS": "true"}
-    result = check_config(tmp_path, "--offline", **payme, RECEIPT_IKPU="10305008002000000")
-    assert result.returncode != 0
-    assert "PAYME_RECEIPTS: every plan's receipt needs RECEIPT_PACKAGE_CODE, RECEIPT_VAT_PERCENT" in result.stderr
-    click = {"CLICK_SERVICE_ID": "1", "CLICK_MERCHANT_ID": "2", "CLICK_SECRET_KEY": "s", "CLICK_RECEIPTS": "true",
-             "RECEIPT_IKPU": "10305008002000000", "RECEIPT_PACKAGE_CODE": "1514296", "RECEIPT_VAT_PERCENT": "12"}
-    result = check_config(tmp_path, "--offline", **click)
-    assert "CLICK_RECEIPTS: every plan's receipt needs RECEIPT_SELLER_TIN, CLICK_MERCHANT_USER_ID" in result.stderr
-    bad_tin = check_config(tmp_path, "--offline", **click, RECEIPT_SELLER_TIN="12345", CLICK_MERCHANT_USER_ID="3")
+    result = check_config(tmp_path, "--offline", **PAYME, RECEIPT_IKPU="10305008002000000")
+    assert result.returncode == 2
+    for plan in ("month", "year"):
+        for field in ("package_code", "vat_percent"):
+            assert missing_plan_field("PAYME_RECEIPTS", plan, field) in result.stderr
+        assert missing_plan_field("PAYME_RECEIPTS", plan, "ikpu") not in result.stderr
+    assert "PAYME_RECEIPTS: orders and donations take the shop's defaults and lack RECEIPT_PACKAGE_CODE, " \
+           "RECEIPT_VAT_PERCENT" in result.stderr
+    result = check_config(tmp_path, "--offline", **CLICK, **UZ_DEFAULTS)
+    assert result.returncode == 2
+    assert "CLICK_RECEIPTS: the shop's receipts need RECEIPT_SELLER_TIN, CLICK_MERCHANT_USER_ID" in result.stderr
+    assert "plan " not in result.stderr
+    bad_tin = check_config(tmp_path, "--offline", **CLICK, **UZ_DEFAULTS, RECEIPT_SELLER_TIN="12345",
+                           CLICK_MERCHANT_USER_ID="3")
     assert bad_tin.returncode != 0 and "RECEIPT_SELLER_TIN" in bad_tin.stderr
-    ready = check_config(tmp_path, "--offline", **click, RECEIPT_SELLER_TIN="310618348", CLICK_MERCHANT_USER_ID="3")
+    ready = check_config(tmp_path, "--offline", **CLICK, **UZ_DEFAULTS, RECEIPT_SELLER_TIN="310618348",
+                         CLICK_MERCHANT_USER_ID="3")
     assert ready.returncode == 0, ready.stderr
+    assert check_config(tmp_path, "--offline", **PAYME, **UZ_DEFAULTS).returncode == 0
+
+
+def test_a_plan_override_stands_in_for_the_default_and_only_for_its_plan(tmp_path):
+    """month gives its own ikpu and package_code; year has none, and the shop gives neither default."""
+    result = check_config(tmp_path, "--offline", **PAYME, RECEIPT_VAT_PERCENT="12",
+                          PLANS_FILE=plans_file(tmp_path))
+    assert result.returncode == 2
+    assert "'month'" not in result.stderr
+    assert missing_plan_field("PAYME_RECEIPTS", "year", "ikpu") in result.stderr
+    assert missing_plan_field("PAYME_RECEIPTS", "year", "package_code") in result.stderr
+    assert "RECEIPT_IKPU for every plan" in result.stderr
+
+
+def test_russian_receipts_name_the_vat_code_per_plan_and_the_tax_system(tmp_path):
+    for provider, switch in ((YOOKASSA, "YOOKASSA_RECEIPTS"), (CLOUDPAYMENTS, "CLOUDPAYMENTS_RECEIPTS")):
+        result = check_config(tmp_path, "--offline", **provider, PLANS_FILE=plans_file(tmp_path))
+        assert result.returncode == 2, result.stdout
+        needs = "RECEIPT_TAX_SYSTEM_CODE, CLOUDPAYMENTS_INN" if provider is CLOUDPAYMENTS else "RECEIPT_TAX_SYSTEM_CODE"
+        assert f"{switch}: the shop's receipts need {needs}\n" in result.stderr
+        assert missing_plan_field(switch, "year", "vat_code") in result.stderr
+        assert missing_plan_field(switch, "month", "vat_code") not in result.stderr
+        assert f"{switch}: orders and donations take the shop's defaults and lack RECEIPT_VAT_CODE" in result.stderr
+        inn = {"CLOUDPAYMENTS_INN": "7707083893"} if provider is CLOUDPAYMENTS else {}
+        ready = check_config(tmp_path, "--offline", **provider, **inn, RECEIPT_TAX_SYSTEM_CODE="2",
+                             RECEIPT_VAT_CODE="1", PLANS_FILE=plans_file(tmp_path))
+        assert ready.returncode == 0, ready.stderr
+    off = check_config(tmp_path, "--offline", **{**YOOKASSA, "YOOKASSA_RECEIPTS": "false"})
+    assert off.returncode == 0, off.stderr
+
+
+def test_the_worker_refuses_to_start_without_what_the_receipts_need(tmp_path):
+    stores = {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run([str(YMDS), "worker", "--burst"], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PATH": "", "HOME": str(tmp_path), **BASE, **YOOKASSA, **stores}, timeout=60)
+    assert result.returncode == 2
+    assert "YOOKASSA_RECEIPTS: the shop's receipts need RECEIPT_TAX_SYSTEM_CODE" in result.stderr
 
 
 def test_events_settings_are_checked(tmp_path):

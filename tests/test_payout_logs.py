@@ -1,4 +1,5 @@
-"""No full card number, konsol.pro token or payout secret in any log line of the whole test run.
+"""No full card number, konsol.pro token or payout secret, and no buyer's e-mail or phone, in any log line of the
+whole test run.
 
 tests/log_guard.py keeps every record of the session raw, from every thread (web app, RQ worker, bot); this
 module runs last. Card numbers must never be logged at all, not even to be masked; secrets are checked in
@@ -16,6 +17,7 @@ from billing.payouts.cards import card_key
 from billing.providers.konsol import url_token
 from logs import SecretMasker
 from tests.conftest import make_settings
+from tests.contact_support import LOGGED_NEVER
 from tests.konsol_support import FULL_NUMBERS, KONSOL_SECRET, KONSOL_TOKEN
 from tests.log_guard import SUITE_LOG
 
@@ -41,6 +43,13 @@ def test_no_full_card_number_token_or_secret_in_any_log_line_of_the_suite():
                card_key(make_settings().link_key).decode())
     for secret in secrets:
         assert secret not in written, f"a payout secret reaches the log: {_line_with(secret)}"
+
+
+def test_no_receipt_contact_in_any_log_line_of_the_suite():
+    """Personal data is never logged, not even masked: the tests' e-mails and phones, in every spelling used."""
+    raw = "\n".join(SUITE_LOG.lines)
+    for contact in LOGGED_NEVER:
+        assert contact not in raw, f"a buyer's contact was logged: {_line_with(contact)}"
 
 
 def _line_with(text: str) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from billing.clock import Clock, utc_now
 from billing.events import outlet as events_outlet
+from billing.exports import major_units
 from billing.ledger import Ledger
 from billing.plans import Catalogue, load_plans
 from bot.texts import catalogue
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     templates = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     templates.globals["t"] = catalogue().texts(None)  # a view passes `t` in the page's language; this is the default
+    templates.filters["money"] = major_units  # minor units as "1234.50", never through a float
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, events_ctx, http_ctx, sweeper_ctx])
     app[admin_views.LIMITER] = admin_views.LoginLimiter()
     app.add_routes(ROUTES)
@@ -104,5 +106,5 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)) as session:
         app[HTTP] = session
-        app[PROVIDERS] = build_providers(app[SETTINGS], AiohttpTransport(session))
+        app[PROVIDERS] = build_providers(app[SETTINGS], AiohttpTransport(session), app[PLANS])
         yield

@@ -7,7 +7,9 @@ from functools import partial
 from typing import Any
 
 from billing.fiscal import fiscal_shop
+from billing.fiscal_ru import RussianReceipts
 from billing.networks import parse_networks
+from billing.plans import Catalogue, load_plans
 from billing.providers.click.config import click_from_settings
 from billing.providers.cloudpayments import ApiClient as CloudPaymentsApi, CloudPayments, accepts_test_payments
 from billing.providers.payme import Payme
@@ -31,8 +33,14 @@ class ProviderRegistry:
         return iter(self.providers.values())
 
 
-def build_providers(settings: Settings, transport: AiohttpTransport) -> ProviderRegistry:
+def build_providers(settings: Settings, transport: AiohttpTransport,
+                    plans: Catalogue | None = None) -> ProviderRegistry:
+    """`plans` names the receipts' items (read from PLANS_FILE when not given and a Russian receipt needs them)."""
     registry = ProviderRegistry()
+
+    def russian_receipts(switch: bool) -> RussianReceipts | None:
+        return RussianReceipts(plans or load_plans(settings.plans_file), fiscal_shop(settings)) if switch else None
+
     if settings.provider_enabled("yoomoney"):
         assert settings.yoomoney_wallet and settings.yoomoney_notification_secret
         client = (
@@ -74,6 +82,8 @@ def build_providers(settings: Settings, transport: AiohttpTransport) -> Provider
             test_mode=accepts_test_payments(settings.cloudpayments_test_mode,
                                             settings.environment is Environment.DEVELOPMENT),
             recurrent_plans=frozenset(settings.cloudpayments_recurrent_plans),
+            receipts=russian_receipts(settings.cloudpayments_receipts),
+            seller_inn=settings.cloudpayments_inn,
         )
     if settings.provider_enabled("yookassa"):
         assert settings.yookassa_shop_id and settings.yookassa_secret_key
@@ -85,6 +95,7 @@ def build_providers(settings: Settings, transport: AiohttpTransport) -> Provider
             notify_networks=parse_networks(settings.yookassa_notify_ips),
             test_mode=settings.yookassa_test_mode,
             save_payment_method=settings.yookassa_save_payment_method,
+            receipts=russian_receipts(settings.yookassa_receipts),
         )
     if settings.bot_token is not None:  # refunds of Stars charges, also of those sold before STARS_ENABLED went off
         registry.providers[STARS] = TelegramStars(OnDemandStarsApi(partial(make_bot, settings)))

@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from billing.providers.click import Action as ClickAction
-from webhook_server.admin import views as admin
+from webhook_server.admin import actions as admin_actions, lists as admin_lists, views as admin
 from webhook_server.metrics import metrics_view
 from webhook_server.views.api import (
     confirm_invoice_view,
@@ -89,4 +89,22 @@ ROUTES += [  # the admin dashboard (webhook_server/admin)
     web.get("/admin/users/{user_id}", admin.user_page, name="admin_user"),
     web.get("/admin/invoices/{label}/refund", admin.refund_confirm, name="admin_refund_confirm"),
     web.post("/admin/invoices/{label}/refund", admin.refund_action, name="admin_refund"),
+    web.get("/admin/users/{user_id}/grant", admin_actions.grant_confirm, name="admin_grant_confirm"),
+    web.post("/admin/users/{user_id}/grant", admin_actions.grant_action, name="admin_grant"),
+    web.get("/admin/users/{user_id}/auto-renew", admin_actions.auto_renew_confirm, name="admin_auto_renew_confirm"),
+    web.post("/admin/users/{user_id}/auto-renew", admin_actions.auto_renew_off, name="admin_auto_renew_off"),
+    web.get("/admin/exports", admin_actions.exports_page, name="admin_exports"),
+    web.get("/admin/invoices", admin_lists.invoices_list, name="admin_invoices"),
+    web.get("/admin/invoices/{label}", admin_lists.invoice_page, name="admin_invoice"),
+    web.post("/admin/invoices/{label}/confirm", admin_lists.confirm_action, name="admin_confirm"),
+    web.get("/admin/dunning", admin_lists.dunning_list, name="admin_dunning"),
+    web.get("/admin/payouts", admin_lists.payouts_list, name="admin_payouts"),
+    web.get("/admin/payouts/{label}", admin_lists.payout_page, name="admin_payout"),
+    web.post("/admin/payouts/{label}/decide", admin_lists.payout_decide, name="admin_payout_decide"),
+    web.get("/admin/promo", admin_lists.promo_list, name="admin_promo"),
+    web.get("/admin/promo/{code}", admin_lists.promo_code_page, name="admin_promo_code"),
+    web.get("/admin/jobs", admin_lists.jobs_list, name="admin_jobs"),
+    web.post("/admin/jobs/requeue", admin_lists.jobs_requeue, name="admin_jobs_requeue"),
+    web.get("/admin/export/payments.csv", admin_actions.export_payments, name="admin_export_payments"),
+    web.get("/admin/export/subscribers.csv", admin_actions.export_subscribers, name="admin_export_subscribers"),
 ]

@@ -112,7 +112,7 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     notifier = notifier_for(settings)  # Telegram when BOT_TOKEN is set
     payouts = payout_services(settings, queues)  # konsol.pro, when KONSOL_API_TOKEN is set
     transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)  # the saved-method chargers' HTTP client
-    providers = build_providers(settings, transport)
+    providers = build_providers(settings, transport, plans)
     renewals = renewal_services(settings, queues, providers, utc_now)
     outlet = event_outlet(settings, queues)  # outbound events, when EVENTS_URL is set (billing/events)
     events_outlet.install(outlet)

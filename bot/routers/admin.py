@@ -12,12 +12,12 @@ from aiogram.types import Message
 from billing.admin_access import issue_login_token
 from billing.clock import Clock
 from billing.errors import UnknownPlan
+from billing.grants import grant
 from billing.invoices import find_invoice
 from billing.ledger import Ledger
 from billing.money import Money
 from billing.orders import item_title
 from billing.plans import Catalogue as Plans
-from bot.grants import grant
 from bot.holds import confirm_pressed
 from bot.keyboards import HoldConfirm
 from bot.middlewares import AdminOnly

@@ -1,5 +1,5 @@
 """/promo CODE [PLAN]: a discount code answers with a payment link at the discounted prices (a new invoice);
-a gift code grants its days through the admin grant's road (bot/grants.py), once per user per code."""
+a gift code grants its days through the admin grant's road (billing/grants.py), once per user per code."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from aiogram.types import Message
 
 from billing.clock import Clock
 from billing.errors import UnknownPlan
+from billing.grants import grant
 from billing.invoices import pay_link
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.promo import PromoInvalid, PromoRefused, claim_use, discounted_invoice, find_code
-from bot.grants import grant
 from bot.keyboards import plans_keyboard
 from bot.offers import Offer
 from bot.texts import Texts

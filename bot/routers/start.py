@@ -24,7 +24,8 @@ async def start(message: Message, catalogue: Catalogue, clock: Clock) -> None:
     """Follows Telegram's language_code unless the user picked a language with /language."""
     user = message.from_user
     assert user is not None  # CommandStart matches messages from users only
-    await remember_user(user.id, language_or_default(user.language_code), chosen=False, now=clock())
+    await remember_user(user.id, language_or_default(user.language_code), chosen=False, now=clock(),
+                        username=user.username)
     t = catalogue.texts(await stored_language(user.id))
     await message.answer(t("start.greeting", name=user.first_name))
 

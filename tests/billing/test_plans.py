@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from billing.errors import PlansFileError, UnknownPlan
+from billing.fiscal import FiscalItem, FiscalShop, fiscal_item
 from billing.money import Money
+from billing.plan_receipt import PlanReceipt
 from billing.plans import Catalogue, Plan, load_plans
 
 REPO_PLANS = Path(__file__).resolve().parents[2] / "plans.toml"
@@ -169,3 +171,61 @@ def test_money_compares_by_value() -> None:
 def test_negative_money_keeps_its_sign() -> None:
     assert str(Money(-5, "RUB")) == "-0.05 RUB"
     assert str(Money(-12345, "UZS")) == "-123.45 UZS"
+
+
+RECEIPT_PLAN = """
+[plans.month]
+title = "1 month"
+period_days = 30
+prices = {{ RUB = 29900 }}
+receipt = {{ {receipt} }}
+"""
+
+
+def test_a_plans_receipt_overrides_the_shop_defaults_field_by_field(tmp_path: Path) -> None:
+    receipt = ('title = "Club access, 30 days", vat_code = 5, payment_subject = "intellectual_activity", '
+               'payment_mode = "full_prepayment", ikpu = "10305008002000000", package_code = "1514296", '
+               'vat_percent = 0')
+    catalogue = load_plans(write(tmp_path, RECEIPT_PLAN.format(receipt=receipt)))
+    shop = FiscalShop(tax_system_code=1, vat_code=1, ikpu="99999999999999999", package_code="1", vat_percent=12)
+    item = fiscal_item("1 month", shop, catalogue.get("month").receipt)
+    assert item == FiscalItem(title="Club access, 30 days", vat_code=5, payment_subject="intellectual_activity",
+                              payment_mode="full_prepayment", ikpu="10305008002000000", package_code="1514296",
+                              vat_percent=0)
+    partial = load_plans(write(tmp_path, RECEIPT_PLAN.format(receipt="vat_code = 2")))
+    item = fiscal_item("1 month", shop, partial.receipt("month"))
+    assert item == FiscalItem(title="1 month", vat_code=2, payment_subject="service", payment_mode="full_payment",
+                              ikpu="99999999999999999", package_code="1", vat_percent=12)
+
+
+def test_orders_removed_plans_and_plans_without_receipt_take_the_shop_defaults(tmp_path: Path) -> None:
+    catalogue = load_plans(write(tmp_path, GOOD))
+    assert catalogue.get("month").receipt == PlanReceipt()
+    assert catalogue.receipt(None) == PlanReceipt() and catalogue.receipt("gone") == PlanReceipt()
+    shop = FiscalShop(vat_code=4, ikpu="10305008002000000", package_code="1514296", vat_percent=12)
+    assert fiscal_item("Donation", shop, catalogue.receipt(None)) == FiscalItem(
+        title="Donation", vat_code=4, ikpu="10305008002000000", package_code="1514296", vat_percent=12)
+
+
+@pytest.mark.parametrize(("receipt", "named"), [
+    ('vat_code = 13', "receipt.vat_code must be an integer from 1 to 12"),
+    ('vat_code = "1"', "receipt.vat_code must be an integer"),
+    ('vat_code = true', "receipt.vat_code must be an integer"),
+    ('vat_percent = 101', "receipt.vat_percent must be an integer from 0 to 100"),
+    ('payment_mode = "full"', "receipt.payment_mode must be one of"),
+    ('payment_subject = "Service!"', "receipt.payment_subject must be"),
+    ('ikpu = 10305008002000000', "receipt.ikpu must be the 17 digits"),
+    ('ikpu = "1030500800200000"', "receipt.ikpu must be the 17 digits"),
+    ('package_code = ""', "receipt.package_code must be text of 1 to 20"),
+    ('title = ""', "receipt.title must be text of 1 to 128"),
+    ('title = "' + "x" * 129 + '"', "receipt.title must be text"),
+    ('vat_cod = 1', "receipt has no field 'vat_cod'"),
+])
+def test_a_bad_receipt_field_is_named_with_its_plan(tmp_path: Path, receipt: str, named: str) -> None:
+    message = plans_error(write(tmp_path, RECEIPT_PLAN.format(receipt=receipt)))
+    assert "plan 'month'" in message and named in message, message
+
+
+def test_a_receipt_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    text = GOOD + 'receipt = "vat 20%"\n'
+    assert "plan 'month': receipt must be a table" in plans_error(write(tmp_path, text))

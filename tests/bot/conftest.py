@@ -89,11 +89,14 @@ async def notifier(settings: Settings, clock: FrozenClock, sleeps: Sleeps) -> As
 
 
 def message_update(text: str, *, user_id: int = USER_ID, language_code: str | None = "en",
-                   update_id: int = 1, message_id: int = 10, chat_id: int | None = None) -> dict[str, Any]:
+                   update_id: int = 1, message_id: int = 10, chat_id: int | None = None,
+                   username: str | None = None) -> dict[str, Any]:
     """A message as Telegram delivers it; a leading /command gets its bot_command entity."""
     sender: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": "Ivan"}
     if language_code is not None:
         sender["language_code"] = language_code
+    if username is not None:
+        sender["username"] = username
     chat = {"id": chat_id or user_id, "type": "private" if chat_id is None or chat_id > 0 else "supergroup"}
     message: dict[str, Any] = {"message_id": message_id, "date": 1767225600, "chat": chat, "from": sender,
                                "text": text}

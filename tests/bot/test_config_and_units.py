@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from billing.errors import BadLinkSignature
+from billing.grants import grant_label
 from billing.links import check_link, link_signature, signed_pay_url
-from bot.grants import grant_label
 from bot.main import make_bot
 from bot.notifier import TelegramNotifier
 from bot.routers.subscribe import mask_method

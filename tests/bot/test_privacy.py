@@ -26,7 +26,7 @@ from db.cloudpayments import CloudPaymentsSubscription
 from db.payouts import ClaimStatus, PayoutClaim, PayoutMethod
 from db.renewals import Renewal, RenewalStatus
 from db.stars import StarsCharge, StarsSubscription
-from db.users import BotUser, SentNotice
+from db.users import BotUser, ReceiptContact, SentNotice
 from settings import ConfigError, Settings
 from tests.bot.conftest import BOT_TOKEN, USER_ID, last_text, send
 from tests.conftest import FrozenClock
@@ -104,7 +104,8 @@ async def seed(client: TestClient, worker: Any, clock: FrozenClock, user_id: int
     label = await pay(client, worker, user_id)
     consent = {"at": clock(), "ip": CONSENT_IP, "text_version": "en-test", "provider": "yoomoney",
                "amount": 29900, "currency": "RUB", "period_days": 30}
-    await Invoice.get_motor_collection().update_one({"label": label}, {"$set": {"auto_renew_consent": consent}})
+    await Invoice.get_motor_collection().update_one({"label": label}, {"$set": {
+        "auto_renew_consent": consent, "receipt_contact": {"email": f"buyer-{tag}@example.com", "phone": None}}})
     await Operation.get_motor_collection().update_one(
         {"label": label}, {"$set": {"payment_token": f"tok-{tag}", "payment_method": CARD_TITLE}})
     await Subscription.get_motor_collection().update_one(  # a method once saved, already forgotten after /cancel
@@ -120,7 +121,7 @@ async def seed(client: TestClient, worker: Any, clock: FrozenClock, user_id: int
                       label=f"inv_{tag}stars", amount=250, paid_at=clock(), recorded_at=clock()).insert()
     if user_id != USER_ID:
         await BotUser(user_id=user_id, language="ru", language_chosen=True, created_at=clock(),
-                      updated_at=clock()).insert()
+                      updated_at=clock(), receipt_contact=ReceiptContact(phone="998901234567")).insert()
     return label
 
 
@@ -133,6 +134,7 @@ async def assert_erased_as_documented(user_id: int, label: str, notices_before: 
     assert invoice["label"] == label and invoice["status"] == "paid" and invoice["paid_amount"] == 29900
     consent = invoice["auto_renew_consent"]
     assert consent["ip"] == "" and consent["text_version"] == "en-test" and consent["amount"] == 29900
+    assert invoice["receipt_contact"] is None, "the receipt's e-mail or phone goes; the invoice stays"
     [operation] = await db["operations"].find({"label": label}).to_list(None)
     assert operation["status"] == "applied" and operation["amount"] == 29900
     assert operation["payment_token"] is None and operation["payment_method"] is None

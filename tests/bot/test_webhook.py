@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.errors import ServerSelectionTimeoutError
 
-from bot import grants
+from billing import grants
 from db import Invoice, Operation
 from db.users import BotUser
 from tests.bot.conftest import ADMIN_ID, USER_ID, last_text, message_update

@@ -10,10 +10,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from rq.job import Job
 
+from billing.plan_receipt import PlanReceipt
+from billing.plans import Catalogue
 from db import Operation
 from db.click_receipts import ClickReceipt, ClickReceiptState
 from rq_access import job_id
 from tests.conftest import YOOMONEY_API_TOKEN, make_settings
+from tests.helpers import plans_with_month_receipt
 from tests.webhook_server.test_click_reconcile import click_emulator as click_emulator
 from tests.webhook_server.test_notify_click import CLICK, MONTH_UZS, SECRET, Crash, fail_at, uzs_invoice
 from webhook_server.emulators.click import MERCHANT_API, ClickCaller, auth_header
@@ -64,6 +67,24 @@ def run_again(client: TestClient, operation_id: str) -> None:
     queues = client.app[QUEUES]
     existing = Job.fetch(job_id("fiscal-receipt", "click", operation_id), connection=queues.connection)
     existing.requeue() if existing.is_failed else queues.fulfilment.enqueue_job(existing)
+
+
+@pytest.fixture
+def plans(request) -> Catalogue:
+    """The repository's plans; with a PlanReceipt parameter, the month's own `receipt = {...}`."""
+    return plans_with_month_receipt(getattr(request, "param", None))
+
+
+@pytest.mark.parametrize("plans", [PlanReceipt(title="Club access, 30 days", package_code="1209001")],
+                         indirect=True)
+async def test_a_plans_own_receipt_fields_reach_the_submitted_items(client, click, click_emulator, worker):
+    emulator, _ = click_emulator
+    await paid(client, click)
+    await worker.drain()
+    [body] = emulator.ofd.submissions
+    [item] = body["items"]
+    assert (item["Name"], item["PackageCode"], item["SPIC"], item["VATPercent"]) == (
+        "Club access, 30 days", "1209001", IKPU, 12), "the plan's title and package code, the shop's IKPU and VAT"
 
 
 async def test_a_payment_submits_one_receipt_and_the_notice_links_it(client, click, click_emulator, worker,

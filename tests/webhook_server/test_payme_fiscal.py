@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from billing.plan_receipt import PlanReceipt
+from billing.plans import Catalogue
 from db import Operation
 from db.payme import PaymeTransaction
 from tests.conftest import YOOMONEY_API_TOKEN
-from tests.helpers import new_invoice
+from tests.helpers import new_invoice, plans_with_month_receipt
 from tests.payme_support import (
     PAYME_KEY,
     PRICE_MONTH_UZS,
@@ -52,6 +54,28 @@ async def test_check_answers_the_receipt_detail_summing_to_the_amount(client, pa
         "title": "1 month", "price": PRICE_MONTH_UZS, "count": 1, "code": IKPU, "package_code": PACKAGE,
         "vat_percent": 12}]}}
     assert detail_problem(answer.result, PRICE_MONTH_UZS) is None
+
+
+PLAN_IKPU = "10399002001000000"
+OWN_RECEIPT = PlanReceipt(title="Club access, 30 days", ikpu=PLAN_IKPU, vat_percent=0)
+
+
+@pytest.fixture
+def plans(request) -> Catalogue:
+    """The repository's plans; with the parameter true, the month with its own receipt (`receipt = {...}`)."""
+    return plans_with_month_receipt(OWN_RECEIPT if getattr(request, "param", False) else None)
+
+
+@pytest.mark.parametrize("plans", [True], indirect=True)
+async def test_a_plans_own_receipt_fields_reach_the_detail_over_the_shop_defaults(client, payme):
+    month = await new_invoice(client)
+    answer = await payme.check(client.session, month["label"], PRICE_MONTH_UZS)
+    assert answer.result["detail"]["items"] == [{
+        "title": "Club access, 30 days", "price": PRICE_MONTH_UZS, "count": 1, "code": PLAN_IKPU,
+        "package_code": PACKAGE, "vat_percent": 0}], "the plan's title, IKPU and 0% VAT; the shop's package code"
+    year = await new_invoice(client, plan="year")
+    [item] = (await payme.check(client.session, year["label"], 35000000)).result["detail"]["items"]
+    assert (item["title"], item["code"], item["vat_percent"]) == ("12 months", IKPU, 12)
 
 
 @pytest.mark.parametrize("settings", [False], indirect=True)

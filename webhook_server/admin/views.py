@@ -3,10 +3,11 @@ page); every POST carries the session's CSRF token; every action is checked agai
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp_jinja2
@@ -19,10 +20,13 @@ from billing.invoices import InvoiceNotFound, get_invoice
 from billing.providers.base import ProviderRejected
 from billing.refund_invoice import NoRefundApi, NotPaid, refund_invoice
 from billing.signing import secrets_equal
+from billing.subscriptions import renews_automatically
 from db.admin import AdminSession
+from rq_access import failed_job_count
+from webhook_server.admin import chart
 from webhook_server.admin.texts import TEXTS, language
 from webhook_server.client_ip import client_ip
-from webhook_server.keys import CLOCK, PROVIDERS, QUEUES, SETTINGS, TRUSTED_PROXIES
+from webhook_server.keys import CLOCK, PLANS, PROVIDERS, QUEUES, REDIS, SETTINGS, TRUSTED_PROXIES
 
 COOKIE = "ymds_admin"
 LOGIN_ATTEMPTS = 10  # per IP per minute
@@ -148,9 +152,27 @@ async def logout(request: web.Request, session: AdminSession) -> web.StreamRespo
     return response
 
 
+def _days(now: datetime, count: int) -> list[str]:
+    return [(now - timedelta(days=back)).strftime("%Y-%m-%d") for back in range(count - 1, -1, -1)]
+
+
+def _months(now: datetime, count: int) -> list[str]:
+    months, year, month = [], now.year, now.month
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return months[::-1]
+
+
 @page()
 async def overview_page(request: web.Request, session: AdminSession) -> web.Response:
-    return _render(request, "overview.html", {"session": session, "o": await dashboard.overview(_now(request))})
+    now = _now(request)
+    figures = await dashboard.overview(now)
+    failed_jobs = await asyncio.to_thread(failed_job_count, request.app[REDIS])
+    return _render(request, "overview.html", {
+        "session": session, "o": figures, "failed_jobs": failed_jobs,
+        "daily": chart.charts(figures.daily, _days(now, figures.window_days)),
+        "monthly": chart.charts(figures.monthly, _months(now, 12))})
 
 
 @page()
@@ -183,7 +205,9 @@ async def user_page(request: web.Request, session: AdminSession) -> web.Response
     if not text.isdigit() or not 0 < int(text) < 2**53:
         raise web.HTTPNotFound(text="no such user id")
     history = await dashboard.user_history(int(text))
-    return _render(request, "user.html", {"session": session, "h": history, "refundable": dashboard.refundable})
+    renewing = history.subscription is not None and renews_automatically(history.subscription)
+    return _render(request, "user.html", {"session": session, "h": history, "refundable": dashboard.refundable,
+                                          "renewing": renewing, "plans": list(request.app[PLANS])})
 
 
 @page("refund")

@@ -43,6 +43,7 @@ from aiohttp import web
 
 from billing.money import Money
 from settings import ConfigError, Environment, Settings
+from webhook_server.emulators.cloudpayments_receipts import data_receipt, json_data, kkt_handler, receipt_problem
 from webhook_server.emulators.cloudpayments_subscriptions import EmulatedSubscription, SubscriptionDesk, widget_schedule
 from webhook_server.emulators.cloudpayments_wire import (
     AUTHORIZED,
@@ -204,6 +205,10 @@ class CloudPaymentsEmulator:
     drop: set[Kind] = field(default_factory=set)  # notifications of these kinds are lost on the way
     down: bool = False  # True: the API answers 503
     token_payments: bool = True  # False: the site may not charge saved tokens (refused without a Model)
+    receipts_required: bool = False  # the site's online kassa needs a valid CustomerReceipt (cloudpayments_receipts)
+    receipts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (widget|recurrent|charge, ...)
+    kkt_receipts: list[dict[str, Any]] = field(default_factory=list)  # what /kkt/receipt issued, with its Id
+    kkt_failures: int = 0  # the next /kkt/receipt calls issue the receipt but answer HTTP 500
     clock: Callable[[], datetime] = utc_clock
     transactions: dict[int, Payment] = field(default_factory=dict)
     subscriptions: dict[str, EmulatedSubscription] = field(default_factory=dict)
@@ -233,7 +238,8 @@ class CloudPaymentsEmulator:
                         web.post("/control/notifications", self._control_notifications),
                         web.post("/control/notifications/redeliver", self._control_redeliver),
                         web.post("/control/tokens/{token}/decline", self._control_decline),
-                        web.delete("/control/tokens/{token}/decline", self._control_allow)]
+                        web.delete("/control/tokens/{token}/decline", self._control_allow),
+                        web.post("/kkt/receipt", kkt_handler(self))]
                        + [web.post(path, self.api(method)) for path, method in self._methods().items()])
         return app
 
@@ -297,6 +303,9 @@ class CloudPaymentsEmulator:
             return {"success": False, "reason": "bad amount"}
         label, account = str(options.get("invoiceId", "")), str(options.get("accountId", ""))
         data: dict[str, Any] = options["data"] if isinstance(options.get("data"), dict) else {}
+        refused = self._widget_receipts(data, label, amount.minor)
+        if refused is not None:
+            return {"success": False, "reason": refused}
         tx = Payment(new_transaction_id(), label, account, amount, AUTHORIZED if scheme == "auth" else COMPLETED,
                      "tk_" + secrets.token_hex(12), created_at=self.clock())
         common: dict[str, Any] = {"transaction_id": tx.id, "amount": amount, "label": label, "account_id": account,
@@ -323,6 +332,30 @@ class CloudPaymentsEmulator:
         if schedule is not None:
             await self.desk.send(Kind.RECURRENT, self.desk.recurrent(self.subscriptions[tx.subscription_id]))
         return {"success": True, "transactionId": tx.id}
+
+    def _widget_receipts(self, data: Mapping[str, Any], label: str, amount: int) -> str | None:
+        """A kassa that needs receipts: the widget's CustomerReceipt, and the subscription's customerReceipt when
+        it sets one up, each valid for the amount; why not, or None (the receipts then kept)."""
+        if not self.receipts_required:
+            return None
+        wanted = [("widget", ("CustomerReceipt",))]
+        if widget_schedule(data) is not None:
+            wanted.append(("recurrent", ("recurrent", "customerReceipt")))
+        found = [(kind, data_receipt(data, *path)) for kind, path in wanted]
+        for kind, receipt in found:
+            problem = receipt_problem(receipt, amount)
+            if problem is not None:
+                log.info("cloudpayments emulator refused the widget's payment: %s receipt: %s", kind, problem)
+                return f"receipt: {problem}"
+        self.receipts.extend((kind, label, receipt) for kind, receipt in found)
+        return None
+
+    def stored_answer(self, request_id: str) -> dict[str, Any] | None:
+        stored = self._answered.get(request_id) if request_id else None
+        return stored[1] if stored is not None else None
+
+    def store_answer(self, request_id: str, body: dict[str, Any]) -> None:
+        self._answered[request_id] = (200, body)
 
     async def renew(self, subscription_id: str, *, with_invoice_id: bool = False) -> Payment:
         """A scheduled charge of a subscription: Pay with its SubscriptionId (InvoiceId only if asked)."""
@@ -437,6 +470,12 @@ class CloudPaymentsEmulator:
         token = fields["Token"]
         if not self.token_payments or token not in self.tokens:
             return _refused(TOKENS_OFF if not self.token_payments else UNKNOWN_TOKEN)
+        if self.receipts_required:
+            receipt = data_receipt(json_data(fields.get("JsonData", "")), "CustomerReceipt")
+            problem = receipt_problem(receipt, amount)
+            if problem is not None:
+                return _refused(f"CustomerReceipt is invalid: {problem}")
+            self.receipts.append(("charge", fields.get("InvoiceId", ""), receipt))
         tx = Payment(new_transaction_id(), fields.get("InvoiceId", ""), fields["AccountId"],
                      Money(amount, fields.get("Currency") or "RUB"), COMPLETED, token,
                      description=fields.get("Description", ""), created_at=self.clock())
@@ -649,6 +688,7 @@ def demo_app(settings: Settings, local_base: str, clock: Callable[[], datetime] 
         notify_base=local_base + "/notify/cloudpayments",
         test_mode=plays_test_site(settings),
         clock=clock,
+        receipts_required=settings.cloudpayments_receipts,  # the demo's kassa fiscalizes as configured
     )
     app = emulator.app()
     app[EMULATOR] = emulator

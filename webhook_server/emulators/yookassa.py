@@ -40,7 +40,7 @@ from settings import Settings
 from webhook_server.emulators.common import control_body, times_of
 from webhook_server.emulators.yookassa_outbox import Notice, Outbox
 from webhook_server.emulators.yookassa_pages import checkout_page
-from webhook_server.emulators.yookassa_refusals import failure_code
+from webhook_server.emulators.yookassa_refusals import ShopRules, failure_code
 from webhook_server.emulators.yookassa_simulate import EVENTS, MOUNT, emulator_base, simulate
 from webhook_server.emulators.yookassa_state import TEST_CARD, YooKassaShop
 from webhook_server.emulators.yookassa_wire import (
@@ -79,6 +79,7 @@ class YooKassaEmulator(YooKassaShop):
     redeliver_every: float | None = None  # seconds between runs of the schedule in the background; None: on call
     requests: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
     deliveries: list[tuple[str, int]] = field(default_factory=list)  # (event, the shop's HTTP status)
+    receipts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (payment|refund, id, receipt)
     outbox: Outbox = field(init=False)
     _keys: dict[str, tuple[str, int, Any]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -246,6 +247,7 @@ class YooKassaEmulator(YooKassaShop):
                 log.info("yookassa emulator refused POST /payments: HTTP %s %s (%s)", *refused[:3])
                 return refused[0], error_body(*refused[1:])
             payment = self.create(body)
+            self._keep_receipt("payment", payment["id"], body)
             if charge and payment["status"] != "pending":
                 self._later(PAYMENT_SUCCEEDED if payment["status"] == "succeeded" else PAYMENT_CANCELED,
                             payment["id"])
@@ -307,11 +309,20 @@ class YooKassaEmulator(YooKassaShop):
             paid, refunded = self.amount_of(payment, "amount")[0], self.amount_of(payment, "refunded_amount")[0]
             if asked[1] != payment["amount"]["currency"] or asked[0] > paid - refunded:
                 return 400, error_body("invalid_request", "Refund amount exceeds the payment's remainder", "amount")
+            refused = self.rules.receipt_refusal(body)
+            if refused is not None:
+                return refused[0], error_body(*refused[1:])
             refund = self.refund(payment["id"], Money(*asked), str(body.get("description", "")))
+            self._keep_receipt("refund", refund["id"], body)
             if refund["status"] == "succeeded":
                 self._later(REFUND_SUCCEEDED, refund["id"])
             return 200, self.public(refund)
         return await self._idempotent(request, make)
+
+    def _keep_receipt(self, kind: str, object_id: str, body: dict[str, Any]) -> None:
+        """The receipt YooKassa registered with the operation, for a test to read (fiscalizing shops only)."""
+        if isinstance(body.get("receipt"), dict):
+            self.receipts.append((kind, object_id, body["receipt"]))
 
     # ---- the payer's confirmation page, and the controls
 
@@ -443,4 +454,5 @@ def demo_app(settings: Settings, local_base: str) -> web.Application | None:
         notify_url=local_base + "/notify/yookassa",
         test=settings.yookassa_test_mode,
         redeliver_every=DEMO_REDELIVERY_SECONDS,
+        rules=ShopRules(receipts_required=settings.yookassa_receipts),  # the demo shop fiscalizes as configured
     ).app()

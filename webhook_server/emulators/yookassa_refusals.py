@@ -3,7 +3,7 @@
 - The shop's settings: autopayments off (a live shop before YooKassa's manager switches them on) answers
   403 `forbidden` to a charge of a saved method and to `save_payment_method: true`; fiscalization through
   YooKassa on (`receipts_required`) answers 400 `invalid_request`, parameter `receipt`, to a payment
-  created without one ("Receipt is missing or illegal").
+  or refund created without a valid one ("Receipt is missing or illegal"; yookassa_receipts.py checks it).
 - Failures of the next calls: HTTP 500 `internal_server_error`, 429 `too_many_requests`, 503, ... either
   before anything happened, or after the payment was made (YooKassa answers 500 when it has no definite
   answer within 30 s; the payment exists and a repeat under the same Idempotence-Key returns it).
@@ -13,10 +13,16 @@ A wrong key is 401 `invalid_credentials` already, whatever is set here.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from webhook_server.emulators.yookassa_receipts import receipt_problem
+from webhook_server.emulators.yookassa_wire import amount_minor
+
+log = logging.getLogger(__name__)
 
 FORBIDDEN = (403, "forbidden", "Autopayments are not available for this shop. Contact your YooKassa manager "
              "to enable them", None)
@@ -34,7 +40,7 @@ class Failure:
 @dataclass(slots=True)
 class ShopRules:
     autopayments: bool = True  # merchant-initiated charges and saving methods allowed
-    receipts_required: bool = False  # 54-FZ fiscalization through YooKassa: a payment needs `receipt`
+    receipts_required: bool = False  # 54-FZ fiscalization through YooKassa: payments and refunds need `receipt`
     pending_for: timedelta | None = None  # charges of saved methods stay pending this long, then end
     failures: deque[Failure] = field(default_factory=deque)
 
@@ -54,7 +60,17 @@ class ShopRules:
         """What the shop's settings refuse in a POST /payments body, checked before anything is made."""
         if not self.autopayments and ("payment_method_id" in body or body.get("save_payment_method") is True):
             return FORBIDDEN
-        if self.receipts_required and not isinstance(body.get("receipt"), dict):
+        return self.receipt_refusal(body)
+
+    def receipt_refusal(self, body: dict[str, Any]) -> Refusal | None:
+        """A payment's or refund's receipt, when the shop fiscalizes through YooKassa: missing or not valid for
+        the body's amount is refused as YooKassa refuses it (yookassa_receipts.py)."""
+        if not self.receipts_required:
+            return None
+        amount = amount_minor(body.get("amount"))
+        problem = receipt_problem(body.get("receipt"), amount) if amount is not None else "no amount"
+        if problem is not None:
+            log.info("yookassa emulator: receipt refused: %s", problem)
             return NO_RECEIPT
         return None
 

@@ -154,7 +154,17 @@ async def find_invoices_view(request: web.Request) -> web.Response:
 async def get_invoice_view(request: web.Request) -> web.Response:
     invoice = await get_invoice(request.match_info["label"])
     refund = await latest_refund(invoice.label)  # a refund the provider took as pending, and how it ended
-    return web.json_response({**invoice_json(invoice), "provider_refund": refund_json(refund) if refund else None})
+    return web.json_response({**invoice_json(invoice), "provider_refund": refund_json(refund) if refund else None,
+                              "receipt_url": await receipt_url(invoice)})
+
+
+async def receipt_url(invoice: Invoice) -> str | None:
+    """The fiscal receipt's link (its QR code) of the payment that paid the invoice, once the provider gave one."""
+    if not invoice.paid_by:
+        return None
+    provider, _, operation_id = invoice.paid_by.partition(":")
+    paying = await Operation.find_one({"provider": provider, "operation_id": operation_id})
+    return paying.receipt_url if paying else None
 
 
 def _path_user_id(request: web.Request) -> int | None:

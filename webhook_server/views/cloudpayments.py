@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
+from billing.fiscal_ru import ReceiptContactMissing
 from billing.invoices import get_invoice
 from billing.orders import item_title
 from billing.providers.cloudpayments import NAME, Kind
@@ -18,6 +21,8 @@ from webhook_server.security_headers import WIDGET_PAGE, serves_page
 from webhook_server.views.notify import enabled_provider, read_raw, to_response
 from webhook_server.views.pay import LANG, RETURNED, web_prices
 from webhook_server.views.signed_form import signed_form
+
+log = logging.getLogger(__name__)
 
 
 async def notify_cloudpayments(request: web.Request) -> web.Response:
@@ -48,9 +53,14 @@ async def widget_page(request: web.Request) -> web.StreamResponse:
     stored = None if LANG in signed else await stored_language(invoice.user_id)
     t = catalogue().texts(page_language(signed.get(LANG), stored, request.headers.get("Accept-Language")))
     title = t.plan_title(item_title(invoice, request.app[PLANS]))
-    widget = await provider.open_widget(invoice=invoice, description=title, language=t.language,
-                                        return_url=str(page_url.update_query({RETURNED: "1"})),
-                                        now=request.app[CLOCK]())
+    try:
+        widget = await provider.open_widget(invoice=invoice, description=title, language=t.language,
+                                            return_url=str(page_url.update_query({RETURNED: "1"})),
+                                            now=request.app[CLOCK]())
+    except ReceiptContactMissing as err:  # receipts on: the payment page asks for the contact first
+        log.warning("cloudpayments widget for %s not opened: %s", label, err)
+        return aiohttp_jinja2.render_template("receipt_contact_needed.html", request,
+                                              {"t": t, "invoice": invoice, "back": str(page_url)}, status=409)
     if widget is None:
         raise web.HTTPSeeOther(str(page_url))
     context = {"invoice": invoice, "title": title, "prices": t.prices(web_prices(invoice.amounts)), "t": t,

@@ -5,6 +5,10 @@ again: a consent needs the page's signature over (label, provider, text version)
 the provider, claims another text or was never rendered by us is refused (403) and changes nothing. Then the
 payer goes on exactly as the provider's own button would take them: YooKassa's payment, the CloudPayments
 widget, or (Payme) the page's card form, which is shown only under a consent for Payme.
+
+Where that provider issues a fiscal receipt needing the buyer's e-mail or phone (YOOKASSA_RECEIPTS,
+CLOUDPAYMENTS_RECEIPTS), the form carries it: checked after the link and the consent, fixed on the invoice and
+remembered for the user before the provider's page opens; a refused one goes back to the page, which says why.
 """
 
 from __future__ import annotations
@@ -17,16 +21,18 @@ from yarl import URL
 
 from billing.consent import Choice, InvoiceNotPending, check_consent, record_choice
 from billing.invoices import get_invoice
+from billing.receipt_contact import InvalidContact, chosen_contact, contact_needed, fix_on_invoice, saved_contact
 from billing.subscriptions import get_subscription
 from bot.texts import catalogue, page_language
-from db import InvoiceStatus
+from db import Invoice, InvoiceStatus
 from db.models import RenewalConsent
-from db.users import stored_language
+from db.users import ReceiptContact, stored_language
 from webhook_server.client_ip import client_ip
 from webhook_server.keys import CLOCK, SETTINGS, TRUSTED_PROXIES
 from webhook_server.views.cloudpayments import widget_page
 from webhook_server.views.consent_terms import renew_option
 from webhook_server.views.notify import enabled_provider
+from webhook_server.views.pay import CONTACT_PROBLEM
 from webhook_server.views.signed_form import LINK_FIELDS, signed_form
 from webhook_server.views.yookassa import pay_with_yookassa
 
@@ -79,11 +85,27 @@ async def choose(request: web.Request) -> web.StreamResponse:
                                  request.app[TRUSTED_PROXIES]),
             text_version=option.version, provider=provider, amount=option.amount.minor,
             currency=option.amount.currency, period_days=invoice.period_days)
+    contact = await _receipt_contact(request, form.get("contact"), invoice, provider)
     try:
+        if contact is not None:
+            await fix_on_invoice(invoice, contact, now)
         await record_choice(invoice, consent, now)
     except InvoiceNotPending:
         raise web.HTTPSeeOther(str(await _page(request))) from None
     return await HANDOVER[provider](request)
+
+
+async def _receipt_contact(request: web.Request, typed: object, invoice: Invoice,
+                           provider: str) -> ReceiptContact | None:
+    """The buyer's e-mail or phone where this provider's receipt needs one: the one typed, else the saved one. A
+    refused one sends the payer back to the page, which says why; nothing is stored."""
+    if not contact_needed(request.app[SETTINGS], provider):
+        return None
+    try:
+        return chosen_contact(typed if isinstance(typed, str) else None, await saved_contact(invoice.user_id))
+    except InvalidContact as refused:
+        page = (await _page(request)).update_query({CONTACT_PROBLEM: refused.problem.value})
+        raise web.HTTPSeeOther(str(page.with_fragment("contact-error"))) from None
 
 
 async def _page(request: web.Request) -> URL:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -14,6 +14,7 @@ from billing.links import check_link
 from billing.orders import item_title
 from billing.providers import PROVIDER_NAMES
 from billing.providers.base import PageForm
+from billing.receipt_contact import ContactProblem, contact_needed, mask, saved_contact
 from billing.subscriptions import get_subscription
 from bot.texts import Texts, catalogue, page_language
 from db import Invoice, InvoiceStatus
@@ -34,6 +35,27 @@ def web_prices(amounts: dict[str, int]) -> dict[str, int]:
 
 
 LANG = "lang"
+CONTACT_PROBLEM = "contact"  # the choice route's mark for a contact it refused (views/consent.py)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactField:
+    """The receipt's e-mail-or-phone field on the forms of the providers whose receipts need it."""
+
+    providers: frozenset[str]
+    saved: str | None  # the user's saved contact, masked: used when the field is left empty
+    problem: str | None  # why the last post's contact was refused (a ContactProblem value)
+
+
+async def contact_field(request: web.Request, invoice: Invoice, providers: set[str]) -> ContactField:
+    """The field for those of `providers` that issue a receipt needing the buyer's contact. The refusal mark is
+    outside the signed data, as `returned` is: a forged one only shows a sentence."""
+    settings = request.app[SETTINGS]
+    needing = frozenset(name for name in providers if contact_needed(settings, name))
+    saved = await saved_contact(invoice.user_id) if needing else None
+    problem = request.query.get(CONTACT_PROBLEM)
+    return ContactField(providers=needing, saved=mask(saved) if saved else None,
+                        problem=problem if problem in set(ContactProblem) and needing else None)
 
 
 async def signed_invoice(request: web.Request) -> tuple[Invoice, Texts]:
@@ -70,6 +92,7 @@ async def pay_page(request: web.Request) -> web.Response:
             if option is not None:
                 renew.append(option)
     consent = invoice.auto_renew_consent
+    contact = await contact_field(request, invoice, {form.provider for form in forms} | {o.provider for o in renew})
     context = {
         "provider_names": PROVIDER_NAMES,
         "invoice": invoice,
@@ -81,6 +104,7 @@ async def pay_page(request: web.Request) -> web.Response:
         "forms": forms,
         "renew": renew,
         "choice_action": choice_action(label),
+        "contact": contact,
         # Payme's card binding (views/payme.py), shown once the payer chose to renew with Payme
         "payme_card": card_form(request, invoice, t) if renew and consent and consent.provider == "payme" else None,
         "renewal_url": str(URL(f"/pay/{label}/renewal").with_query(signed_query(request))),

@@ -10,6 +10,7 @@ from aiohttp import web
 from yarl import URL
 
 from billing.errors import ProviderUnavailable
+from billing.fiscal_ru import ReceiptContactMissing
 from billing.invoices import get_invoice
 from billing.money import Money
 from billing.orders import item_title
@@ -58,6 +59,11 @@ async def pay_with_yookassa(request: web.Request) -> web.Response:
         checkout = await provider.start_payment(
             label=label, amount=Money(invoice.amounts[CURRENCY], CURRENCY), return_url=back,
             description=f"{title}, invoice {label}", now=now, ledger=request.app[LEDGER])
+    except ReceiptContactMissing as err:  # receipts on: the page asks for the contact before this button
+        log.warning("yookassa payment for %s not opened: %s", label, err)
+        context = {"t": t, "status": 409, "action": request.path, "fields": link, "invoice": invoice,
+                   "contact_needed": True}
+        return aiohttp_jinja2.render_template("yookassa.html", request, context, status=409)
     except (ProviderUnavailable, ProviderRejected) as err:
         status = 503 if isinstance(err, ProviderUnavailable) else 502
         log.error("yookassa payment for %s not opened (%s): %s", label, status, err)

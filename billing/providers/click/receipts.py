@@ -16,11 +16,10 @@ import logging
 from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock
-from billing.fiscal import FiscalShop, fiscal_item
+from billing.fiscal import FiscalShop, invoice_item
 from billing.fiscal_uz import seller_id, uzbek_item
 from billing.invoices import get_invoice
 from billing.ledger import find_operation
-from billing.orders import item_title
 from billing.plans import Catalogue
 from billing.ports import FiscalRefusalNotice, NoticeQueue, Notifier
 from billing.providers.click.fiscal import receipt_link, submit_body, submit_items
@@ -82,7 +81,7 @@ class ClickReceipts:
         if attempt is None:
             raise ReceiptNotPossible(f"{operation.key}: no Click attempt holds its payment id")
         invoice = await get_invoice(operation.label)
-        item = uzbek_item(fiscal_item(item_title(invoice, plans), self._shop))
+        item = uzbek_item(invoice_item(invoice, plans, self._shop))
         body = submit_body(service_id=self._api.service_id, payment_id=attempt.click_paydoc_id, item=item,
                            amount=operation.amount, seller_tin=seller_id(self._shop.seller_tin))
         receipt = ClickReceipt(operation_id=operation.operation_id, label=operation.label,

@@ -4,7 +4,8 @@ Everything open-ymds knows about CloudPayments lives in this package: `protocol`
 fields, answers, widget options), `api` (the API client), `notifications` (what each notification
 does), `charges` (renewals charging a saved card token), `subscriptions` (CloudPayments' own subscriptions:
 bound to the local one, stopped through /subscriptions/cancel), `reconcile` (payments found through
-/payments/find when their Pay never arrived), and here the provider object the web app holds.
+/payments/find when their Pay never arrived), `receipts` and `refund_receipts` (54-FZ, CLOUDPAYMENTS_RECEIPTS),
+and here the provider object the web app holds.
 CloudPayments calls
 `POST /notify/cloudpayments/{kind}`; each request is proven by its Content-HMAC before anything is
 parsed, and answered {"code": N}.
@@ -17,17 +18,21 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pymongo.errors import PyMongoError
 
 from billing.clock import utc_now
 from billing.errors import LedgerUnavailable, ProviderUnavailable
+from billing.fiscal_ru import NO_CONTACT_REASON, ReceiptContactMissing, RussianReceiptDataMissing, RussianReceipts
+from billing.invoices import find_invoice
 from billing.ledger import Ledger
 from billing.money import Money
 from billing.providers.base import (
     ChargeRequest,
     ChargeResult,
+    ChargeStatus,
     PageForm,
     ProviderAnswer,
     ProviderRejected,
@@ -59,7 +64,9 @@ from billing.providers.cloudpayments.protocol import (
     widget_language,
     widget_options,
 )
+from billing.providers.cloudpayments.receipts import customer_receipt
 from billing.providers.cloudpayments.reconcile import reconcile_openings
+from billing.providers.cloudpayments.refund_receipts import RefundReceipts
 from billing.providers.cloudpayments.subscriptions import ENDED, cancelled, stop_for_payment
 from billing.refunds import RefundResult, RefundStatus
 from billing.steps import Checkpoint, no_checkpoint
@@ -104,9 +111,15 @@ class CloudPayments:
         two_stage: bool = False,
         test_mode: bool = False,
         recurrent_plans: frozenset[str] = frozenset(),
+        receipts: RussianReceipts | None = None,
+        seller_inn: str | None = None,
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
+        """`receipts` (CLOUDPAYMENTS_RECEIPTS): the widget, token charges and refunds carry 54-FZ receipts;
+        `seller_inn` (CLOUDPAYMENTS_INN) is the kassa's INN a refund's receipt names."""
         self._public_id = public_id
+        self._receipts = receipts
+        self.refund_receipts = RefundReceipts(client, seller_inn) if receipts is not None else None
         self._secret = api_secret
         self._client = client
         self._widget_url = widget_url
@@ -130,13 +143,16 @@ class CloudPayments:
 
     def widget_page(self, *, invoice: Invoice, description: str, language: str, return_url: str) -> WidgetPage | None:
         """The widget for a RUB invoice: `charge` (or `auth` in two-stage mode), invoiceId = label,
-        accountId = the Telegram user id, and a subscription when the plan renews automatically."""
+        accountId = the Telegram user id, and a subscription when the plan renews automatically. With receipts
+        on, an invoice without the buyer's contact raises ReceiptContactMissing: no widget opens."""
         rub = invoice.amounts.get(CURRENCY)
         if rub is None:
             return None
         recurrent = invoice.period_days if self._renews_by_itself(invoice) else None
+        receipt = customer_receipt(self._receipts.for_invoice(invoice, rub)) if self._receipts is not None else None
         options = widget_options(public_id=self._public_id, label=invoice.label, account_id=str(invoice.user_id),
-                                 amount=Money(rub, CURRENCY), description=description, recurrent_days=recurrent)
+                                 amount=Money(rub, CURRENCY), description=description, recurrent_days=recurrent,
+                                 receipt=receipt)
         config = {"language": widget_language(language), "scheme": "auth" if self._two_stage else "charge",
                   "options": options, "returnUrl": return_url}
         return WidgetPage(script_url=self._widget_url, config_json=script_json(config))
@@ -186,9 +202,24 @@ class CloudPayments:
         an X-Request-ID derived from `key`, so a retry is answered from CloudPayments' store, not refunded
         again. Final at once; CloudPayments' Refund notification follows and reverses the payment only when
         its refunds add up to the whole."""
+        receipt = await self._refund_receipt(label, amount)
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         await self._client.refund(operation_id, amount, request_id=f"ymds-refund-part-{digest}")
+        await self._issue_refund_receipt(f"part:{key}", receipt, operation_id, amount)
         return RefundResult(RefundStatus.SUCCEEDED)
+
+    async def _refund_receipt(self, label: str, amount: Money) -> dict[str, Any] | None:
+        """The IncomeReturn receipt's body, made before the refund (none can be made: nothing is refunded)."""
+        if self._receipts is None or self.refund_receipts is None:
+            return None
+        receipt = await self._receipts.for_label(label, amount.minor)
+        invoice = await find_invoice(label)
+        return self.refund_receipts.prepare(receipt, label=label, account_id=str(invoice.user_id if invoice else ""))
+
+    async def _issue_refund_receipt(self, key: str, body: dict[str, Any] | None, operation_id: str,
+                                    amount: Money) -> None:
+        if body is not None and self.refund_receipts is not None:
+            await self.refund_receipts.issue(key, body, transaction_id=operation_id, amount=amount)
 
     async def refund(self, *, operation_id: str, amount: Money, label: str) -> None:
         """Refund a completed payment in full through /payments/refund: the admin API's refund, and
@@ -201,7 +232,9 @@ class CloudPayments:
         if await _refunded_already(operation_id, amount):
             log.info("cloudpayments transaction %s for %s is refunded already; not asked again", operation_id, label)
             return
+        receipt = await self._refund_receipt(label, amount)
         body = await self._client.refund(operation_id, amount)
+        await self._issue_refund_receipt(f"full:{operation_id}", receipt, operation_id, amount)
         model = body.get("Model")
         if not isinstance(model, dict):
             model = {}
@@ -254,6 +287,8 @@ class CloudPayments:
         whose Pay never reached us (see `reconcile`). Raises ProviderUnavailable when it cannot be asked."""
         notifications = Notifications(ledger=ledger, reversals=None, now=now, accept_test=self._test_mode,
                                       checkpoint=self.checkpoint)
+        if self.refund_receipts is not None:  # refund receipts whose outcome was unknown: the same request again
+            await self.refund_receipts.send_pending()
         return await reconcile_openings(self._client, notifications, start, end)
 
     # ---- renewals: charging a saved card token without the payer -----------------------------
@@ -276,6 +311,13 @@ class CloudPayments:
                                        f"{model.get('InvoiceId')!r}, not {request.label!r}")
         else:
             fields = charge_fields(request)
+            if self._receipts is not None:
+                try:
+                    receipt = await self._receipts.for_label(request.label, request.amount.minor, renewal=True)
+                    fields["JsonData"] = script_json({"CloudPayments": {"CustomerReceipt": customer_receipt(receipt)}})
+                except (ReceiptContactMissing, RussianReceiptDataMissing) as err:
+                    log.warning("cloudpayments renewal %s not charged: %s", request.label, err)
+                    return ChargeResult(ChargeStatus.DECLINED, reason=NO_CONTACT_REASON, hard=True, keep_method=True)
             body = await self._client.latest_for_invoice(request.label)
             if not holds_money(body):
                 body = await self._client.charge_token(fields, request_id=charge_request_id(request.idempotency_key))

@@ -62,6 +62,26 @@ class ApiClient:
             raise ProviderUnavailable(f"cloudpayments {path} answered something other than its JSON envelope")
         return body
 
+    async def kkt_receipt(self, body: dict[str, Any], *, request_id: str) -> dict[str, Any]:
+        """POST /kkt/receipt (JSON: its CustomerReceipt is an object): a receipt issued by CloudPayments' kassa.
+        Raises as `call` does; Success false (a refused receipt) is ProviderRejected with the Message."""
+        url = f"{self.api_url.rstrip('/')}/kkt/receipt"
+        headers = {"Authorization": basic_auth(self.public_id, self.api_secret), "Accept": "application/json",
+                   "X-Request-ID": request_id}
+        try:
+            status, answer = await self.transport.request("POST", url, json=body, headers=headers)
+        except ProviderHTTPError as err:
+            raise ProviderUnavailable(f"cloudpayments /kkt/receipt: {err}") from err
+        if status >= 500 or status == 429:
+            raise ProviderUnavailable(f"cloudpayments /kkt/receipt answered HTTP {status}")
+        if status >= 400:
+            raise ProviderRejected(f"cloudpayments /kkt/receipt answered HTTP {status}", status=status)
+        if not isinstance(answer, dict) or not isinstance(answer.get("Success"), bool):
+            raise ProviderUnavailable("cloudpayments /kkt/receipt answered something other than its JSON envelope")
+        if not answer["Success"]:
+            raise ProviderRejected(f"cloudpayments /kkt/receipt refused: {message(answer)}")
+        return answer
+
     async def refund(self, transaction_id: str, amount: Money, request_id: str | None = None) -> dict[str, Any]:
         """/payments/refund of a completed payment (a partial amount is allowed); `request_id` (X-Request-ID)
         tells one partial refund from the next."""

@@ -298,16 +298,24 @@ def recurrence(period_days: int) -> dict[str, Any]:
 
 def widget_options(
     *, public_id: str, label: str, account_id: str, amount: Money, description: str,
-    recurrent_days: int | None = None,
+    recurrent_days: int | None = None, receipt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The options of `cp.CloudPayments().pay(scheme, options, callbacks)`.
 
     `data.CloudPayments.recurrent` makes CloudPayments create a subscription that charges the same
-    amount every period; its id comes back as SubscriptionId in Pay.
+    amount every period; its id comes back as SubscriptionId in Pay. `receipt` (CLOUDPAYMENTS_RECEIPTS, see
+    receipts.py) is `data.CloudPayments.CustomerReceipt`, and the subscription's `customerReceipt`.
     """
     data: dict[str, Any] = {"label": label}
+    cloudpayments: dict[str, Any] = {}
+    if receipt is not None:
+        cloudpayments["CustomerReceipt"] = receipt
     if recurrent_days is not None:
-        data["CloudPayments"] = {"recurrent": recurrence(recurrent_days)}
+        cloudpayments["recurrent"] = recurrence(recurrent_days)
+        if receipt is not None:
+            cloudpayments["recurrent"]["customerReceipt"] = receipt
+    if cloudpayments:
+        data["CloudPayments"] = cloudpayments
     return {
         "publicId": public_id,
         "description": description[:200],

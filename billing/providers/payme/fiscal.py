@@ -16,9 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from billing.fiscal import FiscalShop, fiscal_item
+from billing.fiscal import FiscalShop, invoice_item
 from billing.fiscal_uz import ReceiptDataMissing, UzbekItem, uzbek_item
-from billing.orders import item_title
 from billing.plans import Catalogue
 from billing.providers.payme.protocol import (
     CURRENCY,
@@ -58,7 +57,7 @@ class PaymeReceipts:
     def detail(self, invoice: Invoice, account_field: str) -> dict[str, Any]:
         """The invoice's `detail`: one item, the plan's title or the order's description."""
         try:
-            item = uzbek_item(fiscal_item(item_title(invoice, self._plans), self._shop))
+            item = uzbek_item(invoice_item(invoice, self._plans, self._shop))
         except ReceiptDataMissing as err:  # check-config refuses this; a plans file edited under us
             log.error("payme: no receipt for invoice %s: %s; answered a system error", invoice.label, err)
             raise PaymeError(SYSTEM_ERROR) from None

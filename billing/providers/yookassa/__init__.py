@@ -1,7 +1,8 @@
 """YooKassa (ЮKassa): redirect payments created through the API, notifications, refunds, saved methods.
 
 Everything open-ymds knows about YooKassa lives in this package: `protocol` (amounts, keys, the
-sender allowlist, parsing, the REST client) and here the provider object the web app holds.
+sender allowlist, parsing, the REST client), `receipts` (the 54-FZ receipt, YOOKASSA_RECEIPTS) and here the
+provider object the web app holds.
 YooKassa signs nothing: a notification is believed only when it comes from one of YooKassa's
 published addresses (YOOKASSA_NOTIFY_IPS) AND the object it names, fetched again from the API
 with our credentials, has the status and amount it claims; from then on only the fetched object
@@ -22,6 +23,7 @@ from pymongo.errors import PyMongoError
 
 from billing import claims
 from billing.errors import LedgerUnavailable, ProviderUnavailable
+from billing.fiscal_ru import NO_CONTACT_REASON, ReceiptContactMissing, RussianReceiptDataMissing, RussianReceipts
 from billing.ledger import Ledger, check_payable, find_operation
 from billing.money import Money
 from billing.networks import Network
@@ -29,6 +31,7 @@ from billing.ports import FulfilmentQueue
 from billing.providers.base import (
     ChargeRequest,
     ChargeResult,
+    ChargeStatus,
     HttpTransport,
     NotificationRejected,
     Outcome,
@@ -58,6 +61,7 @@ from billing.providers.yookassa.protocol import (
     read_amount,
     sender_allowed,
 )
+from billing.providers.yookassa.receipts import receipt_json
 from billing.providers.yookassa.reconcile import reconcile
 from billing.providers.yookassa.refunds import refund_part, refund_payment, refund_status
 from billing.refunds import RefundResult, RefundStatus, count_part, find_refund, settle
@@ -86,8 +90,10 @@ class YooKassa:
 
     def __init__(self, *, shop_id: str, secret_key: str, api_url: str, transport: HttpTransport,
                  notify_networks: Iterable[Network], test_mode: bool = False, save_payment_method: bool = False,
-                 checkpoint: Checkpoint = no_checkpoint) -> None:
+                 receipts: RussianReceipts | None = None, checkpoint: Checkpoint = no_checkpoint) -> None:
+        """`receipts` (YOOKASSA_RECEIPTS): every payment, renewal charge and refund carries its 54-FZ receipt."""
         self.api = ApiClient(transport, api_url, shop_id, secret_key)
+        self._receipts = receipts
         self._networks = list(notify_networks)
         self._test_mode = test_mode
         self._save_method = save_payment_method
@@ -117,6 +123,8 @@ class YooKassa:
             raise ProviderRejected(f"invoice {label} cannot be paid with {amount}: {verdict.value}")
         request = payment_request(amount=amount, return_url=return_url, description=description, label=label,
                                   save_method=self._save_method)
+        if self._receipts is not None:  # ReceiptContactMissing before anything is created
+            request["receipt"] = receipt_json(await self._receipts.for_label(label, amount.minor))
 
         async def settle(payment: Mapping[str, Any]) -> tuple[str, Outcome | None]:
             return await self._settle(payment, ledger, now)
@@ -134,8 +142,19 @@ class YooKassa:
     # ---- renewals: charging a saved method without the payer
 
     async def charge(self, request: ChargeRequest, remember: Remember) -> ChargeResult:
-        """Charge `request.token` (a payment_method_id) once per idempotency key (see `charges`)."""
-        return await charge_saved_method(self.api, request, remember, test_mode=self._test_mode)
+        """Charge `request.token` (a payment_method_id) once per idempotency key (see `charges`). With receipts on
+        and no contact (or receipt data) to write one, YooKassa is not called: a hard decline that keeps the
+        method, as for our own credentials, so the renewal stops for this period, the user gets a link to pay
+        by hand (where the page asks for the contact) and the admin chat is told once."""
+        receipt = None
+        if self._receipts is not None and request.known_operation_id is None:
+            try:
+                receipt = receipt_json(await self._receipts.for_label(request.label, request.amount.minor,
+                                                                      renewal=True))
+            except (ReceiptContactMissing, RussianReceiptDataMissing) as err:
+                log.warning("yookassa renewal %s not charged: %s", request.label, err)
+                return ChargeResult(ChargeStatus.DECLINED, reason=NO_CONTACT_REASON, hard=True, keep_method=True)
+        return await charge_saved_method(self.api, request, remember, test_mode=self._test_mode, receipt=receipt)
 
     async def forget(self, token: str) -> bool:
         """YooKassa's API offers no call that deletes a saved payment method: forgetting it is ours alone, by
@@ -147,11 +166,19 @@ class YooKassa:
     async def refund(self, *, operation_id: str, amount: Money, label: str) -> RefundResult:
         """Refund a payment in full: the invoice's own (the admin API) or an extra one (settle_extra).
         Succeeded, or pending (tracked until it ends); a refund YooKassa cancels raises ProviderRejected."""
-        return await refund_payment(self.api, operation_id=operation_id, amount=amount, label=label)
+        return await refund_payment(self.api, operation_id=operation_id, amount=amount, label=label,
+                                    receipt=await self._refund_receipt(label, amount))
 
     async def refund_part(self, *, operation_id: str, amount: Money, label: str, key: str) -> RefundResult:
         """Part of a payment back (billing/partial_refunds.py), once per `key`."""
-        return await refund_part(self.api, operation_id=operation_id, amount=amount, label=label, key=key)
+        return await refund_part(self.api, operation_id=operation_id, amount=amount, label=label, key=key,
+                                 receipt=await self._refund_receipt(label, amount))
+
+    async def _refund_receipt(self, label: str, amount: Money) -> dict[str, Any] | None:
+        """The refund's receipt: the invoice's item at the amount given back, to the payment's contact."""
+        if self._receipts is None:
+            return None
+        return receipt_json(await self._receipts.for_label(label, amount.minor))
 
     async def refund_status(self, refund_id: str) -> RefundResult:
         return await refund_status(self.api, refund_id)

@@ -56,10 +56,11 @@ REASON_LIMIT = 300
 
 
 async def charge_saved_method(api: ApiClient, request: ChargeRequest, remember: Remember, *,
-                              test_mode: bool) -> ChargeResult:
+                              test_mode: bool, receipt: Mapping[str, Any] | None = None) -> ChargeResult:
     """Charge `request.token` once per idempotency key, or look up the payment an earlier run of this attempt
-    made. A payment YooKassa names is remembered before it is judged; a 4xx refusal is a hard decline."""
-    body = charge_body(request)
+    made. A payment YooKassa names is remembered before it is judged; a 4xx refusal is a hard decline.
+    `receipt` (YOOKASSA_RECEIPTS) is the charge's 54-FZ receipt (billing/providers/yookassa/receipts.py)."""
+    body = charge_body(request, receipt)
     try:
         if request.known_operation_id is None:
             payment = await api.create_payment(body, charge_key(request.idempotency_key))
@@ -93,17 +94,20 @@ def charge_key(idempotency_key: str) -> str:
     return idempotence_key("charge", idempotency_key)
 
 
-def charge_body(request: ChargeRequest) -> dict[str, Any]:
+def charge_body(request: ChargeRequest, receipt: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """POST /payments for a charge without the payer: the saved method instead of a confirmation."""
     if request.amount.currency != CURRENCY:
         raise ProviderRejected(f"yookassa charges saved methods in {CURRENCY}, not {request.amount.currency}")
-    return {
+    body: dict[str, Any] = {
         "amount": amount_json(request.amount),
         "capture": True,
         "payment_method_id": request.token,
         "description": request.description[:DESCRIPTION_LIMIT],
         "metadata": {"label": request.label},
     }
+    if receipt is not None:
+        body["receipt"] = dict(receipt)
+    return body
 
 
 def charge_result(payment: Mapping[str, Any], *, test_mode: bool) -> ChargeResult:

@@ -45,20 +45,30 @@ def refund_result(refund: Mapping[str, Any]) -> RefundResult:
     return RefundResult(status, str(refund.get("id", "")), details["party"] or "", details["reason"] or "")
 
 
+def refund_body(operation_id: str, amount: Money, description: str,
+                receipt: Mapping[str, Any] | None) -> dict[str, Any]:
+    """POST /refunds; with YOOKASSA_RECEIPTS, the refund receipt of the amount given back (receipts.py)."""
+    body: dict[str, Any] = {"payment_id": operation_id, "amount": amount_json(amount),
+                            "description": description[:DESCRIPTION_LIMIT]}
+    if receipt is not None:
+        body["receipt"] = dict(receipt)
+    return body
+
+
 def refund_key(operation_id: str, attempt: int) -> str:
     return idempotence_key("refund", operation_id) if attempt == 0 else idempotence_key(
         "refund", f"{operation_id}:{attempt}")
 
 
-async def refund_payment(api: ApiClient, *, operation_id: str, amount: Money, label: str) -> RefundResult:
+async def refund_payment(api: ApiClient, *, operation_id: str, amount: Money, label: str,
+                         receipt: Mapping[str, Any] | None = None) -> RefundResult:
     """Refund a payment in full. A refund of it still pending is answered, not asked for again; a
     payment already refunded in full otherwise (in the profile) counts as done. A refund YooKassa
     cancels at once raises ProviderRejected with its reason; a pending one is tracked before returning."""
     open_one = await pending_refund(NAME, operation_id)
     if open_one is not None:
         return RefundResult(RefundStatus.PENDING, open_one.refund_id)
-    body = {"payment_id": operation_id, "amount": amount_json(amount),
-            "description": f"Refund of invoice {label}"[:DESCRIPTION_LIMIT]}
+    body = refund_body(operation_id, amount, f"Refund of invoice {label}", receipt)
     try:
         refund = await api.create_refund(body, refund_key(operation_id, await canceled_refunds(NAME, operation_id)))
     except ProviderRejected:
@@ -75,12 +85,12 @@ async def refund_payment(api: ApiClient, *, operation_id: str, amount: Money, la
     return result
 
 
-async def refund_part(api: ApiClient, *, operation_id: str, amount: Money, label: str, key: str) -> RefundResult:
+async def refund_part(api: ApiClient, *, operation_id: str, amount: Money, label: str, key: str,
+                      receipt: Mapping[str, Any] | None = None) -> RefundResult:
     """Refund part of a payment (YooKassa allows any amount up to what is left, §6), once per `key`: its
     Idempotence-Key is derived from it. Succeeded or pending (tracked with the key, counted when it ends); a
     refund YooKassa cancels at once, or one past what is left, raises ProviderRejected."""
-    body = {"payment_id": operation_id, "amount": amount_json(amount),
-            "description": f"Partial refund of invoice {label}"[:DESCRIPTION_LIMIT]}
+    body = refund_body(operation_id, amount, f"Partial refund of invoice {label}", receipt)
     result = refund_result(await api.create_refund(body, idempotence_key("refund-part", key)))
     log.info("yookassa partial refund %s (%s) of payment %s: %s", result.refund_id, amount, operation_id,
              result.status.value)

@@ -1,4 +1,5 @@
-"""/grant: a subscription given by an admin, recorded in the ledger as provider `manual`.
+"""A subscription given by an admin (the bot's /grant, the dashboard, a gift code), recorded in the ledger
+as provider `manual`.
 
 It takes the same road as a paid invoice: an invoice for the plan, a verified event recorded through
 Ledger.record, and the fulfilment job that extends the subscription and sends the usual notices.
