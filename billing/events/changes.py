@@ -58,7 +58,8 @@ async def payment_applied(operation: Operation, now: datetime) -> None:
 
 async def renewal_noticed(renewal: Renewal, now: datetime) -> None:
     """The event of the renewal state change that set the row's notice: "failed:<n>" is subscription.past_due (the
-    n-th charge declined, retried at next_attempt_at), "expired:<n>" is subscription.expired. Called right after
+    n-th charge declined, retried at next_attempt_at), "expired:<n>" is subscription.expired, "stopped:<n>" (no
+    retry left while the period still runs) is subscription.canceled. Called right after
     the change, and again by the scheduler's tick while the notice is pending, so a crash between the change and
     this call loses nothing (the notice and the event are kept together)."""
     if installed() is None or renewal.notice is None:
@@ -72,6 +73,9 @@ async def renewal_noticed(renewal: Renewal, now: datetime) -> None:
         }, now=now)
     elif event == RenewalEvent.EXPIRED.value:
         await subscription_expired(renewal.user_id, renewal.plan, renewal.period_end, now=now)
+    elif event == RenewalEvent.STOPPED.value:
+        await subscription_canceled(renewal.user_id, renewal.plan, renewal.period_end,
+                                    reason=f"renewal_failed: {renewal.last_reason or ''}".rstrip(": "), now=now)
 
 
 async def subscription_expired(user_id: int, plan: str, period_end: datetime, *, now: datetime) -> None:
@@ -81,13 +85,12 @@ async def subscription_expired(user_id: int, plan: str, period_end: datetime, *,
     }, now=now)
 
 
-async def subscription_canceled(subscription: Subscription, *, now: datetime) -> None:
-    """Auto-renewal turned off: the subscription runs to the end of its period and then ends. Once per period."""
-    await emit(EventType.SUBSCRIPTION_CANCELED,
-               f"{subscription.user_id}:{subscription.current_period_end.isoformat()}", {
-                   "user_id": subscription.user_id, "plan": subscription.plan,
-                   "current_period_end": subscription.current_period_end, "auto_renew": False,
-               }, now=now)
+async def subscription_canceled(user_id: int, plan: str, period_end: datetime, *, reason: str, now: datetime) -> None:
+    """Nothing will renew the subscription any more (auto-renewal turned off, the renewal given up on, the
+    provider's own subscription ended): it runs to the end of its period. Once per period, whichever came first."""
+    await emit(EventType.SUBSCRIPTION_CANCELED, f"{user_id}:{period_end.isoformat()}", {
+        "user_id": user_id, "plan": plan, "current_period_end": period_end, "auto_renew": False, "reason": reason,
+    }, now=now)
 
 
 async def payment_refunded(invoice: Invoice, *, cause: str, amount: Money, full: bool, provider: str,

@@ -286,7 +286,7 @@ async def _give_up(renewal: Renewal, attempt: int, result: ChargeResult, service
          "status": {"$in": [SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value]}},
         {"$set": changes},
     )
-    await renewal_noticed(renewal.model_copy(update={"notice": notice}), now)  # stopped: no event (yet)
+    await renewal_noticed(renewal.model_copy(update={"notice": notice, "last_reason": result.reason}), now)
     await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), notice)
     log.warning("renewal of user %s stopped after attempt %d (%s%s); subscription %s", renewal.user_id, attempt,
                 result.reason, ", hard decline" if result.hard else "", "expired" if ended else "runs to its end")

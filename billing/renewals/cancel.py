@@ -75,7 +75,8 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
                 log.warning("user %s: the saved method's deletion could not be queued now; the scheduler "
                             "queues it again", user_id)
         if was_renewing:
-            await subscription_canceled(subscription, now=now)
+            await subscription_canceled(user_id, subscription.plan, subscription.current_period_end,
+                                        reason="auto_renew_off", now=now)
         log.info("user %s turned auto-renewal off (%d open renewal(s) closed)", user_id, closed)
     else:
         log.info("user %s turned auto-renewal on", user_id)

@@ -1,4 +1,5 @@
-"""A subscription CloudPayments renews on its own clock sends subscription.renewed, as our own renewals do."""
+"""A subscription CloudPayments renews on its own clock sends subscription.renewed, as our own renewals do; one it
+ends sends subscription.canceled."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.cloudpayments_support import cloudpayments_settings, cp, cp_server
 from tests.conftest import YOOMONEY_API_TOKEN
 from tests.events.conftest import events_settings
 from tests.events.receiver import EventReceiver
+from webhook_server.emulators.cloudpayments_wire import Kind
 
 __all__ = ["cp", "cp_server"]  # fixtures, imported for pytest
 
@@ -37,3 +39,17 @@ async def test_a_cloudpayments_renewal_sends_subscription_renewed(client, cp, wo
     assert types == ["payment.succeeded", "subscription.activated", "payment.succeeded", "subscription.renewed"]
     renewed = receiver.accepted()[-1]["data"]
     assert (renewed["provider"], renewed["operation_id"]) == ("cloudpayments", str(renewal_tx))
+
+
+async def test_cloudpayments_ending_the_subscription_sends_subscription_canceled_once(client, cp, worker, clock,
+                                                                                      receiver):
+    sub = await subscribed(client, cp, worker, clock, 7402)
+    emulated = cp.subscriptions[sub.subscription_id]
+    emulated.status = "Rejected"  # its charges were declined at CloudPayments
+    for _ in range(2):  # and a redelivery
+        assert (await cp.desk.send(Kind.RECURRENT, cp.desk.recurrent(emulated))).ok
+    await worker.drain()
+    [canceled] = [e for e in receiver.accepted() if e["type"] == "subscription.canceled"]
+    assert canceled["data"] == {"user_id": 7402, "plan": "month", "auto_renew": False,
+                                "current_period_end": sub.local.current_period_end.isoformat(),
+                                "reason": "cloudpayments: Rejected"}

@@ -122,7 +122,7 @@ async def test_turning_auto_renewal_off_sends_subscription_canceled_once(client:
         assert response.status == 200, await response.text()
         await worker.drain()
     [canceled] = of_type(receiver, "subscription.canceled")
-    assert canceled["data"] == {"user_id": USER, "plan": "month", "auto_renew": False,
+    assert canceled["data"] == {"user_id": USER, "plan": "month", "auto_renew": False, "reason": "auto_renew_off",
                                 "current_period_end": subscription.current_period_end.isoformat()}
 
 
@@ -177,3 +177,22 @@ async def test_a_decline_whose_event_a_crash_kept_from_the_record_is_recorded_by
     await settle(clock, services, worker)
     [past_due] = of_type(receiver, "subscription.past_due")
     assert past_due["data"]["attempt"] == 1 and past_due["data"]["provider"] == "yookassa"
+
+
+async def test_a_hard_decline_before_the_period_ends_sends_subscription_canceled(client, worker, clock, rig,
+                                                                                 services, receiver):
+    token = rig.save()
+    subscription = await paid_with_saved_method(client, worker, USER, provider="yookassa", token=token,
+                                                method=rig.method)
+    rig.decline(token, True, 1)  # the card expired: no retry, the period runs to its end
+    clock.now = subscription.current_period_end - timedelta(minutes=30)
+    await settle(clock, services, worker)
+    [canceled] = of_type(receiver, "subscription.canceled")
+    assert canceled["data"]["reason"].startswith("renewal_failed: ") and canceled["data"]["auto_renew"] is False
+    assert canceled["data"]["current_period_end"] == subscription.current_period_end.isoformat()
+    assert of_type(receiver, "subscription.past_due") == [] and of_type(receiver, "subscription.expired") == []
+
+    clock.now = subscription.current_period_end + timedelta(minutes=1)
+    await settle(clock, services, worker)
+    [expired] = of_type(receiver, "subscription.expired")
+    assert expired["data"]["period_end"] == subscription.current_period_end.isoformat()
