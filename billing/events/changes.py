@@ -6,18 +6,21 @@ the event id derived from it is the same however often the step runs.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from billing.clock import utc_now
 from billing.events import EventType
 from billing.events.outlet import emit, installed
+from billing.events.signing import event_id
 from billing.money import Money
 from billing.ports import RenewalEvent
-from db import Invoice, Operation, Subscription
+from db import Invoice, Operation, Subscription, SubscriptionStatus
+from db.events import OutboundEvent
 from db.payouts import ClaimStatus, PayoutClaim
 from db.renewals import Renewal
 
+EXPIRY_CATCH_UP = timedelta(hours=1)  # how far back the scheduler looks for an expiry whose event a crash lost
 PAYOUT_EVENTS = {ClaimStatus.PAID: EventType.PAYOUT_PAID, ClaimStatus.FAILED: EventType.PAYOUT_FAILED}
 
 
@@ -80,15 +83,44 @@ async def renewal_noticed(renewal: Renewal, now: datetime) -> None:
 
 async def subscription_expired(user_id: int, plan: str, period_end: datetime, *, now: datetime) -> None:
     """Once per period: the period's end names it, whether the scheduler's expiry or a renewal's give-up ended it."""
-    await emit(EventType.SUBSCRIPTION_EXPIRED, f"{user_id}:{period_end.isoformat()}", {
+    await emit(EventType.SUBSCRIPTION_EXPIRED, _period_cause(user_id, period_end), {
         "user_id": user_id, "plan": plan, "period_end": period_end,
     }, now=now)
+
+
+async def expiries_recorded(now: datetime, limit: int) -> int:
+    """The scheduler's step: subscriptions that ended within EXPIRY_CATCH_UP (the period over when they were
+    marked, not a refund taking the period back) whose subscription.expired a crash kept from the record right
+    after the mark. Returns how many it recorded."""
+    if installed() is None:
+        return 0
+    window = {"$gte": now - EXPIRY_CATCH_UP, "$lte": now}
+    recent = await Subscription.find({"status": SubscriptionStatus.EXPIRED.value, "updated_at": window}
+                                     ).limit(limit).to_list()
+    ended = {event_id(EventType.SUBSCRIPTION_EXPIRED.value, _period_cause(s.user_id, s.current_period_end)): s
+             for s in recent if s.current_period_end <= s.updated_at and not _taken_back(s)}
+    known = {e.event_id for e in await OutboundEvent.find({"event_id": {"$in": list(ended)}}).to_list()}
+    for id_, subscription in ended.items():
+        if id_ not in known:
+            await subscription_expired(subscription.user_id, subscription.plan, subscription.current_period_end,
+                                       now=subscription.updated_at)
+    return len(set(ended) - known)
+
+
+def _taken_back(subscription: Subscription) -> bool:
+    """Its latest payment was reversed: the refund ended it, and payment.refunded said so."""
+    return bool(subscription.applied_operations) and subscription.applied_operations[-1] in \
+        subscription.reversed_operations
+
+
+def _period_cause(user_id: int, period_end: datetime) -> str:
+    return f"{user_id}:{period_end.isoformat()}"
 
 
 async def subscription_canceled(user_id: int, plan: str, period_end: datetime, *, reason: str, now: datetime) -> None:
     """Nothing will renew the subscription any more (auto-renewal turned off, the renewal given up on, the
     provider's own subscription ended): it runs to the end of its period. Once per period, whichever came first."""
-    await emit(EventType.SUBSCRIPTION_CANCELED, f"{user_id}:{period_end.isoformat()}", {
+    await emit(EventType.SUBSCRIPTION_CANCELED, _period_cause(user_id, period_end), {
         "user_id": user_id, "plan": plan, "current_period_end": period_end, "auto_renew": False, "reason": reason,
     }, now=now)
 

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
-from billing.events.changes import renewal_noticed, subscription_expired
+from billing.events.changes import expiries_recorded, renewal_noticed, subscription_expired
 from billing.events.delivery import due_deliveries
 from billing.ports import RenewalEvent
 from billing.promo import release_expired
@@ -69,6 +69,7 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.expired = await _expire(now, services)
     report.forgotten = await _forget_cancelled(services)
     report.promo_released = await release_expired(now, BATCH)
+    await expiries_recorded(now, BATCH)  # an expiry whose event a crash kept from the record (billing/events)
     report.event_deliveries = await due_deliveries(now, services.queue)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):
         log.info("renewal tick: %d opened, %d attempts enqueued, %d reminded, %d expired", report.opened,

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing.events import outlet as events_outlet
 from billing.renewals import RenewalServices
 from billing.renewals.scheduler import tick
+from db import Subscription, SubscriptionStatus
 from db.renewals import Renewal
 from settings import Settings
 from tests.conftest import AUTH, YOOMONEY_API_TOKEN, make_settings
@@ -196,3 +197,37 @@ async def test_a_hard_decline_before_the_period_ends_sends_subscription_canceled
     await settle(clock, services, worker)
     [expired] = of_type(receiver, "subscription.expired")
     assert expired["data"]["period_end"] == subscription.current_period_end.isoformat()
+
+
+async def test_an_expiry_whose_event_a_crash_kept_from_the_record_is_recorded_by_the_next_tick(
+        client, worker, clock, services, receiver):
+    invoice = await new_invoice(client, user_id=USER)
+    assert await post_yoomoney(client, notification(invoice["label"])) == 200
+    await worker.drain()
+    end = clock.now + timedelta(days=30)
+    clock.now = end + timedelta(minutes=1)
+    outlet = events_outlet.installed()
+    events_outlet.uninstall()  # the tick stops between the mark and its event, as a crash would
+    await settle(clock, services, worker)
+    events_outlet.install(outlet)
+    assert (await Subscription.find_one(Subscription.user_id == USER)).status is SubscriptionStatus.EXPIRED
+    assert of_type(receiver, "subscription.expired") == []
+
+    clock.now += timedelta(minutes=1)
+    await settle(clock, services, worker)
+    await settle(clock, services, worker)
+    assert [e["data"]["period_end"] for e in of_type(receiver, "subscription.expired")] == [end.isoformat()]
+
+
+async def test_a_refund_that_ends_the_subscription_is_payment_refunded_not_expired(client, worker, clock, services,
+                                                                                   receiver, queues):
+    invoice = await new_invoice(client, user_id=USER)
+    assert await post_yoomoney(client, notification(invoice["label"], operation_id="op-refund")) == 200
+    await worker.drain()
+    clock.now += timedelta(days=3)
+    await queues.enqueue_reversal("yoomoney", "op-refund", "refunded by the provider")
+    await worker.drain()
+    assert (await Subscription.find_one(Subscription.user_id == USER)).status is SubscriptionStatus.EXPIRED
+    await settle(clock, services, worker)
+    assert [e["type"] for e in receiver.accepted()] == ["payment.succeeded", "subscription.activated",
+                                                         "payment.refunded"]
