@@ -66,6 +66,9 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
     if not enabled:
         subscription.renewal_consent = None
     if not enabled:
+        if was_renewing:  # right after the write; the scheduler records it too while the saved method is kept
+            await subscription_canceled(user_id, subscription.plan, subscription.current_period_end,
+                                        reason="auto_renew_off", now=now)
         closed = await close_open_renewals(user_id, now, reason="auto-renewal turned off")
         await stop_bound(subscription, now, queue)  # the CloudPayments subscription renewing it, if any
         if subscription.payment_token is not None:
@@ -74,9 +77,6 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
             except LedgerUnavailable:
                 log.warning("user %s: the saved method's deletion could not be queued now; the scheduler "
                             "queues it again", user_id)
-        if was_renewing:
-            await subscription_canceled(user_id, subscription.plan, subscription.current_period_end,
-                                        reason="auto_renew_off", now=now)
         log.info("user %s turned auto-renewal off (%d open renewal(s) closed)", user_id, closed)
     else:
         log.info("user %s turned auto-renewal on", user_id)

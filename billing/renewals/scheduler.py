@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
-from billing.events.changes import expiries_recorded, renewal_noticed, subscription_expired
+from billing.events.changes import expiries_recorded, renewal_noticed, subscription_canceled, subscription_expired
 from billing.events.delivery import due_deliveries
 from billing.ports import RenewalEvent
 from billing.promo import release_expired
@@ -186,6 +186,9 @@ async def _forget_cancelled(services: RenewalServices) -> int:
     count = 0
     async for subscription in kept:
         assert subscription.payment_token is not None
+        if subscription.status is not SubscriptionStatus.EXPIRED:  # its event, should a crash have lost it
+            await subscription_canceled(subscription.user_id, subscription.plan, subscription.current_period_end,
+                                        reason="auto_renew_off", now=subscription.updated_at)
         await services.queue.enqueue_forget_method(subscription.user_id,
                                                    token_fingerprint(subscription.payment_token))
         count += 1

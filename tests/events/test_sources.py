@@ -231,3 +231,18 @@ async def test_a_refund_that_ends_the_subscription_is_payment_refunded_not_expir
     await settle(clock, services, worker)
     assert [e["type"] for e in receiver.accepted()] == ["payment.succeeded", "subscription.activated",
                                                          "payment.refunded"]
+
+
+async def test_a_cancel_whose_event_a_crash_kept_from_the_record_is_recorded_by_the_next_tick(
+        client: TestClient, worker, clock, rig, services, receiver):
+    subscription = await paid_with_saved_method(client, worker, USER, provider="yookassa", token=rig.save(),
+                                                method=rig.method)
+    # set_auto_renew's write, and then a crash before its event and before the saved method's deletion was queued
+    await Subscription.get_motor_collection().update_one(
+        {"user_id": USER}, {"$set": {"auto_renew": False, "renewal_consent": None, "updated_at": clock.now}})
+    assert of_type(receiver, "subscription.canceled") == []
+
+    await settle(clock, services, worker)
+    await settle(clock, services, worker)
+    [canceled] = of_type(receiver, "subscription.canceled")
+    assert canceled["data"]["current_period_end"] == subscription.current_period_end.isoformat()
