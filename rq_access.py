@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 FULFILMENT_QUEUE = "ymds-fulfilment"
 NOTICES_QUEUE = "ymds-notices"
 RPC_QUEUE = "ymds-rpc"  # the owner's own bot asks here (billing/owner_rpc.py, ymds_client.py)
-# the order a worker takes jobs in: payments first, then the owner bot's questions (someone waits for the answer)
-QUEUE_NAMES = (FULFILMENT_QUEUE, RPC_QUEUE, NOTICES_QUEUE)
+EVENTS_QUEUE = "ymds-events"  # outbound events to the owner's systems: a slow receiver never delays a payment
+# the order a worker takes jobs in: payments first, then the owner bot's questions (someone waits for the answer),
+# the user's notices, and last the events to the owner's systems
+QUEUE_NAMES = (FULFILMENT_QUEUE, RPC_QUEUE, NOTICES_QUEUE, EVENTS_QUEUE)
 MEMORY_URL = "memory://"
 JOB_TIMEOUT_SECONDS = 120
 RESULT_TTL_SECONDS = 7 * 24 * 3600
@@ -74,6 +76,7 @@ class RqQueues:
         self.connection = connection
         self.fulfilment = Queue(FULFILMENT_QUEUE, connection=connection)
         self.notices = Queue(NOTICES_QUEUE, connection=connection)
+        self.events = Queue(EVENTS_QUEUE, connection=connection)
         self._retry = Retry(max=max_retries, interval=retry_intervals) if max_retries else None
         self.retry_intervals = retry_intervals
 
@@ -123,6 +126,12 @@ class RqQueues:
     async def enqueue_refund_check(self, provider: str, refund_id: str, check: int) -> None:
         await self._from_loop(self.fulfilment, job_id("refund-check", provider, f"{refund_id}:{check}"),
                               jobs.check_pending_refund, provider, refund_id, check, alert=True)
+
+    async def enqueue_event_delivery(self, event_id: str, number: int) -> None:
+        """One delivery attempt of an outbound event (billing/events/delivery.py); its redeliveries are scheduled
+        by the event's own record, so RQ's retries only cover a job that crashed (the database away)."""
+        await self._from_loop(self.events, f"event-{event_id}-{number}", jobs.deliver_event, event_id, number,
+                              alert=True)
 
     async def enqueue_renewal(self, user_id: int, period: int, run: str) -> None:
         await self._from_loop(self.fulfilment, f"renew-{user_id}-{period}-{run}", jobs.renew, user_id, period, run,
@@ -238,7 +247,7 @@ class RqQueues:
                            failed.id, describe(failed), error)
 
     def depth(self) -> int:
-        return sum(len(queue) for queue in (self.fulfilment, self.notices))
+        return sum(len(queue) for queue in (self.fulfilment, self.notices, self.events))
 
 
 def describe(job: Job) -> str:

@@ -55,6 +55,9 @@ YOOKASSA_PUBLISHED_IPS = (
 )
 
 
+# outbound events: the delays before each redelivery (1m, 5m, 30m, 2h, 6h, 24h), then the admin chat is told
+EVENTS_RETRY_INTERVALS = (60, 300, 1800, 7200, 21600, 86400)
+MIN_EVENTS_SECRET_CHARS = 32
 MAX_POLICY_CHARS = 3500  # a privacy policy's text fits one Telegram message (4096) with the bot's own lines
 
 
@@ -202,6 +205,13 @@ class Settings(BaseSettings):
     donation_suggested: Annotated[dict[str, list[int]], NoDecode] = Field(
         default_factory=lambda: {"RUB": [10000, 30000, 100000], "UZS": [1000000, 5000000, 10000000]})
 
+    # outbound events to the owner's own systems (billing/events): unset EVENTS_URL records and sends nothing
+    events_url: str | None = None
+    events_secret: SecretStr | None = None
+    events_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    events_retry_intervals: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: list(EVENTS_RETRY_INTERVALS))
+
     telegram_api_url: str = "https://api.telegram.org"
     webhook_mode: bool = False
     webhook_secret: SecretStr | None = None
@@ -215,7 +225,7 @@ class Settings(BaseSettings):
     privacy_policy_uz: str | None = Field(default=None, max_length=MAX_POLICY_CHARS)
 
     @field_validator("admin_ids", "trusted_proxies", "retry_intervals", "job_retry_intervals",
-                     "cloudpayments_recurrent_plans", mode="before")
+                     "cloudpayments_recurrent_plans", "events_retry_intervals", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -227,7 +237,7 @@ class Settings(BaseSettings):
         "click_merchant_id", "click_secret_key", "click_merchant_user_id", "konsol_api_token",
         "konsol_webhook_secret", "admin_chat_id", "tls_cert", "tls_key", "webhook_secret", "stars_support_contact",
         "receipt_ikpu", "receipt_package_code", "receipt_vat_percent", "receipt_seller_tin",
-        "receipt_vat_code", "receipt_tax_system_code", "cloudpayments_inn",
+        "receipt_vat_code", "receipt_tax_system_code", "cloudpayments_inn", "events_url", "events_secret",
         mode="before",
     )
     @classmethod
@@ -376,8 +386,24 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is not None and not (value.isascii() and value.isdigit()):
                 raise ConfigError(f"{name.upper()}: must be the number Click issued")
+        self._check_events()
         return warnings
 
+    def _check_events(self) -> None:
+        """EVENTS_URL and EVENTS_SECRET go together; the secret is long enough to key HMAC-SHA256, and in
+        production the events (payments, refunds, payouts) travel over HTTPS only."""
+        if (self.events_url is None) != (self.events_secret is None):
+            raise ConfigError("EVENTS_URL and EVENTS_SECRET: set both or neither")
+        if self.events_url is None or self.events_secret is None:
+            return
+        _check_url("events_url", self.events_url)
+        if self.environment is Environment.PRODUCTION and not self.events_url.startswith("https://"):
+            raise ConfigError("EVENTS_URL: must be https:// in production (the events carry payments)")
+        if len(self.events_secret.get_secret_value()) < MIN_EVENTS_SECRET_CHARS:
+            raise ConfigError(f"EVENTS_SECRET: at least {MIN_EVENTS_SECRET_CHARS} characters "
+                              "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+        if not self.events_retry_intervals or any(seconds <= 0 for seconds in self.events_retry_intervals):
+            raise ConfigError("EVENTS_RETRY_INTERVALS: give at least one interval in seconds, each above 0")
 
 def _check_donations(low: dict[str, int], high: dict[str, int], suggested: dict[str, list[int]]) -> None:
     """DONATION_MIN ≤ DONATION_MAX within what an order may be (billing.orders.ORDER_LIMITS), the same currencies

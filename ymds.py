@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import ValidationError
@@ -58,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", default=None, help="server base URL (default PUBLIC_BASE_URL)")
     simulate.add_argument("--amount", default=None, help="amount paid, e.g. 299.00 (default: the invoice's)")
     simulate.set_defaults(command=cmd_simulate)
+    events = sub.add_parser("events", help="list the outbound events (EVENTS_URL); `ymds events replay` sends "
+                                           "them again under the same ids")
+    events.add_argument("action", nargs="?", choices=["list", "replay"], default="list")
+    events.add_argument("--since", type=_iso_time, default=None, metavar="ISO",
+                        help="only events recorded at or after this time, e.g. 2026-12-01T00:00:00Z")
+    events.add_argument("--event", default=None, metavar="ID", help="only this event (replay)")
+    events.add_argument("--failed", action="store_true", help="only the events given up on")
+    events.set_defaults(command=cmd_events)
     jobs = sub.add_parser("jobs", help="list failed jobs; `ymds jobs requeue ID... | --all` sends them round again")
     jobs.add_argument("action", nargs="?", choices=["list", "requeue"], default="list")
     jobs.add_argument("ids", nargs="*", metavar="JOB_ID")
@@ -146,6 +156,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"environment: {settings.environment.value}")
     print(f"plans: {', '.join(plans.names())} (from {settings.plans_file})")
     print(f"enabled providers: {', '.join(settings.enabled_providers) or 'none'}")
+    print(f"events: {_events_target(settings)}")
     if not args.offline:
         problems = asyncio.run(config_check.unreachable_stores(settings))
         if problems:
@@ -153,6 +164,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print("MongoDB and Redis answer")
     print("configuration OK")
     return 0
+
+
+def _events_target(settings: Settings) -> str:
+    """Where events go, scheme and host only (the owner may keep a token in the path or the query)."""
+    if settings.events_url is None:
+        return "off (EVENTS_URL unset)"
+    parts = urlsplit(settings.events_url)
+    return f"signed and sent to {parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
 def _require_shared_stores(settings: Settings, service: str) -> None:
@@ -215,6 +234,30 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError("give a finite number above 0, e.g. 86400 for a day a second")
     return value
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-12-01T00:00:00Z") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from webhook_server.commands import list_events, replay_events
+
+    settings = load_settings()
+    if args.action == "replay":
+        lines = replay_events(settings, since=args.since, event_id=args.event, failed_only=args.failed)
+        if args.event is not None and lines[-1].startswith("0 "):
+            print(f"no event {args.event} to send again (`ymds events` lists them)", file=sys.stderr)
+            return 1
+    else:
+        lines = list_events(settings, since=args.since, failed_only=args.failed)
+    for line in lines:
+        print(line)
+    return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from billing import claims
 from billing.clock import Clock, utc_now
 from billing.consent import keep_consented_method
 from billing.errors import OperationNotRecorded
+from billing.events.changes import payment_applied
 from billing.invoices import mark_paid
 from billing.ledger import find_operation
 from billing.ports import NoticeQueue
@@ -26,7 +27,8 @@ from db import Invoice, Operation, OperationStatus
 
 log = logging.getLogger(__name__)
 
-STEPS = ("after_ledger_insert", "after_invoice_update", "after_subscription_update", "before_notification")
+STEPS = ("after_ledger_insert", "after_invoice_update", "after_subscription_update", "after_settle",
+         "before_notification")
 
 
 async def successful_payment_callback(
@@ -49,6 +51,7 @@ async def successful_payment_callback(
         notices.enqueue_extra_from_job(provider, operation_id)
         return Outcome.EXTRA
     if operation.status is OperationStatus.APPLIED:
+        await payment_applied(operation, clock())  # recorded once: a crash after the settle left it to this run
         _ensure_notice(operation, notices, checkpoint)
         _ensure_receipt(operation, notices, receipts_after_payment)
         return Outcome.DUPLICATE
@@ -78,6 +81,8 @@ async def successful_payment_callback(
             log.info("%s was reversed while being applied; taking it back", operation.key)
             await undo_operation(overtaken, now, notices)
             return Outcome.DUPLICATE
+    checkpoint("after_settle")
+    await payment_applied(operation, now)  # payment.succeeded, subscription.activated or .renewed (billing/events)
     _ensure_notice(operation, notices, checkpoint)
     _ensure_receipt(operation, notices, receipts_after_payment)
     log.info("%s applied to invoice %s", operation.key, label)

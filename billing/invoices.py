@@ -31,10 +31,11 @@ class PayLink:
 
 async def create_invoice(
     plan: Plan, user_id: int, *, now: datetime, ttl_seconds: int, label: str | None = None,
-    amounts: dict[str, int] | None = None, promo_code: str | None = None,
+    amounts: dict[str, int] | None = None, promo_code: str | None = None, renewal: bool = False,
 ) -> Invoice:
     """A new invoice; a given `label` (derived from a request id, for idempotency) raises DuplicateKeyError
-    when that invoice exists already. `amounts` (a promo code's discounted prices) replace the plan's."""
+    when that invoice exists already. `amounts` (a promo code's discounted prices) replace the plan's.
+    `renewal`: the invoice of a renewal charge (ours, CloudPayments' or Telegram's), not a payer's choice."""
     invoice = Invoice(
         label=label or new_label(),
         user_id=user_id,
@@ -42,6 +43,7 @@ async def create_invoice(
         amounts=dict(plan.prices if amounts is None else amounts),
         period_days=plan.period_days,
         promo_code=promo_code,
+        renewal=renewal,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )

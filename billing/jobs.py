@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from billing.events import outlet as events_outlet
+from billing.events.delivery import deliver
 from billing.extras import settle_extra
 from billing.fulfilment import successful_payment_callback
 from billing.notices import send_hold_notice, send_payment_notice, send_reversal_notice
@@ -153,6 +155,15 @@ def _payouts(runtime: JobRuntime) -> PayoutServices:
     if runtime.payouts is None:
         raise RuntimeError("payouts are not configured in this worker (KONSOL_API_TOKEN is unset)")
     return runtime.payouts
+
+
+def deliver_event(event_id: str, number: int) -> str:
+    """One delivery attempt of an outbound event to EVENTS_URL (billing/events/delivery.py)."""
+    runtime = current()
+    outlet = events_outlet.installed()
+    if outlet is None:
+        return "events off"  # EVENTS_URL unset in this worker: the event waits, and a replay sends it
+    return str(runtime.run(deliver(event_id, number, outlet=outlet, notifier=runtime.notifier, clock=runtime.clock)))
 
 
 def alert_job_failure(job_id: str, description: str, error: str) -> None:

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from billing.events.changes import part_refunded
 from billing.invoices import count_refund, refunded_in_full
 from billing.money import Money
 from billing.providers.base import RefundUnsupported
@@ -62,11 +63,16 @@ async def refund_part(provider: Any, invoice: Invoice, operation: Operation, amo
         raise PartialRefundUnsupported(f"{operation.provider} refunds a payment in full only, or by hand")
     key = part_key(operation, invoice, amount, refund_id)
     if key in invoice.refund_keys:  # a repeat of a part counted already (full: a reversal lost to a crash)
+        await part_refunded(invoice.label, key, Money(amount, operation.currency), provider=operation.provider,
+                            operation_id=operation.operation_id)  # recorded once: a crash may have come before it
         return PartRefunded(RefundResult(RefundStatus.SUCCEEDED), key, counted=False,
                             full=await refunded_in_full(invoice.label))
     result: RefundResult = await refund_in_part(operation_id=operation.operation_id,
                                                 amount=Money(amount, operation.currency), label=invoice.label, key=key)
     counted = result.status is RefundStatus.SUCCEEDED and await count_refund(invoice.label, key, amount)
+    if counted:
+        await part_refunded(invoice.label, key, Money(amount, operation.currency), provider=operation.provider,
+                            operation_id=operation.operation_id)
     full = counted and await refunded_in_full(invoice.label)
     log.info("%s: part refund %s of %s %s (%s)", invoice.label, key, amount, operation.currency, result.status.value)
     return PartRefunded(result, key, counted=counted, full=full)

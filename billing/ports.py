@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -59,6 +60,25 @@ class NoticeQueue(Protocol):
     def enqueue_fiscal_receipt(self, provider: str, operation_id: str) -> None:
         """Enqueue the submission of an applied payment's fiscal receipt (a provider that fiscalises after the
         payment, such as Click), from inside the fulfilment job; idempotent."""
+        ...
+
+
+class EventQueue(Protocol):
+    async def enqueue_event_delivery(self, event_id: str, number: int) -> None:
+        """Enqueue delivery `number` (0: the first) of an outbound event; idempotent. Raises LedgerUnavailable."""
+        ...
+
+
+class EventNotSent(Exception):
+    """No answer came from the events receiver (connection refused, timed out, dropped); the text names no path
+    and no secret."""
+
+
+class EventSender(Protocol):
+    """POSTs an outbound event (implemented outside billing/ over an aiohttp session)."""
+
+    async def post_event(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """The receiver's HTTP status. Raises EventNotSent when no answer came within EVENTS_TIMEOUT_SECONDS."""
         ...
 
 
@@ -158,6 +178,17 @@ class RefundCanceledNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class EventUndeliveredNotice:
+    """An outbound event (billing/events) the owner's receiver never took: every scheduled delivery failed."""
+
+    event_id: str
+    type: str
+    attempts: int
+    error: str  # the last attempt's status or error, without the URL's path or any secret
+    replays: int = 0  # `ymds events replay` runs before this give-up: each series is told of once
+
+
+@dataclass(frozen=True, slots=True)
 class JobFailureNotice:
     job_id: str
     description: str  # what the job was doing, e.g. "fulfil yoomoney:123 for inv_..."
@@ -231,6 +262,10 @@ class Notifier(Protocol):
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         """Tell the admin chat that a payment job failed for good and waits for `ymds jobs requeue`."""
+        ...
+
+    async def event_undelivered(self, notice: EventUndeliveredNotice) -> None:
+        """Tell the admin chat that an outbound event was given up on (`ymds events replay` sends it again)."""
         ...
 
     async def receipt_ready(self, notice: ReceiptNotice) -> None:
@@ -318,6 +353,11 @@ class LogNotifier:
     async def fiscal_refused(self, notice: FiscalRefusalNotice) -> None:
         log.error("%s refused the fiscal receipt of %s (invoice %s): error %s %s; issue it by hand", notice.provider,
                   notice.operation_id, notice.label, notice.error_code, notice.error_note)
+
+    async def event_undelivered(self, notice: EventUndeliveredNotice) -> None:
+        log.error("event %s (%s) not delivered after %d attempts (%s); send it again with "
+                  "`ymds events replay --event %s`", notice.event_id, notice.type, notice.attempts, notice.error,
+                  notice.event_id)
 
     async def job_failed(self, notice: JobFailureNotice) -> None:
         log.error("job %s failed for good (%s): %s; requeue it with `ymds jobs requeue %s`",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock, utc_now
+from billing.events.changes import part_refunded
 from billing.invoices import count_refund, get_invoice, refunded_in_full
 from billing.money import Money
 from billing.ports import NoticeQueue, Notifier, RefundCanceledNotice
@@ -187,6 +188,8 @@ async def count_part(row: ProviderRefund) -> bool:
     in full, so the payment is to be reversed."""
     assert row.part_key is not None
     await count_refund(row.label, row.part_key, row.amount)
+    await part_refunded(row.label, row.part_key, Money(row.amount, row.currency), provider=row.provider,
+                        operation_id=row.operation_id)
     return await refunded_in_full(row.label)
 
 

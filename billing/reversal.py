@@ -14,8 +14,10 @@ from datetime import datetime
 from billing import claims
 from billing.clock import Clock, utc_now
 from billing.errors import OperationNotRecorded
+from billing.events.changes import payment_refunded
 from billing.invoices import get_invoice, mark_refunded
 from billing.ledger import find_operation
+from billing.money import Money
 from billing.ports import NoticeQueue
 from billing.steps import Checkpoint, no_checkpoint
 from billing.subscriptions import take_back
@@ -76,6 +78,9 @@ async def undo_operation(
     if invoice.period_days is not None:  # an order or a donation added no period
         await take_back(invoice.user_id, invoice.period_days, by=operation.key, now=now)
     checkpoint("after_subscription_update")
+    await payment_refunded(invoice, cause=f"reversal:{operation.key}", amount=Money(operation.amount,
+                           operation.currency), full=True, provider=operation.provider,
+                           operation_id=operation.operation_id, now=operation.reversed_at or now)
     if operation.reversal_notified_at is None:
         checkpoint("before_notification")
         notices.enqueue_reversal_notice(operation.provider, operation.operation_id)

@@ -17,6 +17,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
 from billing.clock import Clock, utc_now
+from billing.events import outlet as events_outlet
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
@@ -41,6 +42,7 @@ from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, catalogue
 from db import init_db
 from rq_access import RqQueues, connect
 from settings import ConfigError, Settings
+from webhook_server.event_sender import event_outlet
 
 log = logging.getLogger(__name__)
 MENU = ("subscribe", "status", "cancel", "language", "donate")
@@ -101,10 +103,12 @@ async def run_polling(settings: Settings, plans: Plans) -> None:
     queues = RqQueues(connection, max_retries=settings.job_max_retries, retry_intervals=settings.job_retry_intervals)
     bot = make_bot(settings)
     dp = build_dispatcher(settings, plans, ledger=Ledger(queues), renewal_queue=queues, retry_outages=RetryOutages())
+    events_outlet.install(event_outlet(settings, queues))  # /cancel records subscription.canceled (billing/events)
     try:
         await bot.delete_webhook()  # getUpdates answers 409 while a webhook is set
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
+        events_outlet.uninstall()
         await bot.session.close()
         connection.close()
         client.close()

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from billing.clock import Clock, utc_now
 from billing.ports import (
+    EventUndeliveredNotice,
     ExtraNotice,
     FiscalRefusalNotice,
     HoldNotice,
@@ -123,6 +124,13 @@ class TelegramNotifier:
         a = self._admin_texts
         await self._to_admins(f"job-failed:{notice.job_id}:{self._clock().isoformat()}", a(
             "notice.job_failed.admin", description=notice.description, error=notice.error, job_id=notice.job_id))
+
+    async def event_undelivered(self, notice: EventUndeliveredNotice) -> None:
+        """An outbound event was given up on: the admin chat is told once, with the command that resends it."""
+        a = self._admin_texts
+        await self._to_admins(f"event-undelivered:{notice.event_id}:{notice.replays}", a(
+            "notice.event_undelivered.admin", event_id=notice.event_id, type=notice.type,
+            attempts=notice.attempts, error=notice.error))
 
     async def extra_payment(self, notice: ExtraNotice) -> None:
         """Money for an invoice another payment had claimed: the admin chat hears whether it went back."""

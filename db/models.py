@@ -13,6 +13,7 @@ from db.admin import ADMIN_DOCUMENTS
 from db.click import ClickAttempt, ClickCounter
 from db.click_receipts import ClickReceipt
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
+from db.events import EVENT_DOCUMENTS
 from db.payme import PAYME_DOCUMENTS
 from db.payouts import PAYOUT_DOCUMENTS
 from db.promo import PROMO_DOCUMENTS
@@ -105,6 +106,7 @@ class Invoice(Record):
     refund_keys: list[str] = Field(default_factory=list)  # the refunds counted in refunded_amount, once each
     promo_code: str | None = None  # the code whose discount `amounts` already include (billing/promo.py)
     receipt_contact: ReceiptContact | None = None  # where this payment's fiscal receipt goes, fixed before paying
+    renewal: bool = False  # a renewal charge's invoice (a saved method, a CloudPayments or Stars subscription)
 
     class Settings:
         name = "invoices"
@@ -201,3 +203,4 @@ DOCUMENT_MODELS += REFUND_DOCUMENTS
 DOCUMENT_MODELS += TRIAL_DOCUMENTS
 DOCUMENT_MODELS += PROMO_DOCUMENTS
 DOCUMENT_MODELS += ADMIN_DOCUMENTS
+DOCUMENT_MODELS += EVENT_DOCUMENTS

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from billing import runtime
 from billing.plans import Catalogue, load_plans
 from billing.ports import (
+    EventUndeliveredNotice,
     ExtraNotice,
     FiscalRefusalNotice,
     HoldNotice,
@@ -146,6 +147,7 @@ class RecordingNotifier:
         self.canceled_refunds: list[RefundCanceledNotice] = []
         self.receipts: list[ReceiptNotice] = []
         self.fiscal_refusals: list[FiscalRefusalNotice] = []
+        self.undelivered_events: list[EventUndeliveredNotice] = []
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         self.notices.append(notice)
@@ -158,6 +160,9 @@ class RecordingNotifier:
 
     async def receipt_ready(self, notice: ReceiptNotice) -> None:
         self.receipts.append(notice)
+
+    async def event_undelivered(self, notice: EventUndeliveredNotice) -> None:
+        self.undelivered_events.append(notice)
 
     async def fiscal_refused(self, notice: FiscalRefusalNotice) -> None:
         self.fiscal_refusals.append(notice)

@@ -168,3 +168,29 @@ def test_the_worker_refuses_to_start_without_what_the_receipts_need(tmp_path):
                             env={"PATH": "", "HOME": str(tmp_path), **BASE, **YOOKASSA, **stores}, timeout=60)
     assert result.returncode == 2
     assert "YOOKASSA_RECEIPTS: the shop's receipts need RECEIPT_TAX_SYSTEM_CODE" in result.stderr
+
+
+def test_events_settings_are_checked(tmp_path):
+    secret = "s" * 32
+    both = check_config(tmp_path, "--offline", EVENTS_URL="https://crm.example.org/hooks/ymds?token=abc",
+                        EVENTS_SECRET=secret)
+    assert both.returncode == 0, both.stderr
+    assert "events: signed and sent to https://crm.example.org\n" in both.stdout
+    assert "token=abc" not in both.stdout and secret not in both.stdout
+    assert "events: off (EVENTS_URL unset)" in check_config(tmp_path, "--offline").stdout
+
+    half = check_config(tmp_path, "--offline", EVENTS_URL="https://crm.example.org/hooks")
+    assert half.returncode == 2 and "EVENTS_URL and EVENTS_SECRET: set both or neither" in half.stderr
+    plain = check_config(tmp_path, "--offline", EVENTS_URL="http://crm.example.org/hooks", EVENTS_SECRET=secret)
+    assert plain.returncode == 2 and "EVENTS_URL: must be https:// in production" in plain.stderr
+    in_development = check_config(tmp_path, "--offline", ENVIRONMENT="development",
+                                  EVENTS_URL="http://127.0.0.1:9000/hooks", EVENTS_SECRET=secret)
+    assert in_development.returncode == 0, in_development.stderr
+    short = check_config(tmp_path, "--offline", EVENTS_URL="https://crm.example.org/hooks", EVENTS_SECRET="short")
+    assert short.returncode == 2 and "EVENTS_SECRET: at least 32 characters" in short.stderr
+    assert "short" not in short.stderr.replace("EVENTS_SECRET: at least", ""), "the secret is never echoed"
+    no_delays = check_config(tmp_path, "--offline", EVENTS_URL="https://crm.example.org/hooks", EVENTS_SECRET=secret,
+                             EVENTS_RETRY_INTERVALS="60,0")
+    assert no_delays.returncode == 2 and "EVENTS_RETRY_INTERVALS" in no_delays.stderr
+    timeout = check_config(tmp_path, "--offline", EVENTS_TIMEOUT_SECONDS="0")
+    assert timeout.returncode == 2 and "EVENTS_TIMEOUT_SECONDS" in timeout.stderr

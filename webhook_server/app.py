@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from billing.clock import Clock, utc_now
+from billing.events import outlet as events_outlet
 from billing.exports import major_units
 from billing.ledger import Ledger
 from billing.plans import Catalogue, load_plans
@@ -24,6 +25,7 @@ from settings import Settings
 from webhook_server import security_headers
 from webhook_server.admin import views as admin_views
 from webhook_server.client_ip import parse_networks
+from webhook_server.event_sender import close_outlet, event_outlet
 from webhook_server.http_transport import AiohttpTransport
 from webhook_server.keys import (
     CLOCK,
@@ -62,7 +64,7 @@ def create_app(settings: Settings, *, plans: Catalogue | None = None, clock: Clo
     templates = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     templates.globals["t"] = catalogue().texts(None)  # a view passes `t` in the page's language; this is the default
     templates.filters["money"] = major_units  # minor units as "1234.50", never through a float
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, http_ctx, sweeper_ctx])
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, events_ctx, http_ctx, sweeper_ctx])
     app[admin_views.LIMITER] = admin_views.LoginLimiter()
     app.add_routes(ROUTES)
     security_headers.install(app)  # headers on every answer; /static/ for the pages' stylesheet and scripts
@@ -90,6 +92,16 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LEDGER] = Ledger(queues, app[CLOCK])
     yield
     connection.close()
+
+
+async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbound events of this process (billing/events), when EVENTS_URL is set; the demo's and the tests'
+    in-process worker delivers through the same outlet."""
+    outlet = event_outlet(app[SETTINGS], app[QUEUES])
+    events_outlet.install(outlet)
+    yield
+    events_outlet.uninstall()
+    await close_outlet(outlet)
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:

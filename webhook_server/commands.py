@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from billing.clock import utc_now
+from billing.events.delivery import listed, replay
 from billing.extras import extra_json, extras, mark_refunded_by_hand
 from billing.ledger import Ledger
 from billing.reconciliation import parse_period, with_database
@@ -56,5 +57,32 @@ def extra_refunded(settings: Settings, provider: str, operation_id: str, *, by: 
     async def work() -> bool:
         now: datetime = utc_now()
         return await mark_refunded_by_hand(provider, operation_id, by=by, now=now) is not None
+
+    return with_database(settings, work)
+
+
+def replay_events(settings: Settings, *, since: datetime | None, event_id: str | None, failed_only: bool
+                  ) -> list[str]:
+    """`ymds events replay`: queue the chosen events for delivery again, under their own ids."""
+    if settings.redis_url == "memory://":
+        raise ConfigError("REDIS_URL: memory:// lives inside one process; point it at the Redis the workers use")
+
+    async def work() -> list[str]:
+        replayed = await replay(now=utc_now(), queue=queues_for(settings), since=since, event_id=event_id,
+                                failed_only=failed_only)
+        lines = [f"queued {event.event_id}  {event.type}  {event.created.isoformat()}  was {event.status.value} "
+                 f"after {len(event.attempts)} attempt(s)" for event in replayed]
+        return [*lines, f"{len(replayed)} event(s) queued for delivery"]
+
+    return with_database(settings, work)
+
+
+def list_events(settings: Settings, *, since: datetime | None, failed_only: bool) -> list[str]:
+    """`ymds events`: the events recorded, oldest first, with their delivery status."""
+    async def work() -> list[str]:
+        found = await listed(since=since, failed_only=failed_only)
+        lines = [f"{event.event_id}  {event.type}  {event.created.isoformat()}  {event.status.value}  "
+                 f"{len(event.attempts)} attempt(s)" for event in found]
+        return [*lines, f"{len(found)} event(s)"]
 
     return with_database(settings, work)

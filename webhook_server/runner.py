@@ -16,6 +16,7 @@ from aiohttp import web
 
 from billing import runtime
 from billing.clock import Clock, utc_now
+from billing.events import outlet as events_outlet
 from billing.ledger import Ledger
 from billing.networks import parse_networks
 from billing.plans import Catalogue
@@ -26,6 +27,7 @@ from bot.notifier import SEND_TIMEOUT_SECONDS, notifier_for
 from db import init_db
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
+from webhook_server.event_sender import close_outlet, event_outlet
 from webhook_server.payout_services import OwnSessionTransport, close_payout_services, payout_services
 from webhook_server.providers import ProviderRegistry, build_providers
 from webhook_server.renewal_services import PROVIDER_TIMEOUT_SECONDS, renewal_services, scheduler_lease
@@ -115,6 +117,8 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     transport = OwnSessionTransport(PROVIDER_TIMEOUT_SECONDS)  # the saved-method chargers' HTTP client
     providers = build_providers(settings, transport, plans)
     renewals = renewal_services(settings, queues, providers, utc_now)
+    outlet = event_outlet(settings, queues)  # outbound events, when EVENTS_URL is set (billing/events)
+    events_outlet.install(outlet)
     runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
                                        plans=plans, payouts=payouts, renewals=renewals,
                                        providers=providers.providers))
@@ -122,6 +126,8 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:
         runtime.uninstall()
+        events_outlet.uninstall()
+        loop.run_until_complete(close_outlet(outlet))
         loop.run_until_complete(telegram.close())
         loop.run_until_complete(close_payout_services(payouts))
         loop.run_until_complete(transport.close())
@@ -148,6 +154,7 @@ def run_scheduler_service(settings: Settings) -> None:
         services = renewal_services(settings, queues, providers, utc_now)
         sweeper = sweeper_for(settings, queues, providers, utc_now)
         lease = scheduler_lease(settings, queues.connection)
+        events_outlet.install(event_outlet(settings, queues))  # expiry records its events; the worker sends them
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -159,6 +166,7 @@ def run_scheduler_service(settings: Settings) -> None:
             await run_scheduler(services, lease, utc_now, interval=settings.scheduler_interval_seconds, stop=stop,
                                 sweeper=sweeper)
         finally:
+            events_outlet.uninstall()
             await transport.close()
             client.close()
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock
+from billing.events.changes import payout_settled
 from billing.payouts.claims import find_claim, get_claim, move
 from billing.payouts.settle import apply_payment, attach, poll_delay
 from billing.ports import PayoutQueue
@@ -152,5 +153,6 @@ async def _fail(claim: PayoutClaim, leaving: ClaimStatus | tuple[ClaimStatus, ..
         current = await find_claim(claim.label)
         return Resolved(Result.WRONG_STATE, current or claim)
     log.warning("payout claim %s marked failed by %s: %s", claim.label, record.by, reason)
+    await payout_settled(claim.label)
     await queue.enqueue_payout_notice(claim.label, ClaimStatus.FAILED.value)
     return Resolved(Result.DONE, await get_claim(claim.label))

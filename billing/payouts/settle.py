@@ -20,6 +20,7 @@ from enum import StrEnum
 from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock
+from billing.events.changes import payout_settled
 from billing.payouts.claims import find_claim, move
 from billing.ports import PayoutQueue
 from billing.providers.konsol import (
@@ -75,7 +76,8 @@ async def apply_payment(claim: PayoutClaim, payment: KonsolPayment, *, queue: Pa
     target = FINAL_TARGETS.get(state)
     if claim.status in FINAL_STATUSES:
         if target is claim.status:
-            await queue.enqueue_payout_notice(claim.label, target.value)  # a crash may have come between
+            await payout_settled(claim.label)  # recorded once: a crash may have come between
+            await queue.enqueue_payout_notice(claim.label, target.value)
             return Applied.DUPLICATE
         await alert_once(claim, f"conflict:{payment.status}",
                          f"konsol.pro now reports {payment.status!r}, the claim is {claim.status.value}", queue)
@@ -92,6 +94,7 @@ async def apply_payment(claim: PayoutClaim, payment: KonsolPayment, *, queue: Pa
                          unset=("card_encrypted",))
         settled = await find_claim(claim.label)
         if settled is not None and settled.status is target:
+            await payout_settled(claim.label)  # payout.paid / payout.failed (billing/events)
             await queue.enqueue_payout_notice(claim.label, target.value)
         if won:
             log.info("payout claim %s %s (konsol.pro %s %s)", claim.label, target.value, payment.id, payment.status)

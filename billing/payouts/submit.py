@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pymongo import ReturnDocument
 
 from billing.clock import Clock, utc_now
+from billing.events.changes import payout_settled
 from billing.payouts.cards import CardCipher, CardUnreadable
 from billing.payouts.claims import get_claim, move
 from billing.payouts.settle import alert_once, attach
@@ -162,5 +163,6 @@ async def _fail(claim: PayoutClaim, reason: str, queue: PayoutQueue, clock: Cloc
                   unset=("card_encrypted",)):
         log.warning("payout claim %s failed: %s %s", claim.label, reason, log_detail)
     if (await get_claim(claim.label)).status is ClaimStatus.FAILED:
+        await payout_settled(claim.label)
         await queue.enqueue_payout_notice(claim.label, ClaimStatus.FAILED.value)
     return ClaimStatus.FAILED.value

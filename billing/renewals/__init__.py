@@ -18,7 +18,7 @@ from typing import Protocol
 
 from billing.invoices import LinkIssuer
 from billing.ledger import Ledger
-from billing.ports import RenewalQueue
+from billing.ports import EventQueue, RenewalQueue
 from billing.providers.base import SavedMethodCharger
 from billing.refunds import RefundCheckQueue
 
@@ -43,8 +43,9 @@ class RenewalPolicy:
         return attempts > self.max_retries
 
 
-class SchedulerQueue(RenewalQueue, RefundCheckQueue, Protocol):
-    """What renewal jobs and the scheduler's tick enqueue: renewals, their notices, look-ups of pending refunds."""
+class SchedulerQueue(RenewalQueue, RefundCheckQueue, EventQueue, Protocol):
+    """What renewal jobs and the scheduler's tick enqueue: renewals, their notices, look-ups of pending refunds,
+    deliveries of outbound events."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 
 from billing.clock import Clock, utc_now
 from billing.errors import ProviderUnavailable, UnknownPlan
+from billing.events.changes import renewal_noticed
 from billing.invoices import create_invoice, find_invoice
 from billing.money import Money
 from billing.plans import Catalogue, Plan
@@ -185,7 +186,7 @@ async def _renewal_invoice(renewal: Renewal, plan: Plan, services: RenewalServic
     policy = services.policy
     lifetime = policy.lead + sum((policy.delay_after(n) for n in range(1, policy.max_retries + 1)), timedelta())
     try:
-        return await create_invoice(plan, renewal.user_id, now=now, label=renewal.label,
+        return await create_invoice(plan, renewal.user_id, now=now, label=renewal.label, renewal=True,
                                     ttl_seconds=int((lifetime + timedelta(days=1)).total_seconds()))
     except DuplicateKeyError:
         invoice = await find_invoice(renewal.label)
@@ -253,6 +254,8 @@ async def _declined(renewal: Renewal, attempt: int, result: ChargeResult, servic
              "current_period_end": renewal.period_end},
             {"$set": {"status": SubscriptionStatus.PAST_DUE.value, "updated_at": now}},
         )
+        await renewal_noticed(renewal.model_copy(update={"notice": notice, "last_reason": result.reason,
+                                                         "next_attempt_at": next_at}), now)
         await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), notice)
     log.warning("renewal of user %s attempt %d declined by %s (%s); next attempt at %s", renewal.user_id, attempt,
                 renewal.provider, result.reason, next_at.isoformat())
@@ -283,6 +286,7 @@ async def _give_up(renewal: Renewal, attempt: int, result: ChargeResult, service
          "status": {"$in": [SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value]}},
         {"$set": changes},
     )
+    await renewal_noticed(renewal.model_copy(update={"notice": notice, "last_reason": result.reason}), now)
     await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), notice)
     log.warning("renewal of user %s stopped after attempt %d (%s%s); subscription %s", renewal.user_id, attempt,
                 result.reason, ", hard decline" if result.hard else "", "expired" if ended else "runs to its end")

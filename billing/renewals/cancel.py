@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from billing.errors import BillingError, LedgerUnavailable
+from billing.events.changes import subscription_canceled
 from billing.plans import Catalogue
 from billing.ports import Notifier, RenewalEvent, RenewalNotice, RenewalQueue
 from billing.providers import PROVIDER_NAMES
@@ -56,6 +57,7 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
         return subscription  # on already (a CloudPayments subscription renewing it has no saved method of ours)
     if enabled and (subscription.payment_token is None or subscription.renewal_consent is None):
         raise NoSavedMethod(str(user_id))
+    was_renewing = renews_automatically(subscription)
     changes: dict[str, object] = {"auto_renew": enabled, "updated_at": now}
     if not enabled:
         changes["renewal_consent"] = None  # withdrawn: only the payment page's choice gives it again
@@ -64,6 +66,9 @@ async def set_auto_renew(user_id: int, enabled: bool, *, queue: RenewalQueue, no
     if not enabled:
         subscription.renewal_consent = None
     if not enabled:
+        if was_renewing:  # right after the write; the scheduler records it too while the saved method is kept
+            await subscription_canceled(user_id, subscription.plan, subscription.current_period_end,
+                                        reason="auto_renew_off", now=now)
         closed = await close_open_renewals(user_id, now, reason="auto-renewal turned off")
         await stop_bound(subscription, now, queue)  # the CloudPayments subscription renewing it, if any
         if subscription.payment_token is not None:

@@ -19,6 +19,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
+from billing.events.changes import expiries_recorded, renewal_noticed, subscription_canceled, subscription_expired
+from billing.events.delivery import due_deliveries
 from billing.ports import RenewalEvent
 from billing.promo import release_expired
 from billing.providers.cloudpayments.subscriptions import renewed_by_cloudpayments, scheduler_step
@@ -49,6 +51,7 @@ class TickReport:
     unconsented: int = 0  # auto-renewals found on without a recorded consent, turned off (billing/consent.py)
     charge_notices: int = 0  # notices of a coming charge, RENEWAL_NOTICE_DAYS ahead (charge_notices.py)
     refund_checks: int = 0  # look-ups of pending refunds sent to the queue (billing/refunds.py)
+    event_deliveries: int = 0  # outbound events (re)sent to the queue (billing/events/delivery.py)
     promo_released: int = 0  # promo uses given back by discounted invoices that expired unpaid (billing/promo.py)
 
 
@@ -66,6 +69,8 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.expired = await _expire(now, services)
     report.forgotten = await _forget_cancelled(services)
     report.promo_released = await release_expired(now, BATCH)
+    await expiries_recorded(now, BATCH)  # an expiry whose event a crash kept from the record (billing/events)
+    report.event_deliveries = await due_deliveries(now, services.queue)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):
         log.info("renewal tick: %d opened, %d attempts enqueued, %d reminded, %d expired", report.opened,
                  report.enqueued, report.reminded, report.expired)
@@ -115,6 +120,7 @@ async def _resend_notices(services: RenewalServices) -> int:
     count = 0
     async for renewal in unsent:
         assert renewal.notice is not None
+        await renewal_noticed(renewal, renewal.updated_at)  # its event too, recorded once (billing/events)
         await services.queue.enqueue_renewal_notice(renewal.user_id, period_ms(renewal.period_end), renewal.notice)
         count += 1
     return count
@@ -152,7 +158,9 @@ async def _expire(now: datetime, services: RenewalServices) -> int:
         if renewal is not None and renewal.status in OPEN_STATUSES:
             continue
         if renewal is None and subscription.payment_provider in services.policy.self_renewing:
-            await _mark_expired(subscription, now)  # the provider renews it; nothing to tell
+            if await _mark_expired(subscription, now):  # the provider renews it; nothing to tell the user
+                await subscription_expired(subscription.user_id, subscription.plan,
+                                           subscription.current_period_end, now=now)
             continue
         told_before = renewal is not None and renewal.status is RenewalStatus.FAILED and \
             renewal.notice is not None and renewal.notice.startswith(RenewalEvent.EXPIRED.value)
@@ -160,6 +168,8 @@ async def _expire(now: datetime, services: RenewalServices) -> int:
             await services.queue.enqueue_renewal_notice(subscription.user_id, period,
                                                         f"{RenewalEvent.EXPIRED.value}:0")
         if await _mark_expired(subscription, now):
+            await subscription_expired(subscription.user_id, subscription.plan, subscription.current_period_end,
+                                       now=now)
             count += 1
     return count
 
@@ -176,6 +186,9 @@ async def _forget_cancelled(services: RenewalServices) -> int:
     count = 0
     async for subscription in kept:
         assert subscription.payment_token is not None
+        if subscription.status is not SubscriptionStatus.EXPIRED:  # its event, should a crash have lost it
+            await subscription_canceled(subscription.user_id, subscription.plan, subscription.current_period_end,
+                                        reason="auto_renew_off", now=subscription.updated_at)
         await services.queue.enqueue_forget_method(subscription.user_id,
                                                    token_fingerprint(subscription.payment_token))
         count += 1

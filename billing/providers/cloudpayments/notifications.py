@@ -259,7 +259,7 @@ class Notifications:
                     prices=dict(subscription.amounts))
         try:
             await create_invoice(plan, subscription.user_id, now=self._now, ttl_seconds=RENEWAL_TTL_SECONDS,
-                                 label=label)
+                                 label=label, renewal=True)
             log.info("cloudpayments subscription %s renewed by transaction %s: invoice %s",
                      subscription.subscription_id, tx.transaction_id, label)
         except DuplicateKeyError:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from billing.errors import LedgerUnavailable
+from billing.events.changes import subscription_canceled
 from billing.invoices import find_invoice
 from billing.money import Money
 from billing.ports import RenewalEvent
@@ -241,6 +242,8 @@ async def status_changed(row: CloudPaymentsSubscription, status: str, now: datet
     log.info("cloudpayments ended subscription %s of user %s: %s", row.subscription_id, row.user_id, status)
     if local.current_period_end <= now:
         return
+    await subscription_canceled(row.user_id, local.plan, local.current_period_end,
+                                reason=f"cloudpayments: {status}", now=now)  # billing/events
     event = RenewalEvent.STOPPED if status == REJECTED else RenewalEvent.REMINDER
     await queue.enqueue_renewal_notice(row.user_id, period_ms(local.current_period_end), f"{event.value}:0")
     await Subscription.get_motor_collection().update_one(  # it had the link: the scheduler's reminder is not due

@@ -126,7 +126,7 @@ async def _renewal_invoice(original: Invoice, payment: StarsPayment, *, now: dat
     plan = Plan(name=original.plan, title=original.plan, period_days=original.period_days,
                 prices={CURRENCY: original.amounts[CURRENCY]})
     try:
-        await create_invoice(plan, payment.payer_id, now=now, ttl_seconds=ttl_seconds, label=label)
+        await create_invoice(plan, payment.payer_id, now=now, ttl_seconds=ttl_seconds, label=label, renewal=True)
     except DuplicateKeyError:
         pass  # made by an earlier delivery of this charge
     return label
