@@ -12,11 +12,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from billing.renewals.scheduler import tick
-from bot.main import make_bot
 from bot.notifier import TelegramNotifier
 from db.events import EventStatus, OutboundEvent
 from settings import Settings
-from tests.bot.conftest import ADMIN_CHAT_ID, BOT_TOKEN, Sleeps, fake_telegram
+from tests.bot.conftest import ADMIN_CHAT_ID, BOT_TOKEN, Sleeps, fake_telegram, telegram_notifier
 from tests.conftest import YOOMONEY_API_TOKEN, FrozenClock, make_settings
 from tests.events.conftest import EVENTS_SECRET, RETRIES
 from tests.helpers import new_invoice, notification, post_notification
@@ -56,9 +55,8 @@ def settings(yoomoney_emulator: tuple[Any, str], fake_telegram: tuple[FakeTelegr
 
 @pytest.fixture
 async def notifier(settings: Settings, clock: FrozenClock) -> AsyncIterator[TelegramNotifier]:
-    notifier = TelegramNotifier(make_bot(settings), admin_chat_id=ADMIN_CHAT_ID, clock=clock, sleep=Sleeps())
-    yield notifier
-    await notifier.close()
+    async with telegram_notifier(settings, admin_chat_id=ADMIN_CHAT_ID, clock=clock, sleep=Sleeps()) as notifier:
+        yield notifier
 
 
 async def test_a_receiver_that_never_answers_in_time_is_given_up_and_the_admin_chat_told_once(
