@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -132,10 +133,13 @@ async def signed_in(running: Deployment) -> AsyncIterator[tuple[aiohttp.ClientSe
     client.close()
 
 
-async def run(payments: int, redis_url: str) -> None:
+async def run(payments: int, redis_url: str, logs: Path | None = None) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     small = max(payments // 100, 1)
-    async with deployment(redis_url, 0, extra_env={"ADMIN_IDS": str(ADMIN_ID)}) as running, \
+    # the stand-in scans where MongoDB walks an index, so with the large ledger one command can keep the web
+    # process's heartbeat waiting for seconds: a patient connection keeps the server selectable meanwhile
+    settings = {"ADMIN_IDS": str(ADMIN_ID), "MONGODB_URI_OPTIONS": "&connectTimeoutMS=600000&socketTimeoutMS=600000"}
+    async with deployment(redis_url, 0, extra_env=settings, logs=logs) as running, \
             signed_in(running) as (session, database):
         started = time.perf_counter()
         seed(database, 0, small, now)
@@ -166,10 +170,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__)
     parser.add_argument("--payments", type=int, default=100_000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--logs", type=Path, help="a folder for each process's log")
     args = parser.parse_args()
     if args.payments < 100:
         parser.error("--payments must be at least 100 (the small ledger is 1 % of it)")
-    asyncio.run(run(args.payments, args.redis_url))
+    asyncio.run(run(args.payments, args.redis_url, args.logs))
 
 
 if __name__ == "__main__":

@@ -165,8 +165,8 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False, web_pro
                      logs: Path | None = None, extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
     """The database, the fake Bot API, `ymds web` (WEB_PROCESSES=`web_processes`), `workers` × `ymds worker` and,
     with `bot`, `ymds bot`; with `logs`, each process's log goes to a file there named after it; `extra_env` adds
-    settings to every service. With more than one web process, the "web" pids are the processes that answer (the
-    supervisor's children)."""
+    settings to every service (its MONGODB_URI_OPTIONS, e.g. "&connectTimeoutMS=600000", go on the URI). With
+    more than one web process, the "web" pids are the processes that answer (the supervisor's children)."""
     ymds = str(Path(sys.executable).with_name("ymds"))
     connection = redis.Redis.from_url(redis_url)
     strangers = len(Worker.all(connection=connection))  # registrations whose key expired are not counted
@@ -179,6 +179,7 @@ async def deployment(redis_url: str, workers: int, *, bot: bool = False, web_pro
         telegram = f"http://127.0.0.1:{telegram_port}"
         env = {**service_env(mongodb_port, redis_url, web_port, telegram), "WEB_PROCESSES": str(web_processes),
                **(extra_env or {})}
+        env["MONGODB_URI"] += env.pop("MONGODB_URI_OPTIONS", "")
         def log(name: str) -> Path | None:
             return logs / f"{name}.log" if logs else None
 
