@@ -23,6 +23,7 @@ from billing.ports import RenewalQueue
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
 from bot.routers import (
     admin,
+    chats,
     donate,
     fallback,
     payouts,
@@ -73,7 +74,7 @@ def build_dispatcher(
     LocaleMiddleware(messages, clock).setup(dp)
     dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
     dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
-    dp.include_routers(start.router(), subscribe.router(), trials.router(), promo.router(),
+    dp.include_routers(start.router(), subscribe.router(), chats.router(), trials.router(), promo.router(),
                        donate.router(),  # /donate: the donation page's link
                        renewals.router(), privacy.router(),  # /privacy, /deletedata
                        receipt_contact.router(),  # /email: where fiscal receipts go
@@ -82,16 +83,22 @@ def build_dispatcher(
     return dp
 
 
-async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings) -> None:
+async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings, plans: Plans) -> None:
     """The command menu in each language (the default one in English). A failure only loses the menu."""
     try:
         for language in LANGUAGES:
             t = catalogue.texts(language)
             commands = [BotCommand(command=name, description=t(f"command.{name}"))
-                        for name in (*MENU, *email_menu(settings), *stars_menu(settings), *PRIVACY_MENU)]
+                        for name in (*MENU, *access_menu(plans), *email_menu(settings), *stars_menu(settings),
+                                     *PRIVACY_MENU)]
             await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
     except TelegramAPIError as err:
         log.warning("could not set the bot's command menu: %s", err)
+
+
+def access_menu(plans: Plans) -> tuple[str, ...]:
+    """/access is in the menu when some plan grants private chats."""
+    return ("access",) if plans.managed_chats() else ()
 
 
 async def run_polling(settings: Settings, plans: Plans) -> None:

@@ -20,6 +20,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup
 
+from billing.chat_ports import AccessGranted, AccessRemoved
 from billing.clock import Clock, utc_now
 from billing.ports import (
     ExtraNotice,
@@ -36,6 +37,7 @@ from billing.ports import (
     RenewalNotice,
     ReversalNotice,
 )
+from bot.chat_admin import TelegramChats
 from bot.keyboards import hold_keyboard
 from bot.main import make_bot
 from bot.payouts_keyboards import decision_keyboard, resolution_keyboard
@@ -66,6 +68,10 @@ class TelegramNotifier:
         self._admin_texts = self._catalogue.texts(admin_language)
         self._clock = clock
         self._sleep = sleep
+
+    @property
+    def bot(self) -> Bot:
+        return self._bot
 
     async def close(self) -> None:
         await self._bot.session.close()
@@ -196,6 +202,23 @@ class TelegramNotifier:
                               admin_alert(self._admin_texts, notice),
                               markup=resolution_keyboard(notice.label, notice.event, self._admin_texts))
 
+    async def chat_access_granted(self, notice: AccessGranted) -> None:
+        """The links to the chats of the user's plan (billing/chat_access.py), once per notice key."""
+        t = await self._user_texts(notice.user_id)
+        links = "\n".join(notice.links)
+        await self._deliver(f"{notice.key}:user", notice.user_id,
+                            t("chats.access.user", plan=t.plan_title(notice.plan_title), links=links), user=True)
+
+    async def chat_access_removed(self, notice: AccessRemoved) -> None:
+        t = await self._user_texts(notice.user_id)
+        await self._deliver(f"{notice.key}:user", notice.user_id,
+                            t(f"chats.removed.{notice.reason}.user", plan=t.plan_title(notice.plan_title)), user=True)
+
+    async def chat_unmanageable(self, chat_id: int, problem: str, key: str) -> None:
+        """The bot cannot invite or remove in a plan's chat: the admin chat hears it once per key."""
+        await self._to_admins(f"{key}:admin", self._admin_texts("chats.unmanageable.admin", chat_id=chat_id,
+                                                                problem=problem))
+
     async def _user_texts(self, user_id: int) -> Texts:
         return self._catalogue.texts(await stored_language(user_id))
 
@@ -246,6 +269,11 @@ def notifier_for(settings: Settings) -> Notifier:
         return LogNotifier()
     return TelegramNotifier(make_bot(settings, timeout=SEND_TIMEOUT_SECONDS), admin_chat_id=settings.admin_chat_id,
                             admin_language=settings.admin_language)
+
+
+def chats_for(notifier: Notifier) -> TelegramChats | None:
+    """The worker's ChatAdmin: over the Telegram notifier's bot when BOT_TOKEN is set, else none."""
+    return TelegramChats(notifier.bot, notifier) if isinstance(notifier, TelegramNotifier) else None
 
 
 async def close_notifier(notifier: Notifier) -> None:

@@ -22,7 +22,7 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from billing.renewals.scheduler import run_scheduler
 from billing.sweep import Sweeper, reconcilers
-from bot.notifier import close_notifier, notifier_for
+from bot.notifier import chats_for, close_notifier, notifier_for
 from db import init_db
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
@@ -114,7 +114,8 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     renewals = renewal_services(settings, queues, providers, utc_now)
     runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
                                        plans=plans, payouts=payouts, renewals=renewals,
-                                       providers=providers.providers))
+                                       providers=providers.providers, chats=chats_for(notifier),
+                                       grace_days=settings.grace_days))
     try:
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from billing.chat_access import sweep_chats
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
 from billing.ports import RenewalEvent
@@ -50,6 +51,7 @@ class TickReport:
     charge_notices: int = 0  # notices of a coming charge, RENEWAL_NOTICE_DAYS ahead (charge_notices.py)
     refund_checks: int = 0  # look-ups of pending refunds sent to the queue (billing/refunds.py)
     promo_released: int = 0  # promo uses given back by discounted invoices that expired unpaid (billing/promo.py)
+    chat_removals: int = 0  # members of the plans' chats without access, queued for removal (billing/chat_access.py)
 
 
 async def tick(now: datetime, services: RenewalServices) -> TickReport:
@@ -66,6 +68,8 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.expired = await _expire(now, services)
     report.forgotten = await _forget_cancelled(services)
     report.promo_released = await release_expired(now, BATCH)
+    report.chat_removals = await sweep_chats(now, grace=timedelta(days=services.policy.grace_days),
+                                             queue=services.queue)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):
         log.info("renewal tick: %d opened, %d attempts enqueued, %d reminded, %d expired", report.opened,
                  report.enqueued, report.reminded, report.expired)

@@ -1,0 +1,60 @@
+"""The private chats a plan grants: /access (fresh one-time links) and the join requests of `join_requests` chats."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.types import ChatJoinRequest, Message
+
+from billing.chat_access import admit, fresh_links, granted_plan
+from billing.clock import Clock
+from billing.errors import ChatBusy
+from billing.plans import Catalogue as Plans
+from bot.chat_admin import TelegramChats
+from bot.texts import Texts
+
+log = logging.getLogger(__name__)
+
+
+def router() -> Router:
+    router = Router(name="chats")
+    router.message.register(access, Command("access"))
+    router.chat_join_request.register(join_request)
+    return router
+
+
+async def access(message: Message, t: Texts, plans: Plans, clock: Clock, bot: Bot) -> None:
+    assert message.from_user is not None
+    try:
+        granted = await fresh_links(message.from_user.id, chats=TelegramChats(bot), plans=plans, now=clock())
+    except ChatBusy:
+        await message.answer(t("access.unavailable"))
+        return
+    if granted is None:
+        await message.answer(t("access.none"))
+        return
+    plan, links = granted
+    if not links:  # the bot cannot invite in any of the plan's chats (logged; the worker tells the admin chat)
+        await message.answer(t("access.unavailable"))
+        return
+    await message.answer(t("access.links", plan=t.plan_title(plan.title), links="\n".join(links)))
+
+
+async def join_request(request: ChatJoinRequest, t: Texts, plans: Plans, clock: Clock, bot: Bot) -> None:
+    """A subscriber whose plan grants this chat is approved and recorded (the sweep follows them); anyone else is
+    declined and offered /subscribe in a private message (user_chat_id, valid for a while after the request)."""
+    user_id, chat_id = request.from_user.id, request.chat.id
+    plan = await granted_plan(user_id, plans, clock())
+    if plan is not None and chat_id in plan.chats:
+        await admit(user_id, chat_id, plan.name, clock())
+        await request.approve()
+        log.info("join request of user %s to chat %s approved (%s)", user_id, chat_id, plan.name)
+        return
+    await request.decline()
+    try:
+        await bot.send_message(request.user_chat_id, t("join.declined"))
+    except TelegramAPIError as err:  # the decline stands; the message is a courtesy
+        log.warning("could not tell user %s why their join request was declined: %s", user_id, err.message)
