@@ -3,6 +3,7 @@ HTTP: one-time invite links, ban then unban, join requests, the bot's rights, an
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
@@ -117,3 +118,18 @@ async def test_errors_on_demand_rate_limit_and_unknown_user(fake, bot, chat):
     assert await bot.ban_chat_member(CHAT, USER_ID)
     with pytest.raises(TelegramBadRequest, match="user not found"):
         await bot.unban_chat_member(CHAT, 0)
+
+
+async def test_a_person_joins_over_http_and_sees_the_members(fake_telegram, bot):
+    fake, url = fake_telegram
+    fake.groups.add_chat(CHAT)
+    link = await bot.create_chat_invite_link(CHAT, member_limit=1)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/fake/join", json={"chat_id": CHAT, "user_id": USER_ID,
+                                                         "link": link.invite_link}) as joined:
+            assert joined.status == 200 and (await joined.json())["joined"] is True
+        async with session.post(f"{url}/fake/join", data={"chat_id": str(CHAT), "user_id": str(OTHER_USER),
+                                                         "link": link.invite_link}) as refused:
+            assert refused.status == 403
+        async with session.get(f"{url}/fake/members") as members:
+            assert await members.json() == {str(CHAT): {str(USER_ID): "member"}}

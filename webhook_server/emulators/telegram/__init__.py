@@ -106,7 +106,7 @@ class FakeTelegram:
             web.post("/fake/send", self.send_view),
             web.post("/fake/press", self.press_view),
             web.post("/fake/redeliver", self.redeliver_view),
-            *self.stars.routes(self),
+            *self.stars.routes(self), *self.groups.routes(),
         ])
         app.on_shutdown.append(self._wake_pollers)
         return app

@@ -9,7 +9,8 @@ approveChatJoinRequest, declineChatJoinRequest, getChat, getChatMember, getChatA
   and without `only_if_banned` it also removes a member who was not banned;
 - the bot acts only where it is an administrator with the right for the act (can_invite_users,
   can_restrict_members): otherwise 400 "not enough rights"; removed from the chat, 403.
-Tests set chats up with `add_chat`, move users with `join` / `request_join`, and read `status`.
+Tests set chats up with `add_chat`, move users with `join` / `request_join`, and read `status`; a person joins
+through `POST /fake/join` and sees who is where at `GET /fake/members` (`ymds fake-telegram --chat -100...`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
 
 if TYPE_CHECKING:
     from webhook_server.emulators.telegram import FakeTelegram
@@ -64,6 +67,23 @@ class FakeChat:
 class FakeChats:
     chats: dict[int, FakeChat] = field(default_factory=dict)
     clock: Callable[[], int] = field(default=lambda: int(time.time()))  # the fake's own clock, for expire_date
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/fake/join", self.join_view), web.get("/fake/members", self.members_view)]
+
+    async def join_view(self, request: web.Request) -> web.Response:
+        """A person opens an invite link: form or JSON chat_id, user_id, link; 403 when the link admits nobody."""
+        form = await request.json() if request.content_type == "application/json" else dict(await request.post())
+        chat_id, user_id = _int(form.get("chat_id")), _int(form.get("user_id"))
+        if chat_id not in self.chats or user_id is None:
+            return web.json_response({"joined": False, "error": "unknown chat_id or user_id"}, status=400)
+        joined = self.join(chat_id, user_id, str(form.get("link") or ""))
+        return web.json_response({"joined": joined}, status=200 if joined else 403)
+
+    async def members_view(self, request: web.Request) -> web.Response:
+        """Who is in each chat, and who was banned: {chat_id: {user_id: status}}."""
+        return web.json_response({str(chat.id): {str(user): status for user, status in chat.members.items()}
+                                  for chat in self.chats.values()})
 
     def methods(self, fake: FakeTelegram) -> dict[str, Method]:
         return {
