@@ -20,6 +20,7 @@ from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
+from bot.chats_check import warn_unready_chats
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
 from bot.routers import (
     admin,
@@ -80,6 +81,7 @@ def build_dispatcher(
                        receipt_contact.router(),  # /email: where fiscal receipts go
                        admin.router(frozenset(settings.admin_ids)), fallback.router())
     dp.startup.register(set_commands)
+    dp.startup.register(warn_unready_chats)  # a plan's chat where the bot cannot invite or ban, logged
     return dp
 
 

@@ -1,11 +1,11 @@
-"""Admin commands (/stats, /invoice, /grant) and the Confirm button of held payments, for ADMIN_IDS only: the
+"""Admin commands (/stats, /invoice, /grant, /chats) and the Confirm button of held payments, for ADMIN_IDS only: the
 AdminOnly middleware refuses others."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
@@ -18,6 +18,7 @@ from billing.ledger import Ledger
 from billing.money import Money
 from billing.orders import item_title
 from billing.plans import Catalogue as Plans
+from bot.chats_check import check_chats
 from bot.holds import confirm_pressed
 from bot.keyboards import HoldConfirm
 from bot.middlewares import AdminOnly
@@ -38,9 +39,28 @@ def router(admin_ids: frozenset[int]) -> Router:
     router.message.register(grant_plan, Command("grant"))
     router.message.register(create_promo, Command("newpromo"))
     router.message.register(dashboard_link, Command("dashboard"))
+    router.message.register(chats_status, Command("chats"))
     router.callback_query.middleware(AdminOnly(admin_ids))
     router.callback_query.register(confirm_pressed, HoldConfirm.filter())
     return router
+
+
+async def chats_status(message: Message, t: Texts, plans: Plans, bot: Bot) -> None:
+    """Each chat a plan grants and what the bot lacks there (the rights to invite users and to ban)."""
+    checks = await check_chats(bot, plans)
+    if not checks:
+        await message.answer(t("admin.chats.none"))
+        return
+    lines = []
+    for check in checks:
+        name = check.title or str(check.chat_id)
+        if check.ready:
+            lines.append(t("admin.chats.ready", chat=name, chat_id=check.chat_id, plans=", ".join(check.plans)))
+        else:
+            lines.append(t("admin.chats.missing", chat=name, chat_id=check.chat_id, plans=", ".join(check.plans),
+                           missing=", ".join(t(f"admin.chats.right.{right}") for right in check.missing),
+                           error=check.error or "—"))
+    await message.answer("\n".join(lines))
 
 
 async def stats(message: Message, t: Texts, clock: Clock) -> None:

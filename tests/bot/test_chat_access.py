@@ -16,7 +16,7 @@ from billing.renewals.scheduler import tick
 from bot.main import build_dispatcher
 from bot.notifier import chats_for
 from db.chats import ChatAccess, ChatAccessStatus
-from tests.bot.conftest import ADMIN_CHAT_ID, USER_ID, last_text, send
+from tests.bot.conftest import ADMIN_CHAT_ID, ADMIN_ID, USER_ID, last_text, send
 from tests.helpers import new_invoice, notification, post_notification
 from webhook_server.keys import LEDGER, PROVIDERS, QUEUES, SETTINGS
 from webhook_server.renewal_services import renewal_services
@@ -211,3 +211,18 @@ async def test_join_requests_of_subscribers_are_approved_and_others_declined_wit
     await run_tick(client, clock)
     await chat_worker.drain()
     assert chats.status(CHAT, USER_ID) == "left"
+
+
+async def test_chats_shows_admins_each_chat_and_the_rights_the_bot_lacks(fake, chats, dispatcher, bot):
+    chats.take_rights(OTHER_CHAT, can_invite_users=True)
+    await send(dispatcher, bot, "/chats", user_id=ADMIN_ID)
+    ready, missing = last_text(fake, ADMIN_ID).splitlines()
+    assert ready.startswith("✅ Members only (-1001234567890), plans month")
+    assert str(OTHER_CHAT) in missing and "Ban users" in missing and "Invite" not in missing
+
+    chats.take_rights(CHAT, kicked=True)
+    await send(dispatcher, bot, "/chats", user_id=ADMIN_ID)
+    assert "kicked" in last_text(fake, ADMIN_ID).splitlines()[0]
+
+    await send(dispatcher, bot, "/chats")
+    assert "Members only" not in last_text(fake, USER_ID), "for ADMIN_IDS only"
