@@ -28,7 +28,7 @@ from db.chats import ChatAccess, ChatAccessStatus
 log = logging.getLogger(__name__)
 
 LINK_LIFETIME = timedelta(days=1)
-EXPIRED, REFUNDED = "expired", "refunded"
+EXPIRED, REFUNDED, UNPAID = "expired", "refunded", "unpaid"
 BATCH = 500
 
 
@@ -108,7 +108,13 @@ async def remove_access(user_id: int, chat_id: int, reason: str, *, chats: ChatA
     row = await ChatAccess.find_one(ChatAccess.user_id == user_id, ChatAccess.chat_id == chat_id)
     if row is None or row.status is not ChatAccessStatus.INVITED:
         return False
-    if keeps_access(await get_subscription(user_id), now, grace=grace if reason == EXPIRED else timedelta(0)):
+    subscription = await get_subscription(user_id)
+    if reason == UNPAID:
+        plan = await granted_plan(user_id, plans, now)
+        if plan is not None and chat_id in plan.chats:
+            await admit(user_id, chat_id, plan.name, now)  # subscribed since joining: followed as a subscriber
+            return False
+    elif keeps_access(subscription, now, grace=grace if reason == EXPIRED else timedelta(0)):
         return False
     try:
         await chats.remove_member(chat_id, user_id)
@@ -122,6 +128,31 @@ async def remove_access(user_id: int, chat_id: int, reason: str, *, chats: ChatA
         {"$set": {"status": ChatAccessStatus.REMOVED.value, "removed_at": now, "removal_reason": reason}})
     log.info("user %s removed from chat %s (%s)", user_id, chat_id, reason)
     return result.modified_count == 1
+
+
+async def member_joined(user_id: int, chat_id: int, *, plans: Catalogue, now: datetime, queue: ChatQueue) -> str:
+    """Someone joined a managed chat (a `chat_member` update): a subscriber whose plan grants it is recorded, a
+    whitelisted member left alone, anyone else (a link shared by a subscriber) recorded and queued for removal."""
+    row = await ChatAccess.find_one(ChatAccess.user_id == user_id, ChatAccess.chat_id == chat_id)
+    if row is not None and row.status is ChatAccessStatus.WHITELISTED:
+        return "whitelisted"
+    plan = await granted_plan(user_id, plans, now)
+    if plan is not None and chat_id in plan.chats:
+        await admit(user_id, chat_id, plan.name, now)
+        return "admitted"
+    row = await _row(user_id, chat_id, row.plan if row is not None else "")
+    await ChatAccess.get_motor_collection().update_one(
+        {"_id": row.id}, {"$set": {"status": ChatAccessStatus.INVITED.value, "invited_at": now}})
+    await queue.schedule_chat_removal(user_id, chat_id, UNPAID, period_ms(now))
+    log.warning("user %s joined chat %s without a subscription: queued for removal", user_id, chat_id)
+    return "removing"
+
+
+async def whitelist(user_id: int, chat_id: int, now: datetime) -> None:
+    """An admin's `/chats allow`: the member stays in the chat whatever their subscription."""
+    row = await _row(user_id, chat_id, "")
+    await ChatAccess.get_motor_collection().update_one(
+        {"_id": row.id}, {"$set": {"status": ChatAccessStatus.WHITELISTED.value, "invited_at": now}})
 
 
 async def remove_after_refund(user_id: int, queue: ChatQueue) -> int:

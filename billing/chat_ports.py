@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class AccessGranted:
 class AccessRemoved:
     user_id: int
     plan_title: str
-    reason: str  # "expired" or "refunded"
+    reason: str  # "expired", "refunded" or "unpaid" (joined without a subscription)
     key: str
 
 
@@ -52,6 +52,7 @@ class ChatAdmin(Protocol):
         ...
 
 
+@runtime_checkable
 class ChatQueue(Protocol):
     def enqueue_chat_access(self, user_id: int, period_end: int) -> None:
         """Give the user links to the chats of their plan for the period ending at `period_end` (Unix ms); the

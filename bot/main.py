@@ -16,6 +16,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
+from billing.chat_ports import ChatQueue
 from billing.clock import Clock, utc_now
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
@@ -68,8 +69,9 @@ def build_dispatcher(
     locale middleware. The ledger (for /grant) may be set later: `dp["ledger"] = ...`. Polling passes
     `retry_outages`; webhook mode leaves the retries to Telegram."""
     messages = texts or catalogue()
+    chat_queue = renewal_queue if isinstance(renewal_queue, ChatQueue) else None  # removals from the plans' chats
     dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages,
-                    renewal_queue=renewal_queue)
+                    renewal_queue=renewal_queue, chat_queue=chat_queue)
     if retry_outages is not None:
         dp.update.outer_middleware(retry_outages)  # inside aiogram's error middleware, around routing
     LocaleMiddleware(messages, clock).setup(dp)

@@ -13,6 +13,7 @@ from db.record import Record
 class ChatAccessStatus(StrEnum):
     INVITED = "invited"  # a link was given (or a join request approved): the user may be inside
     REMOVED = "removed"  # banned then unbanned after the subscription ended: out, and free to rejoin later
+    WHITELISTED = "whitelisted"  # an admin's `/chats allow`: never removed, whatever their subscription
 
 
 class ChatAccess(Record):

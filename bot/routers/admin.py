@@ -10,6 +10,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from billing.admin_access import issue_login_token
+from billing.chat_access import whitelist
 from billing.clock import Clock
 from billing.errors import UnknownPlan
 from billing.grants import grant
@@ -45,8 +46,13 @@ def router(admin_ids: frozenset[int]) -> Router:
     return router
 
 
-async def chats_status(message: Message, t: Texts, plans: Plans, bot: Bot) -> None:
-    """Each chat a plan grants and what the bot lacks there (the rights to invite users and to ban)."""
+async def chats_status(message: Message, command: CommandObject, t: Texts, plans: Plans, bot: Bot,
+                       clock: Clock) -> None:
+    """Each chat a plan grants and what the bot lacks there (the rights to invite users and to ban);
+    `/chats allow USER_ID CHAT_ID` whitelists a member, who is then never removed from that chat."""
+    if command.args:
+        await _allow(message, command.args.split(), t, plans, clock)
+        return
     checks = await check_chats(bot, plans)
     if not checks:
         await message.answer(t("admin.chats.none"))
@@ -61,6 +67,15 @@ async def chats_status(message: Message, t: Texts, plans: Plans, bot: Bot) -> No
                            missing=", ".join(t(f"admin.chats.right.{right}") for right in check.missing),
                            error=check.error or "—"))
     await message.answer("\n".join(lines))
+
+
+async def _allow(message: Message, args: list[str], t: Texts, plans: Plans, clock: Clock) -> None:
+    ids = [int(arg) for arg in args[1:] if arg.lstrip("-").isdigit()]
+    if len(args) != 3 or args[0] != "allow" or len(ids) != 2 or ids[1] not in plans.managed_chats():
+        await message.answer(t("admin.chats.allow_usage"))
+        return
+    await whitelist(ids[0], ids[1], clock())
+    await message.answer(t("admin.chats.allowed", user_id=ids[0], chat_id=ids[1]))
 
 
 async def stats(message: Message, t: Texts, clock: Clock) -> None:

@@ -1,15 +1,18 @@
-"""The private chats a plan grants: /access (fresh one-time links) and the join requests of `join_requests` chats."""
+"""The private chats a plan grants: /access (fresh one-time links), the join requests of `join_requests` chats,
+and the `chat_member` updates of someone joining."""
 
 from __future__ import annotations
 
 import logging
 
 from aiogram import Bot, Router
+from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command
-from aiogram.types import ChatJoinRequest, Message
+from aiogram.filters import JOIN_TRANSITION, ChatMemberUpdatedFilter, Command
+from aiogram.types import ChatJoinRequest, ChatMemberUpdated, Message
 
-from billing.chat_access import admit, fresh_links, granted_plan
+from billing.chat_access import admit, fresh_links, granted_plan, member_joined as joined
+from billing.chat_ports import ChatQueue
 from billing.clock import Clock
 from billing.errors import ChatBusy
 from billing.plans import Catalogue as Plans
@@ -23,6 +26,7 @@ def router() -> Router:
     router = Router(name="chats")
     router.message.register(access, Command("access"))
     router.chat_join_request.register(join_request)
+    router.chat_member.register(member_joined, ChatMemberUpdatedFilter(member_status_changed=JOIN_TRANSITION))
     return router
 
 
@@ -41,6 +45,21 @@ async def access(message: Message, t: Texts, plans: Plans, clock: Clock, bot: Bo
         await message.answer(t("access.unavailable"))
         return
     await message.answer(t("access.links", plan=t.plan_title(plan.title), links="\n".join(links)))
+
+
+async def member_joined(event: ChatMemberUpdated, plans: Plans, clock: Clock,
+                        chat_queue: ChatQueue | None = None) -> None:
+    """Someone joined a managed chat: a subscriber is recorded, anyone else (a shared link) removed by a job,
+    unless an admin whitelisted them (`/chats allow`). Admins and bots are left alone."""
+    member = event.new_chat_member
+    if event.chat.id not in plans.managed_chats() or member.user.is_bot or \
+            member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR):
+        return
+    if chat_queue is None:
+        log.warning("user %s joined chat %s; no queue to check them against subscriptions", member.user.id,
+                    event.chat.id)
+        return
+    await joined(member.user.id, event.chat.id, plans=plans, now=clock(), queue=chat_queue)
 
 
 async def join_request(request: ChatJoinRequest, t: Texts, plans: Plans, clock: Clock, bot: Bot) -> None:

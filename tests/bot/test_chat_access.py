@@ -226,3 +226,22 @@ async def test_chats_shows_admins_each_chat_and_the_rights_the_bot_lacks(fake, c
 
     await send(dispatcher, bot, "/chats")
     assert "Members only" not in last_text(fake, USER_ID), "for ADMIN_IDS only"
+
+
+async def test_someone_joining_through_a_shared_link_is_removed_unless_whitelisted(
+        client, chat_worker, fake, chats, dispatcher, bot):
+    await pay(client)
+    await chat_worker.drain()
+    own, shared_link = links_in(last_text(fake, USER_ID))[0], (await bot.create_chat_invite_link(CHAT)).invite_link
+    await dispatcher.feed_raw_update(bot, await chats.joins(fake, CHAT, USER_ID, own))
+    stranger, friend = USER_ID + 1, USER_ID + 2
+    await send(dispatcher, bot, f"/chats allow {friend} {CHAT}", user_id=ADMIN_ID)
+    assert str(friend) in last_text(fake, ADMIN_ID)
+    for user_id in (stranger, friend):
+        await dispatcher.feed_raw_update(bot, await chats.joins(fake, CHAT, user_id, shared_link))
+    await chat_worker.drain()
+
+    assert chats.is_member(CHAT, USER_ID), "the subscriber stays"
+    assert chats.status(CHAT, stranger) == "left" and "/subscribe" in last_text(fake, stranger)
+    assert chats.is_member(CHAT, friend), "whitelisted"
+    assert [int(p["user_id"]) for p in fake.sent("banChatMember")] == [stranger]

@@ -126,6 +126,22 @@ class FakeChats:
         chat.members[user_id] = "member"
         return True
 
+    async def joins(self, fake: FakeTelegram, chat_id: int, user_id: int, link: str) -> dict[str, Any] | None:
+        """`join`, and when it made a member the `chat_member` update Telegram sends an admin bot (it names the
+        link used); None when the link admitted nobody."""
+        chat = self.chats[chat_id]
+        before = chat.members.get(user_id, "left")
+        if not self.join(chat_id, user_id, link) or before in IN_CHAT:
+            return None
+        invite = chat.links[link]
+        return await fake.queue_update({"chat_member": {
+            "chat": self._chat_object(chat), "from": _person(user_id), "date": self.clock(),
+            "old_chat_member": {"status": before, "user": _person(user_id), **({"until_date": 0}
+                                                                               if before == "kicked" else {})},
+            "new_chat_member": {"status": "member", "user": _person(user_id)},
+            "invite_link": {**self._link_object(invite, 0), "creator": {"id": OWNER_ID, "is_bot": False,
+                                                                        "first_name": "Owner"}}}})
+
     async def request_join(self, fake: FakeTelegram, chat_id: int, user_id: int, *, first_name: str = "Ivan",
                            language_code: str = "en") -> dict[str, Any]:
         """The user asks to join a chat that admits by request: the bot gets a chat_join_request update."""
