@@ -77,11 +77,13 @@ async def _links(user_id: int, plan: Plan, chats: ChatAdmin, now: datetime, *, p
     links = []
     for chat_id in plan.chats:
         row = await _row(user_id, chat_id, plan.name)
-        if period is not None and row.link_period == period and row.invite_link is not None \
-                and row.status is ChatAccessStatus.INVITED:
-            links.append(row.invite_link)  # a re-run of the same period's job: the link already given
+        given = row.invite_link is not None and row.status is ChatAccessStatus.INVITED
+        if period is not None and given and row.link_period == period:
+            links.append(row.invite_link or "")  # a re-run of the same period's job: the link already given
             continue
         try:
+            if period is not None and given and await chats.has_member(chat_id, user_id):
+                continue  # a renewal of a member already inside: no new link to send
             link = await chats.invite_link(chat_id, user_id, expire_at=now + LINK_LIFETIME,
                                            join_request=plan.join_requests)
         except ChatUnmanageable as err:
@@ -167,13 +169,24 @@ async def remove_after_refund(user_id: int, queue: ChatQueue) -> int:
 
 
 async def sweep_chats(now: datetime, *, grace: timedelta, queue: ChatQueue) -> int:
-    """Every recorded member without access, queued for removal; how many."""
-    count = 0
-    async for row in ChatAccess.find(ChatAccess.status == ChatAccessStatus.INVITED).limit(BATCH):
-        if not keeps_access(await get_subscription(row.user_id), now, grace=grace):
-            await queue.schedule_chat_removal(row.user_id, row.chat_id, EXPIRED, _since(row))
-            count += 1
-    return count
+    """Every recorded member without access, queued for removal; how many. All of them each tick, a page of
+    rows and one query for their subscriptions at a time."""
+    count, after = 0, None
+    while True:
+        query: dict[str, object] = {"status": ChatAccessStatus.INVITED.value}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        rows = await ChatAccess.find(query).sort("_id").limit(BATCH).to_list()
+        if not rows:
+            return count
+        users = list({row.user_id for row in rows})
+        found = await Subscription.find({"user_id": {"$in": users}}).to_list()
+        subscriptions = {subscription.user_id: subscription for subscription in found}
+        for row in rows:
+            if not keeps_access(subscriptions.get(row.user_id), now, grace=grace):
+                await queue.schedule_chat_removal(row.user_id, row.chat_id, EXPIRED, _since(row))
+                count += 1
+        after = rows[-1].id
 
 
 async def report_unmanageable(chats: ChatAdmin, err: ChatUnmanageable, now: datetime) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from billing import chat_access
 from billing.chat_access import EXPIRED, grant_access
 from billing.plans import Catalogue, load_plans
 from billing.renewals.scheduler import tick
@@ -113,9 +114,10 @@ async def test_access_gives_fresh_links_to_a_subscriber_and_subscribe_to_anyone_
 
 
 async def test_the_paid_user_joins_and_expiry_past_the_grace_removes_and_tells_them(
-        client, chat_worker, fake, chats, clock):
+        client, chat_worker, fake, chats, clock, monkeypatch):
     """The issue's Done when: paid → link → joined through it → the period and GRACE_DAYS pass → the scheduler's
     tick → banned then unbanned in every chat of the plan, told why with /subscribe."""
+    monkeypatch.setattr(chat_access, "BATCH", 1)  # the sweep pages through every row, not only the first page
     await pay(client)
     await chat_worker.drain()
     for chat_id, link in zip((CHAT, OTHER_CHAT), links_in(last_text(fake, USER_ID)), strict=True):
@@ -142,13 +144,16 @@ async def test_the_paid_user_joins_and_expiry_past_the_grace_removes_and_tells_t
     assert len(fake.sent("banChatMember")) == 2, "recorded: the next sweep removes nobody twice"
 
 
-async def test_a_renewed_subscriber_is_left_inside(client, chat_worker, fake, chats, clock):
+async def test_a_renewed_subscriber_is_left_inside_and_given_a_link_only_where_they_are_not(
+        client, chat_worker, fake, chats, clock):
     await pay(client)
     await chat_worker.drain()
     assert chats.join(CHAT, USER_ID, links_in(last_text(fake, USER_ID))[0])
     clock.now += timedelta(days=29)
     await pay(client)
     await chat_worker.drain()
+    assert [int(p["chat_id"]) for p in fake.sent("createChatInviteLink")] == [CHAT, OTHER_CHAT, OTHER_CHAT]
+    assert len(links_in(last_text(fake, USER_ID))) == 1
 
     clock.now += timedelta(days=2)
     await run_tick(client, clock)
