@@ -250,3 +250,14 @@ async def test_someone_joining_through_a_shared_link_is_removed_unless_whitelist
     assert chats.status(CHAT, stranger) == "left" and "/subscribe" in last_text(fake, stranger)
     assert chats.is_member(CHAT, friend), "whitelisted"
     assert [int(p["user_id"]) for p in fake.sent("banChatMember")] == [stranger]
+
+
+async def test_a_chat_without_the_right_to_invite_is_reported_and_the_other_links_still_go_out(
+        client, chat_worker, fake, chats):
+    chats.take_rights(OTHER_CHAT, can_restrict_members=True)
+    await pay(client)
+    await chat_worker.drain()
+
+    assert len(links_in(last_text(fake, USER_ID))) == 1
+    [alert] = [m["text"] for m in fake.bot_messages(ADMIN_CHAT_ID) if str(OTHER_CHAT) in m["text"]]
+    assert "not enough rights" in alert
