@@ -124,7 +124,7 @@ async def remove_access(user_id: int, chat_id: int, reason: str, *, chats: ChatA
         await report_unmanageable(chats, err, now)
         raise  # the job fails, the row stays `invited`: the next sweep sends the job round again
     await chats.access_removed(AccessRemoved(user_id, plans.title(row.plan), reason,
-                                             key=f"chat-removed:{user_id}:{chat_id}:{row.link_period}"))
+                                             key=f"chat-removed:{user_id}:{chat_id}:{_since(row)}"))
     result = await ChatAccess.get_motor_collection().update_one(
         {"_id": row.id, "status": ChatAccessStatus.INVITED.value},
         {"$set": {"status": ChatAccessStatus.REMOVED.value, "removed_at": now, "removal_reason": reason}})

@@ -261,3 +261,17 @@ async def test_a_chat_without_the_right_to_invite_is_reported_and_the_other_link
     assert len(links_in(last_text(fake, USER_ID))) == 1
     [alert] = [m["text"] for m in fake.bot_messages(ADMIN_CHAT_ID) if str(OTHER_CHAT) in m["text"]]
     assert "not enough rights" in alert
+
+
+async def test_a_former_member_who_pays_again_rejoins_and_is_removed_and_told_again(client, chat_worker, fake, chats,
+                                                                                   clock):
+    for round_ in (1, 2):
+        await pay(client)
+        await chat_worker.drain()
+        assert chats.join(CHAT, USER_ID, links_in(last_text(fake, USER_ID))[0]), f"round {round_}: joins"
+        clock.now += timedelta(days=31)
+        await run_tick(client, clock)
+        await chat_worker.drain()
+        assert chats.status(CHAT, USER_ID) == "left"
+    removed = [m["text"] for m in fake.bot_messages(USER_ID) if "removed" in m["text"]]
+    assert len(removed) == 4, "told for each chat, each time"
