@@ -123,6 +123,20 @@ class RqQueues:
             provider, operation_id,
         )
 
+    def enqueue_chat_access(self, user_id: int, period_end: int) -> None:
+        self._enqueue_once(self.notices, f"chat-access-{user_id}-{period_end}", jobs.grant_chat_access, user_id,
+                           period_end, alert=True)
+
+    # no failure alert: a removal that failed (429 past its retries, the bot without rights, which the admin chat
+    # hears of once a day) is sent round again by the scheduler's next sweep
+    def enqueue_chat_removal(self, user_id: int, chat_id: int, reason: str, since: int) -> None:
+        self._enqueue_once(self.notices, f"chat-removal-{user_id}-{abs(chat_id)}-{reason}-{since}",
+                           jobs.remove_from_chat, user_id, chat_id, reason)
+
+    async def schedule_chat_removal(self, user_id: int, chat_id: int, reason: str, since: int) -> None:
+        await self._from_loop(self.notices, f"chat-removal-{user_id}-{abs(chat_id)}-{reason}-{since}",
+                              jobs.remove_from_chat, user_id, chat_id, reason)
+
     async def enqueue_refund_check(self, provider: str, refund_id: str, check: int) -> None:
         await self._from_loop(self.fulfilment, job_id("refund-check", provider, f"{refund_id}:{check}"),
                               jobs.check_pending_refund, provider, refund_id, check, alert=True)

@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     reminder_days: int = Field(default=3, ge=0)  # remind users without a saved method this many days ahead
     renewal_notice_days: int = Field(default=3, ge=0)  # tell of every automatic charge this many days ahead; 0: never
     scheduler_interval_seconds: float = Field(default=60, gt=0)
+    # Private chats a plan grants (plans.toml `chats`): a member stays this many days after the subscription ended
+    grace_days: int = Field(default=0, ge=0, le=365)
     # `ymds scheduler` asks each provider with an API for the payments of this window, this often
     reconcile_interval_seconds: float = Field(default=300, gt=0)
     reconcile_window_hours: int = Field(default=72, gt=0, le=24 * 90)

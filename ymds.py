@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8081)
     fake.add_argument("--token", default=None, help="accept only this bot token (default: any well-formed one)")
+    fake.add_argument("--chat", type=int, action="append", default=[], metavar="CHAT_ID",
+                      help="a private supergroup where the bot is an admin (plans.toml chats); repeatable")
     fake.set_defaults(command=cmd_fake_telegram)
     reconcile = sub.add_parser("reconcile", help="ask a provider for a period's payments and record what the "
                                "ledger lacks (payme, stars: compare and print the mismatches)")
@@ -308,7 +310,12 @@ def cmd_fake_telegram(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     announce = (f"fake Telegram Bot API on {base}\n  chat with the bot in a browser: {base}/\n"
                 f"  run the bot against it: TELEGRAM_API_URL={base} BOT_TOKEN=123456:ABC ymds demo")
-    web.run_app(FakeTelegram(token=args.token).app(), host=args.host, port=args.port,
+    telegram = FakeTelegram(token=args.token)
+    for chat_id in args.chat:
+        telegram.groups.add_chat(chat_id, f"Private chat {chat_id}")
+    if args.chat:
+        announce += f"\n  join a chat through an invite link the bot sent: POST {base}/fake/join chat_id, user_id, link"
+    web.run_app(telegram.app(), host=args.host, port=args.port,
                 print=lambda _: print(announce, flush=True))
     return 0
 

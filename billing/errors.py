@@ -35,3 +35,17 @@ class ProviderUnavailable(BillingError):
 
 class OperationNotRecorded(InvoiceNotFound):
     """A job names an operation the ledger does not hold; the routes always record first."""
+
+
+class ChatUnmanageable(BillingError):
+    """The bot cannot act in a plan's chat: removed from it, or no longer an admin with the right to invite or
+    ban (Telegram's 403, or 400 "not enough rights"). Retrying does not help; the owner must fix the chat."""
+
+    def __init__(self, chat_id: int, problem: str) -> None:
+        super().__init__(f"chat {chat_id}: {problem}")
+        self.chat_id = chat_id
+        self.problem = problem
+
+
+class ChatBusy(BillingError):
+    """Telegram asked to wait (429) before the next call about a chat: the job raises and RQ retries it later."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+from billing.chat_access import grant_access, remove_access
 from billing.events import outlet as events_outlet
 from billing.events.delivery import deliver
 from billing.extras import settle_extra
 from billing.fulfilment import successful_payment_callback
-from billing.notices import send_hold_notice, send_payment_notice, send_reversal_notice
+from billing.notices import remove_after_reversal, send_hold_notice, send_payment_notice, send_reversal_notice
 from billing.payouts import PayoutServices
 from billing.payouts.claims import expire
 from billing.payouts.notices import send_payout_notice
@@ -21,6 +25,8 @@ from billing.renewals.cancel import forget_saved_method
 from billing.renewals.notices import send_renewal_notice
 from billing.reversal import reverse_payment
 from billing.runtime import JobRuntime, current
+
+log = logging.getLogger(__name__)
 
 
 def fulfil_payment(provider: str, operation_id: str, label: str) -> str:
@@ -98,9 +104,30 @@ def notify_hold(provider: str, operation_id: str) -> bool:
 
 
 def notify_reversal(provider: str, operation_id: str) -> bool:
+    """The notice of a reversed payment; the refunded user's chats are queued for removal first."""
     runtime = current()
+    runtime.run(remove_after_reversal(provider, operation_id, runtime.notices))
     return bool(runtime.run(send_reversal_notice(provider, operation_id, notifier=runtime.notifier,
                                                  clock=runtime.clock)))
+
+
+def grant_chat_access(user_id: int, period: int) -> int:
+    """Links to the private chats of the user's plan for one paid period (billing/chat_access.py)."""
+    runtime = current()
+    if runtime.chats is None:
+        log.warning("user %s: no links to the plan's chats, BOT_TOKEN is unset in this worker", user_id)
+        return 0
+    return int(runtime.run(grant_access(user_id, period, chats=runtime.chats, plans=runtime.plans,
+                                        now=runtime.clock())))
+
+
+def remove_from_chat(user_id: int, chat_id: int, reason: str) -> bool:
+    """Take a user without access out of one of the plans' chats (billing/chat_access.py)."""
+    runtime = current()
+    if runtime.chats is None:
+        raise RuntimeError("removing a member from a chat needs BOT_TOKEN in this worker")
+    return bool(runtime.run(remove_access(user_id, chat_id, reason, chats=runtime.chats, plans=runtime.plans,
+                                          now=runtime.clock(), grace=timedelta(days=runtime.grace_days))))
 
 
 def create_payout(label: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from billing.chat_access import remove_after_refund
+from billing.chat_ports import ChatQueue
 from billing.clock import Clock
 from billing.invoices import get_invoice
 from billing.ledger import find_operation
@@ -11,6 +13,7 @@ from billing.money import Money
 from billing.orders import item_title
 from billing.plans import Catalogue
 from billing.ports import HoldNotice, NoticeQueue, Notifier, PaymentNotice, ReversalNotice
+from billing.renewals.periods import period_ms
 from billing.subscriptions import get_subscription
 from db import Operation, OperationStatus
 
@@ -47,6 +50,8 @@ async def send_payment_notice(
             receipt_url=operation.receipt_url,
         )
     )
+    if notices is not None and subscription is not None and plans.chats(invoice.plan):
+        notices.enqueue_chat_access(invoice.user_id, period_ms(subscription.current_period_end))
     now = clock()
     sent: dict[str, object] = {"notified_at": now}
     if operation.receipt_url is not None:
@@ -84,6 +89,18 @@ async def send_reversal_notice(provider: str, operation_id: str, *, notifier: No
         {"_id": operation.id, "reversal_notified_at": None}, {"$set": {"reversal_notified_at": clock()}}
     )
     return True
+
+
+async def remove_after_reversal(provider: str, operation_id: str, queue: ChatQueue) -> int:
+    """A reversed payment that had paid a plan's period: the user's chats are queued for removal, which leaves
+    them in when another paid period still runs (billing/chat_access.py)."""
+    operation = await find_operation(provider, operation_id)
+    if operation is None or operation.status is not OperationStatus.REVERSED:
+        return 0
+    invoice = await get_invoice(operation.label)
+    if invoice.plan is None or invoice.paid_by != operation.key:
+        return 0
+    return await remove_after_refund(invoice.user_id, queue)
 
 
 async def send_hold_notice(provider: str, operation_id: str, *, notifier: Notifier) -> bool:

@@ -25,6 +25,8 @@ class Plan:
     renews_monthly: bool = False  # sold in Telegram Stars as a 30-day subscription Telegram renews itself
     trial_days: int | None = None  # a free first period, once per Telegram user ever (billing/trials.py)
     receipt: PlanReceipt = NO_OVERRIDES  # plans.toml `receipt = {...}`: its fiscal data, over the shop's defaults
+    chats: tuple[int, ...] = ()  # plans.toml `chats = [-100...]`: the private channels and groups it grants
+    join_requests: bool = False  # those chats admit by join request (the bot approves subscribers), not by link
 
     def price(self, currency: str) -> Money | None:
         minor = self.prices.get(currency)
@@ -56,6 +58,19 @@ class Catalogue:
 
     def names(self) -> list[str]:
         return list(self._plans)
+
+    def chats(self, name: str | None) -> tuple[int, ...]:
+        """The chats the plan grants; none for a plan removed since its invoice (billing/chat_access.py)."""
+        plan = self._plans.get(name) if name is not None else None
+        return plan.chats if plan else ()
+
+    def managed_chats(self) -> dict[int, list[Plan]]:
+        """Every chat some plan grants, with the plans that grant it."""
+        granted: dict[int, list[Plan]] = {}
+        for plan in self._plans.values():
+            for chat_id in plan.chats:
+                granted.setdefault(chat_id, []).append(plan)
+        return granted
 
 
 def load_plans(path: Path) -> Catalogue:
@@ -103,5 +118,23 @@ def _parse_plan(path: Path, name: str, table: Any) -> Plan:
         receipt = parse_receipt(where, table.get("receipt"))
     except ValueError as err:
         raise PlansFileError(str(err)) from None
+    chats, join_requests = _parse_chats(where, table)
     return Plan(name=name, title=title, period_days=period, prices=dict(prices), renews_monthly=renews,
-                trial_days=trial_days, receipt=receipt)
+                trial_days=trial_days, receipt=receipt, chats=chats, join_requests=join_requests)
+
+
+def _parse_chats(where: str, table: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
+    """`chats`: the ids of supergroups and channels (negative integers, as the Bot API gives them), each once;
+    `join_requests`: true or false, and true only with chats to admit into."""
+    chats = table.get("chats", [])
+    if not isinstance(chats, list) or any(not isinstance(chat, int) or isinstance(chat, bool) or chat >= 0
+                                          for chat in chats):
+        raise PlansFileError(f"{where}: chats must be a list of chat ids, negative integers such as -1001234567890")
+    if len(set(chats)) != len(chats):
+        raise PlansFileError(f"{where}: chats lists a chat twice")
+    join_requests = table.get("join_requests", False)
+    if not isinstance(join_requests, bool):
+        raise PlansFileError(f"{where}: join_requests must be true or false")
+    if join_requests and not chats:
+        raise PlansFileError(f"{where}: join_requests = true needs chats to admit into")
+    return tuple(chats), join_requests

@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from billing.chat_ports import ChatQueue
 from billing.money import Money
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class FulfilmentQueue(Protocol):
         ...
 
 
-class NoticeQueue(Protocol):
+class NoticeQueue(ChatQueue, Protocol):
     def enqueue_payment_notice(self, provider: str, operation_id: str) -> None:
         """Enqueue the notice of an applied payment (called from inside a worker job)."""
         ...

@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from billing.chat_ports import ChatAdmin
 from billing.clock import Clock, utc_now
 from billing.plans import Catalogue
 from billing.ports import NoticeQueue, Notifier
@@ -35,6 +36,8 @@ class JobRuntime:
     payouts: PayoutServices | None = None  # konsol.pro's client and the card cipher, when payouts are configured
     renewals: RenewalServices | None = None  # the chargers of saved methods, the ledger, the renewal policy
     providers: Mapping[str, Any] = field(default_factory=dict)  # the enabled provider objects (extra refunds)
+    chats: ChatAdmin | None = None  # the Bot API in the plans' private chats (bot/chat_admin.py), with BOT_TOKEN
+    grace_days: int = 0  # GRACE_DAYS: how long after the end a member stays in the chats
 
 
 _installed: list[JobRuntime] = []

@@ -16,14 +16,17 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
+from billing.chat_ports import ChatQueue
 from billing.clock import Clock, utc_now
 from billing.events import outlet as events_outlet
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
 from billing.ports import RenewalQueue
+from bot.chats_check import warn_unready_chats
 from bot.middlewares import ForgivingCallbackAnswers, LocaleMiddleware, RetryOutages
 from bot.routers import (
     admin,
+    chats,
     donate,
     fallback,
     payouts,
@@ -68,32 +71,40 @@ def build_dispatcher(
     locale middleware. The ledger (for /grant) may be set later: `dp["ledger"] = ...`. Polling passes
     `retry_outages`; webhook mode leaves the retries to Telegram."""
     messages = texts or catalogue()
+    chat_queue = renewal_queue if isinstance(renewal_queue, ChatQueue) else None  # removals from the plans' chats
     dp = Dispatcher(settings=settings, plans=plans, clock=clock, ledger=ledger, catalogue=messages,
-                    renewal_queue=renewal_queue)
+                    renewal_queue=renewal_queue, chat_queue=chat_queue)
     if retry_outages is not None:
         dp.update.outer_middleware(retry_outages)  # inside aiogram's error middleware, around routing
     LocaleMiddleware(messages, clock).setup(dp)
     dp.include_router(stars.router(settings))  # Telegram Stars: payments, /renewal, /paysupport, /stars_refund
     dp.include_router(payouts.router(settings))  # /payout claims, the admin chat's Accept/Reject, /balance
-    dp.include_routers(start.router(), subscribe.router(), trials.router(), promo.router(),
+    dp.include_routers(start.router(), subscribe.router(), chats.router(), trials.router(), promo.router(),
                        donate.router(),  # /donate: the donation page's link
                        renewals.router(), privacy.router(),  # /privacy, /deletedata
                        receipt_contact.router(),  # /email: where fiscal receipts go
                        admin.router(frozenset(settings.admin_ids)), fallback.router())
     dp.startup.register(set_commands)
+    dp.startup.register(warn_unready_chats)  # a plan's chat where the bot cannot invite or ban, logged
     return dp
 
 
-async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings) -> None:
+async def set_commands(bot: Bot, catalogue: Catalogue, settings: Settings, plans: Plans) -> None:
     """The command menu in each language (the default one in English). A failure only loses the menu."""
     try:
         for language in LANGUAGES:
             t = catalogue.texts(language)
             commands = [BotCommand(command=name, description=t(f"command.{name}"))
-                        for name in (*MENU, *email_menu(settings), *stars_menu(settings), *PRIVACY_MENU)]
+                        for name in (*MENU, *access_menu(plans), *email_menu(settings), *stars_menu(settings),
+                                     *PRIVACY_MENU)]
             await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
     except TelegramAPIError as err:
         log.warning("could not set the bot's command menu: %s", err)
+
+
+def access_menu(plans: Plans) -> tuple[str, ...]:
+    """/access is in the menu when some plan grants private chats."""
+    return ("access",) if plans.managed_chats() else ()
 
 
 async def run_polling(settings: Settings, plans: Plans) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from billing.chat_ports import AccessGranted, AccessRemoved
 from billing.clock import Clock, utc_now
 from billing.ports import (
     EventUndeliveredNotice,
@@ -35,6 +36,7 @@ from billing.ports import (
 )
 from billing.providers.base import HttpTransport
 from bot.bot_api import BotApi, BotApiBadRequest, BotApiForbidden, BotApiRetryAfter, InlineKeyboard, bot_api_for
+from bot.chat_admin import TelegramChats
 from bot.notice_keyboards import cancel_renewal_keyboard, decision_keyboard, hold_keyboard, resolution_keyboard
 from bot.payouts_texts import ADMIN_OUTCOMES, admin_alert, admin_outcome, claim_summary, user_notice
 from bot.texts import Catalogue, Texts, catalogue
@@ -62,6 +64,10 @@ class TelegramNotifier:
         self._admin_texts = self._catalogue.texts(admin_language)
         self._clock = clock
         self._sleep = sleep
+
+    @property
+    def api(self) -> BotApi:
+        return self._bot
 
     async def payment_accepted(self, notice: PaymentNotice) -> None:
         if notice.period_end is None:
@@ -196,6 +202,23 @@ class TelegramNotifier:
                               admin_alert(self._admin_texts, notice),
                               markup=resolution_keyboard(notice.label, notice.event, self._admin_texts))
 
+    async def chat_access_granted(self, notice: AccessGranted) -> None:
+        """The links to the chats of the user's plan (billing/chat_access.py), once per notice key."""
+        t = await self._user_texts(notice.user_id)
+        links = "\n".join(notice.links)
+        await self._deliver(f"{notice.key}:user", notice.user_id,
+                            t("chats.access.user", plan=t.plan_title(notice.plan_title), links=links), user=True)
+
+    async def chat_access_removed(self, notice: AccessRemoved) -> None:
+        t = await self._user_texts(notice.user_id)
+        await self._deliver(f"{notice.key}:user", notice.user_id,
+                            t(f"chats.removed.{notice.reason}.user", plan=t.plan_title(notice.plan_title)), user=True)
+
+    async def chat_unmanageable(self, chat_id: int, problem: str, key: str) -> None:
+        """The bot cannot invite or remove in a plan's chat: the admin chat hears it once per key."""
+        await self._to_admins(f"{key}:admin", self._admin_texts("chats.unmanageable.admin", chat_id=chat_id,
+                                                                problem=problem))
+
     async def _user_texts(self, user_id: int) -> Texts:
         return self._catalogue.texts(await stored_language(user_id))
 
@@ -247,3 +270,8 @@ def notifier_for(settings: Settings, transport: HttpTransport) -> Notifier:
     if api is None:
         return LogNotifier()
     return TelegramNotifier(api, admin_chat_id=settings.admin_chat_id, admin_language=settings.admin_language)
+
+
+def chats_for(notifier: Notifier) -> TelegramChats | None:
+    """The worker's ChatAdmin: over the Telegram notifier's Bot API client when BOT_TOKEN is set, else none."""
+    return TelegramChats(notifier.api, notifier) if isinstance(notifier, TelegramNotifier) else None

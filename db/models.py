@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from db.admin import ADMIN_DOCUMENTS
+from db.chats import CHAT_DOCUMENTS
 from db.click import ClickAttempt, ClickCounter
 from db.click_receipts import ClickReceipt
 from db.cloudpayments import CLOUDPAYMENTS_DOCUMENTS
@@ -204,3 +205,4 @@ DOCUMENT_MODELS += TRIAL_DOCUMENTS
 DOCUMENT_MODELS += PROMO_DOCUMENTS
 DOCUMENT_MODELS += ADMIN_DOCUMENTS
 DOCUMENT_MODELS += EVENT_DOCUMENTS
+DOCUMENT_MODELS += CHAT_DOCUMENTS

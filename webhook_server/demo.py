@@ -20,7 +20,7 @@ from billing.donations import donation_url
 from billing.invoices import create_invoice, pay_link
 from billing.plans import Catalogue
 from billing.renewals.scheduler import run_scheduler
-from bot.notifier import notifier_for
+from bot.notifier import chats_for, notifier_for
 from settings import Environment, Settings
 from webhook_server.app import create_app
 from webhook_server.emulators import EMULATORS
@@ -159,7 +159,8 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     payouts = payout_services(settings, app[QUEUES])  # against the konsol.pro emulator
     renewals = renewal_services(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])
     worker = InProcessWorker(app[QUEUES], asyncio.get_running_loop(), app[PLANS], notifier=notifier,
-                             payouts=payouts, renewals=renewals, clock=app[CLOCK], providers=app[PROVIDERS].providers)
+                             payouts=payouts, renewals=renewals, clock=app[CLOCK], providers=app[PROVIDERS].providers,
+                             chats=chats_for(notifier), grace_days=settings.grace_days)
     worker.start()
     stop = asyncio.Event()
     sweeper = sweeper_for(settings, app[QUEUES], app[PROVIDERS], app[CLOCK])

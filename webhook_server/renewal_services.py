@@ -24,7 +24,7 @@ def renewal_policy(settings: Settings) -> RenewalPolicy:
     self_renewing = {STARS}  # Telegram renews Stars subscriptions itself
     return RenewalPolicy(retry_intervals=tuple(settings.retry_intervals), max_retries=settings.max_retries,
                          lead=timedelta(seconds=settings.renewal_lead_seconds), reminder_days=settings.reminder_days,
-                         charge_notice_days=settings.renewal_notice_days,
+                         charge_notice_days=settings.renewal_notice_days, grace_days=settings.grace_days,
                          self_renewing=frozenset(self_renewing))
 
 

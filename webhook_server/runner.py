@@ -23,7 +23,7 @@ from billing.plans import Catalogue
 from billing.ports import LogNotifier
 from billing.renewals.scheduler import run_scheduler
 from billing.sweep import Sweeper, reconcilers
-from bot.notifier import SEND_TIMEOUT_SECONDS, notifier_for
+from bot.notifier import SEND_TIMEOUT_SECONDS, chats_for, notifier_for
 from db import init_db
 from rq_access import DueJobs, RqQueues, connect, make_worker
 from settings import Settings
@@ -121,7 +121,8 @@ def run_worker(settings: Settings, plans: Catalogue, *, burst: bool = False) -> 
     events_outlet.install(outlet)
     runtime.install(runtime.JobRuntime(run=loop.run_until_complete, notices=queues, notifier=notifier,
                                        plans=plans, payouts=payouts, renewals=renewals,
-                                       providers=providers.providers))
+                                       providers=providers.providers, chats=chats_for(notifier),
+                                       grace_days=settings.grace_days))
     try:
         make_worker(queues.connection).work(burst=burst, with_scheduler=True)
     finally:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+from billing.chat_ports import ChatQueue
 from billing.invoices import LinkIssuer
 from billing.ledger import Ledger
 from billing.ports import EventQueue, RenewalQueue
@@ -33,6 +34,7 @@ class RenewalPolicy:
     reminder_days: int = 3
     charge_notice_days: int = 3  # RENEWAL_NOTICE_DAYS: the notice before an automatic charge
     self_renewing: frozenset[str] = field(default_factory=frozenset)  # providers that renew by themselves
+    grace_days: int = 0  # GRACE_DAYS: a former subscriber stays in the plan's chats this long (billing/chat_access.py)
 
     def delay_after(self, attempt: int) -> timedelta:
         """How long after the `attempt`-th declined charge (1-based) the next one runs."""
@@ -43,9 +45,9 @@ class RenewalPolicy:
         return attempts > self.max_retries
 
 
-class SchedulerQueue(RenewalQueue, RefundCheckQueue, EventQueue, Protocol):
+class SchedulerQueue(RenewalQueue, RefundCheckQueue, EventQueue, ChatQueue, Protocol):
     """What renewal jobs and the scheduler's tick enqueue: renewals, their notices, look-ups of pending refunds,
-    deliveries of outbound events."""
+    deliveries of outbound events, removals from the plans' chats."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from billing.chat_access import sweep_chats
 from billing.consent import stop_unconsented
 from billing.errors import LedgerUnavailable
 from billing.events.changes import expiries_recorded, renewal_noticed, subscription_canceled, subscription_expired
@@ -53,6 +54,7 @@ class TickReport:
     refund_checks: int = 0  # look-ups of pending refunds sent to the queue (billing/refunds.py)
     event_deliveries: int = 0  # outbound events (re)sent to the queue (billing/events/delivery.py)
     promo_released: int = 0  # promo uses given back by discounted invoices that expired unpaid (billing/promo.py)
+    chat_removals: int = 0  # members of the plans' chats without access, queued for removal (billing/chat_access.py)
 
 
 async def tick(now: datetime, services: RenewalServices) -> TickReport:
@@ -71,6 +73,8 @@ async def tick(now: datetime, services: RenewalServices) -> TickReport:
     report.promo_released = await release_expired(now, BATCH)
     await expiries_recorded(now, BATCH)  # an expiry whose event a crash kept from the record (billing/events)
     report.event_deliveries = await due_deliveries(now, services.queue)
+    report.chat_removals = await sweep_chats(now, grace=timedelta(days=services.policy.grace_days),
+                                             queue=services.queue)
     if any((report.opened, report.enqueued, report.reminded, report.expired)):
         log.info("renewal tick: %d opened, %d attempts enqueued, %d reminded, %d expired", report.opened,
                  report.enqueued, report.reminded, report.expired)

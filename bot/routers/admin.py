@@ -1,15 +1,16 @@
-"""Admin commands (/stats, /invoice, /grant) and the Confirm button of held payments, for ADMIN_IDS only: the
+"""Admin commands (/stats, /invoice, /grant, /chats) and the Confirm button of held payments, for ADMIN_IDS only: the
 AdminOnly middleware refuses others."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from billing.admin_access import issue_login_token
+from billing.chat_access import whitelist
 from billing.clock import Clock
 from billing.errors import UnknownPlan
 from billing.grants import grant
@@ -18,6 +19,7 @@ from billing.ledger import Ledger
 from billing.money import Money
 from billing.orders import item_title
 from billing.plans import Catalogue as Plans
+from bot.chats_check import check_chats
 from bot.holds import confirm_pressed
 from bot.keyboards import HoldConfirm
 from bot.middlewares import AdminOnly
@@ -38,9 +40,42 @@ def router(admin_ids: frozenset[int]) -> Router:
     router.message.register(grant_plan, Command("grant"))
     router.message.register(create_promo, Command("newpromo"))
     router.message.register(dashboard_link, Command("dashboard"))
+    router.message.register(chats_status, Command("chats"))
     router.callback_query.middleware(AdminOnly(admin_ids))
     router.callback_query.register(confirm_pressed, HoldConfirm.filter())
     return router
+
+
+async def chats_status(message: Message, command: CommandObject, t: Texts, plans: Plans, bot: Bot,
+                       clock: Clock) -> None:
+    """Each chat a plan grants and what the bot lacks there (the rights to invite users and to ban);
+    `/chats allow USER_ID CHAT_ID` whitelists a member, who is then never removed from that chat."""
+    if command.args:
+        await _allow(message, command.args.split(), t, plans, clock)
+        return
+    checks = await check_chats(bot, plans)
+    if not checks:
+        await message.answer(t("admin.chats.none"))
+        return
+    lines = []
+    for check in checks:
+        name = check.title or str(check.chat_id)
+        if check.ready:
+            lines.append(t("admin.chats.ready", chat=name, chat_id=check.chat_id, plans=", ".join(check.plans)))
+        else:
+            lines.append(t("admin.chats.missing", chat=name, chat_id=check.chat_id, plans=", ".join(check.plans),
+                           missing=", ".join(t(f"admin.chats.right.{right}") for right in check.missing),
+                           error=check.error or "—"))
+    await message.answer("\n".join(lines))
+
+
+async def _allow(message: Message, args: list[str], t: Texts, plans: Plans, clock: Clock) -> None:
+    ids = [int(arg) for arg in args[1:] if arg.lstrip("-").isdigit()]
+    if len(args) != 3 or args[0] != "allow" or len(ids) != 2 or ids[1] not in plans.managed_chats():
+        await message.answer(t("admin.chats.allow_usage"))
+        return
+    await whitelist(ids[0], ids[1], clock())
+    await message.answer(t("admin.chats.allowed", user_id=ids[0], chat_id=ids[1]))
 
 
 async def stats(message: Message, t: Texts, clock: Clock) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from billing.errors import PlansFileError, UnknownPlan
 from billing.fiscal import FiscalItem, FiscalShop, fiscal_item
 from billing.money import Money
 from billing.plan_receipt import PlanReceipt
 from billing.plans import Catalogue, Plan, load_plans
+from settings import Settings
 
 REPO_PLANS = Path(__file__).resolve().parents[2] / "plans.toml"
 
@@ -229,3 +231,41 @@ def test_a_bad_receipt_field_is_named_with_its_plan(tmp_path: Path, receipt: str
 def test_a_receipt_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     text = GOOD + 'receipt = "vat 20%"\n'
     assert "plan 'month': receipt must be a table" in plans_error(write(tmp_path, text))
+
+
+CHATS = GOOD + "chats = [-1001234567890, -1009876543210]\n"
+
+
+def test_plan_lists_the_chats_it_grants(tmp_path: Path) -> None:
+    catalogue = load_plans(write(tmp_path, CHATS + "join_requests = true\n"))
+    month = catalogue.get("month")
+    assert month.chats == (-1001234567890, -1009876543210) and month.join_requests
+    assert catalogue.chats("month") == month.chats and catalogue.chats("gone") == () and catalogue.chats(None) == ()
+    assert catalogue.managed_chats() == {-1001234567890: [month], -1009876543210: [month]}
+
+
+def test_a_plan_without_chats_grants_none_and_admits_by_link(tmp_path: Path) -> None:
+    month = load_plans(write(tmp_path, GOOD)).get("month")
+    assert month.chats == () and not month.join_requests
+
+
+@pytest.mark.parametrize("chats", ['"-100123"', '["-100123"]', "[100123]", "[0]", "[true]", "[-1.5]",
+                                   "[-100123, -100123]"])
+def test_bad_chats_is_an_error_naming_the_plan(tmp_path: Path, chats: str) -> None:
+    message = plans_error(write(tmp_path, GOOD + f"chats = {chats}\n"))
+    assert "plan 'month'" in message and "chats" in message
+
+
+@pytest.mark.parametrize("extra", ['chats = [-100123]\njoin_requests = "yes"\n', "join_requests = true\n"])
+def test_bad_join_requests_is_an_error_naming_the_plan(tmp_path: Path, extra: str) -> None:
+    message = plans_error(write(tmp_path, GOOD + extra))
+    assert "plan 'month'" in message and "join_requests" in message
+
+
+def test_grace_days_defaults_to_none_and_refuses_a_negative(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).grace_days == 0
+    monkeypatch.setenv("GRACE_DAYS", "3")
+    assert Settings(_env_file=None).grace_days == 3
+    monkeypatch.setenv("GRACE_DAYS", "-1")
+    with pytest.raises(ValidationError, match="grace_days"):
+        Settings(_env_file=None)

@@ -79,6 +79,7 @@ async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
     bot, dispatcher, settings = app[TELEGRAM_BOT], app[TELEGRAM_DISPATCHER], app[SETTINGS]
     dispatcher["ledger"] = app[LEDGER]
     dispatcher["renewal_queue"] = app[QUEUES]
+    dispatcher["chat_queue"] = app[QUEUES]  # removals from the plans' chats (bot/routers/chats.py)
     await dispatcher.emit_startup(bot=bot, **dispatcher.workflow_data)
     try:
         await bot.set_webhook(f"{settings.public_base_url.rstrip('/')}{WEBHOOK_PATH}",

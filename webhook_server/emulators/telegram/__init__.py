@@ -2,7 +2,8 @@
 
 It answers the methods the bot calls with minimal valid objects, records every call, holds
 `getUpdates` open until an update is queued, can be told to fail a method (429 with
-`retry_after`, 403 "bot was blocked", 5xx, a refused answerCallbackQuery) and delivers updates to a
+`retry_after`, 403 "bot was blocked", 5xx, a refused answerCallbackQuery), keeps channels and supergroups
+with their members, invite links and bans (chats.py), and delivers updates to a
 webhook when one is set, redelivering those not answered 2xx as Telegram does (webhook.py). Like
 Telegram it refuses a second answer to one callback query (a redelivered button press).
 A person drives it from a browser at `/` (a small chat page: type /subscribe, press the buttons);
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from webhook_server.emulators.telegram.chat_page import render_chat
+from webhook_server.emulators.telegram.chats import FakeChats
 from webhook_server.emulators.telegram.stars import FakeStars
 from webhook_server.emulators.telegram.webhook import WebhookOutbox
 
@@ -83,6 +85,7 @@ class FakeTelegram:
     webhook: dict[str, Any] | None = None
     commands: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     stars: FakeStars = field(default_factory=FakeStars)  # Telegram Stars: invoices, payments, refunds
+    groups: FakeChats = field(default_factory=FakeChats)  # channels and supergroups: members, invite links, bans
     outbox: WebhookOutbox = field(default_factory=WebhookOutbox)  # webhook deliveries and redeliveries
     callback_answers: dict[str, int] = field(default_factory=dict)  # query id (of user_presses) → answers taken
     _updates: list[dict[str, Any]] = field(default_factory=list)
@@ -103,7 +106,7 @@ class FakeTelegram:
             web.post("/fake/send", self.send_view),
             web.post("/fake/press", self.press_view),
             web.post("/fake/redeliver", self.redeliver_view),
-            *self.stars.routes(self),
+            *self.stars.routes(self), *self.groups.routes(),
         ])
         app.on_shutdown.append(self._wake_pollers)
         return app
@@ -137,7 +140,7 @@ class FakeTelegram:
             "deletemessage": _true, "setmycommands": self._set_commands, "deletemycommands": _true,
             "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._webhook_info, "getupdates": self._get_updates, "close": _true,
-            **self.stars.methods(self),
+            **self.stars.methods(self), **self.groups.methods(self),
         }
 
     def _raise_injected(self, method: str, params: dict[str, Any]) -> None:
