@@ -49,7 +49,11 @@ def router(admin_ids: frozenset[int]) -> Router:
 async def chats_status(message: Message, command: CommandObject, t: Texts, plans: Plans, bot: Bot,
                        clock: Clock) -> None:
     """Each chat a plan grants and what the bot lacks there (the rights to invite users and to ban);
-    `/chats allow USER_ID CHAT_ID` whitelists a member, who is then never removed from that chat."""
+    `/chats allow USER_ID CHAT_ID` whitelists a member, who is then never removed from that chat; `/chats import
+    CHAT_ID USER_ID...` whitelists the members already inside when a chat is first managed."""
+    if command.args and command.args.split()[0] == "import":
+        await _import(message, command.args.split()[1:], t, plans, clock)
+        return
     if command.args:
         await _allow(message, command.args.split(), t, plans, clock)
         return
@@ -76,6 +80,23 @@ async def _allow(message: Message, args: list[str], t: Texts, plans: Plans, cloc
         return
     await whitelist(ids[0], ids[1], clock())
     await message.answer(t("admin.chats.allowed", user_id=ids[0], chat_id=ids[1]))
+
+
+MAX_IMPORT = 1000  # ids per message; a larger chat is imported in several
+
+
+async def _import(message: Message, args: list[str], t: Texts, plans: Plans, clock: Clock) -> None:
+    """`/chats import CHAT_ID USER_ID...`: the members already inside when a chat is first managed stay (the Bot
+    API cannot list a chat's members, so the owner gives their ids, e.g. exported from a Telegram app)."""
+    numbers = [arg for arg in args if arg.lstrip("-").isdigit() and len(arg) <= 20]
+    if len(numbers) < 2 or len(numbers) != len(args) or int(numbers[0]) not in plans.managed_chats() or \
+            len(numbers) > MAX_IMPORT + 1 or any(not 0 < int(user) < MAX_TELEGRAM_ID for user in numbers[1:]):
+        await message.answer(t("admin.chats.import_usage"))
+        return
+    chat_id, users = int(numbers[0]), sorted({int(user) for user in numbers[1:]})
+    for user_id in users:
+        await whitelist(user_id, chat_id, clock())
+    await message.answer(t("admin.chats.imported", count=len(users), chat_id=chat_id))
 
 
 async def stats(message: Message, t: Texts, clock: Clock) -> None:

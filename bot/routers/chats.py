@@ -36,24 +36,27 @@ def router() -> Router:
 
 async def access(message: Message, t: Texts, plans: Plans, clock: Clock, settings: Settings) -> None:
     assert message.from_user is not None
+    await message.answer(await links_text(message.from_user.id, t, plans, clock, settings) or t("access.none"))
+
+
+async def links_text(user_id: int, t: Texts, plans: Plans, clock: Clock, settings: Settings) -> str | None:
+    """Fresh one-time links to the chats of the user's active plan (for /access, and when a trial starts); None
+    when no active plan grants chats."""
     transport = OwnSessionTransport(SEND_TIMEOUT_SECONDS)  # the worker's ChatAdmin, on a session for this command
     api = bot_api_for(settings, transport)
     assert api is not None, "the bot runs with BOT_TOKEN"
     try:
-        granted = await fresh_links(message.from_user.id, chats=TelegramChats(api), plans=plans, now=clock())
+        granted = await fresh_links(user_id, chats=TelegramChats(api), plans=plans, now=clock())
     except ChatBusy:
-        await message.answer(t("access.unavailable"))
-        return
+        return str(t("access.unavailable"))
     finally:
         await transport.close()
     if granted is None:
-        await message.answer(t("access.none"))
-        return
+        return None
     plan, links = granted
     if not links:  # the bot cannot invite in any of the plan's chats (logged; the worker tells the admin chat)
-        await message.answer(t("access.unavailable"))
-        return
-    await message.answer(t("access.links", plan=t.plan_title(plan.title), links="\n".join(links)))
+        return str(t("access.unavailable"))
+    return str(t("access.links", plan=t.plan_title(plan.title), links="\n".join(links)))
 
 
 async def member_joined(event: ChatMemberUpdated, plans: Plans, clock: Clock,

@@ -10,7 +10,9 @@ from billing.clock import Clock
 from billing.errors import UnknownPlan
 from billing.plans import Catalogue as Plans
 from billing.trials import start_trial, trial_used
+from bot.routers.chats import links_text
 from bot.texts import Texts
+from settings import Settings
 
 
 class TrialChosen(CallbackData, prefix="trial"):
@@ -35,7 +37,7 @@ async def with_trial_buttons(keyboard: InlineKeyboardMarkup, user_id: int, t: Te
 
 
 async def trial_pressed(query: CallbackQuery, callback_data: TrialChosen, t: Texts, plans: Plans,
-                        clock: Clock) -> None:
+                        clock: Clock, settings: Settings) -> None:
     try:
         plan = plans.get(callback_data.plan)
         started = await start_trial(plan, query.from_user.id, now=clock())
@@ -50,3 +52,7 @@ async def trial_pressed(query: CallbackQuery, callback_data: TrialChosen, t: Tex
         return
     await query.message.answer(t("trial.started", plan=t.plan_title(plan.title),
                                  until=t.moment(started.subscription.current_period_end)))
+    if plan.chats:  # the same access as a paid period: the links to the plan's chats
+        text = await links_text(query.from_user.id, t, plans, clock, settings)
+        if text:
+            await query.message.answer(text)

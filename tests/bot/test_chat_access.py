@@ -275,3 +275,47 @@ async def test_a_former_member_who_pays_again_rejoins_and_is_removed_and_told_ag
         assert chats.status(CHAT, USER_ID) == "left"
     removed = [m["text"] for m in fake.bot_messages(USER_ID) if "removed" in m["text"]]
     assert len(removed) == 4, "told for each chat, each time"
+
+
+async def test_chats_import_keeps_the_members_already_inside_when_a_chat_is_first_managed(
+        client, chat_worker, fake, chats, dispatcher, bot):
+    inside = [USER_ID + 10, USER_ID + 11, USER_ID + 12]
+    await send(dispatcher, bot, f"/chats import {CHAT} {inside[0]} {inside[1]}\n{inside[2]}", user_id=ADMIN_ID)
+    assert "3" in last_text(fake, ADMIN_ID) and str(CHAT) in last_text(fake, ADMIN_ID)
+    rows = await ChatAccess.find({"chat_id": CHAT}).to_list()
+    assert sorted(row.user_id for row in rows) == inside
+    assert {row.status for row in rows} == {ChatAccessStatus.WHITELISTED}
+    for wrong in (f"/chats import {CHAT}", f"/chats import -100555 {inside[0]}", f"/chats import {CHAT} ann",
+                  f"/chats import {CHAT} 0"):
+        await send(dispatcher, bot, wrong, user_id=ADMIN_ID)
+        assert last_text(fake, ADMIN_ID).startswith("Usage: /chats import"), wrong
+    await send(dispatcher, bot, f"/chats import {CHAT} {USER_ID + 20}")  # not an admin: nothing
+    assert await ChatAccess.find({"user_id": USER_ID + 20}).count() == 0
+
+    link = (await bot.create_chat_invite_link(CHAT)).invite_link  # e.g. the chat's old shared link
+    for user_id in (inside[0], USER_ID + 30):
+        await dispatcher.feed_raw_update(bot, await chats.joins(fake, CHAT, user_id, link))
+    await chat_worker.drain()
+    assert chats.is_member(CHAT, inside[0]), "imported: kept"
+    assert chats.status(CHAT, USER_ID + 30) == "left", "not imported, no subscription: removed"
+
+
+TRIAL_PLANS = PLANS + "trial_days = 7\n"
+
+
+async def test_a_trial_of_a_plan_with_chats_gives_the_same_links(client, fake, chats, tmp_path, settings, clock,
+                                                                  bot):
+    path = tmp_path / "trial.toml"
+    path.write_text(TRIAL_PLANS, encoding="utf-8")
+    dispatcher = build_dispatcher(settings, load_plans(path), clock=clock, ledger=client.app[LEDGER],
+                                  renewal_queue=client.app[QUEUES])
+    await send(dispatcher, bot, "/subscribe")
+    message = fake.bot_messages(USER_ID)[-1]
+    [data] = [button["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for button in row
+              if button.get("callback_data", "").startswith("trial:")]
+    await dispatcher.feed_raw_update(bot, {"update_id": 70, "callback_query": {
+        "id": "cq70", "chat_instance": "1", "data": data, "message": message,
+        "from": {"id": USER_ID, "is_bot": False, "first_name": "Ivan", "language_code": "en"}}})
+    links = links_in(last_text(fake, USER_ID))
+    assert len(links) == 2 and chats.join(CHAT, USER_ID, links[0])
+    assert await ChatAccess.find({"user_id": USER_ID}).count() == 2
