@@ -48,6 +48,7 @@ def seed_rows(start: int, stop: int, now: datetime) -> tuple[list[dict], list[di
         label, user_id = f"inv_{n:024x}", 1 + n // 10
         operations.append({"provider": provider, "operation_id": f"op{n}", "label": label, "amount": amount,
                            "currency": currency, "status": "applied", "recorded_at": at, "applied_at": at,
+                           "notified_at": at,
                            "was_applied": False})
         invoices.append({"label": label, "user_id": user_id, "plan": "month", "amounts": {currency: amount},
                          "period_days": 30, "status": "paid", "created_at": at, "expires_at": at, "provider": provider,
