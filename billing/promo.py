@@ -14,9 +14,11 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from billing.claims import claim
+from billing.grants import grant
 from billing.invoices import create_invoice, find_invoice
+from billing.ledger import Ledger
 from billing.money import MINOR_DIGITS
-from billing.plans import Plan
+from billing.plans import Catalogue, Plan
 from db import Invoice, InvoiceStatus
 from db.promo import PromoCode, PromoKind, PromoRedemption
 
@@ -216,3 +218,22 @@ async def release_use(code: str) -> None:
 
 async def redemptions(code: str) -> list[PromoRedemption]:
     return await PromoRedemption.find(PromoRedemption.code == code).sort("at").to_list()
+
+
+async def redeem_gift(promo: PromoCode, user_id: int, plans: Catalogue, ledger: Ledger, *, now: datetime,
+                      ttl_seconds: int) -> Plan:
+    """A gift code's days of its plan for this user, once (the bot's /promo and the payment page): the use is
+    claimed first; the grant's label and operation derive from the code and the user, so a repeat after a crash
+    between the two finishes the grant and never gives it twice. Raises PromoRefused("already_used")."""
+    assert promo.gift_plan is not None and promo.gift_days is not None
+    plan = replace(plans.get(promo.gift_plan), period_days=promo.gift_days)
+    try:
+        await claim_use(promo.code, user_id, plan.name, now=now)
+    except PromoRefused as refused:
+        if refused.reason != "already_used":
+            raise
+    result = await grant(ledger, plan, user_id, request_id=f"gift:{promo.code}:{user_id}", now=now,
+                         ttl_seconds=ttl_seconds)
+    if not result.fresh:
+        raise PromoRefused("already_used")
+    return plan

@@ -33,6 +33,7 @@ from webhook_server.views.payouts import (
     reject_payout_view,
 )
 from webhook_server.views.promo_api import create_promo_view, get_promo_view, list_promo_view
+from webhook_server.views.promo_page import apply_promo
 from webhook_server.views.renewal import cancel_renewal, renewal_page
 from webhook_server.views.yookassa import notify_yookassa, pay_with_yookassa
 
@@ -42,6 +43,7 @@ ROUTES = [
     web.post("/pay/{label}/renewal", cancel_renewal, name="pay_renewal_cancel"),
     web.post("/pay/{label}/yookassa", pay_with_yookassa, name="pay_yookassa"),
     web.post("/pay/{label}/choose", choose_payment, name="pay_choose"),
+    web.post("/pay/{label}/promo", apply_promo, name="pay_promo"),
     web.post("/notify/yookassa", notify_yookassa, name="notify_yookassa"),
     web.post("/notify/yoomoney", notify_handler("yoomoney"), name="notify_yoomoney"),
     web.post("/notify/click/prepare", click_handler(ClickAction.PREPARE), name="notify_click_prepare"),

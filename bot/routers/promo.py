@@ -3,19 +3,16 @@ a gift code grants its days through the admin grant's road (billing/grants.py), 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from billing.clock import Clock
 from billing.errors import UnknownPlan
-from billing.grants import grant
 from billing.invoices import pay_link
 from billing.ledger import Ledger
 from billing.plans import Catalogue as Plans
-from billing.promo import PromoInvalid, PromoRefused, claim_use, discounted_invoice, find_code
+from billing.promo import PromoInvalid, PromoRefused, discounted_invoice, find_code, redeem_gift
 from bot.keyboards import plans_keyboard
 from bot.offers import Offer
 from bot.texts import Texts
@@ -71,17 +68,5 @@ async def promo_command(message: Message, command: CommandObject, t: Texts, plan
 
 async def _gift(message: Message, promo: PromoCode, user_id: int, t: Texts, plans: Plans, ledger: Ledger,
                 settings: Settings, clock: Clock) -> None:
-    """The use is claimed first; the grant's label and operation derive from the code and the user, so a
-    repeated /promo after a crash between the two finishes the grant and never gives it twice."""
-    assert promo.gift_plan is not None and promo.gift_days is not None
-    plan = replace(plans.get(promo.gift_plan), period_days=promo.gift_days)
-    try:
-        await claim_use(promo.code, user_id, plan.name, now=clock())
-    except PromoRefused as refused:
-        if refused.reason != "already_used":
-            raise
-    result = await grant(ledger, plan, user_id, request_id=f"gift:{promo.code}:{user_id}", now=clock(),
-                         ttl_seconds=settings.invoice_ttl_seconds)
-    if not result.fresh:
-        raise PromoRefused("already_used")
+    plan = await redeem_gift(promo, user_id, plans, ledger, now=clock(), ttl_seconds=settings.invoice_ttl_seconds)
     await message.answer(t("promo.gifted", plan=t.plan_title(plan.title), days=promo.gift_days))

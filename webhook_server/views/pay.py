@@ -17,11 +17,12 @@ from billing.providers.base import PageForm
 from billing.receipt_contact import ContactProblem, contact_needed, mask, saved_contact
 from billing.subscriptions import get_subscription
 from bot.texts import Texts, catalogue, page_language
-from db import Invoice, InvoiceStatus
+from db import Invoice, InvoiceKind, InvoiceStatus
 from db.users import stored_language
 from webhook_server.keys import CLOCK, PLANS, PROVIDERS, SETTINGS
 from webhook_server.views.consent_terms import RenewOption, choice_action, renew_option, renewing_providers
 from webhook_server.views.payme import card_form
+from webhook_server.views.promo_page import PROMO_PROBLEM, promo_action, promo_problem
 from webhook_server.views.signed_form import signed_query
 
 RETURNED = "returned"
@@ -105,6 +106,9 @@ async def pay_page(request: web.Request) -> web.Response:
         "renew": renew,
         "choice_action": choice_action(label),
         "contact": contact,
+        "promo": {"action": promo_action(label), "fields": signed_query(request),
+                  "problem": promo_problem(request.query.get(PROMO_PROBLEM)),
+                  "offered": invoice.kind is InvoiceKind.PLAN and not invoice.promo_code and bool(forms or renew)},
         # Payme's card binding (views/payme.py), shown once the payer chose to renew with Payme
         "payme_card": card_form(request, invoice, t) if renew and consent and consent.provider == "payme" else None,
         "renewal_url": str(URL(f"/pay/{label}/renewal").with_query(signed_query(request))),
