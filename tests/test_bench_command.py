@@ -41,3 +41,13 @@ def test_the_bench_command_prints_every_figure(redis_conn: redis.Redis):
                          rf"{PAYMENTS} \|", out), f"every payment active and told with {workers} worker(s):\n{out}"
     for process in ("`ymds web`", "`ymds worker` (the largest)", "`ymds bot`", "the database stand-in"):
         assert re.search(rf"\| {re.escape(process)}.* \| \d+ MB \|", out), f"no peak RSS for {process}:\n{out}"
+
+
+def test_the_dashboard_bench_prints_every_page_against_its_target(redis_conn: redis.Redis):
+    run = subprocess.run([sys.executable, "-m", "bench.dashboard", "--payments", "200", "--redis-url",
+                          REDIS_TEST_URL], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for page in ("overview", "payments, first page", "payments, 300 days back", "invoices, first page",
+                 "a subscriber's page", "find by invoice label", "renewals in dunning", "payments CSV, one day"):
+        row = rf"\| {re.escape(page)} \| {NUMBER} ms \| {NUMBER} ms \| {NUMBER} ms \| {NUMBER} ms \| ({NUMBER}×|—) \| "
+        assert re.search(row + r"≤ 1.5× \| (yes|no|—)", run.stdout), f"no figures for {page!r}:\n{run.stdout}"
