@@ -44,8 +44,8 @@ def test_the_bench_command_prints_every_figure(redis_conn: redis.Redis):
 
 
 def test_the_dashboard_bench_prints_every_page_against_its_target(redis_conn: redis.Redis):
-    run = subprocess.run([sys.executable, "-m", "bench.dashboard", "--payments", "200", "--redis-url",
-                          REDIS_TEST_URL], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = subprocess.run([sys.executable, "-m", "bench.dashboard", "--payments", "200", "--idle-seconds", "1",
+                          "--redis-url", REDIS_TEST_URL], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     for page in ("overview", "payments, first page", "payments, 300 days back", "invoices, first page",
                  "a subscriber's page", "find by invoice label", "renewals in dunning", "payments CSV, one day"):
