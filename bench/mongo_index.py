@@ -57,8 +57,11 @@ class Indexes:
         self.order: dict[Hashable, int] = {}  # when each document was first stored: mongomock's natural order
         self.expired_at = 0.0
         self.scans: Counter[str] = Counter()  # lookups no index answered, by the fields they asked for
+        self.writes = 0  # documents stored, changed or removed: the sorted orders below are as of a count
+        self.sorted_cache: dict[tuple[str, bool], tuple[int, list[Document]]] = {}
 
     def file(self, key: Hashable, document: Document) -> None:
+        self.writes += 1
         self.order.setdefault(key, len(self.order))
         for prefix, entries in self.entries.items():
             values: list[Hashable] = []
@@ -99,7 +102,9 @@ class Indexes:
     def expire(self) -> None:
         if time.monotonic() - self.expired_at >= EXPIRY_INTERVAL_SECONDS:
             self.expired_at = time.monotonic()
+            before = len(self.store._documents)
             self.store._remove_expired_documents()
+            self.writes += before - len(self.store._documents)
 
     def candidates(self, filter: Document) -> list[Document] | None:
         """The documents that may match `filter`, in the stored order; None when no index answers it."""
@@ -116,6 +121,37 @@ class Indexes:
         keys = keys | set(self.touched)
         ordered = sorted(keys, key=lambda key: self.order.get(key, -1)) if len(keys) > 1 else keys
         return [documents[key] for key in ordered if key in documents]
+
+
+    def sorted_by(self, field: str, descending: bool) -> list[Document] | None:
+        """The documents ordered by `field` as MongoDB walks an index led by it (missing or null first when
+        ascending; ties in the stored order, as mongomock's stable sort keeps them), for a sort with a limit:
+        the first documents that match are then the answer, without filtering every document first. None
+        when no index leads with the field or its values are not of one comparable kind."""
+        if (field,) not in self.entries:
+            return None
+        cached = self.sorted_cache.get((field, descending))
+        if cached is not None and cached[0] == self.writes:
+            return cached[1]
+        try:
+            ordered = sorted(self.store._documents.values(), key=lambda document: _sort_key(document, field),
+                             reverse=descending)
+        except TypeError:
+            return None
+        self.sorted_cache[(field, descending)] = (self.writes, ordered)
+        return ordered
+
+
+def _sort_key(document: Document, field: str) -> tuple[int, Any]:
+    try:
+        value = helpers.get_value_by_dot(document, field)
+    except KeyError:
+        value = None
+    if value is None:
+        return (0, 0)
+    if isinstance(value, list | dict):
+        raise TypeError("an array or a document: MongoDB's order is not a plain comparison")
+    return (1, index_key(value))
 
 
 def equalities(filter: Document) -> dict[str, Hashable]:
@@ -152,6 +188,7 @@ class IndexedStore:
 
     def __delitem__(self, key: Hashable) -> None:
         del self._real._documents[key]
+        self._indexes.writes += 1
 
     def __contains__(self, key: Hashable) -> bool:
         self._indexes.expire()
@@ -186,6 +223,21 @@ class IndexedCollection(mongomock.Collection):
     @property
     def _store(self) -> IndexedStore:  # type: ignore[override]
         return IndexedStore(self._db_store[self._name], self._indexes)
+
+    def first_sorted(self, filter: Document, field: str, descending: bool, limit: int) -> list[Document] | None:
+        """The first `limit` documents matching `filter` in the order of `field`, walked through the order an
+        index gives; None when no index leads with the field (mongomock then filters and sorts everything)."""
+        self._indexes.expire()
+        ordered = self._indexes.sorted_by(field, descending)
+        if ordered is None:
+            return None
+        found = []
+        for document in ordered:
+            if filter_applies(filter, document):
+                found.append(document)
+                if len(found) == limit:
+                    break
+        return found
 
     def _iter_documents(self, filter: Document) -> Iterator[Document]:
         self._indexes.expire()

@@ -178,6 +178,12 @@ def insert(db: mongomock.Database, command: Document) -> Document:
 
 
 def find(db: mongomock.Database, command: Document) -> Document:
+    sort, limit = command.get("sort") or {}, abs(command.get("limit") or 0)
+    if len(sort) == 1 and limit and not command.get("skip") and not command.get("projection"):
+        [(field, direction)] = sort.items()
+        first = db[command["find"]].first_sorted(command.get("filter", {}), field, direction < 0, limit)
+        if first is not None:  # an index led by the sort field answers a page, as MongoDB's would
+            return cursor(f"{db.name}.{command['find']}", first)
     found = db[command["find"]].find(command.get("filter", {}), command.get("projection"))
     if command.get("sort"):
         found = found.sort(list(command["sort"].items()))

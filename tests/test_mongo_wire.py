@@ -100,3 +100,24 @@ async def test_it_counts_the_lookups_no_index_answers(collection):
     await collection.find_one({"label": "L"})  # no index on operations.label
     scans = (await collection.database.command({"benchCommandCounts": 1}))["scans"]
     assert scans == {"operations {label}": 1}
+
+
+async def test_a_sorted_page_through_an_index_answers_as_mongomock_and_follows_writes(collection):
+    """The dashboard's pages: a sort on an indexed field with a limit walks the index's order, first matches
+    first, ties in the stored order; an insert, an update of the field or a delete changes the next answer."""
+    await collection.create_index([("recorded_at", -1)], name="recorded")
+    await collection.insert_many([{"provider": "p", "operation_id": str(n), "recorded_at": n % 7, "status": n % 2}
+                                  for n in range(40)])
+
+    async def page(filter: dict, direction: int = -1) -> list[str]:
+        cursor = collection.find(filter).sort("recorded_at", direction).limit(5)
+        return [doc["operation_id"] async for doc in cursor]
+
+    assert await page({}) == ["6", "13", "20", "27", "34"]
+    assert await page({"status": 0, "recorded_at": {"$lt": 6}}) == ["12", "26", "4", "18", "32"]
+    assert await page({}, 1) == ["0", "7", "14", "21", "28"]
+    await collection.insert_one({"provider": "p", "operation_id": "new", "recorded_at": 99})
+    await collection.update_one({"operation_id": "13"}, {"$set": {"recorded_at": -1}})
+    await collection.delete_one({"operation_id": "20"})
+    assert await page({}) == ["new", "6", "27", "34", "5"]
+    assert (await page({}, 1))[0] == "13"
