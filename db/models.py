@@ -117,6 +117,8 @@ class Invoice(Record):
             IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
             IndexModel([("created_at", DESCENDING)], name="created"),  # the dashboard's newest-first invoices
             IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
+            # the dashboard's MRR: the paid plan invoices of the last year, a range on one index
+            IndexModel([("kind", ASCENDING), ("status", ASCENDING), ("paid_at", ASCENDING)], name="kind_status_paid"),
         ]
 
 
