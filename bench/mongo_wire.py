@@ -179,10 +179,15 @@ def insert(db: mongomock.Database, command: Document) -> Document:
 
 def find(db: mongomock.Database, command: Document) -> Document:
     sort, limit = command.get("sort") or {}, abs(command.get("limit") or 0)
-    if len(sort) == 1 and limit and not command.get("skip") and not command.get("projection"):
+    projection = command.get("projection") or {}
+    included = all(value in (1, True) and "." not in name for name, value in projection.items())
+    if len(sort) == 1 and limit and not command.get("skip") and included:
         [(field, direction)] = sort.items()
         first = db[command["find"]].first_sorted(command.get("filter", {}), field, direction < 0, limit)
         if first is not None:  # an index led by the sort field answers a page, as MongoDB's would
+            if projection:  # the fields named (as Beanie names its model's), and _id
+                first = [{name: value for name, value in document.items() if name in projection or name == "_id"}
+                         for document in first]
             return cursor(f"{db.name}.{command['find']}", first)
     found = db[command["find"]].find(command.get("filter", {}), command.get("projection"))
     if command.get("sort"):

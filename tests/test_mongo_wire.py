@@ -121,3 +121,5 @@ async def test_a_sorted_page_through_an_index_answers_as_mongomock_and_follows_w
     await collection.delete_one({"operation_id": "20"})
     assert await page({}) == ["new", "6", "27", "34", "5"]
     assert (await page({}, 1))[0] == "13"
+    projected = collection.find({}, {"operation_id": 1}).sort("recorded_at", -1).limit(2)
+    assert [set(doc) async for doc in projected] == [{"_id", "operation_id"}] * 2
