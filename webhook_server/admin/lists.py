@@ -5,7 +5,6 @@ failed job), each through the same domain function as the admin API and the bot,
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from aiohttp import web
 
@@ -20,7 +19,7 @@ from db import InvoiceKind, InvoiceStatus
 from db.admin import AdminSession
 from db.payouts import ClaimStatus
 from rq_access import failed_jobs, requeue_failed
-from webhook_server.admin.views import _now, _render, _texts, page
+from webhook_server.admin.views import _now, _render, _texts, cursor_time, page
 from webhook_server.keys import LEDGER, PROVIDERS, QUEUES, REDIS
 
 INVOICE_STATUSES = [status.value for status in InvoiceStatus]
@@ -34,16 +33,6 @@ async def confirmed(request: web.Request) -> None:
     the form without it; a form sent some other way without it is refused and changes nothing)."""
     if (await request.post()).get("confirm") != "yes":
         raise web.HTTPBadRequest(text="tick the confirmation box and send the form again")
-
-
-def cursor_time(request: web.Request, name: str) -> datetime | None:
-    text = request.query.get(name)
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an ISO date-time") from None
 
 
 def choice(request: web.Request, name: str, allowed: list[str]) -> str | None:

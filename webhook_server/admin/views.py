@@ -71,6 +71,17 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
     return response
 
 
+def cursor_time(request: web.Request, name: str) -> datetime | None:
+    """A list's cursor (`before`, `after`): the last row's sort key as an ISO date-time; 400 when it is not one."""
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an ISO date-time") from None
+
+
 def _rate_limited(request: web.Request) -> bool:
     ip = client_ip(request.remote or "", request.headers.get("X-Forwarded-For"), request.app[TRUSTED_PROXIES])
     return request.app[LIMITER].too_many(ip)
@@ -178,12 +189,7 @@ async def overview_page(request: web.Request, session: AdminSession) -> web.Resp
 @page()
 async def payments_list(request: web.Request, session: AdminSession) -> web.Response:
     status = request.query.get("status") or None
-    before_text = request.query.get("before")
-    try:
-        before = datetime.fromisoformat(before_text) if before_text else None
-    except ValueError:
-        raise web.HTTPBadRequest(text="before must be an ISO date-time") from None
-    rows = await dashboard.payments_page(status=status, before=before)
+    rows = await dashboard.payments_page(status=status, before=cursor_time(request, "before"))
     return _render(request, "payments.html", {"session": session, "rows": rows, "status": status or "",
                                               "more": len(rows) == dashboard.PAGE_SIZE})
 

@@ -12,6 +12,7 @@ from billing import bounded_json
 from billing.errors import LedgerUnavailable, ProviderUnavailable
 from billing.holds import ConfirmUnsupported, NothingToConfirm, confirm_hold
 from billing.invoices import create_invoice, get_invoice, pay_link
+from billing.ledger import find_operation
 from billing.orders import (
     ORDER_ID,
     OrderConflict,
@@ -163,7 +164,7 @@ async def receipt_url(invoice: Invoice) -> str | None:
     if not invoice.paid_by:
         return None
     provider, _, operation_id = invoice.paid_by.partition(":")
-    paying = await Operation.find_one({"provider": provider, "operation_id": operation_id})
+    paying = await find_operation(provider, operation_id)
     return paying.receipt_url if paying else None
 
 
